@@ -1,0 +1,49 @@
+// pipesched: the cost model the simulator reads.
+#pragma once
+
+#include <vector>
+
+#include "pipesched/core/action.hpp"
+#include "pipesched/core/params.hpp"
+
+namespace pipesched {
+
+/// Costs for a simulation: per-pass costs, optional per-stage overrides (uneven stages),
+/// optional per-link latency and bandwidth matrices (p x p, row = sender) and the size of
+/// one boundary tensor.
+struct sim_costs {
+  cost_model base{};
+  std::vector<cost_model> per_stage;  ///< empty, or one entry per global stage
+  std::vector<double> latency;        ///< empty, or p*p latencies
+  std::vector<double> bandwidth;      ///< empty, or p*p bytes per time unit (0: infinite)
+  double boundary_bytes = 0;          ///< bytes of one activation or gradient boundary
+  double activation_bytes = 0;        ///< bytes one micro-batch leaves on one rank's slice
+
+  constexpr sim_costs() = default;
+  constexpr sim_costs(cost_model c) : base(c) {}
+
+  constexpr cost_model const& of(int stage) const {
+    return per_stage.empty() ? base : per_stage[static_cast<std::size_t>(stage)];
+  }
+  /// Duration of compute pass kind at stage.
+  constexpr double duration(op kind, int stage) const {
+    cost_model const& c = of(stage);
+    switch (kind) {
+    case op::forward: return c.f;
+    case op::backward: return c.b + c.w;
+    case op::backward_input: return c.b;
+    case op::backward_weight: return c.w;
+    default: return 0.0;
+    }
+  }
+  /// Time for a boundary to go from rank a to rank b (0 on the same rank).
+  constexpr double link(int a, int b, int p) const {
+    if (a == b) return 0.0;
+    std::size_t k = static_cast<std::size_t>(a) * static_cast<std::size_t>(p) + static_cast<std::size_t>(b);
+    double t = latency.empty() ? base.c : latency[k];
+    if (!bandwidth.empty() && bandwidth[k] > 0) t += boundary_bytes / bandwidth[k];
+    return t;
+  }
+};
+
+} // namespace pipesched

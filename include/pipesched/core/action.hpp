@@ -1,0 +1,82 @@
+// pipesched: the passes and the small POD action every table is made of.
+#pragma once
+
+#include <cstdint>
+
+#include "pipesched/core/config.hpp"
+
+namespace pipesched {
+
+/// What one entry of a rank's list does.
+enum class op : std::uint8_t {
+  forward,         ///< F: forward of one micro-batch through one stage
+  backward,        ///< B: fused backward (input and weight gradients together)
+  backward_input,  ///< I: input-gradient backward only
+  backward_weight, ///< W: weight-gradient backward only
+  send_act,        ///< send a stage's output activation to the rank of the next stage
+  recv_act,        ///< receive a stage's input activation from the rank of the previous stage
+  send_grad,       ///< send a stage's input gradient to the rank of the previous stage
+  recv_grad,       ///< receive a stage's output gradient from the rank of the next stage
+};
+
+inline constexpr int op_count = 8;
+
+PIPESCHED_HD constexpr bool is_compute(op k) { return k <= op::backward_weight; }
+PIPESCHED_HD constexpr bool is_transfer(op k) { return k >= op::send_act; }
+PIPESCHED_HD constexpr bool is_send(op k) { return k == op::send_act || k == op::send_grad; }
+PIPESCHED_HD constexpr bool is_recv(op k) { return k == op::recv_act || k == op::recv_grad; }
+/// F, or a backward pass that produces the input gradient (B or I).
+PIPESCHED_HD constexpr bool makes_input_grad(op k) { return k == op::backward || k == op::backward_input; }
+
+/// The letters PyTorch's action format uses ("F", "B", "I", "W", "SEND_F", ...).
+constexpr const char* op_name(op k) {
+  switch (k) {
+  case op::forward: return "F";
+  case op::backward: return "B";
+  case op::backward_input: return "I";
+  case op::backward_weight: return "W";
+  case op::send_act: return "SEND_F";
+  case op::recv_act: return "RECV_F";
+  case op::send_grad: return "SEND_B";
+  case op::recv_grad: return "RECV_B";
+  }
+  return "?";
+}
+
+inline constexpr std::uint16_t no_slot = 0xffff;
+inline constexpr std::uint16_t no_rank = 0xffff;
+
+/// One entry of a rank's list.
+///
+/// - stage: the global stage index (for transfers: the stage that sends for SEND_*, the
+///   stage that receives for RECV_*, as in PyTorch's format), mb: the micro-batch.
+/// - peer: the other rank of a transfer.
+/// - Buffer slots (indices into the rank's boundary buffers, no_slot when unused):
+///   F reads `in` (input activation) and writes `out` (output activation);
+///   B and I read `in` (output gradient) and `aux` (the saved input activation) and write
+///   `out` (input gradient); W reads `in` (output gradient) and `aux` (input activation);
+///   SEND_* reads `in`; RECV_* writes `out`.
+struct action {
+  op kind = op::forward;
+  std::uint8_t chunk = 0;
+  std::uint16_t stage = 0;
+  std::uint16_t mb = 0;
+  std::uint16_t peer = no_rank;
+  std::uint16_t in = no_slot;
+  std::uint16_t out = no_slot;
+  std::uint16_t aux = no_slot;
+
+  friend constexpr bool operator==(action const&, action const&) = default;
+};
+
+/// Compute action for (kind, stage, micro-batch).
+PIPESCHED_HD constexpr action make_action(op k, int stage, int mb, int chunk = 0) {
+  action a{};
+  a.kind = k;
+  a.stage = static_cast<std::uint16_t>(stage);
+  a.mb = static_cast<std::uint16_t>(mb);
+  a.chunk = static_cast<std::uint8_t>(chunk);
+  return a;
+}
+
+} // namespace pipesched

@@ -1,0 +1,113 @@
+// pipesched: error codes shared by generators, lowering, verification and parsers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace pipesched {
+
+/// Every problem pipesched can report. Compile-time checks static_assert on these codes;
+/// run-time callers get them in a `diagnostic` with the place where the problem is.
+enum class errc : std::uint8_t {
+  ok = 0,
+  // parameters
+  zero_ranks,
+  zero_microbatches,
+  zero_chunks,
+  needs_one_chunk,
+  needs_two_chunks,
+  group_size_out_of_range,
+  too_large,
+  negative_cost,
+  // tables
+  stage_out_of_range,
+  microbatch_out_of_range,
+  wrong_rank,
+  missing_pass,
+  duplicate_pass,
+  mixed_backward,
+  backward_before_forward,
+  weight_before_input,
+  cyclic_wait,
+  // lowering and transfers
+  missing_recv,
+  transfer_mismatch,
+  transfer_deadlock,
+  // memory
+  memory_bound_exceeded,
+  // text input
+  parse_error,
+  // paths
+  bad_path,
+};
+
+/// A short sentence that says what is wrong and what to change.
+constexpr const char* message(errc e) {
+  switch (e) {
+  case errc::ok: return "ok";
+  case errc::zero_ranks: return "stages<P> must be at least 1: a pipeline needs one rank or more";
+  case errc::zero_microbatches: return "microbatches<M> must be at least 1";
+  case errc::zero_chunks: return "chunks<V> must be at least 1";
+  case errc::needs_one_chunk:
+    return "this schedule holds one chunk per rank: drop chunks<V> or use interleaved_1f1b for V > 1";
+  case errc::needs_two_chunks: return "V-shape schedules hold exactly two chunks per rank: use chunks<2> or drop it";
+  case errc::group_size_out_of_range:
+    return "group_size<G> must be between 1 and the number of micro-batches (0 picks the default, min(p, m))";
+  case errc::too_large: return "too many ranks, stages or micro-batches: at most 4096 ranks and 65535 stages or micro-batches";
+  case errc::negative_cost: return "costs must be non-negative and F + B + W must be positive";
+  case errc::stage_out_of_range: return "an action names a stage outside 0..S-1";
+  case errc::microbatch_out_of_range: return "an action names a micro-batch outside 0..m-1";
+  case errc::wrong_rank: return "an action runs on a rank that does not hold its stage";
+  case errc::missing_pass: return "a (pass, stage, micro-batch) that every schedule must run is missing";
+  case errc::duplicate_pass: return "a (pass, stage, micro-batch) appears more than once";
+  case errc::mixed_backward: return "a (stage, micro-batch) has both a fused B and a split I/W backward";
+  case errc::backward_before_forward: return "a backward pass comes before its own forward on the same rank";
+  case errc::weight_before_input: return "a weight-gradient pass W comes before its input-gradient pass I";
+  case errc::cyclic_wait: return "the ranks' orders wait on each other in a cycle: the schedule would hang";
+  case errc::missing_recv: return "a pass that needs a boundary from another rank has no receive before it";
+  case errc::transfer_mismatch: return "a send and the receive its peer posts at the same point do not match";
+  case errc::transfer_deadlock: return "the blocking sends and receives wait on each other: the lowered schedule would hang";
+  case errc::memory_bound_exceeded: return "a rank's peak activation memory exceeds the schedule's bound";
+  case errc::parse_error: return "the text is not a valid action list";
+  case errc::bad_path: return "a micro-batch path breaks a path rule";
+  }
+  return "unknown error";
+}
+
+/// An error value: the code and, where it applies, where it was found.
+struct diagnostic {
+  errc code = errc::ok;
+  int rank = -1;     ///< rank (CSV row) or -1
+  int position = -1; ///< index in the rank's list (CSV cell) or -1
+  int stage = -1;
+  int mb = -1;
+  const char* detail = nullptr; ///< optional finer description (static string)
+
+  constexpr explicit operator bool() const { return code != errc::ok; }
+  constexpr bool ok() const { return code == errc::ok; }
+};
+
+/// Human-readable form of a diagnostic ("cyclic_wait at rank 2, position 7: ...").
+inline std::string to_string(diagnostic const& d) {
+  std::string s = message(d.code);
+  if (d.detail) {
+    s += " (";
+    s += d.detail;
+    s += ")";
+  }
+  auto add = [&](const char* name, int v) {
+    if (v >= 0) {
+      s += ", ";
+      s += name;
+      s += " ";
+      s += std::to_string(v);
+    }
+  };
+  add("rank", d.rank);
+  add("position", d.position);
+  add("stage", d.stage);
+  add("micro-batch", d.mb);
+  return s;
+}
+
+} // namespace pipesched

@@ -1,0 +1,148 @@
+// pipesched: schedules as types — parameters, compile-time generation, lowering and checks.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
+#include "pipesched/analysis/verify.hpp"
+#include "pipesched/core/counts.hpp"
+#include "pipesched/core/static_table.hpp"
+#include "pipesched/core/table.hpp"
+#include "pipesched/lower/lower.hpp"
+
+namespace pipesched {
+
+/// What a schedule family provides: a name, a parameter check and a constexpr generator of
+/// the compute table (the same function serves compile time and run time).
+template <class F>
+concept schedule_family = requires(params const& pr) {
+  { F::name } -> std::convertible_to<const char*>;
+  { F::check(pr) } -> std::same_as<diagnostic>;
+  { F::generate(pr) } -> std::same_as<table>;
+};
+
+namespace detail {
+
+template <class T> constexpr void apply_param(params& pr) {
+  if constexpr (is_int_param<T, stages>::value) pr.p = T::value;
+  else if constexpr (is_int_param<T, microbatches>::value) pr.m = T::value;
+  else if constexpr (is_int_param<T, chunks>::value) pr.v = T::value;
+  else if constexpr (is_int_param<T, group_size>::value) pr.g = T::value;
+  else if constexpr (is_costs<T>::value) pr.cost = cost_model{T::f, T::b, T::w, T::c};
+  else
+    static_assert(dependent_false<T>, "pipesched: unknown schedule parameter; a schedule takes stages<P>, "
+                                      "microbatches<M> and optionally chunks<V>, group_size<G>, costs<F,B,W,C>");
+}
+
+template <class... Ps> constexpr params parse_params() {
+  params pr{};
+  (apply_param<Ps>(pr), ...);
+  return pr;
+}
+
+/// The lowered table of a family for given parameters (or a failed table).
+template <schedule_family Family> constexpr table build(params const& pr) {
+  if (auto d = Family::check(pr)) return failed(d);
+  return lower(Family::generate(pr), sim_costs{pr.cost});
+}
+
+struct build_summary {
+  diagnostic verdict{};
+  std::size_t total = 0;
+  int stages = 0;
+};
+
+template <schedule_family Family> constexpr build_summary summarize(params const& pr) {
+  build_summary s{};
+  if (auto d = Family::check(pr)) {
+    s.verdict = d;
+    return s;
+  }
+  table t = build<Family>(pr);
+  s.verdict = verify(t);
+  s.total = t.total_actions();
+  s.stages = t.stages;
+  return s;
+}
+
+/// The frozen lowered table, or an empty one when the parameters were refused.
+template <schedule_family Family, std::size_t R, std::size_t S, std::size_t N>
+constexpr static_table<R, S, N> freeze_built(params const& pr, bool valid) {
+  if (!valid) return static_table<R, S, N>{};
+  table t = build<Family>(pr);
+  return freeze<R, S, N>(t);
+}
+
+/// One static_assert per error code, so the compiler prints the sentence for the one that
+/// fired. E is ok when everything passed.
+template <errc E> constexpr bool report() {
+  static_assert(E != errc::zero_ranks, "pipesched: stages<P> must be at least 1: a pipeline needs one rank or more");
+  static_assert(E != errc::zero_microbatches, "pipesched: microbatches<M> must be at least 1");
+  static_assert(E != errc::zero_chunks, "pipesched: chunks<V> must be at least 1");
+  static_assert(E != errc::needs_one_chunk, "pipesched: this schedule holds one chunk per rank: drop chunks<V> or "
+                                            "use interleaved_1f1b for V > 1");
+  static_assert(E != errc::needs_two_chunks,
+                "pipesched: V-shape schedules hold exactly two chunks per rank: use chunks<2> or drop it");
+  static_assert(E != errc::group_size_out_of_range,
+                "pipesched: group_size<G> must be between 1 and the number of micro-batches (0 picks min(p, m))");
+  static_assert(E != errc::too_large,
+                "pipesched: too many ranks, stages or micro-batches (at most 4096 ranks, 65535 stages/micro-batches)");
+  static_assert(E != errc::negative_cost, "pipesched: costs<F,B,W,C> must be non-negative with F + B + W > 0");
+  static_assert(E != errc::stage_out_of_range, "pipesched: the table names a stage outside 0..S-1");
+  static_assert(E != errc::microbatch_out_of_range, "pipesched: the table names a micro-batch outside 0..m-1");
+  static_assert(E != errc::wrong_rank, "pipesched: the table puts a pass on a rank that does not hold its stage");
+  static_assert(E != errc::missing_pass,
+                "pipesched: the table misses a pass: every stage needs one F and one B (or one I and one W) "
+                "per micro-batch");
+  static_assert(E != errc::duplicate_pass, "pipesched: the table runs a (pass, stage, micro-batch) more than once");
+  static_assert(E != errc::mixed_backward,
+                "pipesched: a (stage, micro-batch) has both a fused B and a split I/W: use one or the other");
+  static_assert(E != errc::backward_before_forward,
+                "pipesched: a backward pass comes before its own forward on the same rank: move it later");
+  static_assert(E != errc::weight_before_input, "pipesched: a W pass comes before its I pass: move it later");
+  static_assert(E != errc::cyclic_wait, "pipesched: the ranks' orders wait on each other in a cycle: the schedule "
+                                        "would hang; reorder the passes so each waits only on earlier work");
+  static_assert(E != errc::missing_recv, "pipesched: a pass reads a boundary that was not received before it");
+  static_assert(E != errc::transfer_mismatch, "pipesched: a send and its peer's receive do not match");
+  static_assert(E != errc::transfer_deadlock, "pipesched: blocking sends and receives wait on each other: the "
+                                              "lowered schedule would hang");
+  static_assert(E != errc::memory_bound_exceeded, "pipesched: a rank's peak activation memory exceeds the "
+                                                  "schedule's bound");
+  static_assert(E != errc::parse_error, "pipesched: the action text does not parse (cells look like 0F0, 3B1, 2I0, "
+                                        "1W7: stage, pass, micro-batch)");
+  static_assert(E != errc::bad_path, "pipesched: a micro-batch path breaks a path rule");
+  return E == errc::ok;
+}
+
+} // namespace detail
+
+/// A schedule as a type: Family's generator run by the compiler for the parameters Ps...
+/// (stages<P>, microbatches<M>, chunks<V>, group_size<G>, costs<...>, in any order),
+/// lowered and verified; a failure stops compilation with a message that says what to
+/// change. `lowered` is the device-usable table a plan unrolls; `make()` gives the same
+/// table at run time for analysis.
+template <schedule_family Family, class... Ps> struct schedule {
+  using family = Family;
+  static constexpr const char* name = Family::name;
+  static constexpr params parameters = detail::parse_params<Ps...>();
+  static constexpr detail::build_summary summary = detail::summarize<Family>(parameters);
+  static constexpr bool valid = detail::report<summary.verdict.code>();
+  /// The lowered table (transfers and buffer slots included).
+  static constexpr table make() { return detail::build<Family>(parameters); }
+  static constexpr int ranks = parameters.p;
+  static constexpr int microbatches = parameters.m;
+  static constexpr auto lowered =
+      detail::freeze_built<Family, static_cast<std::size_t>(ranks > 0 ? ranks : 1),
+                           static_cast<std::size_t>(summary.stages), summary.total>(parameters, valid);
+};
+
+/// A type is a schedule when it carries a verified lowered table.
+template <class S>
+concept schedule_type = requires {
+  S::lowered;
+  S::parameters;
+  { S::make() } -> std::same_as<table>;
+};
+
+} // namespace pipesched

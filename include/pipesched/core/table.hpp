@@ -1,0 +1,116 @@
+// pipesched: the per-rank table every generator produces and every analysis reads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "pipesched/core/action.hpp"
+#include "pipesched/core/diagnostic.hpp"
+#include "pipesched/core/params.hpp"
+
+namespace pipesched {
+
+/// How global stages map to ranks.
+enum class placement : std::uint8_t {
+  loop,   ///< chunk k of rank r is stage k*p + r (v = 1: stage r)
+  v_shape, ///< v = 2: rank r holds stage r and stage 2p-1-r
+  custom, ///< given stage by stage
+};
+
+/// Global stage of chunk k on rank r.
+constexpr int stage_of(placement pl, int p, int r, int k) {
+  if (pl == placement::v_shape) return k == 0 ? r : 2 * p - 1 - r;
+  return k * p + r;
+}
+
+/// A schedule: for each rank, its ordered list of actions; plus what is needed to read it
+/// (stage placement, micro-batch routes). Generators fill `lists` with compute actions only;
+/// `lower()` adds the transfers and buffer slots. Usable in constant expressions.
+struct table {
+  int ranks = 0;        ///< p
+  int microbatches = 0; ///< m
+  int chunks = 1;       ///< v: stages per rank
+  int stages = 0;       ///< S = p * v
+  placement place = placement::loop;
+  bool split_backward = false; ///< backward is I + W rather than a fused B
+  bool forward_only = false;   ///< inference: no backward at all
+  bool lowered = false;        ///< lists hold transfers and slots
+  /// Peak activation memory the generator promises, in chunk-activations (1/v of the
+  /// reference unit); 0 when it promises none. verify() checks it.
+  int memory_bound_chunks = 0;
+  std::vector<int> stage_rank;  ///< rank of each global stage
+  std::vector<int> stage_chunk; ///< chunk index of each global stage on its rank
+  /// Route of each micro-batch through the stages; empty: every micro-batch visits 0..S-1.
+  std::vector<std::vector<int>> paths;
+  std::vector<std::vector<action>> lists; ///< one list per rank
+  std::vector<int> slot_count;            ///< buffer slots per rank (lowered tables)
+  diagnostic error{};                     ///< set when the generator refused its parameters
+
+  constexpr bool ok() const { return error.ok(); }
+  constexpr int rank_of(int s) const { return stage_rank[static_cast<std::size_t>(s)]; }
+  constexpr int chunk_of(int s) const { return stage_chunk[static_cast<std::size_t>(s)]; }
+
+  constexpr int route_length(int j) const {
+    return paths.empty() ? stages : static_cast<int>(paths[static_cast<std::size_t>(j)].size());
+  }
+  constexpr int route_at(int j, int i) const {
+    return paths.empty() ? i : paths[static_cast<std::size_t>(j)][static_cast<std::size_t>(i)];
+  }
+  /// Position of stage s in micro-batch j's route, or -1 when j skips s.
+  constexpr int route_index(int j, int s) const {
+    if (paths.empty()) return (s >= 0 && s < stages) ? s : -1;
+    auto const& pth = paths[static_cast<std::size_t>(j)];
+    for (std::size_t i = 0; i < pth.size(); ++i)
+      if (pth[i] == s) return static_cast<int>(i);
+    return -1;
+  }
+  /// The stage after s on j's route, or -1 at the route's end (the loss).
+  constexpr int next_stage(int j, int s) const {
+    int i = route_index(j, s);
+    return (i < 0 || i + 1 >= route_length(j)) ? -1 : route_at(j, i + 1);
+  }
+  /// The stage before s on j's route, or -1 at the route's start (the input).
+  constexpr int prev_stage(int j, int s) const {
+    int i = route_index(j, s);
+    return i <= 0 ? -1 : route_at(j, i - 1);
+  }
+  constexpr std::size_t total_actions() const {
+    std::size_t n = 0;
+    for (auto const& l : lists) n += l.size();
+    return n;
+  }
+};
+
+/// An empty table carrying only an error.
+constexpr table failed(diagnostic d) {
+  table t{};
+  t.error = d;
+  return t;
+}
+
+/// A table with p ranks and v chunks each under placement pl, and empty lists.
+constexpr table make_table(int p, int m, int v, placement pl) {
+  table t{};
+  t.ranks = p;
+  t.microbatches = m;
+  t.chunks = v;
+  t.stages = p * v;
+  t.place = pl;
+  t.stage_rank.assign(static_cast<std::size_t>(t.stages), 0);
+  t.stage_chunk.assign(static_cast<std::size_t>(t.stages), 0);
+  for (int r = 0; r < p; ++r)
+    for (int k = 0; k < v; ++k) {
+      int s = stage_of(pl, p, r, k);
+      t.stage_rank[static_cast<std::size_t>(s)] = r;
+      t.stage_chunk[static_cast<std::size_t>(s)] = k;
+    }
+  t.lists.assign(static_cast<std::size_t>(p), std::vector<action>{});
+  return t;
+}
+
+/// Appends compute action (kind, stage, mb) to the list of the stage's rank.
+constexpr void push(table& t, op kind, int stage, int mb) {
+  t.lists[static_cast<std::size_t>(t.rank_of(stage))].push_back(make_action(kind, stage, mb, t.chunk_of(stage)));
+}
+
+} // namespace pipesched
