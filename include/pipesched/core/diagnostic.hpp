@@ -39,6 +39,8 @@ enum class errc : std::uint8_t {
   parse_error,
   // paths
   bad_path,
+  // names
+  unknown_schedule,
 };
 
 /// A short sentence that says what is wrong and what to change.
@@ -70,6 +72,7 @@ constexpr const char* message(errc e) {
   case errc::memory_bound_exceeded: return "a rank's peak activation memory exceeds the schedule's bound";
   case errc::parse_error: return "the text is not a valid action list";
   case errc::bad_path: return "a micro-batch path breaks a path rule";
+  case errc::unknown_schedule: return "no schedule has that name";
   }
   return "unknown error";
 }

@@ -50,6 +50,8 @@ template <schedule_family Family> constexpr table build(params const& pr) {
 struct build_summary {
   diagnostic verdict{};
   std::size_t total = 0;
+  int ranks = 0;
+  int microbatches = 0;
   int stages = 0;
 };
 
@@ -62,6 +64,8 @@ template <schedule_family Family> constexpr build_summary summarize(params const
   table t = build<Family>(pr);
   s.verdict = verify(t);
   s.total = t.total_actions();
+  s.ranks = t.ranks;
+  s.microbatches = t.microbatches;
   s.stages = t.stages;
   return s;
 }
@@ -112,6 +116,7 @@ template <errc E> constexpr bool report() {
   static_assert(E != errc::parse_error, "pipesched: the action text does not parse (cells look like 0F0, 3B1, 2I0, "
                                         "1W7: stage, pass, micro-batch)");
   static_assert(E != errc::bad_path, "pipesched: a micro-batch path breaks a path rule");
+  static_assert(E != errc::unknown_schedule, "pipesched: no schedule has that name");
   return E == errc::ok;
 }
 
@@ -130,11 +135,12 @@ template <schedule_family Family, class... Ps> struct schedule {
   static constexpr bool valid = detail::report<summary.verdict.code>();
   /// The lowered table (transfers and buffer slots included).
   static constexpr table make() { return detail::build<Family>(parameters); }
-  static constexpr int ranks = parameters.p;
-  static constexpr int microbatches = parameters.m;
+  static constexpr int ranks = summary.ranks;
+  static constexpr int microbatches = summary.microbatches;
+  static constexpr int stages = summary.stages;
   static constexpr auto lowered =
       detail::freeze_built<Family, static_cast<std::size_t>(ranks > 0 ? ranks : 1),
-                           static_cast<std::size_t>(summary.stages), summary.total>(parameters, valid);
+                           static_cast<std::size_t>(stages), summary.total>(parameters, valid);
 };
 
 /// A type is a schedule when it carries a verified lowered table.

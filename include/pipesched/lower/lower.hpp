@@ -32,6 +32,7 @@ struct boundary_object {
   int ref_pos[4] = {0, 0, 0, 0};
   int ref_field[4] = {0, 0, 0, 0}; ///< 0: in, 1: out, 2: aux
   constexpr void use(int pos, int field) {
+    if (pos < 0) return; // absent in an incomplete (imported) table
     ref_pos[nrefs] = pos;
     ref_field[nrefs] = field;
     ++nrefs;
@@ -76,6 +77,9 @@ constexpr void assign_slots(table& t) {
     o.use(birth, field);
     return o;
   };
+  auto keep = [&](boundary_object const& o) {
+    if (o.birth >= 0) objs.push_back(o);
+  };
   for (int j = 0; j < t.microbatches; ++j) {
     for (int i = 1; i < t.route_length(j); ++i) {
       int s = t.route_at(j, i), prev = t.route_at(j, i - 1);
@@ -87,22 +91,22 @@ constexpr void assign_slots(table& t) {
         x.use(backward_pos(s, j), 2);
         if (int w = at(op::backward_weight, s, j); w >= 0) x.use(w, 2);
       }
-      objs.push_back(x);
+      keep(x);
       if (rp != r) {
         boundary_object y = make(rp, at(op::forward, prev, j), 1);
         y.use(at(op::send_act, prev, j), 0);
-        objs.push_back(y);
+        keep(y);
       }
       if (t.forward_only) continue;
       // gradient from s back to prev: dx of s (and dy of prev)
       boundary_object dy = rp == r ? make(r, backward_pos(s, j), 1) : make(rp, at(op::recv_grad, prev, j), 1);
       dy.use(backward_pos(prev, j), 0);
       if (int w = at(op::backward_weight, prev, j); w >= 0) dy.use(w, 0);
-      objs.push_back(dy);
+      keep(dy);
       if (rp != r) {
         boundary_object dx = make(r, backward_pos(s, j), 1);
         dx.use(at(op::send_grad, s, j), 0);
-        objs.push_back(dx);
+        keep(dx);
       }
     }
   }

@@ -1,0 +1,378 @@
+// pipesched: the command-line tool — show, compare, export and import schedules.
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/analysis/verify.hpp"
+#include "pipesched/core/action_text.hpp"
+#include "pipesched/schedules/registry.hpp"
+
+namespace {
+
+using namespace pipesched;
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+constexpr const char* main_help = R"(pipesched: pipeline-parallel schedules — generate, check, simulate, draw, export.
+
+usage: pipesched <command> [options]
+
+commands:
+  list       the schedule names
+  show       one schedule's per-rank order and its metrics
+  compare    every schedule side by side for one (p, m, costs)
+  export     one schedule as csv (PyTorch's action format)
+  import     read a PyTorch-format CSV, verify and simulate it
+
+'pipesched <command> --help' describes each command's options.
+)";
+
+constexpr const char* schedule_options = R"(  --schedule NAME        gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min forward-only
+  --stages P             pipeline ranks (devices)
+  --microbatches M       micro-batches per iteration
+  --chunks V             model chunks per rank (interleaved; V-shape schedules use 2)
+  --group G              interleaved micro-batch group size (default min(p, m))
+  --costs F,B,W[,C]      per-stage (per-chunk when V > 1) costs of the forward, the
+                         input-gradient backward and the weight-gradient backward, and the
+                         link latency; a fused backward costs B+W (default 1,1,1,0)
+)";
+
+struct options {
+  std::map<std::string, std::string> values;
+  std::vector<std::string> positional;
+  bool has(std::string const& k) const { return values.count(k) != 0; }
+  std::string get(std::string const& k, std::string const& def = "") const {
+    auto it = values.find(k);
+    return it == values.end() ? def : it->second;
+  }
+};
+
+options parse_options(int argc, char** argv, int first, std::vector<std::string> const& with_value,
+                      std::vector<std::string> const& flags) {
+  options o;
+  for (int i = first; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) {
+      o.positional.push_back(a);
+      continue;
+    }
+    std::string key = a.substr(2), value;
+    bool inline_value = false;
+    if (auto eq = key.find('='); eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+      inline_value = true;
+    }
+    bool takes_value = false, known = false;
+    for (auto const& k : with_value)
+      if (k == key) takes_value = known = true;
+    for (auto const& k : flags)
+      if (k == key) known = true;
+    if (!known) throw usage_error("unknown option --" + key);
+    if (takes_value && !inline_value) {
+      if (i + 1 >= argc) throw usage_error("option --" + key + " needs a value");
+      value = argv[++i];
+    }
+    if (!takes_value && inline_value) throw usage_error("option --" + key + " takes no value");
+    o.values[key] = value;
+  }
+  return o;
+}
+
+int to_int(std::string const& name, std::string const& s, int lo, int hi) {
+  int v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) throw usage_error("--" + name + " needs an integer, got '" + s + "'");
+  if (v < lo || v > hi)
+    throw usage_error("--" + name + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  return v;
+}
+
+double to_double(std::string const& what, std::string const& s) {
+  try {
+    std::size_t used = 0;
+    double v = std::stod(s, &used);
+    if (used != s.size() || !(v >= 0) || v > 1e12) throw std::invalid_argument("");
+    return v;
+  } catch (std::exception const&) {
+    throw usage_error(what + " needs a non-negative number, got '" + s + "'");
+  }
+}
+
+cost_model parse_costs(std::string const& s) {
+  std::vector<double> v;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    auto comma = s.find(',', pos);
+    if (comma == std::string::npos) comma = s.size();
+    v.push_back(to_double("--costs", s.substr(pos, comma - pos)));
+    pos = comma + 1;
+  }
+  if (v.size() < 3 || v.size() > 4) throw usage_error("--costs takes F,B,W or F,B,W,C");
+  cost_model c{v[0], v[1], v[2], v.size() == 4 ? v[3] : 0.0};
+  if (c.f + c.b + c.w <= 0) throw usage_error("--costs: F + B + W must be positive");
+  return c;
+}
+
+params schedule_params(options const& o, bool need_name) {
+  if (need_name && !o.has("schedule")) throw usage_error("--schedule NAME is required");
+  if (!o.has("stages")) throw usage_error("--stages P is required");
+  if (!o.has("microbatches")) throw usage_error("--microbatches M is required");
+  params pr{};
+  pr.p = to_int("stages", o.get("stages"), 1, max_ranks);
+  pr.m = to_int("microbatches", o.get("microbatches"), 1, max_index);
+  if (o.has("chunks")) pr.v = to_int("chunks", o.get("chunks"), 1, 64);
+  if (o.has("group")) pr.g = to_int("group", o.get("group"), 1, max_index);
+  if (o.has("costs")) pr.cost = parse_costs(o.get("costs"));
+  return pr;
+}
+
+std::string json_number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+/// One JSON object of metrics for a table.
+std::string metrics_json(std::string_view name, table const& t, simulation const& sim, diagnostic const& verdict,
+                         double budget = -1) {
+  std::ostringstream o;
+  o << "{";
+  if (!name.empty()) o << "\"schedule\":" << json_string(name) << ",";
+  o << "\"stages\":" << t.ranks << ",\"microbatches\":" << t.microbatches << ",\"chunks\":" << t.chunks
+    << ",\"makespan\":" << json_number(sim.makespan) << ",\"max_rank_span\":" << json_number(sim.max_rank_span)
+    << ",\"bubble_ratio\":" << json_number(sim.bubble_ratio) << ",\"peak_memory\":[";
+  double peak = 0;
+  for (std::size_t r = 0; r < sim.peak_memory.size(); ++r) {
+    o << (r ? "," : "") << json_number(sim.peak_memory[r]);
+    peak = sim.peak_memory[r] > peak ? sim.peak_memory[r] : peak;
+  }
+  o << "],\"busy\":[";
+  for (std::size_t r = 0; r < sim.busy.size(); ++r) o << (r ? "," : "") << json_number(sim.busy[r]);
+  o << "],\"verified\":" << (verdict.ok() ? "true" : "false");
+  if (!verdict.ok()) o << ",\"error\":" << json_string(to_string(verdict));
+  if (budget >= 0) o << ",\"fits_budget\":" << (peak <= budget + 1e-9 ? "true" : "false");
+  o << "}";
+  return o.str();
+}
+
+void print_metrics(std::ostream& os, table const& t, simulation const& sim, diagnostic const& verdict) {
+  os << "ranks " << t.ranks << ", stages " << t.stages << ", micro-batches " << t.microbatches << "\n";
+  os << "makespan " << json_number(sim.makespan) << ", largest rank span " << json_number(sim.max_rank_span)
+     << ", bubble ratio " << json_number(sim.bubble_ratio) << "\n";
+  os << "peak memory per rank (unit: one micro-batch's activations on one rank's slice):";
+  for (double m : sim.peak_memory) os << " " << json_number(m);
+  os << "\n";
+  os << "verified: " << (verdict.ok() ? std::string("yes") : "NO — " + to_string(verdict)) << "\n";
+}
+
+void print_lists(std::ostream& os, table const& t) {
+  for (int r = 0; r < t.ranks; ++r) {
+    os << "rank " << r << ":";
+    for (action const& a : t.lists[static_cast<std::size_t>(r)])
+      if (is_compute(a.kind)) os << " " << format_action(a);
+    os << "\n";
+  }
+}
+
+table build(std::string const& name, params const& pr) {
+  table t = make_schedule(name, pr);
+  if (!t.ok()) {
+    if (t.error.code == errc::unknown_schedule) {
+      std::string names;
+      for (auto const& e : schedule_registry) names += " " + std::string(e.name);
+      throw usage_error("unknown schedule '" + name + "'; known:" + names);
+    }
+    throw usage_error("schedule '" + name + "' refused its parameters: " + to_string(t.error));
+  }
+  return t;
+}
+
+int cmd_list() {
+  for (auto const& e : schedule_registry) std::cout << e.name << "\t" << e.summary << "\n";
+  return 0;
+}
+
+int cmd_show(int argc, char** argv) {
+  auto o = parse_options(argc, argv, 2, {"schedule", "stages", "microbatches", "chunks", "group", "costs"},
+                         {"json", "help"});
+  if (o.has("help")) {
+    std::cout << "usage: pipesched show --schedule NAME --stages P --microbatches M [options] [--json]\n\n"
+              << "Prints each rank's compute order and the simulated metrics.\n\n"
+              << schedule_options << "  --json                 one JSON object of metrics\n";
+    return 0;
+  }
+  params pr = schedule_params(o, true);
+  table t = build(o.get("schedule"), pr);
+  diagnostic verdict = verify(t);
+  simulation sim = simulate(t, sim_costs{pr.cost});
+  if (o.has("json")) {
+    std::cout << metrics_json(o.get("schedule"), t, sim, verdict) << "\n";
+    return verdict.ok() ? 0 : 1;
+  }
+  std::cout << o.get("schedule") << "\n";
+  print_lists(std::cout, t);
+  print_metrics(std::cout, t, sim, verdict);
+  return verdict.ok() ? 0 : 1;
+}
+
+int cmd_compare(int argc, char** argv) {
+  auto o = parse_options(argc, argv, 2, {"stages", "microbatches", "costs", "memory-budget"}, {"json", "help"});
+  if (o.has("help")) {
+    std::cout << "usage: pipesched compare --stages P --microbatches M [--costs F,B,W[,C]] [--memory-budget X] "
+                 "[--json]\n\n"
+                 "Every training schedule for the same model: costs are those of one rank's whole slice\n"
+                 "(1/p of the layers); a schedule with V chunks per rank gets 1/V of them per chunk.\n"
+                 "Memory is in the unit of one micro-batch's activations on one rank's slice.\n";
+    return 0;
+  }
+  params base = schedule_params(o, false);
+  double budget = o.has("memory-budget") ? to_double("--memory-budget", o.get("memory-budget")) : -1;
+  std::vector<std::string> rows;
+  struct row {
+    std::string name;
+    table t;
+    simulation sim;
+    diagnostic verdict;
+  };
+  std::vector<row> results;
+  for (auto const& e : schedule_registry) {
+    if (e.name == "forward-only") continue;
+    params pr = base;
+    pr.v = 0;
+    table probe = make_schedule(e.name, pr, false);
+    if (!probe.ok()) continue;
+    double v = probe.chunks > 0 ? probe.chunks : 1;
+    pr.cost.f /= v;
+    pr.cost.b /= v;
+    pr.cost.w /= v;
+    table t = make_schedule(e.name, pr);
+    results.push_back({std::string(e.name), t, simulate(t, sim_costs{pr.cost}), verify(t)});
+  }
+  if (o.has("json")) {
+    std::cout << "[";
+    for (std::size_t i = 0; i < results.size(); ++i)
+      std::cout << (i ? ",\n " : "") << metrics_json(results[i].name, results[i].t, results[i].sim,
+                                                     results[i].verdict, budget);
+    std::cout << "]\n";
+    return 0;
+  }
+  std::printf("%-13s %6s %10s %8s %8s  %-s\n", "schedule", "chunks", "makespan", "bubble", "memory",
+              budget >= 0 ? "fits  peak memory per rank" : "peak memory per rank");
+  for (auto const& r : results) {
+    double peak = 0;
+    std::string per;
+    for (double m : r.sim.peak_memory) {
+      peak = m > peak ? m : peak;
+      per += json_number(m) + " ";
+    }
+    std::printf("%-13s %6d %10s %7.1f%% %8s  %s%s%s\n", r.name.c_str(), r.t.chunks, json_number(r.sim.makespan).c_str(),
+                100.0 * r.sim.bubble_ratio, json_number(peak).c_str(),
+                budget < 0 ? "" : (peak <= budget + 1e-9 ? "yes   " : "no    "), per.c_str(),
+                r.verdict.ok() ? "" : " (NOT VERIFIED)");
+  }
+  return 0;
+}
+
+int cmd_export(int argc, char** argv) {
+  auto o = parse_options(argc, argv, 2, {"schedule", "stages", "microbatches", "chunks", "group", "costs", "format"},
+                         {"transfers", "help"});
+  if (o.has("help")) {
+    std::cout << "usage: pipesched export --schedule NAME --stages P --microbatches M [options] --format csv\n\n"
+              << "Writes one CSV row per rank (rank 0 first); each cell is an action in PyTorch's\n"
+              << "syntax {stage}{F|B|I|W}{microbatch} with the global stage index.\n\n"
+              << schedule_options << "  --format csv           output format\n"
+              << "  --transfers            include SEND_F/RECV_F/SEND_B/RECV_B cells\n";
+    return 0;
+  }
+  params pr = schedule_params(o, true);
+  std::string fmt = o.get("format", "csv");
+  table t = build(o.get("schedule"), pr);
+  if (fmt == "csv") {
+    std::cout << format_actions(t, o.has("transfers"));
+    return 0;
+  }
+  throw usage_error("unknown --format '" + fmt + "' (csv)");
+}
+
+int cmd_import(int argc, char** argv) {
+  auto o = parse_options(argc, argv, 2, {"costs"}, {"json", "help"});
+  if (o.has("help")) {
+    std::cout << "usage: pipesched import FILE [--costs F,B,W[,C]] [--json]\n\n"
+                 "Reads a PyTorch-format CSV (one row per rank, cells like 2F0, 5I3, 1W7, optionally\n"
+                 "SEND/RECV cells), verifies it and simulates it.\n";
+    return 0;
+  }
+  if (o.positional.size() != 1) throw usage_error("import takes one FILE");
+  std::ifstream in(o.positional[0], std::ios::binary);
+  if (!in) throw usage_error("cannot open '" + o.positional[0] + "'");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  table t = parse_actions(text);
+  if (!t.ok()) {
+    std::cerr << "pipesched import: " << o.positional[0] << ": " << to_string(t.error) << "\n";
+    return 1;
+  }
+  cost_model c = o.has("costs") ? parse_costs(o.get("costs")) : cost_model{};
+  diagnostic verdict = verify(t);
+  simulation sim = verdict.ok() ? simulate(t, sim_costs{c}) : simulation{};
+  if (o.has("json")) {
+    std::cout << metrics_json("", t, sim, verdict) << "\n";
+  } else {
+    print_lists(std::cout, t);
+    print_metrics(std::cout, t, sim, verdict);
+  }
+  return verdict.ok() ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0 ||
+        std::strcmp(argv[1], "-h") == 0) {
+      std::cout << main_help;
+      return argc < 2 ? 2 : 0;
+    }
+    std::string cmd = argv[1];
+    if (cmd == "list") return cmd_list();
+    if (cmd == "show") return cmd_show(argc, argv);
+    if (cmd == "compare") return cmd_compare(argc, argv);
+    if (cmd == "export") return cmd_export(argc, argv);
+    if (cmd == "import") return cmd_import(argc, argv);
+    throw usage_error("unknown command '" + cmd + "'");
+  } catch (usage_error const& e) {
+    std::cerr << "pipesched: " << e.what() << "\n(see 'pipesched --help')\n";
+    return 2;
+  } catch (std::exception const& e) {
+    std::cerr << "pipesched: error: " << e.what() << "\n";
+    return 1;
+  }
+}
