@@ -1,10 +1,9 @@
 // pipesched: the cost model the simulator reads.
 #pragma once
 
-#include <vector>
-
 #include "pipesched/core/action.hpp"
 #include "pipesched/core/params.hpp"
+#include "pipesched/core/vec.hpp"
 
 namespace pipesched {
 
@@ -13,9 +12,9 @@ namespace pipesched {
 /// one boundary tensor.
 struct sim_costs {
   cost_model base{};
-  std::vector<cost_model> per_stage;  ///< empty, or one entry per global stage
-  std::vector<double> latency;        ///< empty, or p*p latencies
-  std::vector<double> bandwidth;      ///< empty, or p*p bytes per time unit (0: infinite)
+  vec<cost_model> per_stage;  ///< empty, or one entry per global stage
+  vec<double> latency;        ///< empty, or p*p latencies
+  vec<double> bandwidth;      ///< empty, or p*p bytes per time unit (0: infinite)
   double boundary_bytes = 0;          ///< bytes of one activation or gradient boundary
   double activation_bytes = 0;        ///< bytes one micro-batch leaves on one rank's slice
 

@@ -1,8 +1,6 @@
 // pipesched: list-scheduling simulation of a table under a cost model.
 #pragma once
 
-#include <vector>
-
 #include "pipesched/analysis/cost.hpp"
 #include "pipesched/core/graph.hpp"
 #include "pipesched/core/table.hpp"
@@ -22,21 +20,21 @@ struct simulation {
   double makespan = 0;
   double max_rank_span = 0;
   double bubble_ratio = 0;
-  std::vector<double> rank_start, rank_end, busy, idle;
-  std::vector<int> peak_chunks;
-  std::vector<double> peak_memory;
-  std::vector<double> peak_bytes; ///< peak_memory times sim_costs::activation_bytes
-  std::vector<std::vector<op_time>> times; ///< per rank, per list entry (transfers: zero length)
+  vec<double> rank_start, rank_end, busy, idle;
+  vec<int> peak_chunks;
+  vec<double> peak_memory;
+  vec<double> peak_bytes; ///< peak_memory times sim_costs::activation_bytes
+  vec<vec<op_time>> times; ///< per rank, per list entry (transfers: zero length)
   /// Compute passes (rank, position) in an order that respects every dependency.
-  std::vector<detail::op_ref> order;
+  vec<detail::op_ref> order;
   constexpr bool ok() const { return error.ok(); }
 };
 
 namespace detail {
 
 /// Peak of the running chunk-activation count on each rank (F +1, B -1, W -1, I 0).
-constexpr std::vector<int> peak_chunk_counts(table const& t) {
-  std::vector<int> peaks(static_cast<std::size_t>(t.ranks), 0);
+constexpr vec<int> peak_chunk_counts(table const& t) {
+  vec<int> peaks(static_cast<std::size_t>(t.ranks), 0);
   for (int r = 0; r < t.ranks; ++r) {
     int cur = 0, peak = 0;
     for (action const& a : t.lists[static_cast<std::size_t>(r)]) {
@@ -74,61 +72,70 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
   }
   std::size_t const p = static_cast<std::size_t>(t.ranks);
   sim.times.assign(p, {});
-  std::vector<std::vector<char>> done(p);
-  for (std::size_t r = 0; r < p; ++r) {
-    sim.times[r].assign(t.lists[r].size(), op_time{});
-    done[r].assign(t.lists[r].size(), 0);
-  }
-  std::vector<std::size_t> ptr(p, 0);
-  std::vector<double> free_at(p, 0.0);
+  for (std::size_t r = 0; r < p; ++r) sim.times[r].assign(t.lists[r].size(), op_time{-1.0, -1.0});
+  vec<std::size_t> ptr(p, 0);
+  vec<double> free_at(p, 0.0);
   std::size_t remaining = t.total_actions();
   sim.order.reserve(remaining);
-  while (remaining > 0) {
-    bool progress = false;
-    for (std::size_t r = 0; r < p; ++r) {
-      auto const& list = t.lists[r];
-      while (ptr[r] < list.size()) {
-        action const& a = list[ptr[r]];
-        if (!is_compute(a.kind)) {
-          sim.times[r][ptr[r]] = op_time{free_at[r], free_at[r]};
-          done[r][ptr[r]] = 1;
-          ++ptr[r];
-          --remaining;
-          progress = true;
-          continue;
-        }
-        auto dp = detail::dependencies(t, ix, a);
-        double start = free_at[r];
-        bool ready = true;
-        for (int k = 0; k < dp.n; ++k) {
-          auto d = dp.d[k];
-          if (!done[static_cast<std::size_t>(d.rank)][static_cast<std::size_t>(d.pos)]) {
-            ready = false;
-            break;
-          }
-          double arrive = sim.times[static_cast<std::size_t>(d.rank)][static_cast<std::size_t>(d.pos)].end +
-                          costs.link(d.rank, static_cast<int>(r), t.ranks);
-          start = arrive > start ? arrive : start;
-        }
-        if (!ready) break;
-        double end = start + costs.duration(a.kind, a.stage);
-        sim.times[r][ptr[r]] = op_time{start, end};
-        done[r][ptr[r]] = 1;
-        free_at[r] = end;
-        sim.order.push_back(detail::op_ref{static_cast<int>(r), static_cast<int>(ptr[r])});
+  // Worklist of ranks to advance: a rank runs until its next pass waits on another rank;
+  // finishing a pass wakes the ranks of the passes that consume its output.
+  vec<int> work;
+  work.reserve(p * 2);
+  for (std::size_t r = p; r-- > 0;) work.push_back(static_cast<int>(r));
+  vec<char> queued(p, 1);
+  while (!work.empty()) {
+    std::size_t const r = static_cast<std::size_t>(work.back());
+    work.pop_back();
+    queued[r] = 0;
+    auto const& list = t.lists[r];
+    auto& times = sim.times[r];
+    while (ptr[r] < list.size()) {
+      action const& a = list[ptr[r]];
+      if (!is_compute(a.kind)) {
+        times[ptr[r]] = op_time{free_at[r], free_at[r]};
         ++ptr[r];
         --remaining;
-        progress = true;
+        continue;
+      }
+      auto dp = detail::dependencies(t, ix, a);
+      double start = free_at[r];
+      bool ready = true;
+      for (int k = 0; k < dp.n; ++k) {
+        double end = sim.times[static_cast<std::size_t>(dp.d[k].rank)][static_cast<std::size_t>(dp.d[k].pos)].end;
+        if (end < 0) {
+          ready = false;
+          break;
+        }
+        double arrive = dp.d[k].rank == static_cast<int>(r) ? end : end + costs.link(dp.d[k].rank, static_cast<int>(r), t.ranks);
+        start = arrive > start ? arrive : start;
+      }
+      if (!ready) break;
+      double end = start + costs.duration(a.kind, a.stage);
+      times[ptr[r]] = op_time{start, end};
+      free_at[r] = end;
+      sim.order.push_back(detail::op_ref{static_cast<int>(r), static_cast<int>(ptr[r])});
+      ++ptr[r];
+      --remaining;
+      // wake the rank that consumes this pass's output
+      int consumer = -1;
+      if (a.kind == op::forward) consumer = t.next_stage(a.mb, a.stage);
+      else if (makes_input_grad(a.kind)) consumer = t.prev_stage(a.mb, a.stage);
+      if (consumer >= 0) {
+        std::size_t q = static_cast<std::size_t>(t.rank_of(consumer));
+        if (q != r && !queued[q]) {
+          queued[q] = 1;
+          work.push_back(static_cast<int>(q));
+        }
       }
     }
-    if (!progress) {
-      for (std::size_t r = 0; r < p; ++r)
-        if (ptr[r] < t.lists[r].size()) {
-          action const& a = t.lists[r][ptr[r]];
-          sim.error = diagnostic{errc::cyclic_wait, static_cast<int>(r), static_cast<int>(ptr[r]), a.stage, a.mb};
-          return sim;
-        }
-    }
+  }
+  if (remaining > 0) {
+    for (std::size_t r = 0; r < p; ++r)
+      if (ptr[r] < t.lists[r].size()) {
+        action const& a = t.lists[r][ptr[r]];
+        sim.error = diagnostic{errc::cyclic_wait, static_cast<int>(r), static_cast<int>(ptr[r]), a.stage, a.mb};
+        return sim;
+      }
   }
   sim.rank_start.assign(p, 0.0);
   sim.rank_end.assign(p, 0.0);

@@ -56,27 +56,26 @@ inline constexpr std::uint16_t no_rank = 0xffff;
 ///   B and I read `in` (output gradient) and `aux` (the saved input activation) and write
 ///   `out` (input gradient); W reads `in` (output gradient) and `aux` (input activation);
 ///   SEND_* reads `in`; RECV_* writes `out`.
+///
+/// Trivially default-constructible on purpose (cheap arrays in constant expressions):
+/// make one with make_action(), which sets every field.
 struct action {
-  op kind = op::forward;
-  std::uint8_t chunk = 0;
-  std::uint16_t stage = 0;
-  std::uint16_t mb = 0;
-  std::uint16_t peer = no_rank;
-  std::uint16_t in = no_slot;
-  std::uint16_t out = no_slot;
-  std::uint16_t aux = no_slot;
+  op kind;
+  std::uint8_t chunk;
+  std::uint16_t stage;
+  std::uint16_t mb;
+  std::uint16_t peer;
+  std::uint16_t in;
+  std::uint16_t out;
+  std::uint16_t aux;
 
   friend constexpr bool operator==(action const&, action const&) = default;
 };
 
 /// Compute action for (kind, stage, micro-batch).
 PIPESCHED_HD constexpr action make_action(op k, int stage, int mb, int chunk = 0) {
-  action a{};
-  a.kind = k;
-  a.stage = static_cast<std::uint16_t>(stage);
-  a.mb = static_cast<std::uint16_t>(mb);
-  a.chunk = static_cast<std::uint8_t>(chunk);
-  return a;
+  return action{k,       static_cast<std::uint8_t>(chunk), static_cast<std::uint16_t>(stage),
+                static_cast<std::uint16_t>(mb), no_rank, no_slot, no_slot, no_slot};
 }
 
 } // namespace pipesched

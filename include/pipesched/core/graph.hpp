@@ -1,8 +1,6 @@
 // pipesched: where each compute pass of a table sits, and what it waits for.
 #pragma once
 
-#include <vector>
-
 #include "pipesched/core/table.hpp"
 
 namespace pipesched::detail {
@@ -18,8 +16,8 @@ struct op_ref {
 
 struct op_index {
   int stages = 0, microbatches = 0;
-  std::vector<op_ref> refs;
-  std::vector<op> kinds; ///< for slot 1: B or I
+  vec<op_ref> refs;
+  vec<op> kinds; ///< for slot 1: B or I
   constexpr std::size_t key(int slot, int s, int j) const {
     return (static_cast<std::size_t>(s) * static_cast<std::size_t>(microbatches) + static_cast<std::size_t>(j)) * 3u +
            static_cast<std::size_t>(slot);

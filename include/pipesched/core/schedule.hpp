@@ -47,8 +47,11 @@ template <schedule_family Family> constexpr table build(params const& pr) {
   return lower(Family::generate(pr), sim_costs{pr.cost});
 }
 
+/// Sizes of a family's tables, from one run of its generator: compute actions, and the
+/// lowered count (each output crossing to another rank adds a SEND and a RECV).
 struct build_summary {
-  diagnostic verdict{};
+  diagnostic verdict{}; ///< the parameter check's or the generator's refusal
+  std::size_t compute = 0;
   std::size_t total = 0;
   int ranks = 0;
   int microbatches = 0;
@@ -61,21 +64,109 @@ template <schedule_family Family> constexpr build_summary summarize(params const
     s.verdict = d;
     return s;
   }
-  table t = build<Family>(pr);
-  s.verdict = verify(t);
-  s.total = t.total_actions();
+  table t = Family::generate(pr);
+  if (!t.ok()) {
+    s.verdict = t.error;
+    return s;
+  }
   s.ranks = t.ranks;
   s.microbatches = t.microbatches;
   s.stages = t.stages;
+  s.compute = t.total_actions();
+  s.total = s.compute;
+  if (t.lowered) return s;
+  for (int r = 0; r < t.ranks; ++r)
+    for (action const& a : t.lists[static_cast<std::size_t>(r)]) {
+      if (a.stage >= t.stages || a.mb >= t.microbatches) continue; // verify() reports it
+      int peer = a.kind == op::forward ? t.next_stage(a.mb, a.stage)
+                                       : (makes_input_grad(a.kind) ? t.prev_stage(a.mb, a.stage) : -1);
+      if (peer >= 0 && t.rank_of(peer) != r) s.total += 2;
+    }
   return s;
 }
 
-/// The frozen lowered table, or an empty one when the parameters were refused.
 template <schedule_family Family, std::size_t R, std::size_t S, std::size_t N>
-constexpr static_table<R, S, N> freeze_built(params const& pr, bool valid) {
-  if (!valid) return static_table<R, S, N>{};
-  table t = build<Family>(pr);
+constexpr static_table<R, S, N> freeze_generated(params const& pr, bool ok) {
+  if (!ok) return static_table<R, S, N>{};
+  table t = Family::generate(pr);
   return freeze<R, S, N>(t);
+}
+
+/// Start, end and dependency order of every pass of a compute table (flat, in the
+/// table's action order), frozen between two constant evaluations.
+template <std::size_t N> struct static_timeline {
+  diagnostic error{};
+  double start[N > 0 ? N : 1] = {};
+  double end[N > 0 ? N : 1] = {};
+  int topo[N > 0 ? N : 1] = {};
+};
+
+template <std::size_t R, std::size_t S, std::size_t NC>
+constexpr static_timeline<NC> freeze_timeline(static_table<R, S, NC> const& compute, cost_model const& cost, bool ok) {
+  static_timeline<NC> tl{};
+  if (!ok || !compute.ok()) return tl;
+  table t = thaw(compute);
+  simulation sim = simulate(t, sim_costs{cost});
+  tl.error = sim.error;
+  if (!sim.ok()) return tl;
+  for (std::size_t r = 0; r < R; ++r) {
+    std::size_t const base = compute.offset[r];
+    for (std::size_t i = 0; i < compute.size(r); ++i) {
+      tl.start[base + i] = sim.times[r][i].start;
+      tl.end[base + i] = sim.times[r][i].end;
+    }
+  }
+  for (std::size_t k = 0; k < sim.order.size(); ++k)
+    tl.topo[compute.offset[static_cast<std::size_t>(sim.order[k].rank)] + static_cast<std::size_t>(sim.order[k].pos)] =
+        static_cast<int>(k);
+  return tl;
+}
+
+template <std::size_t R, std::size_t S, std::size_t N, std::size_t NC>
+constexpr static_table<R, S, N> freeze_transfers(static_table<R, S, NC> const& compute,
+                                                 static_timeline<NC> const& timeline, bool ok) {
+  static_table<R, S, N> st{};
+  if (!ok) return st;
+  if (!compute.ok() || !timeline.error.ok()) {
+    st.error = compute.ok() ? timeline.error : compute.error;
+    return st;
+  }
+  table t = thaw(compute);
+  if (t.lowered) return freeze<R, S, N>(t); // a user's table with its own transfers
+  vec<vec<op_time>> times(R);
+  vec<vec<int>> topo(R);
+  for (std::size_t r = 0; r < R; ++r) {
+    std::size_t const n = compute.size(r), base = compute.offset[r];
+    times[r].resize(n);
+    topo[r].resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      times[r][i] = op_time{timeline.start[base + i], timeline.end[base + i]};
+      topo[r][i] = timeline.topo[base + i];
+    }
+  }
+  table out = insert_transfers(t, times, topo);
+  return freeze<R, S, N>(out);
+}
+
+template <std::size_t R, std::size_t S, std::size_t N>
+constexpr static_table<R, S, N> freeze_slots(static_table<R, S, N> const& transfers, bool ok) {
+  if (!ok || !transfers.ok()) return transfers;
+  table t = thaw(transfers);
+  assign_slots(t);
+  return freeze<R, S, N>(t);
+}
+
+template <std::size_t R, std::size_t S, std::size_t N>
+constexpr diagnostic verify_frozen_structure(static_table<R, S, N> const& st, bool ok) {
+  if (!ok) return {};
+  if (!st.ok()) return st.error;
+  return verify_structure(thaw(st));
+}
+
+template <std::size_t R, std::size_t S, std::size_t N>
+constexpr diagnostic verify_frozen_flow(static_table<R, S, N> const& st, diagnostic const& structure, bool ok) {
+  if (!ok || !st.ok() || !structure.ok()) return structure;
+  return verify_flow(thaw(st));
 }
 
 /// One static_assert per error code, so the compiler prints the sentence for the one that
@@ -131,16 +222,32 @@ template <schedule_family Family, class... Ps> struct schedule {
   using family = Family;
   static constexpr const char* name = Family::name;
   static constexpr params parameters = detail::parse_params<Ps...>();
+  // Each step below is its own constant evaluation, so each gets the compiler's whole
+  // budget (g++: -fconstexpr-ops-limit, 2^25 by default).
   static constexpr detail::build_summary summary = detail::summarize<Family>(parameters);
-  static constexpr bool valid = detail::report<summary.verdict.code>();
-  /// The lowered table (transfers and buffer slots included).
-  static constexpr table make() { return detail::build<Family>(parameters); }
+  static constexpr bool parameters_ok = detail::report<summary.verdict.code>();
   static constexpr int ranks = summary.ranks;
   static constexpr int microbatches = summary.microbatches;
   static constexpr int stages = summary.stages;
-  static constexpr auto lowered =
-      detail::freeze_built<Family, static_cast<std::size_t>(ranks > 0 ? ranks : 1),
-                           static_cast<std::size_t>(stages), summary.total>(parameters, valid);
+  static constexpr std::size_t rank_count = static_cast<std::size_t>(ranks > 0 ? ranks : 1);
+  /// The generator's compute table.
+  static constexpr auto compute =
+      detail::freeze_generated<Family, rank_count, static_cast<std::size_t>(stages), summary.compute>(parameters,
+                                                                                                      parameters_ok);
+  /// When each pass runs under the family's cost model: the order transfers are placed in.
+  static constexpr auto timeline = detail::freeze_timeline(compute, parameters.cost, parameters_ok);
+  /// The compute table with SEND/RECV pairs inserted.
+  static constexpr auto transfers =
+      detail::freeze_transfers<rank_count, static_cast<std::size_t>(stages), summary.total>(compute, timeline,
+                                                                                             parameters_ok);
+  /// The lowered table (transfers and buffer slots included): what a plan unrolls.
+  static constexpr auto lowered = detail::freeze_slots(transfers, parameters_ok);
+  /// verify() of the lowered table: coverage, order, rendezvous transfers, memory bound.
+  static constexpr diagnostic structure = detail::verify_frozen_structure(lowered, parameters_ok);
+  static constexpr diagnostic verdict = detail::verify_frozen_flow(lowered, structure, parameters_ok);
+  static constexpr bool valid = parameters_ok && detail::report<verdict.code>();
+  /// The lowered table at run time, for analysis.
+  static constexpr table make() { return detail::build<Family>(parameters); }
 };
 
 /// A type is a schedule when it carries a verified lowered table.

@@ -1,4 +1,4 @@
-// pipesched: a lowered table frozen into fixed-size arrays, readable in device code.
+// pipesched: a table frozen into fixed-size arrays, readable in device code.
 #pragma once
 
 #include <cstddef>
@@ -17,38 +17,87 @@ template <std::size_t R, std::size_t S, std::size_t N> struct static_table {
   int microbatches = 0;
   int chunks = 0;
   int stages = 0;
+  placement place = placement::loop;
   bool split_backward = false;
   bool forward_only = false;
+  bool lowered = false;
+  int memory_bound_chunks = 0;
+  diagnostic error{}; ///< why the table is empty, when it is
   action actions[N > 0 ? N : 1] = {};
   std::uint32_t offset[R + 1] = {};
   std::uint16_t slot_count[R] = {};
   std::uint16_t stage_rank[S > 0 ? S : 1] = {};
+  std::uint8_t stage_chunk[S > 0 ? S : 1] = {};
 
   static constexpr std::size_t capacity = N;
   PIPESCHED_HD constexpr std::size_t size(std::size_t rank) const { return offset[rank + 1] - offset[rank]; }
   PIPESCHED_HD constexpr action const& at(std::size_t rank, std::size_t i) const { return actions[offset[rank] + i]; }
+  constexpr bool ok() const { return error.ok(); }
 };
 
-/// Copies a lowered table into a static_table of exactly the right size.
+/// Copies a table into a static_table of exactly the right size (an empty one carrying
+/// the error when the table failed).
 template <std::size_t R, std::size_t S, std::size_t N> constexpr static_table<R, S, N> freeze(table const& t) {
   static_table<R, S, N> st{};
-  if (!t.ok() || static_cast<std::size_t>(t.ranks) != R) return st;
+  st.error = t.error;
+  if (!t.ok()) return st;
+  if (static_cast<std::size_t>(t.ranks) != R || static_cast<std::size_t>(t.stages) != S || t.total_actions() != N) {
+    st.error = diagnostic{errc::too_large, -1, -1, -1, -1, "the table's size changed between two evaluations"};
+    return st;
+  }
   st.ranks = t.ranks;
   st.microbatches = t.microbatches;
   st.chunks = t.chunks;
   st.stages = t.stages;
+  st.place = t.place;
   st.split_backward = t.split_backward;
   st.forward_only = t.forward_only;
+  st.lowered = t.lowered;
+  st.memory_bound_chunks = t.memory_bound_chunks;
   std::size_t k = 0;
   for (std::size_t r = 0; r < R; ++r) {
     st.offset[r] = static_cast<std::uint32_t>(k);
-    for (action const& a : t.lists[r]) st.actions[k++] = a;
+    action const* src = t.lists[r].data();
+    for (std::size_t i = 0, n = t.lists[r].size(); i < n; ++i) st.actions[k++] = src[i];
     st.slot_count[r] = r < t.slot_count.size() ? static_cast<std::uint16_t>(t.slot_count[r]) : 0;
   }
   st.offset[R] = static_cast<std::uint32_t>(k);
-  for (std::size_t s = 0; s < S && s < t.stage_rank.size(); ++s)
+  for (std::size_t s = 0; s < S; ++s) {
     st.stage_rank[s] = static_cast<std::uint16_t>(t.stage_rank[s]);
+    st.stage_chunk[s] = static_cast<std::uint8_t>(t.stage_chunk[s]);
+  }
   return st;
+}
+
+/// The table a static_table was frozen from.
+template <std::size_t R, std::size_t S, std::size_t N> constexpr table thaw(static_table<R, S, N> const& st) {
+  if (!st.ok()) return failed(st.error);
+  table t{};
+  t.ranks = st.ranks;
+  t.microbatches = st.microbatches;
+  t.chunks = st.chunks;
+  t.stages = st.stages;
+  t.place = st.place;
+  t.split_backward = st.split_backward;
+  t.forward_only = st.forward_only;
+  t.lowered = st.lowered;
+  t.memory_bound_chunks = st.memory_bound_chunks;
+  t.stage_rank.resize(S);
+  t.stage_chunk.resize(S);
+  for (std::size_t s = 0; s < S; ++s) {
+    t.stage_rank[s] = st.stage_rank[s];
+    t.stage_chunk[s] = st.stage_chunk[s];
+  }
+  t.lists.resize(R);
+  t.slot_count.resize(R);
+  for (std::size_t r = 0; r < R; ++r) {
+    std::size_t n = st.size(r);
+    t.lists[r].resize(n);
+    action* dst = t.lists[r].data();
+    for (std::size_t i = 0; i < n; ++i) dst[i] = st.actions[st.offset[r] + i];
+    t.slot_count[r] = st.slot_count[r];
+  }
+  return t;
 }
 
 } // namespace pipesched

@@ -2,7 +2,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+
+#include "pipesched/core/vec.hpp"
 
 #include "pipesched/core/action.hpp"
 #include "pipesched/core/diagnostic.hpp"
@@ -38,12 +39,12 @@ struct table {
   /// Peak activation memory the generator promises, in chunk-activations (1/v of the
   /// reference unit); 0 when it promises none. verify() checks it.
   int memory_bound_chunks = 0;
-  std::vector<int> stage_rank;  ///< rank of each global stage
-  std::vector<int> stage_chunk; ///< chunk index of each global stage on its rank
+  vec<int> stage_rank;  ///< rank of each global stage
+  vec<int> stage_chunk; ///< chunk index of each global stage on its rank
   /// Route of each micro-batch through the stages; empty: every micro-batch visits 0..S-1.
-  std::vector<std::vector<int>> paths;
-  std::vector<std::vector<action>> lists; ///< one list per rank
-  std::vector<int> slot_count;            ///< buffer slots per rank (lowered tables)
+  vec<vec<int>> paths;
+  vec<vec<action>> lists; ///< one list per rank
+  vec<int> slot_count;            ///< buffer slots per rank (lowered tables)
   diagnostic error{};                     ///< set when the generator refused its parameters
 
   constexpr bool ok() const { return error.ok(); }
@@ -104,7 +105,7 @@ constexpr table make_table(int p, int m, int v, placement pl) {
       t.stage_rank[static_cast<std::size_t>(s)] = r;
       t.stage_chunk[static_cast<std::size_t>(s)] = k;
     }
-  t.lists.assign(static_cast<std::size_t>(p), std::vector<action>{});
+  t.lists.assign(static_cast<std::size_t>(p), vec<action>{});
   return t;
 }
 

@@ -1,166 +1,169 @@
 // pipesched: lowering — transfers in one global order, and boundary buffer slots.
 #pragma once
 
-#include <algorithm>
-#include <vector>
+#include <cstdint>
 
 #include "pipesched/analysis/simulate.hpp"
 #include "pipesched/core/table.hpp"
+#include "pipesched/core/vec.hpp"
 
 namespace pipesched {
 
 namespace detail {
 
-struct sweep_event {
+/// Gives every boundary of a lowered table a buffer slot, rank by rank in list order: a
+/// boundary takes a free slot when it is written first (a receive, or the pass that
+/// produces it) and frees it after its last reader (the send; for an input activation and
+/// an output gradient, the B or the W that closes its backward). Slots are taken at a
+/// boundary's first write, so a rank's slot count equals the largest number of boundaries
+/// alive at one position of its list. A slot freed by an action is not reused by an output
+/// of the same action. Reads of boundaries with no writer (only in broken imported tables,
+/// which verify() rejects) stay no_slot.
+constexpr void assign_slots(table& t) {
+  std::size_t const sm = static_cast<std::size_t>(t.stages) * static_cast<std::size_t>(t.microbatches);
+  // what holds each boundary: 0 activation entering s, 1 activation leaving s for another
+  // rank (sender side), 2 gradient of s's output, 3 input gradient leaving s (sender side)
+  vec<std::int32_t> where(sm * 4, -1);
+  auto key = [&](int what, int s, int j) {
+    return static_cast<std::size_t>(what) * sm +
+           static_cast<std::size_t>(s) * static_cast<std::size_t>(t.microbatches) + static_cast<std::size_t>(j);
+  };
+  t.slot_count.assign(static_cast<std::size_t>(t.ranks), 0);
+  vec<std::int32_t> free_slots;
+  for (int r = 0; r < t.ranks; ++r) {
+    free_slots.clear();
+    std::int32_t created = 0;
+    std::int32_t dying[2] = {-1, -1};
+    int ndying = 0;
+    auto take = [&](int what, int s, int j) -> std::uint16_t {
+      std::int32_t slot;
+      if (free_slots.empty()) slot = created++;
+      else {
+        slot = free_slots.back();
+        free_slots.pop_back();
+      }
+      where[key(what, s, j)] = slot;
+      return static_cast<std::uint16_t>(slot);
+    };
+    auto read = [&](int what, int s, int j, bool last) -> std::uint16_t {
+      std::int32_t& w = where[key(what, s, j)];
+      if (w < 0) return no_slot;
+      std::uint16_t slot = static_cast<std::uint16_t>(w);
+      if (last) {
+        dying[ndying++] = w;
+        w = -1;
+      }
+      return slot;
+    };
+    auto& list = t.lists[static_cast<std::size_t>(r)];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      action& a = list[i];
+      int const s = a.stage, j = a.mb;
+      ndying = 0;
+      switch (a.kind) {
+      case op::forward: {
+        if (t.prev_stage(j, s) >= 0) a.in = read(0, s, j, t.forward_only);
+        int nx = t.next_stage(j, s);
+        if (nx >= 0) a.out = t.rank_of(nx) == r ? take(0, nx, j) : take(1, s, j);
+        break;
+      }
+      case op::backward:
+      case op::backward_input: {
+        bool const last = a.kind == op::backward;
+        if (t.next_stage(j, s) >= 0) a.in = read(2, s, j, last);
+        if (t.prev_stage(j, s) >= 0) a.aux = read(0, s, j, last);
+        int pv = t.prev_stage(j, s);
+        if (pv >= 0) a.out = t.rank_of(pv) == r ? take(2, pv, j) : take(3, s, j);
+        break;
+      }
+      case op::backward_weight:
+        if (t.next_stage(j, s) >= 0) a.in = read(2, s, j, true);
+        if (t.prev_stage(j, s) >= 0) a.aux = read(0, s, j, true);
+        break;
+      case op::recv_act: a.out = take(0, s, j); break;
+      case op::send_act: a.in = read(1, s, j, true); break;
+      case op::recv_grad: a.out = take(2, s, j); break;
+      case op::send_grad: a.in = read(3, s, j, true); break;
+      }
+      for (int k = 0; k < ndying; ++k) free_slots.push_back(dying[k]);
+    }
+    t.slot_count[static_cast<std::size_t>(r)] = created;
+  }
+}
+
+/// A point of the global sweep: pass `pos` of rank `rank` starts (phase 0) or its output
+/// crosses to another rank (phase 1) at `time`; `topo` breaks ties (dependency order).
+struct sweep_key {
   double time = 0;
-  int topo = 0;   ///< index in the simulation's dependency order
-  int phase = 0;  ///< 0: the pass starts, 1: its output crosses to another rank
-  constexpr bool operator<(sweep_event const& o) const {
+  int topo = 0;
+  int phase = 0;
+  constexpr bool before(sweep_key const& o) const {
     if (time != o.time) return time < o.time;
     if (topo != o.topo) return topo < o.topo;
     return phase < o.phase;
   }
 };
 
-/// A boundary buffer on one rank: when it is written first and read last, and which
-/// action fields name it.
-struct boundary_object {
-  int rank = 0;
-  int birth = 0;
-  int death = 0;
-  int nrefs = 0;
-  int ref_pos[4] = {0, 0, 0, 0};
-  int ref_field[4] = {0, 0, 0, 0}; ///< 0: in, 1: out, 2: aux
-  constexpr void use(int pos, int field) {
-    if (pos < 0) return; // absent in an incomplete (imported) table
-    ref_pos[nrefs] = pos;
-    ref_field[nrefs] = field;
-    ++nrefs;
-    death = pos > death ? pos : death;
-  }
-};
-
-constexpr void set_field(action& a, int field, std::uint16_t slot) {
-  if (field == 0) a.in = slot;
-  else if (field == 1) a.out = slot;
-  else a.aux = slot;
-}
-
-/// Gives every boundary object of a lowered table a slot; a rank's slot count equals the
-/// largest number of its objects alive at one position (interval colouring).
-constexpr void assign_slots(table& t) {
-  std::size_t const p = static_cast<std::size_t>(t.ranks);
-  std::size_t const sm = static_cast<std::size_t>(t.stages) * static_cast<std::size_t>(t.microbatches);
-  // positions of every action, by kind and (stage, micro-batch)
-  std::vector<int> pos(sm * op_count, -1);
-  auto key = [&](op k, int s, int j) {
-    return (static_cast<std::size_t>(s) * static_cast<std::size_t>(t.microbatches) + static_cast<std::size_t>(j)) *
-               op_count +
-           static_cast<std::size_t>(k);
-  };
-  for (std::size_t r = 0; r < p; ++r)
-    for (std::size_t i = 0; i < t.lists[r].size(); ++i) {
-      action const& a = t.lists[r][i];
-      pos[key(a.kind, a.stage, a.mb)] = static_cast<int>(i);
-    }
-  auto at = [&](op k, int s, int j) { return pos[key(k, s, j)]; };
-  auto backward_pos = [&](int s, int j) {
-    int b = at(op::backward, s, j);
-    return b >= 0 ? b : at(op::backward_input, s, j);
-  };
-  std::vector<boundary_object> objs;
-  auto make = [&](int rank, int birth, int field) {
-    boundary_object o{};
-    o.rank = rank;
-    o.birth = birth;
-    o.death = birth;
-    o.use(birth, field);
-    return o;
-  };
-  auto keep = [&](boundary_object const& o) {
-    if (o.birth >= 0) objs.push_back(o);
-  };
-  for (int j = 0; j < t.microbatches; ++j) {
-    for (int i = 1; i < t.route_length(j); ++i) {
-      int s = t.route_at(j, i), prev = t.route_at(j, i - 1);
-      int r = t.rank_of(s), rp = t.rank_of(prev);
-      // activation into s: x of s (and y of prev)
-      boundary_object x = rp == r ? make(r, at(op::forward, prev, j), 1) : make(r, at(op::recv_act, s, j), 1);
-      x.use(at(op::forward, s, j), 0);
-      if (!t.forward_only) {
-        x.use(backward_pos(s, j), 2);
-        if (int w = at(op::backward_weight, s, j); w >= 0) x.use(w, 2);
-      }
-      keep(x);
-      if (rp != r) {
-        boundary_object y = make(rp, at(op::forward, prev, j), 1);
-        y.use(at(op::send_act, prev, j), 0);
-        keep(y);
-      }
-      if (t.forward_only) continue;
-      // gradient from s back to prev: dx of s (and dy of prev)
-      boundary_object dy = rp == r ? make(r, backward_pos(s, j), 1) : make(rp, at(op::recv_grad, prev, j), 1);
-      dy.use(backward_pos(prev, j), 0);
-      if (int w = at(op::backward_weight, prev, j); w >= 0) dy.use(w, 0);
-      keep(dy);
-      if (rp != r) {
-        boundary_object dx = make(r, backward_pos(s, j), 1);
-        dx.use(at(op::send_grad, s, j), 0);
-        keep(dx);
-      }
-    }
-  }
-  std::sort(objs.begin(), objs.end(), [](boundary_object const& a, boundary_object const& b) {
-    return a.rank != b.rank ? a.rank < b.rank : a.birth < b.birth;
-  });
-  t.slot_count.assign(p, 0);
-  std::vector<int> slot_end; // last position each slot is busy, for the current rank
-  int cur_rank = -1;
-  for (boundary_object const& o : objs) {
-    if (o.rank != cur_rank) {
-      cur_rank = o.rank;
-      slot_end.clear();
-    }
-    std::size_t slot = 0;
-    while (slot < slot_end.size() && slot_end[slot] >= o.birth) ++slot;
-    if (slot == slot_end.size()) slot_end.push_back(o.death);
-    else slot_end[slot] = o.death;
-    auto& list = t.lists[static_cast<std::size_t>(o.rank)];
-    for (int k = 0; k < o.nrefs; ++k)
-      set_field(list[static_cast<std::size_t>(o.ref_pos[k])], o.ref_field[k], static_cast<std::uint16_t>(slot));
-    int& count = t.slot_count[static_cast<std::size_t>(o.rank)];
-    count = static_cast<int>(slot_end.size()) > count ? static_cast<int>(slot_end.size()) : count;
-  }
-}
-
 } // namespace detail
 
-/// Lowers a compute table: inserts SEND/RECV pairs in one global order (a simulation of
-/// the compute passes under `costs` gives the order; every pair sits at the same point of
-/// it, so all ranks post matching transfers in the same order and blocking transfers
-/// cannot wait in a cycle), then assigns boundary buffer slots. Neighbouring stages on the
-/// same rank exchange nothing. Returns the input's error, or cyclic_wait, on failure.
-constexpr table lower(table const& t, sim_costs const& costs = {}) {
-  if (!t.ok()) return t;
-  if (t.lowered) return t;
-  simulation sim = simulate(t, costs);
-  if (!sim.ok()) return failed(sim.error);
-  std::vector<detail::sweep_event> events;
-  events.reserve(sim.order.size() * 2);
-  for (std::size_t k = 0; k < sim.order.size(); ++k) {
-    auto ref = sim.order[k];
-    op_time tm = sim.times[static_cast<std::size_t>(ref.rank)][static_cast<std::size_t>(ref.pos)];
-    events.push_back({tm.start, static_cast<int>(k), 0});
-    events.push_back({tm.end, static_cast<int>(k), 1});
-  }
-  std::sort(events.begin(), events.end());
+namespace detail {
+
+/// Inserts the transfers of a compute table in the sweep order given by `times` (start and
+/// end of every pass, per rank) and `topo` (a dependency order of the passes, per rank).
+/// No buffer slots yet (assign_slots does that).
+constexpr table insert_transfers(table const& t, vec<vec<op_time>> const& times, vec<vec<int>> const& topo) {
+  std::size_t const p = static_cast<std::size_t>(t.ranks);
+  // Each rank's events are already in sweep order (a pass starts after the previous one
+  // ends); merge the ranks with a binary heap of their next events.
+  vec<std::size_t> cursor(p, 0); // event index per rank: pass = cursor/2, phase = cursor%2
+  vec<sweep_key> heads(p);
+  auto refresh = [&](std::size_t r) {
+    std::size_t e = cursor[r];
+    std::size_t i = e / 2;
+    op_time tm = times[r][i];
+    heads[r] = sweep_key{(e % 2) ? tm.end : tm.start, topo[r][i], static_cast<int>(e % 2)};
+  };
+  vec<std::size_t> heap;
+  heap.reserve(p);
+  auto sift_down = [&](std::size_t k) {
+    std::size_t const n = heap.size();
+    std::size_t* h = heap.data();
+    sweep_key const* key = heads.data();
+    for (;;) {
+      std::size_t l = 2 * k + 1, best = k;
+      if (l < n && key[h[l]].before(key[h[best]])) best = l;
+      if (l + 1 < n && key[h[l + 1]].before(key[h[best]])) best = l + 1;
+      if (best == k) return;
+      std::size_t tmp = h[k];
+      h[k] = h[best];
+      h[best] = tmp;
+      k = best;
+    }
+  };
+  for (std::size_t r = 0; r < p; ++r)
+    if (!t.lists[r].empty()) {
+      refresh(r);
+      heap.push_back(r);
+    }
+  for (std::size_t k = heap.size() / 2 + 1; k-- > 0;) sift_down(k);
   table out = t;
-  for (auto& l : out.lists) l.clear();
-  for (auto const& e : events) {
-    auto ref = sim.order[static_cast<std::size_t>(e.topo)];
-    action const a = t.lists[static_cast<std::size_t>(ref.rank)][static_cast<std::size_t>(ref.pos)];
-    auto& mine = out.lists[static_cast<std::size_t>(ref.rank)];
-    if (e.phase == 0) {
+  for (std::size_t r = 0; r < p; ++r) {
+    out.lists[r].clear();
+    out.lists[r].reserve(t.lists[r].size() * 2);
+  }
+  while (!heap.empty()) {
+    std::size_t const r = heap[0];
+    std::size_t const e = cursor[r]++;
+    if (cursor[r] == 2 * t.lists[r].size()) {
+      heap[0] = heap.back();
+      heap.pop_back();
+    } else {
+      refresh(r);
+    }
+    if (!heap.empty()) sift_down(0);
+    action const a = t.lists[r][e / 2];
+    auto& mine = out.lists[r];
+    if (e % 2 == 0) {
       mine.push_back(a);
       continue;
     }
@@ -174,16 +177,41 @@ constexpr table lower(table const& t, sim_costs const& costs = {}) {
       recv = op::recv_grad;
     }
     if (peer_stage < 0) continue;
-    int peer = t.rank_of(peer_stage);
-    if (peer == ref.rank) continue;
-    action s = make_action(send, a.stage, a.mb, a.chunk);
-    s.peer = static_cast<std::uint16_t>(peer);
-    action r = make_action(recv, peer_stage, a.mb, t.chunk_of(peer_stage));
-    r.peer = static_cast<std::uint16_t>(ref.rank);
-    mine.push_back(s);
-    out.lists[static_cast<std::size_t>(peer)].push_back(r);
+    std::size_t const peer = static_cast<std::size_t>(t.rank_of(peer_stage));
+    if (peer == r) continue;
+    action sd = make_action(send, a.stage, a.mb, a.chunk);
+    sd.peer = static_cast<std::uint16_t>(peer);
+    action rv = make_action(recv, peer_stage, a.mb, t.chunk_of(peer_stage));
+    rv.peer = static_cast<std::uint16_t>(r);
+    mine.push_back(sd);
+    out.lists[peer].push_back(rv);
   }
   out.lowered = true;
+  return out;
+}
+
+/// Dependency-order index of every pass of a simulation, per rank.
+constexpr vec<vec<int>> topo_order(table const& t, simulation const& sim) {
+  vec<vec<int>> topo(static_cast<std::size_t>(t.ranks));
+  for (std::size_t r = 0; r < topo.size(); ++r) topo[r].assign(t.lists[r].size(), 0);
+  for (std::size_t k = 0; k < sim.order.size(); ++k)
+    topo[static_cast<std::size_t>(sim.order[k].rank)][static_cast<std::size_t>(sim.order[k].pos)] = static_cast<int>(k);
+  return topo;
+}
+
+} // namespace detail
+
+/// Lowers a compute table: inserts SEND/RECV pairs in one global order, then assigns
+/// boundary buffer slots. The order is the timeline of a simulation of the compute passes
+/// under `costs`: each pass at its start, its output's SEND (on its rank) and RECV (on the
+/// consumer's rank) together at its end. Every rank therefore posts matching transfers in
+/// the same order and blocking transfers cannot wait in a cycle. Neighbouring stages on the
+/// same rank exchange nothing. Returns the input's error, or cyclic_wait, on failure.
+constexpr table lower(table const& t, sim_costs const& costs = {}) {
+  if (!t.ok() || t.lowered) return t;
+  simulation sim = simulate(t, costs);
+  if (!sim.ok()) return failed(sim.error);
+  table out = detail::insert_transfers(t, sim.times, detail::topo_order(t, sim));
   detail::assign_slots(out);
   return out;
 }

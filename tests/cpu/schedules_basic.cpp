@@ -1,0 +1,103 @@
+// GPipe, 1F1B and forward-only against the reference formulas and cases.
+#include <doctest/doctest.h>
+
+#include "../support/conformance.hpp"
+#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/schedules/forward_only.hpp"
+#include "pipesched/schedules/gpipe.hpp"
+#include "pipesched/schedules/one_f_one_b.hpp"
+
+using namespace pipesched;
+using pipesched::testing::check_conformance;
+
+namespace {
+constexpr cost_model cost_triples[] = {{1, 1, 1, 0}, {1, 2, 1, 0}, {0.5, 1.25, 0.75, 0}, {2, 1, 3, 0}};
+constexpr double eps = 1e-9;
+} // namespace
+
+TEST_CASE("schedule.reference_cases.gpipe_1f1b") {
+  // shared/reference/schedules.md, "Cases (c = 0)" and the latency row
+  auto g = simulate(gpipe_family::generate({4, 8}), sim_costs{cost_model{1, 1, 1, 0}});
+  CHECK(g.makespan == doctest::Approx(33));
+  CHECK(g.max_rank_span == doctest::Approx(33));
+  for (double m : g.peak_memory) CHECK(m == doctest::Approx(8));
+  auto o = simulate(one_f_one_b_family::generate({4, 8}), sim_costs{cost_model{1, 1, 1, 0}});
+  CHECK(o.makespan == doctest::Approx(33));
+  CHECK(o.peak_memory == std::vector<double>{4, 3, 2, 1});
+  // costs F,B,W = 1,2,1: B here is the input-gradient pass, a fused backward costs B+W = 3
+  auto o2 = simulate(one_f_one_b_family::generate({4, 8}), sim_costs{cost_model{1, 2, 1, 0}});
+  CHECK(o2.makespan == doctest::Approx(44));
+  auto oc = simulate(one_f_one_b_family::generate({4, 8}), sim_costs{cost_model{1, 1, 1, 0.5}});
+  CHECK(oc.makespan == doctest::Approx(41));
+}
+
+TEST_CASE("schedule.gpipe.sweep.p1-16.m1-64") {
+  for (int p = 1; p <= 16; ++p)
+    for (int m = 1; m <= 64; m += (m < 12 ? 1 : 7))
+      for (cost_model c : cost_triples) {
+        table t = gpipe_family::generate({p, m, 0, 0, c});
+        check_conformance(t, c, "gpipe p=" + std::to_string(p) + " m=" + std::to_string(m));
+        auto sim = simulate(t, sim_costs{c});
+        CHECK(sim.makespan == doctest::Approx((m + p - 1) * (c.f + c.b + c.w)).epsilon(eps));
+        for (double mem : sim.peak_memory) CHECK(mem == doctest::Approx(m));
+        // with latency: +2(p-1)c
+        cost_model cl = c;
+        cl.c = 0.25;
+        CHECK(simulate(t, sim_costs{cl}).makespan ==
+              doctest::Approx((m + p - 1) * (c.f + c.b + c.w) + 2 * (p - 1) * 0.25).epsilon(eps));
+      }
+}
+
+TEST_CASE("schedule.one_f_one_b.sweep.p1-16.m1-64") {
+  for (int p = 1; p <= 16; ++p)
+    for (int m = 1; m <= 64; m += (m < 20 ? 1 : 5))
+      for (cost_model c : cost_triples) {
+        table t = one_f_one_b_family::generate({p, m, 0, 0, c});
+        check_conformance(t, c, "1f1b p=" + std::to_string(p) + " m=" + std::to_string(m));
+        auto sim = simulate(t, sim_costs{c});
+        CHECK(sim.makespan == doctest::Approx((m + p - 1) * (c.f + c.b + c.w)).epsilon(eps));
+        for (int r = 0; r < p; ++r) CHECK(sim.peak_memory[static_cast<std::size_t>(r)] == std::min(p - r, m));
+      }
+}
+
+TEST_CASE("schedule.forward_only.sweep") {
+  for (int p = 1; p <= 12; ++p)
+    for (int m = 1; m <= 40; m += 3) {
+      table t = forward_only_family::generate({p, m});
+      check_conformance(t, {}, "forward-only p=" + std::to_string(p) + " m=" + std::to_string(m));
+      CHECK(simulate(t, sim_costs{cost_model{2, 1, 1, 0}}).makespan == doctest::Approx((m + p - 1) * 2.0));
+      for (int v = 2; v <= 4; ++v) {
+        table tv = forward_only_family::generate({p, m, v});
+        check_conformance(tv, {}, "forward-only v=" + std::to_string(v));
+        // every chunk of every micro-batch runs once per rank: busy = v*m*F
+        auto sim = simulate(tv, sim_costs{cost_model{1, 1, 1, 0}});
+        for (double b : sim.busy) CHECK(b == doctest::Approx(v * m));
+      }
+    }
+}
+
+TEST_CASE("schedule.parameters.refused") {
+  CHECK(gpipe_family::generate({0, 4}).error.code == errc::zero_ranks);
+  CHECK(gpipe_family::generate({4, 0}).error.code == errc::zero_microbatches);
+  CHECK(one_f_one_b_family::generate({4, 8, 2}).error.code == errc::needs_one_chunk);
+  CHECK(one_f_one_b_family::generate({4, 8, 0, 0, cost_model{-1, 1, 1, 0}}).error.code == errc::negative_cost);
+  CHECK(forward_only_family::generate({4, 8, 1, 9}).error.code == errc::group_size_out_of_range);
+}
+
+// compile time: the same generators, run by the compiler
+using s_1f1b = one_f_one_b<stages<4>, microbatches<8>>;
+static_assert(s_1f1b::valid);
+static_assert(s_1f1b::lowered.ranks == 4 && s_1f1b::lowered.size(0) > 0);
+static_assert(simulate(s_1f1b::make()).makespan == 33);
+static_assert(verify(gpipe<stages<3>, costs<1.0, 2.0, 1.0>, microbatches<5>>::make()).ok());
+static_assert(one_f_one_b<stages<16>, microbatches<128>>::valid);
+
+TEST_CASE("schedule.static_table.matches_runtime") {
+  table t = s_1f1b::make();
+  for (int r = 0; r < 4; ++r) {
+    REQUIRE(s_1f1b::lowered.size(static_cast<std::size_t>(r)) == t.lists[static_cast<std::size_t>(r)].size());
+    for (std::size_t i = 0; i < t.lists[static_cast<std::size_t>(r)].size(); ++i)
+      CHECK(s_1f1b::lowered.at(static_cast<std::size_t>(r), i) == t.lists[static_cast<std::size_t>(r)][i]);
+    CHECK(s_1f1b::lowered.slot_count[r] == t.slot_count[static_cast<std::size_t>(r)]);
+  }
+}
