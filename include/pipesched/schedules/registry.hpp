@@ -6,7 +6,11 @@
 #include "pipesched/lower/lower.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
+#include "pipesched/schedules/interleaved.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
+#include "pipesched/schedules/v_shape.hpp"
+#include "pipesched/schedules/zb_v.hpp"
+#include "pipesched/schedules/zero_bubble.hpp"
 
 namespace pipesched {
 
@@ -28,6 +32,12 @@ template <class Family> constexpr schedule_info entry(std::string_view summary) 
 inline constexpr schedule_info schedule_registry[] = {
     detail::entry<gpipe_family>("fill-drain: all forwards, then all backwards; memory m"),
     detail::entry<one_f_one_b_family>("one forward, one backward; memory p on rank 0"),
+    detail::entry<interleaved_1f1b_family>("interleaved 1F1B over v chunks per rank (loop placement)"),
+    detail::entry<zb_h1_family>("zero bubble H1: 1F1B with weight passes deferred into the tail; memory p"),
+    detail::entry<zb_h2_family>("zero bubble H2: extra warm-up forwards, W fills the tail; memory up to 2p"),
+    detail::entry<zb_v_family>("zero bubble V: two chunks per rank in a V; memory p"),
+    detail::entry<v_half_family>("V-shape, half of 1F1B's memory"),
+    detail::entry<v_min_family>("V-shape, a third of 1F1B's memory"),
     detail::entry<forward_only_family>("inference: forwards only"),
 };
 
