@@ -1,0 +1,257 @@
+// Interleaved 1F1B: reference cases, formulas over sweeps, verify() compute-only and lowered.
+// Numbers come from /work/shared/reference/schedules.md. Costs are per chunk; the
+// reference's (m + (p-1)/v)(F+B+W) is per rank-slice cost, i.e. (v m + p - 1)(F+B+W) here.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/analysis/verify.hpp"
+#include "pipesched/lower/lower.hpp"
+#include "pipesched/schedules/interleaved.hpp"
+
+namespace {
+
+using pipesched::cost_model;
+using pipesched::interleaved_1f1b_family;
+using pipesched::params;
+using pipesched::sim_costs;
+
+bool near(double a, double b) { return std::fabs(a - b) <= 1e-9 * (1.0 + std::fabs(b)); }
+
+std::string where(params const& pr) {
+  return "p=" + std::to_string(pr.p) + " m=" + std::to_string(pr.m) + " v=" + std::to_string(pr.v) +
+         " g=" + std::to_string(pr.g);
+}
+
+pipesched::simulation run(params const& pr) {
+  auto t = interleaved_1f1b_family::generate(pr);
+  REQUIRE(t.ok());
+  return pipesched::simulate(t, sim_costs{pr.cost});
+}
+
+cost_model const half{0.5, 0.5, 0.5, 0};
+cost_model const cost_triples[] = {{1, 1, 1, 0}, {1, 2, 0, 0}, {2, 1, 1, 0}, {0.3, 0.7, 0.2, 0}, {1, 0.5, 0.5, 0}};
+
+} // namespace
+
+// ---- the reference table -------------------------------------------------------------
+
+TEST_CASE("schedule.interleaved.p4.m8.v2") {
+  auto s = run({4, 8, 2, 0, half});
+  CHECK(near(s.makespan, 28.5));
+  CHECK(near(s.max_rank_span, 28.5));
+  double const peaks[] = {5.5, 4.5, 3.5, 2.5};
+  for (int r = 0; r < 4; ++r) CHECK(near(s.peak_memory[static_cast<std::size_t>(r)], peaks[r]));
+}
+
+TEST_CASE("schedule.interleaved.p4.m16.v4") {
+  auto s = run({4, 16, 4, 0, {0.25, 0.25, 0.25, 0}});
+  CHECK(near(s.makespan, 50.25));
+  CHECK(near(s.max_rank_span, 50.25));
+  CHECK(near(s.peak_memory[0], 4.75));
+}
+
+TEST_CASE("schedule.interleaved.p4.m10.v2.g5") { // PyTorch's grouping g = m / max(1, floor(m/p))
+  auto s = run({4, 10, 2, 5, half});
+  CHECK(near(s.max_rank_span, 34.5));
+  CHECK(near(s.peak_memory[0], 6));
+}
+
+TEST_CASE("schedule.interleaved.p4.m16.v2.g") { // group size trades memory for span
+  int const gs[] = {4, 8, 16};
+  double const mem[] = {5.5, 7.5, 11.5};
+  for (int i = 0; i < 3; ++i) {
+    CAPTURE(gs[i]);
+    auto s = run({4, 16, 2, gs[i], half});
+    CHECK(near(s.max_rank_span, (2 * 16 + 3) * 1.5));
+    CHECK(near(s.peak_memory[0], mem[i]));
+  }
+}
+
+TEST_CASE("schedule.interleaved.defaults") {
+  auto t = interleaved_1f1b_family::generate({4, 8});
+  CHECK(t.chunks == 2);
+  CHECK(t.stages == 8);
+  CHECK(!t.split_backward);
+  CHECK(interleaved_1f1b_family::check({4, 8, 2, 9}).code == pipesched::errc::group_size_out_of_range);
+  CHECK(interleaved_1f1b_family::check({4, 8, 2, -1}).code == pipesched::errc::group_size_out_of_range);
+  CHECK(interleaved_1f1b_family::generate({4, 8, 2, 9}).error.code == pipesched::errc::group_size_out_of_range);
+  CHECK(interleaved_1f1b_family::check({4, 8, 2, 8}).ok());
+}
+
+// ---- the rank order ----------------------------------------------------------------------
+
+TEST_CASE("schedule.interleaved.p2.m4.v2.order") {
+  // forward list: (c0 mb0) (c0 mb1) (c1 mb0) (c1 mb1) | (c0 mb2) (c0 mb3) (c1 mb2) (c1 mb3);
+  // rank 0 warm-up 2(p-1) + (v-1)g = 4; rank 1 warm-up 2.
+  auto t = interleaved_1f1b_family::generate({2, 4, 2});
+  auto str = [&](int r) {
+    std::string s;
+    for (auto const& a : t.lists[static_cast<std::size_t>(r)])
+      s += std::to_string(a.stage) + pipesched::op_name(a.kind) + std::to_string(a.mb) + " ";
+    return s;
+  };
+  CHECK(str(0) == "0F0 0F1 2F0 2F1 0F2 2B0 0F3 2B1 2F2 0B0 2F3 0B1 2B2 2B3 0B2 0B3 ");
+  CHECK(str(1) == "1F0 1F1 3F0 3B0 3F1 3B1 1F2 1B0 1F3 1B1 3F2 3B2 3F3 3B3 1B2 1B3 ");
+}
+
+// ---- formulas over sweeps --------------------------------------------------------------
+
+TEST_CASE("schedule.interleaved.formula.megatron_condition") {
+  // g >= p and (m mod g = 0 or m mod g >= p): time exactly (v m + p - 1)(F+B+W) for any
+  // per-chunk costs; rank r peaks at min(2(p-r-1) + (v-1)g + 1, v m) chunk-activations.
+  for (auto const& c : cost_triples)
+    for (int p = 1; p <= 8; ++p)
+      for (int m = p; m <= 32; ++m)
+        for (int v = 1; v <= 4; ++v)
+          for (int g = p; g <= m; ++g) {
+            if (m % g != 0 && m % g < p) continue;
+            if (g != p && g != m && (g + m) % 3 != 0) continue; // stride over g
+            params pr{p, m, v, g, c};
+            CAPTURE(where(pr));
+            auto s = run(pr);
+            REQUIRE(s.ok());
+            CHECK(near(s.makespan, (v * m + p - 1) * (c.f + c.b + c.w)));
+            for (int r = 0; r < p; ++r) {
+              int const w = 2 * (p - r - 1) + (v - 1) * g + 1;
+              CHECK(s.peak_chunks[static_cast<std::size_t>(r)] == (w < v * m ? w : v * m));
+            }
+          }
+}
+
+TEST_CASE("schedule.interleaved.formula.rank0_memory") {
+  // m a multiple of p, g = p: rank 0 holds p + (p-1)/v units (m = p: warm-up covers all
+  // v m forwards, so m units).
+  for (int p = 1; p <= 16; ++p)
+    for (int v = 1; v <= 4; ++v)
+      for (int m = p; m <= 64; m += p) {
+        params pr{p, m, v, 0, half};
+        CAPTURE(where(pr));
+        auto s = run(pr);
+        double const units = p + (p - 1) / static_cast<double>(v);
+        CHECK(near(s.peak_memory[0], units < m ? units : m));
+      }
+}
+
+TEST_CASE("schedule.interleaved.formula.m_below_p") {
+  // m < p (default g = m, one group): every rank runs its forwards first; time
+  // (v p + m - 1)(F+B+W); rank 0 holds all v m chunk-activations (m units).
+  for (auto const& c : cost_triples)
+    for (int p = 2; p <= 16; ++p)
+      for (int m = 1; m < p; ++m)
+        for (int v = 1; v <= 4; ++v) {
+          params pr{p, m, v, 0, c};
+          CAPTURE(where(pr));
+          auto s = run(pr);
+          REQUIRE(s.ok());
+          CHECK(near(s.makespan, (v * p + m - 1) * (c.f + c.b + c.w)));
+          CHECK(s.peak_chunks[0] == v * m);
+        }
+}
+
+TEST_CASE("schedule.interleaved.formula.remainder_group") {
+  // Default g = p, 0 < m mod p, v > 1: the last group is padded to p with phantoms. Bounds,
+  // not equalities: (v m + p - 1)(F+B+W) <= time <= (v p ceil(m/p) + p - 1)(F+B+W), and
+  // rank 0 holds at most p + (p-1)/v units.
+  cost_model const some[] = {{1, 1, 1, 0}, {2, 1, 1, 0}, {0.3, 0.7, 0.2, 0}};
+  for (auto const& c : some)
+    for (int p = 2; p <= 16; ++p)
+      for (int m = p + 1; m <= 64; ++m) {
+        if (m % p == 0) continue;
+        for (int v = 2; v <= 4; ++v) {
+          params pr{p, m, v, 0, c};
+          CAPTURE(where(pr));
+          auto s = run(pr);
+          REQUIRE(s.ok());
+          double const fbw = c.f + c.b + c.w;
+          int const padded = (m + p - 1) / p * p;
+          CHECK(s.makespan >= (v * m + p - 1) * fbw - 1e-9);
+          CHECK(s.makespan <= (v * padded + p - 1) * fbw + 1e-9);
+          CHECK(s.peak_chunks[0] <= 2 * (p - 1) + (v - 1) * p + 1);
+        }
+      }
+}
+
+TEST_CASE("schedule.interleaved.p4.m5.v2.remainder") {
+  // the padded order of a short last group: 22.5 against the lower bound 19.5
+  auto s = run({4, 5, 2, 0, half});
+  CHECK(near(s.makespan, 22.5));
+  CHECK(near(s.peak_memory[0], 4.5));
+}
+
+// ---- every output passes verify() ----------------------------------------------------
+
+TEST_CASE("schedule.interleaved.sweep.p1-16.m1-64.v1-4") {
+  // Compute-only verify for every (p, m, v); the lowered table for every m <= 2p + 2 and
+  // every third m above (lowering is the slow part of the sweep).
+  for (int p = 1; p <= 16; ++p)
+    for (int m = 1; m <= 64; ++m)
+      for (int v = 1; v <= 4; ++v) {
+        params pr{p, m, v, 0, {1, 1, 1, 0}};
+        CAPTURE(where(pr));
+        auto t = interleaved_1f1b_family::generate(pr);
+        auto d = pipesched::verify(t);
+        CHECK_MESSAGE(d.ok(), pipesched::to_string(d));
+        CHECK(t.memory_bound_chunks <= (2 * (p - 1) + (v - 1) * p + 1));
+        if (m <= 2 * p + 2 || m % 3 == 0) {
+          auto dl = pipesched::verify(pipesched::lower(t, sim_costs{pr.cost}));
+          CHECK_MESSAGE(dl.ok(), pipesched::to_string(dl));
+        }
+      }
+}
+
+TEST_CASE("schedule.interleaved.sweep.g") {
+  // every group size 1..m, including g < p (each group padded to p) and m mod g < p
+  for (int p = 1; p <= 8; ++p)
+    for (int m = 1; m <= 24; ++m)
+      for (int v = 1; v <= 3; ++v)
+        for (int g = 1; g <= m; ++g) {
+          params pr{p, m, v, g, {1, 2, 0.5, 0}};
+          CAPTURE(where(pr));
+          auto t = interleaved_1f1b_family::generate(pr);
+          auto d = pipesched::verify(t);
+          CHECK_MESSAGE(d.ok(), pipesched::to_string(d));
+          if (m % 4 == 0 && g % 2 == 1) {
+            auto dl = pipesched::verify(pipesched::lower(t, sim_costs{pr.cost}));
+            CHECK_MESSAGE(dl.ok(), pipesched::to_string(dl));
+          }
+        }
+}
+
+TEST_CASE("schedule.interleaved.latency") {
+  for (int p = 2; p <= 8; ++p)
+    for (int m = 1; m <= 20; ++m) {
+      params pr{p, m, 2, 0, {1, 1, 1, 0.5}};
+      CAPTURE(where(pr));
+      auto t = interleaved_1f1b_family::generate(pr);
+      auto dl = pipesched::verify(pipesched::lower(t, sim_costs{pr.cost}));
+      CHECK_MESSAGE(dl.ok(), pipesched::to_string(dl));
+      CHECK(pipesched::simulate(t, sim_costs{pr.cost}).ok());
+    }
+}
+
+// ---- compile time ------------------------------------------------------------------------
+
+namespace {
+using namespace pipesched;
+using pytorch_p4_m10 = interleaved_1f1b<stages<4>, microbatches<10>, chunks<2>, group_size<5>>;
+static_assert(interleaved_1f1b<stages<4>, microbatches<10>, chunks<2>>::valid);
+static_assert(pytorch_p4_m10::valid);
+static_assert(interleaved_1f1b<stages<4>, microbatches<5>, chunks<3>>::valid); // the plain rule hangs here
+static_assert(interleaved_1f1b<stages<3>, microbatches<7>, chunks<2>, group_size<1>>::valid);
+static_assert(interleaved_1f1b<stages<4>, microbatches<2>, chunks<4>>::valid);
+static_assert(pytorch_p4_m10::lowered.stages == 8);
+static_assert(verify(interleaved_1f1b_family::generate({5, 12, 3})).ok());
+static_assert(interleaved_1f1b_family::generate({4, 8, 2}).memory_bound_chunks == 11);
+// the generator alone at p = 16, m = 128 stays well inside g++'s constexpr budget
+static_assert(interleaved_1f1b_family::generate({16, 128, 2}).total_actions() == 16 * 128 * 2 * 2);
+} // namespace
+
+TEST_CASE("schedule.interleaved.type") {
+  auto t = pytorch_p4_m10::make();
+  CHECK(t.lowered);
+  CHECK(pipesched::verify(t).ok());
+  CHECK(std::string(pytorch_p4_m10::name) == "interleaved");
+}
