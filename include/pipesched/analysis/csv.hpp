@@ -1,0 +1,360 @@
+// pipesched: per-rank action lists as CSV in PyTorch's format (export and import).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "pipesched/analysis/verify.hpp"
+#include "pipesched/core/action_text.hpp"
+#include "pipesched/core/table.hpp"
+#include "pipesched/lower/lower.hpp"
+
+namespace pipesched {
+
+/// PyTorch's two CSV flavours: compute actions only (what `_load_csv` reads by default), or
+/// compute and transfer actions (its "compute_comms" format).
+enum class csv_format : std::uint8_t { compute_only, compute_comms };
+
+/// Writes one row per rank (rank 0 first), each cell one action in PyTorch's syntax
+/// `{stage}{F|B|I|W}{micro-batch}` with the global stage index; with compute_comms the
+/// transfers of a lowered table too: `{stage}SEND_F{mb}` / `{stage}SEND_B{mb}` carry the
+/// sending stage, `{stage}RECV_F{mb}` / `{stage}RECV_B{mb}` the receiving stage. Rows end
+/// with '\n'. A failed table gives an empty string.
+inline std::string to_csv(table const& t, csv_format format = csv_format::compute_only) {
+  std::string out;
+  if (!t.ok()) return out;
+  for (auto const& list : t.lists) {
+    bool first = true;
+    for (action const& a : list) {
+      if (format == csv_format::compute_only && !is_compute(a.kind)) continue;
+      if (!first) out += ',';
+      out += format_action(a);
+      first = false;
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+/// Bounds on what `from_csv` accepts; inputs beyond them are refused with a diagnostic.
+struct csv_limits {
+  std::size_t max_bytes = std::size_t{64} << 20;  ///< text size
+  int max_rows = max_ranks;                       ///< ranks
+  int max_index = pipesched::max_index;           ///< stages and micro-batches (S, m at most this)
+  std::size_t max_actions = std::size_t{1} << 22; ///< actions over all rows
+};
+
+/// How `from_csv` reads a table.
+struct csv_read_options {
+  csv_limits limits{};
+  /// Read SEND/RECV cells (the table is then lowered) or check their syntax and drop them
+  /// (the table is a compute table that `lower()` can lower again).
+  bool keep_transfers = true;
+};
+
+namespace detail {
+
+constexpr bool csv_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool csv_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+constexpr std::string_view csv_trim(std::string_view s) {
+  while (!s.empty() && csv_blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && csv_blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+/// What one cell (or one sub-action of an OVERLAP_F_B cell) holds.
+struct csv_cell {
+  op kind = op::forward;
+  int stage = 0;
+  int mb = 0;
+};
+
+/// A number at s[i..]: -1 when there is none, -2 when it exceeds `limit`.
+constexpr long csv_number(std::string_view s, std::size_t& i, long limit) {
+  if (i >= s.size() || !csv_digit(s[i])) return -1;
+  long v = 0;
+  bool over = false;
+  while (i < s.size() && csv_digit(s[i])) {
+    if (!over) {
+      v = v * 10 + (s[i] - '0');
+      over = v > limit;
+    }
+    ++i;
+  }
+  return over ? -2 : v;
+}
+
+/// One action `{stage}{type}{mb}`. Returns 1 for an action, 0 for a PyTorch action with no
+/// counterpart here (UNSHARD, RESHARD, REDUCE_GRAD: skipped), -1 on error (`why` set).
+constexpr int csv_action(std::string_view s, long limit, csv_cell& out, const char*& why) {
+  std::size_t i = 0;
+  long stage = csv_number(s, i, limit);
+  if (stage == -1) {
+    why = "bad token: a cell starts with the stage number, as in 2F0";
+    return -1;
+  }
+  if (stage == -2) {
+    why = "stage number too large";
+    return -1;
+  }
+  struct name_kind {
+    std::string_view name;
+    op kind;
+    bool skipped;
+  };
+  constexpr name_kind names[] = {
+      {"SEND_F", op::send_act, false},    {"RECV_F", op::recv_act, false},   {"SEND_B", op::send_grad, false},
+      {"RECV_B", op::recv_grad, false},   {"UNSHARD", op::forward, true},    {"RESHARD", op::forward, true},
+      {"REDUCE_GRAD", op::forward, true}, {"F", op::forward, false},         {"B", op::backward, false},
+      {"I", op::backward_input, false},   {"W", op::backward_weight, false},
+  };
+  std::string_view rest = s.substr(i);
+  name_kind const* hit = nullptr;
+  for (auto const& n : names)
+    if (rest.substr(0, n.name.size()) == n.name) {
+      hit = &n;
+      break;
+    }
+  if (hit == nullptr) {
+    why = "bad token: unknown action type (F, B, I, W, SEND_F, RECV_F, SEND_B or RECV_B)";
+    return -1;
+  }
+  i += hit->name.size();
+  long mb = csv_number(s, i, limit);
+  if (mb == -2) {
+    why = "micro-batch number too large";
+    return -1;
+  }
+  if (i != s.size()) {
+    why = "bad token: unexpected characters after the action";
+    return -1;
+  }
+  if (hit->skipped) return 0;
+  if (mb == -1) {
+    why = "bad token: the micro-batch number is missing";
+    return -1;
+  }
+  out.kind = hit->kind;
+  out.stage = static_cast<int>(stage);
+  out.mb = static_cast<int>(mb);
+  return 1;
+}
+
+/// One cell: an action, or PyTorch's `(a;b;...)OVERLAP_F_B` whose compute sub-actions run
+/// in the order given. Appends to `out`; returns false on error.
+inline bool csv_parse_cell(std::string_view cell, long limit, std::vector<csv_cell>& out, const char*& why) {
+  if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"') cell = csv_trim(cell.substr(1, cell.size() - 2));
+  if (cell.empty()) return true;
+  if (cell.front() == '(') {
+    std::size_t close = cell.find(')');
+    if (close == std::string_view::npos) {
+      why = "bad token: '(' without ')'";
+      return false;
+    }
+    if (cell.substr(close + 1) != "OVERLAP_F_B") {
+      why = "bad token: a parenthesised group must be followed by OVERLAP_F_B";
+      return false;
+    }
+    std::string_view inner = cell.substr(1, close - 1);
+    std::size_t pos = 0;
+    while (pos <= inner.size()) {
+      std::size_t semi = inner.find(';', pos);
+      if (semi == std::string_view::npos) semi = inner.size();
+      std::string_view sub = csv_trim(inner.substr(pos, semi - pos));
+      pos = semi + 1;
+      if (sub.empty()) continue;
+      if (sub.front() == '(') {
+        why = "bad token: nested OVERLAP_F_B groups";
+        return false;
+      }
+      csv_cell c{};
+      int r = csv_action(sub, limit, c, why);
+      if (r < 0) return false;
+      if (r == 0) continue;
+      if (!is_compute(c.kind)) {
+        why = "bad token: an OVERLAP_F_B group holds compute actions only";
+        return false;
+      }
+      out.push_back(c);
+    }
+    return true;
+  }
+  csv_cell c{};
+  int r = csv_action(cell, limit, c, why);
+  if (r < 0) return false;
+  if (r == 1) out.push_back(c);
+  return true;
+}
+
+constexpr diagnostic csv_error(int row, int cell, const char* why, int stage = -1, int mb = -1) {
+  return diagnostic{errc::parse_error, row, cell, stage, mb, why};
+}
+
+} // namespace detail
+
+/// Reads PyTorch-format CSV text into a table. Each line is a rank (rank 0 first; "\n",
+/// "\r\n" or "\r" end a line; blank lines at the end are ignored, blank lines before them
+/// are ranks with no cells). Cells are separated by commas, blanks around a cell and a
+/// surrounding pair of double quotes are dropped, empty cells (PyTorch's idle steps) are
+/// skipped. Cells: `{stage}{F|B|I|W}{mb}`, the transfers `{stage}{SEND_F|RECV_F|SEND_B|
+/// RECV_B}{mb}` (stage: the sender for SEND_*, the receiver for RECV_*; the peer is the rank
+/// of the stage after (SEND_F, RECV_B) or before (RECV_F, SEND_B) it), PyTorch's
+/// `(...;...)OVERLAP_F_B` (its compute sub-actions in order), and UNSHARD / RESHARD /
+/// REDUCE_GRAD, which are accepted and skipped.
+///
+/// The table: p = rows, S = largest stage + 1, m = largest micro-batch + 1; each stage on
+/// exactly one row, every row holding S/p stages, numbered as chunks in increasing stage
+/// order; the placement is loop or v_shape when the stages sit that way, else custom.
+/// split_backward when I or W appear, forward_only when no backward appears, lowered when
+/// transfer cells are kept (their buffer slots are assigned when `verify` passes; run
+/// `verify(t)` on every imported table before using it).
+///
+/// Errors come back in the table's `error`: errc::parse_error with rank = row, position =
+/// cell index in the row (counting empty cells, from 0) and a detail; errc::duplicate_pass
+/// for a repeated transfer cell; errc::missing_pass when there are fewer F cells than
+/// stages × micro-batches (the bound that keeps `verify` and `simulate` memory in check).
+inline table from_csv(std::string_view text, csv_read_options const& opt = {}) {
+  csv_limits const& lim = opt.limits;
+  if (text.size() > lim.max_bytes)
+    return failed(detail::csv_error(-1, -1, "input larger than the size limit (64 MiB)"));
+  long const index_limit = static_cast<long>(lim.max_index) - 1;
+
+  struct placed {
+    detail::csv_cell c;
+    int cell;
+  };
+  std::vector<std::vector<placed>> rows;
+  std::vector<int> stage_row; // row of each stage seen, -1 when none
+  std::size_t total = 0, forwards = 0;
+  int max_stage = -1, max_mb = -1;
+  bool split = false, backward = false, transfers = false;
+  std::vector<detail::csv_cell> cells;
+
+  // blank lines at the end are not ranks: the text ends with the last non-blank line
+  std::size_t end = 0;
+  for (std::size_t ls = 0; ls < text.size();) {
+    std::size_t le = ls;
+    while (le < text.size() && text[le] != '\n' && text[le] != '\r') ++le;
+    if (!detail::csv_trim(text.substr(ls, le - ls)).empty()) end = le;
+    ls = le + 1;
+  }
+  std::string_view body = text.substr(0, end);
+  if (detail::csv_trim(body).empty()) return failed(detail::csv_error(0, -1, "no actions"));
+
+  std::size_t pos = 0;
+  while (pos <= body.size()) {
+    std::size_t eol = pos;
+    while (eol < body.size() && body[eol] != '\n' && body[eol] != '\r') ++eol;
+    std::string_view line = body.substr(pos, eol - pos);
+    int const r = static_cast<int>(rows.size());
+    if (r >= lim.max_rows) return failed(detail::csv_error(r, -1, "more rows than the rank limit (4096)"));
+    rows.emplace_back();
+    int cell_index = 0;
+    std::size_t cpos = 0;
+    while (cpos <= line.size()) {
+      std::size_t comma = line.find(',', cpos);
+      if (comma == std::string_view::npos) comma = line.size();
+      std::string_view cell = detail::csv_trim(line.substr(cpos, comma - cpos));
+      cpos = comma + 1;
+      if (!cell.empty()) {
+        cells.clear();
+        const char* why = nullptr;
+        if (!detail::csv_parse_cell(cell, index_limit, cells, why))
+          return failed(detail::csv_error(r, cell_index, why));
+        for (auto const& c : cells) {
+          if (is_transfer(c.kind)) {
+            transfers = true;
+            if (!opt.keep_transfers) continue;
+          }
+          if (++total > lim.max_actions) return failed(detail::csv_error(r, cell_index, "more actions than the limit"));
+          if (static_cast<std::size_t>(c.stage) >= stage_row.size())
+            stage_row.resize(static_cast<std::size_t>(c.stage) + 1, -1);
+          int& owner = stage_row[static_cast<std::size_t>(c.stage)];
+          if (owner >= 0 && owner != r)
+            return failed(detail::csv_error(r, cell_index, "the stage is already on another row", c.stage, c.mb));
+          owner = r;
+          max_stage = c.stage > max_stage ? c.stage : max_stage;
+          max_mb = c.mb > max_mb ? c.mb : max_mb;
+          split = split || c.kind == op::backward_input || c.kind == op::backward_weight;
+          backward = backward || (is_compute(c.kind) && c.kind != op::forward);
+          forwards += c.kind == op::forward ? 1u : 0u;
+          rows.back().push_back({c, cell_index});
+        }
+      }
+      ++cell_index;
+    }
+    // "\r\n" ends one line
+    if (eol < body.size() && body[eol] == '\r' && eol + 1 < body.size() && body[eol + 1] == '\n') ++eol;
+    pos = eol + 1;
+  }
+
+  int const p = static_cast<int>(rows.size());
+  if (max_stage < 0) return failed(detail::csv_error(0, -1, "no actions"));
+  int const S = max_stage + 1;
+  int const m = max_mb + 1;
+  std::vector<int> held(static_cast<std::size_t>(p), 0);
+  for (int s = 0; s < S; ++s) {
+    int r = stage_row[static_cast<std::size_t>(s)];
+    if (r < 0) return failed(detail::csv_error(-1, -1, "a stage below the largest one appears on no row", s));
+    ++held[static_cast<std::size_t>(r)];
+  }
+  if (S % p != 0) return failed(detail::csv_error(-1, -1, "the stage count is not a multiple of the row count"));
+  int const v = S / p;
+  for (int r = 0; r < p; ++r)
+    if (held[static_cast<std::size_t>(r)] != v)
+      return failed(detail::csv_error(r, -1, "rows hold different numbers of stages (each row needs S / rows)"));
+  if (forwards < static_cast<std::size_t>(S) * static_cast<std::size_t>(m))
+    return failed({errc::missing_pass, -1, -1, -1, -1, "fewer F cells than stages x micro-batches"});
+
+  table t{};
+  t.ranks = p;
+  t.microbatches = m;
+  t.chunks = v;
+  t.stages = S;
+  t.split_backward = split;
+  t.forward_only = !backward;
+  t.lowered = transfers && opt.keep_transfers;
+  t.stage_rank.assign(static_cast<std::size_t>(S), 0);
+  for (int s = 0; s < S; ++s) t.stage_rank[static_cast<std::size_t>(s)] = stage_row[static_cast<std::size_t>(s)];
+  t.stage_chunk.assign(static_cast<std::size_t>(S), 0);
+  std::fill(held.begin(), held.end(), 0);
+  for (int s = 0; s < S; ++s)
+    t.stage_chunk[static_cast<std::size_t>(s)] = held[static_cast<std::size_t>(t.rank_of(s))]++;
+  bool loop = true, vee = v == 2;
+  for (int s = 0; s < S; ++s) {
+    loop = loop && t.rank_of(s) == s % p;
+    vee = vee && t.rank_of(s) == (s < p ? s : 2 * p - 1 - s);
+  }
+  t.place = loop ? placement::loop : (vee ? placement::v_shape : placement::custom);
+
+  std::unordered_set<std::uint64_t> seen_transfers;
+  t.lists.assign(static_cast<std::size_t>(p), {});
+  for (int r = 0; r < p; ++r) {
+    auto& list = t.lists[static_cast<std::size_t>(r)];
+    list.reserve(rows[static_cast<std::size_t>(r)].size());
+    for (auto const& [c, cell] : rows[static_cast<std::size_t>(r)]) {
+      int chunk = t.chunk_of(c.stage);
+      action a = make_action(c.kind, c.stage, c.mb, chunk > 255 ? 255 : chunk);
+      if (is_transfer(c.kind)) {
+        std::uint64_t key = (static_cast<std::uint64_t>(c.kind) << 40) | (static_cast<std::uint64_t>(c.stage) << 20) |
+                            static_cast<std::uint64_t>(c.mb);
+        if (!seen_transfers.insert(key).second)
+          return failed({errc::duplicate_pass, r, cell, c.stage, c.mb, "a transfer cell appears twice"});
+        bool to_next = c.kind == op::send_act || c.kind == op::recv_grad;
+        int other = to_next ? c.stage + 1 : c.stage - 1;
+        a.peer = (other >= 0 && other < S) ? static_cast<std::uint16_t>(t.rank_of(other)) : no_rank;
+      }
+      list.push_back(a);
+    }
+  }
+  if (t.lowered && verify(t).ok()) detail::assign_slots(t);
+  return t;
+}
+
+} // namespace pipesched
