@@ -11,9 +11,13 @@
 #include <string_view>
 #include <vector>
 
+#include <unistd.h>
+
+#include "pipesched/analysis/csv.hpp"
+#include "pipesched/analysis/render.hpp"
 #include "pipesched/analysis/simulate.hpp"
+#include "pipesched/analysis/simulate_lowered.hpp"
 #include "pipesched/analysis/verify.hpp"
-#include "pipesched/core/action_text.hpp"
 #include "pipesched/schedules/registry.hpp"
 
 namespace {
@@ -222,12 +226,17 @@ int cmd_list() {
 }
 
 int cmd_show(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2, {"schedule", "stages", "microbatches", "chunks", "group", "costs"},
-                         {"json", "help"});
+  auto o = parse_options(argc, argv, 2, {"schedule", "stages", "microbatches", "chunks", "group", "costs", "width"},
+                         {"json", "help", "color", "no-color", "lists"});
   if (o.has("help")) {
     std::cout << "usage: pipesched show --schedule NAME --stages P --microbatches M [options] [--json]\n\n"
-              << "Prints each rank's compute order and the simulated metrics.\n\n"
-              << schedule_options << "  --json                 one JSON object of metrics\n";
+              << "Draws the schedule as a grid (one row per rank, time to the right; F/B/I/W with the\n"
+              << "micro-batch number, lower case for a rank's second chunk) and prints the simulated\n"
+              << "metrics.\n\n"
+              << schedule_options << "  --json                 one JSON object of metrics\n"
+              << "  --lists                also print each rank's order as PyTorch-style actions\n"
+              << "  --width N              wrap the grid at N columns (default 120)\n"
+              << "  --color, --no-color    force ANSI colour on or off (default: on for a terminal)\n";
     return 0;
   }
   params pr = schedule_params(o, true);
@@ -239,7 +248,12 @@ int cmd_show(int argc, char** argv) {
     return verdict.ok() ? 0 : 1;
   }
   std::cout << o.get("schedule") << "\n";
-  print_lists(std::cout, t);
+  text_options to{};
+  to.width = 120;
+  to.color = o.has("color") || (!o.has("no-color") && isatty(STDOUT_FILENO));
+  if (o.has("width")) to.width = to_int("width", o.get("width"), 20, 100000);
+  std::cout << render_text(t, sim, to);
+  if (o.has("lists")) print_lists(std::cout, t);
   print_metrics(std::cout, t, sim, verdict);
   return verdict.ok() ? 0 : 1;
 }
@@ -303,24 +317,49 @@ int cmd_compare(int argc, char** argv) {
 }
 
 int cmd_export(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2, {"schedule", "stages", "microbatches", "chunks", "group", "costs", "format"},
+  auto o = parse_options(argc, argv, 2,
+                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "format", "title"},
                          {"transfers", "help"});
   if (o.has("help")) {
     std::cout << "usage: pipesched export --schedule NAME --stages P --microbatches M [options] --format csv\n\n"
               << "Writes one CSV row per rank (rank 0 first); each cell is an action in PyTorch's\n"
               << "syntax {stage}{F|B|I|W}{microbatch} with the global stage index.\n\n"
-              << schedule_options << "  --format csv           output format\n"
-              << "  --transfers            include SEND_F/RECV_F/SEND_B/RECV_B cells\n";
+              << schedule_options
+              << "  --format FMT           csv (PyTorch's action format), chrome (trace JSON for\n"
+              << "                         Perfetto / chrome://tracing; 1 cost unit = 1 ms), svg, text\n"
+              << "  --transfers            csv: include SEND_F/RECV_F/SEND_B/RECV_B cells;\n"
+              << "                         chrome: simulate transfers on per-rank comm tracks\n"
+              << "  --title TEXT           svg: the picture's title\n";
     return 0;
   }
   params pr = schedule_params(o, true);
   std::string fmt = o.get("format", "csv");
   table t = build(o.get("schedule"), pr);
   if (fmt == "csv") {
-    std::cout << format_actions(t, o.has("transfers"));
+    std::cout << to_csv(t, o.has("transfers") ? csv_format::compute_comms : csv_format::compute_only);
     return 0;
   }
-  throw usage_error("unknown --format '" + fmt + "' (csv)");
+  sim_costs costs{pr.cost};
+  if (fmt == "chrome") {
+    simulation sim = o.has("transfers") ? simulate_lowered(t, costs) : simulate(t, costs);
+    std::cout << render_chrome_trace(t, sim);
+    return 0;
+  }
+  simulation sim = simulate(t, costs);
+  if (fmt == "svg") {
+    svg_options so{};
+    so.title = o.has("title") ? o.get("title")
+                              : o.get("schedule") + ", p = " + std::to_string(pr.p) + ", m = " + std::to_string(pr.m);
+    std::cout << render_svg(t, sim, so);
+    return 0;
+  }
+  if (fmt == "text") {
+    text_options to{};
+    to.width = 120;
+    std::cout << render_text(t, sim, to);
+    return 0;
+  }
+  throw usage_error("unknown --format '" + fmt + "' (csv, chrome, svg, text)");
 }
 
 int cmd_import(int argc, char** argv) {
@@ -335,7 +374,7 @@ int cmd_import(int argc, char** argv) {
   std::ifstream in(o.positional[0], std::ios::binary);
   if (!in) throw usage_error("cannot open '" + o.positional[0] + "'");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  table t = parse_actions(text);
+  table t = from_csv(text);
   if (!t.ok()) {
     std::cerr << "pipesched import: " << o.positional[0] << ": " << to_string(t.error) << "\n";
     return 1;

@@ -2,7 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "pipesched/analysis/verify.hpp"
-#include "pipesched/core/action_text.hpp"
+#include "pipesched/analysis/csv.hpp"
 #include "pipesched/lower/lower.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
@@ -11,7 +11,7 @@ using namespace pipesched;
 
 namespace {
 errc code_of(std::string_view text) {
-  table t = parse_actions(text);
+  table t = from_csv(text);
   REQUIRE(t.ok());
   return verify(t).code;
 }
@@ -35,7 +35,7 @@ TEST_CASE("verify.weight_before_input") { CHECK(code_of("0F0,0W0,0I0\n1F0,1B0") 
 TEST_CASE("verify.cyclic_wait") {
   // rank 1 waits for micro-batch 1, which rank 0 runs only after micro-batch 0's backward,
   // which needs rank 1's backward of micro-batch 0, which rank 1 runs after micro-batch 1
-  table t = parse_actions("0F0,0B0,0F1,0B1\n1F1,1F0,1B0,1B1");
+  table t = from_csv("0F0,0B0,0F1,0B1\n1F1,1F0,1B0,1B1");
   diagnostic d = verify(t);
   CHECK(d.code == errc::cyclic_wait);
   CHECK(d.rank >= 0);
@@ -43,21 +43,21 @@ TEST_CASE("verify.cyclic_wait") {
 }
 
 TEST_CASE("verify.wrong_rank") {
-  table t = parse_actions("0F0,0B0\n1F0,1B0");
+  table t = from_csv("0F0,0B0\n1F0,1B0");
   REQUIRE(t.ok());
   t.lists[1].push_back(make_action(op::forward, 0, 0));
   CHECK(verify(t).code == errc::wrong_rank);
 }
 
 TEST_CASE("verify.out_of_range") {
-  table t = parse_actions("0F0,0B0\n1F0,1B0");
+  table t = from_csv("0F0,0B0\n1F0,1B0");
   t.lists[0].push_back(make_action(op::forward, 0, 5));
   CHECK(verify(t).code == errc::microbatch_out_of_range);
 }
 
 TEST_CASE("verify.transfer_mismatch") {
   // rank 1 posts the receives of micro-batches 0 and 1 in the opposite order
-  table t = parse_actions("0F0,0SEND_F0,0F1,0SEND_F1,0RECV_B0,0B0,0RECV_B1,0B1\n"
+  table t = from_csv("0F0,0SEND_F0,0F1,0SEND_F1,0RECV_B0,0B0,0RECV_B1,0B1\n"
                           "1RECV_F1,1RECV_F0,1F0,1B0,1SEND_B0,1F1,1B1,1SEND_B1");
   REQUIRE(t.ok());
   CHECK(t.lowered);
@@ -66,13 +66,13 @@ TEST_CASE("verify.transfer_mismatch") {
 
 TEST_CASE("verify.transfer_deadlock") {
   // both ranks block in a receive: rank 0 waits for a gradient before sending its activation
-  table t = parse_actions("0F0,0RECV_B0,0SEND_F0,0B0\n1RECV_F0,1F0,1B0,1SEND_B0");
+  table t = from_csv("0F0,0RECV_B0,0SEND_F0,0B0\n1RECV_F0,1F0,1B0,1SEND_B0");
   REQUIRE(t.ok());
   CHECK(verify(t).code == errc::transfer_deadlock);
 }
 
 TEST_CASE("verify.missing_recv") {
-  table t = parse_actions("0F0,0SEND_F0,0RECV_B0,0B0\n1F0,1RECV_F0,1B0,1SEND_B0");
+  table t = from_csv("0F0,0SEND_F0,0RECV_B0,0B0\n1F0,1RECV_F0,1B0,1SEND_B0");
   REQUIRE(t.ok());
   CHECK(verify(t).code == errc::missing_recv);
 }

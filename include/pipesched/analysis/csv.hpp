@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include "pipesched/analysis/verify.hpp"
@@ -148,7 +147,7 @@ constexpr int csv_action(std::string_view s, long limit, csv_cell& out, const ch
 
 /// One cell: an action, or PyTorch's `(a;b;...)OVERLAP_F_B` whose compute sub-actions run
 /// in the order given. Appends to `out`; returns false on error.
-inline bool csv_parse_cell(std::string_view cell, long limit, std::vector<csv_cell>& out, const char*& why) {
+constexpr bool csv_parse_cell(std::string_view cell, long limit, std::vector<csv_cell>& out, const char*& why) {
   if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"') cell = csv_trim(cell.substr(1, cell.size() - 2));
   if (cell.empty()) return true;
   if (cell.front() == '(') {
@@ -219,7 +218,7 @@ constexpr diagnostic csv_error(int row, int cell, const char* why, int stage = -
 /// cell index in the row (counting empty cells, from 0) and a detail; errc::duplicate_pass
 /// for a repeated transfer cell; errc::missing_pass when there are fewer F cells than
 /// stages × micro-batches (the bound that keeps `verify` and `simulate` memory in check).
-inline table from_csv(std::string_view text, csv_read_options const& opt = {}) {
+constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}) {
   csv_limits const& lim = opt.limits;
   if (text.size() > lim.max_bytes)
     return failed(detail::csv_error(-1, -1, "input larger than the size limit (64 MiB)"));
@@ -333,7 +332,9 @@ inline table from_csv(std::string_view text, csv_read_options const& opt = {}) {
   }
   t.place = loop ? placement::loop : (vee ? placement::v_shape : placement::custom);
 
-  std::unordered_set<std::uint64_t> seen_transfers;
+  // which transfer cells were seen: (kind, stage, micro-batch); S*m is bounded by the F count
+  std::size_t const sm = static_cast<std::size_t>(S) * static_cast<std::size_t>(m);
+  vec<unsigned char> seen_transfers(transfers && opt.keep_transfers ? 4 * sm : 0, 0);
   t.lists.assign(static_cast<std::size_t>(p), {});
   for (int r = 0; r < p; ++r) {
     auto& list = t.lists[static_cast<std::size_t>(r)];
@@ -342,9 +343,10 @@ inline table from_csv(std::string_view text, csv_read_options const& opt = {}) {
       int chunk = t.chunk_of(c.stage);
       action a = make_action(c.kind, c.stage, c.mb, chunk > 255 ? 255 : chunk);
       if (is_transfer(c.kind)) {
-        std::uint64_t key = (static_cast<std::uint64_t>(c.kind) << 40) | (static_cast<std::uint64_t>(c.stage) << 20) |
-                            static_cast<std::uint64_t>(c.mb);
-        if (!seen_transfers.insert(key).second)
+        std::size_t key = (static_cast<std::size_t>(c.kind) - static_cast<std::size_t>(op::send_act)) * sm +
+                          static_cast<std::size_t>(c.stage) * static_cast<std::size_t>(m) +
+                          static_cast<std::size_t>(c.mb);
+        if (seen_transfers[key]++)
           return failed({errc::duplicate_pass, r, cell, c.stage, c.mb, "a transfer cell appears twice"});
         bool to_next = c.kind == op::send_act || c.kind == op::recv_grad;
         int other = to_next ? c.stage + 1 : c.stage - 1;

@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-#include "pipesched/core/action_text.hpp"
+#include "pipesched/analysis/csv.hpp"
 #include "pipesched/core/schedule.hpp"
 
 namespace pipesched {
@@ -31,7 +31,7 @@ template <class Source> struct custom_family {
                 "actions such as \"0F0,0F1,0B0\") or `static constexpr pipesched::table make()`");
   static constexpr const char* name = "custom";
   static constexpr table source() {
-    if constexpr (detail::has_text<Source>) return parse_actions(Source::text);
+    if constexpr (detail::has_text<Source>) return from_csv(Source::text);
     else return Source::make();
   }
   static constexpr diagnostic check(params const&) { return source().error; }
