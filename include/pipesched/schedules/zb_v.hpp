@@ -1,0 +1,181 @@
+// pipesched: ZB-V, the zero-bubble schedule on V placement.
+#pragma once
+
+#include "pipesched/core/schedule.hpp"
+#include "pipesched/core/vec.hpp"
+
+namespace pipesched {
+
+namespace detail {
+
+/// Parameter check of the V-placement families: two chunks per rank (v = 0 or 2).
+constexpr diagnostic check_zb_v(params const& pr) {
+  if (auto d = check_common(pr)) return d;
+  if (pr.v != 0 && pr.v != 2) return {errc::needs_two_chunks};
+  return {};
+}
+
+/// How one run of the ZB-V list scheduler breaks ties.
+struct zb_v_rule {
+  int weights_first = 2;    ///< W before anything else once a rank holds >= limit - weights_first + 1
+  bool chunk0_input = true; ///< among ready I passes, chunk 0's (stage r) before chunk 1's
+};
+
+struct zb_v_run {
+  table t;
+  double makespan = 0;
+  double span = 0; ///< largest rank span
+};
+
+/// The ZB-V list scheduler under the cost model of `pr` and a limit of `limit`
+/// chunk-activations per rank. Time advances from event to event (a rank frees up, an input
+/// arrives); a free rank picks, among its passes whose inputs have arrived:
+///   1. the oldest W, when it holds limit-1 or more chunk-activations and has forwards left;
+///   2. the chunk-1 forward (stage 2p-1-r) if it fits in memory;
+///   3. the chunk-0 forward (stage r) if it fits and leaves room for one chunk-1 forward, so
+///      the micro-batches already started can always turn at the bottom of the V;
+///   4. an I (chunk 0's first by default); 5. the oldest pending W.
+/// Forwards and I passes run in micro-batch order per stage. The per-rank lists are the
+/// order of the picks; simulating them under the same costs gives the same times.
+constexpr zb_v_run zb_v_schedule(params const& pr, int limit, zb_v_rule rule) {
+  int const p = pr.p, m = pr.m, S = 2 * p;
+  double const f = pr.cost.f, b = pr.cost.b, w = pr.cost.w, c = pr.cost.c;
+  zb_v_run out{};
+  out.t = make_table(p, m, 2, placement::v_shape);
+  table& t = out.t;
+  t.split_backward = true;
+  t.memory_bound_chunks = limit;
+  auto const P = static_cast<std::size_t>(p);
+  auto const M = static_cast<std::size_t>(m);
+  // arrival time of the input of F and of I per (stage, micro-batch) on the stage's rank;
+  // -1: its producer has not run yet
+  vec<double> in_f(static_cast<std::size_t>(S) * M, -1.0), in_i(static_cast<std::size_t>(S) * M, -1.0);
+  for (std::size_t j = 0; j < M; ++j) in_f[j] = 0.0;
+  // per rank and kind (0: F chunk 0, 1: F chunk 1, 2: I chunk 1, 3: I chunk 0): the next
+  // micro-batch and the offset of the stage's row in in_f / in_i
+  vec<int> next(P * 4, 0), row(P * 4, 0);
+  for (int r = 0; r < p; ++r)
+    for (int k = 0; k < 4; ++k) row[static_cast<std::size_t>(r * 4 + k)] = ((k == 0 || k == 3) ? r : S - 1 - r) * m;
+  vec<int> held_v(P, 0), wq_v(P * 2 * M, 0), whead_v(P, 0), wtail_v(P, 0);
+  vec<double> free_v(P, 0.0), first_v(P, -1.0), last_v(P, 0.0);
+  // raw pointers into the arrays: cheaper than vec::operator[] in constant evaluation
+  double *const inf = in_f.data(), *const ini = in_i.data();
+  double *const free_at = free_v.data(), *const first = first_v.data(), *const last = last_v.data();
+  int *const nxt = next.data(), *const rows = row.data(), *const held = held_v.data();
+  int *const wq = wq_v.data(), *const whead = whead_v.data(), *const wtail = wtail_v.data();
+  for (std::size_t r = 0; r < P; ++r) t.lists[r].reserve(6 * M);
+  int const i_pref = rule.chunk0_input ? 3 : 2, i_other = rule.chunk0_input ? 2 : 3;
+  std::size_t const total = 6 * M * P;
+  std::size_t done = 0;
+  double now = 0.0;
+  while (done < total) {
+    bool progress = true;
+    while (progress) { // passes of zero cost may run several in a row at one time
+      progress = false;
+      for (int r = 0; r < p; ++r) {
+        if (free_at[r] > now) continue;
+        int* const nx = nxt + 4 * r;
+        int const* const rw = rows + 4 * r;
+        bool ready[4] = {false, false, false, false};
+        for (int k = 0; k < 4; ++k) {
+          if (nx[k] >= m) continue;
+          double a = (k < 2 ? inf : ini)[rw[k] + nx[k]];
+          ready[k] = a >= 0 && a <= now;
+        }
+        bool const has_w = whead[r] < wtail[r];
+        int pick = -1; // a kind as above, or 4: W
+        if (has_w && (nx[0] < m || nx[1] < m) && held[r] >= limit - rule.weights_first + 1) pick = 4;
+        else if (ready[1] && held[r] + 1 <= limit) pick = 1;
+        else if (ready[0] && held[r] + 2 <= limit) pick = 0;
+        else if (ready[i_pref]) pick = i_pref;
+        else if (ready[i_other]) pick = i_other;
+        else if (has_w) pick = 4;
+        if (pick < 0) continue;
+        double end = now;
+        if (pick == 4) {
+          int const code = wq[2 * m * r + whead[r]++];
+          push(t, op::backward_weight, code / m, code % m);
+          end = now + w;
+          --held[r];
+        } else {
+          int const j = nx[pick]++;
+          int const s = rw[pick] / m;
+          if (pick < 2) {
+            push(t, op::forward, s, j);
+            end = now + f;
+            ++held[r];
+            if (s + 1 < S) inf[(s + 1) * m + j] = end + (s == p - 1 ? 0.0 : c);
+            else ini[s * m + j] = end; // the loss
+          } else {
+            push(t, op::backward_input, s, j);
+            end = now + b;
+            wq[2 * m * r + wtail[r]++] = s * m + j;
+            if (s > 0) ini[(s - 1) * m + j] = end + (s == p ? 0.0 : c);
+          }
+        }
+        if (first[r] < 0) first[r] = now;
+        last[r] = end;
+        free_at[r] = end;
+        ++done;
+        progress = true;
+      }
+    }
+    if (done == total) break;
+    // the next moment something changes: a rank frees up or an input arrives
+    double soon = -1.0;
+    for (int r = 0; r < p; ++r) {
+      double x = free_at[r];
+      if (x <= now)
+        for (int k = 0; k < 4; ++k) {
+          int const j = nxt[4 * r + k];
+          if (j >= m) continue;
+          double a = (k < 2 ? inf : ini)[rows[4 * r + k] + j];
+          if (a > now && (x <= now || a < x)) x = a;
+        }
+      if (x > now && (soon < 0 || x < soon)) soon = x;
+    }
+    if (soon < 0) {
+      out.t = failed({errc::cyclic_wait, -1, -1, -1, -1, "the ZB-V scheduler stalled"});
+      return out;
+    }
+    now = soon;
+  }
+  for (int r = 0; r < p; ++r) {
+    out.makespan = last[r] > out.makespan ? last[r] : out.makespan;
+    double span = last[r] - first[r];
+    out.span = span > out.span ? span : out.span;
+  }
+  return out;
+}
+
+} // namespace detail
+
+/// ZB-V (zero bubble, V placement): rank r holds stages r and 2p-1-r; backward split into
+/// I and W. Built by a list scheduler that follows the cost model and keeps at most 2p
+/// chunk-activations (p in the reference unit, as 1F1B's rank 0) on every rank; see
+/// detail::zb_v_schedule for the rule. With F = B = W and m >= 2p every rank is busy from
+/// its first pass to its last (zero bubble). Unless the first run already has no idle time,
+/// two more tie-breaking variants run under the cost model and the shortest makespan (then
+/// largest rank span) is kept. Any m >= 1.
+struct zb_v_family {
+  static constexpr const char* name = "zb-v";
+  static constexpr diagnostic check(params const& pr) { return detail::check_zb_v(pr); }
+  static constexpr table generate(params const& pr) {
+    if (auto d = check(pr)) return failed(d);
+    int const limit = 2 * pr.p;
+    constexpr detail::zb_v_rule rules[] = {{2, true}, {3, true}, {2, false}};
+    detail::zb_v_run best = detail::zb_v_schedule(pr, limit, rules[0]);
+    double const busy = 2.0 * pr.m * (pr.cost.f + pr.cost.b + pr.cost.w);
+    for (std::size_t i = 1; i < sizeof(rules) / sizeof(rules[0]); ++i) {
+      if (!best.t.ok() || best.span <= busy) break; // no idle time left to remove
+      detail::zb_v_run run = detail::zb_v_schedule(pr, limit, rules[i]);
+      if (run.t.ok() && (run.makespan < best.makespan || (run.makespan == best.makespan && run.span < best.span)))
+        best = static_cast<detail::zb_v_run&&>(run);
+    }
+    return static_cast<table&&>(best.t);
+  }
+};
+
+template <class... Ps> using zb_v = schedule<zb_v_family, Ps...>;
+
+} // namespace pipesched

@@ -1,0 +1,129 @@
+// ZB-V against the reference (shared/reference/schedules.md: "V-shape family", "Cases").
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "../support/conformance.hpp"
+#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/analysis/verify.hpp"
+#include "pipesched/schedules/one_f_one_b.hpp"
+#include "pipesched/schedules/zb_v.hpp"
+
+using namespace pipesched;
+using pipesched::testing::check_conformance;
+
+namespace {
+constexpr cost_model unit{1, 1, 1, 0};
+constexpr cost_model cost_set[] = {{1, 1, 1, 0}, {1, 2, 1, 0},    {0.5, 1.25, 0.75, 0}, {2, 1, 3, 0},    {1, 1, 1, 0.5},
+                                   {1, 3, 1, 0}, {1, 1, 0.25, 0}, {1, 0, 1, 0},         {1, 1, 1, 0.125}};
+
+double largest(std::vector<double> const& v) { return *std::max_element(v.begin(), v.end()); }
+
+std::string label(int p, int m, cost_model const& c) {
+  return "zb-v p=" + std::to_string(p) + " m=" + std::to_string(m) + " F,B,W,c=" + std::to_string(c.f) + "," +
+         std::to_string(c.b) + "," + std::to_string(c.w) + "," + std::to_string(c.c);
+}
+} // namespace
+
+// Compile time: the schedule type (generate, lower, verify), the reference case, the refusal
+// of other chunk counts, and generation at p = 16, m = 128 within the default constexpr limits.
+static_assert(zb_v<stages<4>, microbatches<8>>::valid);
+static_assert(zb_v<stages<4>, microbatches<8>, chunks<2>, costs<1.0, 2.0, 1.0>>::valid);
+static_assert(zb_v<stages<3>, microbatches<1>>::valid);
+static_assert(verify(zb_v_family::generate({8, 24})).ok());
+static_assert(simulate(zb_v_family::generate({4, 8}), sim_costs{unit}).makespan == 51);
+static_assert(simulate(zb_v_family::generate({4, 8}), sim_costs{unit}).max_rank_span == 48);
+static_assert(zb_v_family::check({4, 8, 3}).code == errc::needs_two_chunks);
+static_assert(zb_v_family::check({4, 8, 1}).code == errc::needs_two_chunks);
+static_assert(zb_v_family::check({4, 8, 2}).ok());
+static_assert(zb_v_family::generate({16, 128}).total_actions() == 6u * 16u * 128u);
+static_assert(zb_v_family::generate({16, 128}).memory_bound_chunks == 32);
+
+TEST_CASE("schedule.zb_v.reference.p4.m8") {
+  // Cases table: ZB-V, p = 4, m = 8, v = 2, F = B = W = 1 -> makespan 51, span 48, memory 4
+  table t = zb_v_family::generate({4, 8});
+  check_conformance(t, unit, "zb-v p=4 m=8");
+  CHECK(t.place == placement::v_shape);
+  CHECK(t.split_backward);
+  auto s = simulate(t, sim_costs{unit});
+  CHECK(s.makespan == doctest::Approx(51));
+  CHECK(s.max_rank_span == doctest::Approx(48));
+  // memory p = 4 on every rank (2p chunk-activations), as 1F1B's rank 0
+  for (double mem : s.peak_memory) CHECK(mem == doctest::Approx(4));
+  // the schedule type gives the same table at run time
+  CHECK(zb_v<stages<4>, microbatches<8>>::make().lists == lower(t, sim_costs{unit}).lists);
+}
+
+TEST_CASE("schedule.zb_v.zero_bubble.p1-16.m2p-4p") {
+  // zero bubble when F = B = W and m >= 2p: every rank busy from its first pass to its last
+  for (int p = 1; p <= 16; ++p)
+    for (int m : {2 * p, 2 * p + 1, 3 * p, 4 * p}) {
+      for (double x : {1.0, 0.5}) {
+        cost_model c{x, x, x, 0};
+        auto s = simulate(zb_v_family::generate({p, m, 0, 0, c}), sim_costs{c});
+        INFO(label(p, m, c));
+        REQUIRE(s.ok());
+        CHECK(largest(s.idle) == doctest::Approx(0));
+        CHECK(s.max_rank_span == doctest::Approx(6 * m * x));
+        // the last rank cannot start before the p-1 forwards ahead of it
+        CHECK(s.makespan == doctest::Approx((6 * m + p - 1) * x));
+        CHECK(largest(s.peak_memory) == doctest::Approx(p));
+      }
+    }
+}
+
+TEST_CASE("schedule.zb_v.sweep.p1-16.m1-64.costs") {
+  // every m >= 1, any costs and latency: a valid table and lowering, memory <= p everywhere
+  for (int p = 1; p <= 16; ++p)
+    for (int m : {1, 2, 3, 4, 6, 9, 19, 37, 64})
+      for (cost_model const& c : cost_set) {
+        INFO(label(p, m, c));
+        table t = zb_v_family::generate({p, m, 0, 0, c});
+        REQUIRE_MESSAGE(t.ok(), to_string(t.error));
+        diagnostic d = verify(t);
+        CHECK_MESSAGE(d.ok(), to_string(d));
+        diagnostic dl = verify(lower(t, sim_costs{c}));
+        CHECK_MESSAGE(dl.ok(), to_string(dl));
+        CHECK(t.memory_bound_chunks == 2 * p);
+        CHECK(largest(simulate(t, sim_costs{c}).peak_memory) <= p);
+      }
+}
+
+TEST_CASE("schedule.zb_v.conformance.p1-16") {
+  // lowering with buffer slots (the slot check is quadratic: fewer cases)
+  int i = 0;
+  for (int p : {1, 2, 3, 4, 5, 7, 8, 16})
+    for (int m : {1, 3, p, 2 * p + 1}) {
+      cost_model const& c = cost_set[static_cast<std::size_t>(i++) % std::size(cost_set)];
+      check_conformance(zb_v_family::generate({p, m, 0, 0, c}), c, label(p, m, c));
+    }
+}
+
+TEST_CASE("schedule.zb_v.uses_costs") {
+  // The generator schedules with the cost model it is given: under uneven costs its order is
+  // no slower than the order it builds for F = B = W, and no slower than 1F1B on the same
+  // model (a 1F1B stage is two chunks) once m >= 2p.
+  for (int p : {2, 4, 8})
+    for (int m : {2 * p, 3 * p})
+      for (cost_model c : {cost_model{1, 2, 1, 0}, cost_model{2, 1, 1, 0}, cost_model{1, 3, 1, 0},
+                           cost_model{1, 1, 0.25, 0}, cost_model{1, 1.5, 0.5, 0}}) {
+        INFO(label(p, m, c));
+        double own = simulate(zb_v_family::generate({p, m, 0, 0, c}), sim_costs{c}).makespan;
+        double blind = simulate(zb_v_family::generate({p, m}), sim_costs{c}).makespan;
+        CHECK(own <= blind + 1e-9);
+        cost_model stage{2 * c.f, 2 * c.b, 2 * c.w, c.c};
+        CHECK(own <= simulate(one_f_one_b_family::generate({p, m, 0, 0, stage}), sim_costs{stage}).makespan + 1e-9);
+      }
+}
+
+TEST_CASE("schedule.zb_v.refuses_other_chunks") {
+  for (int v : {1, 3, 4}) {
+    table t = zb_v_family::generate({4, 8, v});
+    CHECK_FALSE(t.ok());
+    CHECK(t.error.code == errc::needs_two_chunks);
+  }
+  CHECK(zb_v_family::generate({4, 8, 2}).ok());
+  CHECK(zb_v_family::generate({0, 8}).error.code == errc::zero_ranks);
+  CHECK(zb_v_family::generate({4, 0}).error.code == errc::zero_microbatches);
+}
