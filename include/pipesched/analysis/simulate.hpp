@@ -65,20 +65,54 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
     sim.error = t.error;
     return sim;
   }
-  detail::op_index ix{};
-  if (auto d = detail::build_index(t, ix)) {
-    sim.error = d;
+  if (t.ranks < 1 || static_cast<int>(t.lists.size()) != t.ranks || t.microbatches < 1 || t.stages < 1 ||
+      static_cast<int>(t.stage_rank.size()) != t.stages) {
+    sim.error = diagnostic{errc::zero_ranks, -1, -1, -1, -1, "malformed table"};
     return sim;
   }
+  // The hot loops below use flat arrays and raw pointers: this function runs inside the
+  // compiler for every schedule type, where each operation counts against a fixed budget.
   std::size_t const p = static_cast<std::size_t>(t.ranks);
-  sim.times.assign(p, {});
-  for (std::size_t r = 0; r < p; ++r) sim.times[r].assign(t.lists[r].size(), op_time{-1.0, -1.0});
+  std::size_t const m = static_cast<std::size_t>(t.microbatches);
+  std::size_t const S = static_cast<std::size_t>(t.stages);
+  vec<std::size_t> off(p + 1, 0);
+  for (std::size_t r = 0; r < p; ++r) off[r + 1] = off[r] + t.lists[r].size();
+  std::size_t const n = off[p];
+  // global id of each compute pass: key = (stage*m + mb)*3 + {F, B|I, W}
+  vec<int> id_of(S * m * 3, -1);
+  int* const kid = id_of.data();
+  for (std::size_t r = 0; r < p; ++r) {
+    action const* l = t.lists[r].data();
+    for (std::size_t i = 0, len = t.lists[r].size(); i < len; ++i) {
+      action const& a = l[i];
+      if (!is_compute(a.kind)) continue;
+      if (a.stage >= S || a.mb >= m || t.stage_rank[a.stage] != static_cast<int>(r)) {
+        sim.error = diagnostic{a.stage >= S ? errc::stage_out_of_range
+                                            : (a.mb >= m ? errc::microbatch_out_of_range : errc::wrong_rank),
+                               static_cast<int>(r), static_cast<int>(i), a.stage, a.mb};
+        return sim;
+      }
+      std::size_t k = (static_cast<std::size_t>(a.stage) * m + a.mb) * 3 + static_cast<std::size_t>(detail::pass_slot(a.kind));
+      if (kid[k] >= 0) {
+        sim.error = diagnostic{errc::duplicate_pass, static_cast<int>(r), static_cast<int>(i), a.stage, a.mb};
+        return sim;
+      }
+      kid[k] = static_cast<int>(off[r] + i);
+    }
+  }
+  vec<double> start_v(n, 0.0), end_v(n, -1.0);
+  double* const st = start_v.data();
+  double* const en = end_v.data();
+  int const* const srank = t.stage_rank.data();
+  bool const uniform_links = costs.latency.empty() && costs.bandwidth.empty();
+  bool const uniform_costs = costs.per_stage.empty();
+  cost_model const& base = costs.base;
   vec<std::size_t> ptr(p, 0);
   vec<double> free_at(p, 0.0);
-  std::size_t remaining = t.total_actions();
-  sim.order.reserve(remaining);
+  sim.order.resize(n);
+  std::size_t done = 0, ordered = 0;
   // Worklist of ranks to advance: a rank runs until its next pass waits on another rank;
-  // finishing a pass wakes the ranks of the passes that consume its output.
+  // finishing a pass wakes the rank that consumes its output.
   vec<int> work;
   work.reserve(p * 2);
   for (std::size_t r = p; r-- > 0;) work.push_back(static_cast<int>(r));
@@ -87,55 +121,105 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
     std::size_t const r = static_cast<std::size_t>(work.back());
     work.pop_back();
     queued[r] = 0;
-    auto const& list = t.lists[r];
-    auto& times = sim.times[r];
-    while (ptr[r] < list.size()) {
-      action const& a = list[ptr[r]];
+    action const* const list = t.lists[r].data();
+    std::size_t const len = t.lists[r].size();
+    std::size_t i = ptr[r];
+    double fr = free_at[r];
+    while (i < len) {
+      action const& a = list[i];
+      std::size_t const g = off[r] + i;
       if (!is_compute(a.kind)) {
-        times[ptr[r]] = op_time{free_at[r], free_at[r]};
-        ++ptr[r];
-        --remaining;
+        st[g] = fr;
+        en[g] = fr;
+        ++i;
+        ++done;
         continue;
       }
-      auto dp = detail::dependencies(t, ix, a);
-      double start = free_at[r];
+      int const s = a.stage, j = a.mb;
+      // what the pass waits for: F: F of the previous stage; B/I: B/I of the next stage
+      // (or the own F for the loss) and the own F; W: its I
+      int dep[2] = {-1, -1};
+      int dep_rank[2] = {0, 0};
+      int nd = 0;
+      int consumer = -1;
+      std::size_t const base_key = (static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)) * 3;
+      if (a.kind == op::forward) {
+        int prev = t.prev_stage(j, s);
+        if (prev >= 0) {
+          dep_rank[nd] = srank[prev];
+          dep[nd++] = kid[(static_cast<std::size_t>(prev) * m + static_cast<std::size_t>(j)) * 3];
+        }
+        consumer = t.next_stage(j, s);
+      } else if (a.kind == op::backward_weight) {
+        dep_rank[nd] = static_cast<int>(r);
+        dep[nd++] = kid[base_key + 1];
+      } else {
+        int next = t.next_stage(j, s);
+        if (next >= 0) {
+          dep_rank[nd] = srank[next];
+          dep[nd++] = kid[(static_cast<std::size_t>(next) * m + static_cast<std::size_t>(j)) * 3 + 1];
+        }
+        dep_rank[nd] = static_cast<int>(r);
+        dep[nd++] = kid[base_key];
+        consumer = t.prev_stage(j, s);
+      }
+      double begin = fr;
       bool ready = true;
-      for (int k = 0; k < dp.n; ++k) {
-        double end = sim.times[static_cast<std::size_t>(dp.d[k].rank)][static_cast<std::size_t>(dp.d[k].pos)].end;
-        if (end < 0) {
+      for (int k = 0; k < nd; ++k) {
+        int const d = dep[k];
+        if (d < 0) continue; // missing pass: verify() reports it
+        double const e = en[d];
+        if (e < 0) {
           ready = false;
           break;
         }
-        double arrive = dp.d[k].rank == static_cast<int>(r) ? end : end + costs.link(dp.d[k].rank, static_cast<int>(r), t.ranks);
-        start = arrive > start ? arrive : start;
+        double arrive = e;
+        int const dr = dep_rank[k];
+        if (dr != static_cast<int>(r)) arrive += uniform_links ? base.c : costs.link(dr, static_cast<int>(r), t.ranks);
+        begin = arrive > begin ? arrive : begin;
       }
       if (!ready) break;
-      double end = start + costs.duration(a.kind, a.stage);
-      times[ptr[r]] = op_time{start, end};
-      free_at[r] = end;
-      sim.order.push_back(detail::op_ref{static_cast<int>(r), static_cast<int>(ptr[r])});
-      ++ptr[r];
-      --remaining;
-      // wake the rank that consumes this pass's output
-      int consumer = -1;
-      if (a.kind == op::forward) consumer = t.next_stage(a.mb, a.stage);
-      else if (makes_input_grad(a.kind)) consumer = t.prev_stage(a.mb, a.stage);
+      double dur;
+      if (uniform_costs) {
+        dur = a.kind == op::forward ? base.f
+              : a.kind == op::backward ? base.b + base.w
+              : a.kind == op::backward_input ? base.b
+                                             : base.w;
+      } else {
+        dur = costs.duration(a.kind, s);
+      }
+      st[g] = begin;
+      en[g] = begin + dur;
+      fr = begin + dur;
+      sim.order[ordered++] = detail::op_ref{static_cast<int>(r), static_cast<int>(i)};
+      ++i;
+      ++done;
       if (consumer >= 0) {
-        std::size_t q = static_cast<std::size_t>(t.rank_of(consumer));
+        std::size_t q = static_cast<std::size_t>(srank[consumer]);
         if (q != r && !queued[q]) {
           queued[q] = 1;
           work.push_back(static_cast<int>(q));
         }
       }
     }
+    ptr[r] = i;
+    free_at[r] = fr;
   }
-  if (remaining > 0) {
+  sim.order.resize(ordered);
+  if (done < n) {
     for (std::size_t r = 0; r < p; ++r)
       if (ptr[r] < t.lists[r].size()) {
         action const& a = t.lists[r][ptr[r]];
         sim.error = diagnostic{errc::cyclic_wait, static_cast<int>(r), static_cast<int>(ptr[r]), a.stage, a.mb};
         return sim;
       }
+  }
+  sim.times.resize(p);
+  for (std::size_t r = 0; r < p; ++r) {
+    std::size_t const len = t.lists[r].size();
+    sim.times[r].resize(len);
+    op_time* tm = sim.times[r].data();
+    for (std::size_t i = 0; i < len; ++i) tm[i] = op_time{st[off[r] + i], en[off[r] + i]};
   }
   sim.rank_start.assign(p, 0.0);
   sim.rank_end.assign(p, 0.0);

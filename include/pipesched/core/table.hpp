@@ -67,11 +67,13 @@ struct table {
   }
   /// The stage after s on j's route, or -1 at the route's end (the loss).
   constexpr int next_stage(int j, int s) const {
+    if (paths.empty()) return s + 1 < stages ? s + 1 : -1;
     int i = route_index(j, s);
     return (i < 0 || i + 1 >= route_length(j)) ? -1 : route_at(j, i + 1);
   }
   /// The stage before s on j's route, or -1 at the route's start (the input).
   constexpr int prev_stage(int j, int s) const {
+    if (paths.empty()) return s - 1;
     int i = route_index(j, s);
     return i <= 0 ? -1 : route_at(j, i - 1);
   }
