@@ -50,6 +50,8 @@ constexpr const char* schedule_options = R"(  --schedule NAME        gpipe 1f1b 
   --costs F,B,W[,C]      per-stage (per-chunk when V > 1) costs of the forward, the
                          input-gradient backward and the weight-gradient backward, and the
                          link latency; a fused backward costs B+W (default 1,1,1,0)
+  --slice-costs F,B,W[,C]  the same for one rank's whole slice of the model, shared out
+                         over the schedule's chunks (compare schedules on one model)
 )";
 
 struct options {
@@ -129,6 +131,8 @@ cost_model parse_costs(std::string const& s) {
   return c;
 }
 
+bool slice_costs_given = false;
+
 params schedule_params(options const& o, bool need_name) {
   if (need_name && !o.has("schedule")) throw usage_error("--schedule NAME is required");
   if (!o.has("stages")) throw usage_error("--stages P is required");
@@ -139,6 +143,21 @@ params schedule_params(options const& o, bool need_name) {
   if (o.has("chunks")) pr.v = to_int("chunks", o.get("chunks"), 1, 64);
   if (o.has("group")) pr.g = to_int("group", o.get("group"), 1, max_index);
   if (o.has("costs")) pr.cost = parse_costs(o.get("costs"));
+  if (o.has("slice-costs")) {
+    if (o.has("costs")) throw usage_error("give --costs or --slice-costs, not both");
+    pr.cost = parse_costs(o.get("slice-costs"));
+    slice_costs_given = true;
+  }
+  return pr;
+}
+
+/// --slice-costs: costs of one rank's whole slice, shared out over the schedule's chunks.
+params per_chunk(params pr, table const& probe) {
+  if (!slice_costs_given || probe.chunks <= 1) return pr;
+  double v = probe.chunks;
+  pr.cost.f /= v;
+  pr.cost.b /= v;
+  pr.cost.w /= v;
   return pr;
 }
 
@@ -207,7 +226,9 @@ void print_lists(std::ostream& os, table const& t) {
   }
 }
 
-table build(std::string const& name, params const& pr) {
+table build(std::string const& name, params& pr) {
+  table probe = make_schedule(name, pr, false);
+  if (probe.ok()) pr = per_chunk(pr, probe);
   table t = make_schedule(name, pr);
   if (!t.ok()) {
     if (t.error.code == errc::unknown_schedule) {
@@ -226,7 +247,7 @@ int cmd_list() {
 }
 
 int cmd_show(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2, {"schedule", "stages", "microbatches", "chunks", "group", "costs", "width"},
+  auto o = parse_options(argc, argv, 2, {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "width"},
                          {"json", "help", "color", "no-color", "lists"});
   if (o.has("help")) {
     std::cout << "usage: pipesched show --schedule NAME --stages P --microbatches M [options] [--json]\n\n"
@@ -259,18 +280,21 @@ int cmd_show(int argc, char** argv) {
 }
 
 int cmd_compare(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2, {"stages", "microbatches", "costs", "memory-budget"}, {"json", "help"});
+  auto o = parse_options(argc, argv, 2, {"stages", "microbatches", "costs", "memory-budget"}, {"json", "best", "help"});
   if (o.has("help")) {
     std::cout << "usage: pipesched compare --stages P --microbatches M [--costs F,B,W[,C]] [--memory-budget X] "
                  "[--json]\n\n"
                  "Every training schedule for the same model: costs are those of one rank's whole slice\n"
                  "(1/p of the layers); a schedule with V chunks per rank gets 1/V of them per chunk.\n"
-                 "Memory is in the unit of one micro-batch's activations on one rank's slice.\n";
+                 "Memory is in the unit of one micro-batch's activations on one rank's slice.\n\n"
+                 "  --memory-budget X      mark which schedules fit X (that unit) on every rank\n"
+                 "  --best                 print only the name of the fastest schedule that fits\n"
+                 "  --json                 a list of JSON objects, one per schedule\n";
     return 0;
   }
   params base = schedule_params(o, false);
+  slice_costs_given = true; // compare: costs are always those of a rank's slice
   double budget = o.has("memory-budget") ? to_double("--memory-budget", o.get("memory-budget")) : -1;
-  std::vector<std::string> rows;
   struct row {
     std::string name;
     table t;
@@ -284,12 +308,30 @@ int cmd_compare(int argc, char** argv) {
     pr.v = 0;
     table probe = make_schedule(e.name, pr, false);
     if (!probe.ok()) continue;
-    double v = probe.chunks > 0 ? probe.chunks : 1;
-    pr.cost.f /= v;
-    pr.cost.b /= v;
-    pr.cost.w /= v;
+    pr = per_chunk(pr, probe);
     table t = make_schedule(e.name, pr);
     results.push_back({std::string(e.name), t, simulate(t, sim_costs{pr.cost}), verify(t)});
+  }
+  // the fastest verified schedule within the budget (ties: the smaller peak memory)
+  row const* best = nullptr;
+  double best_peak = 0;
+  for (auto const& r : results) {
+    double peak = 0;
+    for (double m : r.sim.peak_memory) peak = m > peak ? m : peak;
+    if (!r.verdict.ok() || (budget >= 0 && peak > budget + 1e-9)) continue;
+    if (!best || r.sim.makespan < best->sim.makespan - 1e-9 ||
+        (r.sim.makespan < best->sim.makespan + 1e-9 && peak < best_peak)) {
+      best = &r;
+      best_peak = peak;
+    }
+  }
+  if (o.has("best")) {
+    if (!best) {
+      std::cerr << "pipesched compare: no schedule fits the memory budget\n";
+      return 1;
+    }
+    std::cout << best->name << "\n";
+    return 0;
   }
   if (o.has("json")) {
     std::cout << "[";
@@ -313,12 +355,17 @@ int cmd_compare(int argc, char** argv) {
                 budget < 0 ? "" : (peak <= budget + 1e-9 ? "yes   " : "no    "), per.c_str(),
                 r.verdict.ok() ? "" : " (NOT VERIFIED)");
   }
+  if (best)
+    std::printf("fastest%s: %s (makespan %s, peak memory %s)\n", budget >= 0 ? " within the budget" : "",
+                best->name.c_str(), json_number(best->sim.makespan).c_str(), json_number(best_peak).c_str());
+  else
+    std::printf("no schedule fits the memory budget\n");
   return 0;
 }
 
 int cmd_export(int argc, char** argv) {
   auto o = parse_options(argc, argv, 2,
-                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "format", "title"},
+                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "format", "title"},
                          {"transfers", "help"});
   if (o.has("help")) {
     std::cout << "usage: pipesched export --schedule NAME --stages P --microbatches M [options] --format csv\n\n"
