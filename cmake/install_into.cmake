@@ -1,0 +1,16 @@
+# cmake -DBUILD_DIR=<build> -DPREFIX=<prefix> [-DCONFIG=<cfg>] -P install_into.cmake
+# Installs a built pipesched tree into a fresh prefix (the consumer.install fixture).
+foreach(v IN ITEMS BUILD_DIR PREFIX)
+  if(NOT DEFINED ${v})
+    message(FATAL_ERROR "install_into.cmake: -D${v}=... is required")
+  endif()
+endforeach()
+file(REMOVE_RECURSE "${PREFIX}")
+set(cfg)
+if(CONFIG)
+  set(cfg --config "${CONFIG}")
+endif()
+execute_process(COMMAND "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}" ${cfg} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cmake --install ${BUILD_DIR} --prefix ${PREFIX} failed (${rc})")
+endif()
