@@ -111,80 +111,101 @@ namespace detail {
 /// Inserts the transfers of a compute table in the sweep order given by `times` (start and
 /// end of every pass, per rank) and `topo` (a dependency order of the passes, per rank).
 /// No buffer slots yet (assign_slots does that).
+///
+/// Each rank's list is the projection of one global order onto the rank: its own passes
+/// (at their starts), its SENDs (at its passes' ends) and the RECVs of what its peers send
+/// it (at those passes' ends), sorted by (time, dependency order, phase). So each rank
+/// merges its own events with one sorted run per sending peer — a few streams, which is
+/// cheap enough to run inside the compiler for large tables.
 constexpr table insert_transfers(table const& t, vec<vec<op_time>> const& times, vec<vec<int>> const& topo) {
   std::size_t const p = static_cast<std::size_t>(t.ranks);
-  // Each rank's events are already in sweep order (a pass starts after the previous one
-  // ends); merge the ranks with a binary heap of their next events.
-  vec<std::size_t> cursor(p, 0); // event index per rank: pass = cursor/2, phase = cursor%2
-  vec<sweep_key> heads(p);
-  auto refresh = [&](std::size_t r) {
-    std::size_t e = cursor[r];
-    std::size_t i = e / 2;
-    op_time tm = times[r][i];
-    heads[r] = sweep_key{(e % 2) ? tm.end : tm.start, topo[r][i], static_cast<int>(e % 2)};
+  struct incoming {
+    sweep_key key;
+    action recv;
   };
-  vec<std::size_t> heap;
-  heap.reserve(p);
-  auto sift_down = [&](std::size_t k) {
-    std::size_t const n = heap.size();
-    std::size_t* h = heap.data();
-    sweep_key const* key = heads.data();
-    for (;;) {
-      std::size_t l = 2 * k + 1, best = k;
-      if (l < n && key[h[l]].before(key[h[best]])) best = l;
-      if (l + 1 < n && key[h[l + 1]].before(key[h[best]])) best = l + 1;
-      if (best == k) return;
-      std::size_t tmp = h[k];
-      h[k] = h[best];
-      h[best] = tmp;
-      k = best;
-    }
-  };
-  for (std::size_t r = 0; r < p; ++r)
-    if (!t.lists[r].empty()) {
-      refresh(r);
-      heap.push_back(r);
-    }
-  for (std::size_t k = heap.size() / 2 + 1; k-- > 0;) sift_down(k);
-  table out = t;
+  // the RECVs each rank gets, grouped in runs by sender (each run in the sender's order)
+  vec<vec<incoming>> in(p);
+  vec<vec<std::size_t>> run_start(p); // start index of each run in in[q]
+  vec<int> last_sender(p, -1);
+  // the consumer rank of each pass's output, -1 when it stays on the rank or has none
+  vec<vec<int>> dest(p);
   for (std::size_t r = 0; r < p; ++r) {
-    out.lists[r].clear();
-    out.lists[r].reserve(t.lists[r].size() * 2);
+    action const* list = t.lists[r].data();
+    std::size_t const n = t.lists[r].size();
+    dest[r].assign(n, -1);
+    int* d = dest[r].data();
+    for (std::size_t i = 0; i < n; ++i) {
+      action const& a = list[i];
+      int peer_stage = a.kind == op::forward ? t.next_stage(a.mb, a.stage)
+                                             : (makes_input_grad(a.kind) ? t.prev_stage(a.mb, a.stage) : -1);
+      if (peer_stage < 0) continue;
+      int const q = t.rank_of(peer_stage);
+      if (q == static_cast<int>(r)) continue;
+      d[i] = q;
+      action rv = make_action(a.kind == op::forward ? op::recv_act : op::recv_grad, peer_stage, a.mb,
+                              t.chunk_of(peer_stage));
+      rv.peer = static_cast<std::uint16_t>(r);
+      std::size_t const qs = static_cast<std::size_t>(q);
+      if (last_sender[qs] != static_cast<int>(r)) {
+        run_start[qs].push_back(in[qs].size());
+        last_sender[qs] = static_cast<int>(r);
+      }
+      in[qs].push_back(incoming{sweep_key{times[r][i].end, topo[r][i], 1}, rv});
+    }
   }
-  while (!heap.empty()) {
-    std::size_t const r = heap[0];
-    std::size_t const e = cursor[r]++;
-    if (cursor[r] == 2 * t.lists[r].size()) {
-      heap[0] = heap.back();
-      heap.pop_back();
-    } else {
-      refresh(r);
+  table out = t;
+  vec<std::size_t> cur;
+  vec<std::size_t> lim;
+  for (std::size_t q = 0; q < p; ++q) {
+    action const* list = t.lists[q].data();
+    std::size_t const n = t.lists[q].size();
+    op_time const* tm = times[q].data();
+    int const* tp = topo[q].data();
+    int const* d = dest[q].data();
+    incoming const* inc = in[q].data();
+    std::size_t const runs = run_start[q].size();
+    cur.resize(runs);
+    lim.resize(runs);
+    for (std::size_t k = 0; k < runs; ++k) {
+      cur[k] = run_start[q][k];
+      lim[k] = k + 1 < runs ? run_start[q][k + 1] : in[q].size();
     }
-    if (!heap.empty()) sift_down(0);
-    action const a = t.lists[r][e / 2];
-    auto& mine = out.lists[r];
-    if (e % 2 == 0) {
-      mine.push_back(a);
-      continue;
+    auto& mine = out.lists[q];
+    mine.clear();
+    mine.reserve(n + in[q].size() + n);
+    std::size_t e = 0; // own event: pass e/2, phase e%2
+    for (;;) {
+      // smallest head among the own stream and the runs
+      bool own = e < 2 * n;
+      sweep_key best{};
+      if (own) best = sweep_key{(e % 2) ? tm[e / 2].end : tm[e / 2].start, tp[e / 2], static_cast<int>(e % 2)};
+      std::size_t pick = runs; // runs: the own stream
+      for (std::size_t k = 0; k < runs; ++k) {
+        if (cur[k] == lim[k]) continue;
+        if (pick == runs && !own) {
+          pick = k;
+          best = inc[cur[k]].key;
+        } else if (inc[cur[k]].key.before(best)) {
+          pick = k;
+          best = inc[cur[k]].key;
+        }
+      }
+      if (pick == runs && !own) break;
+      if (pick < runs) {
+        mine.push_back(inc[cur[pick]++].recv);
+        continue;
+      }
+      std::size_t const i = e / 2;
+      if (e % 2 == 0) {
+        mine.push_back(list[i]);
+      } else if (d[i] >= 0) {
+        action const& a = list[i];
+        action sd = make_action(a.kind == op::forward ? op::send_act : op::send_grad, a.stage, a.mb, a.chunk);
+        sd.peer = static_cast<std::uint16_t>(d[i]);
+        mine.push_back(sd);
+      }
+      ++e;
     }
-    int peer_stage = -1;
-    op send = op::send_act, recv = op::recv_act;
-    if (a.kind == op::forward) {
-      peer_stage = t.next_stage(a.mb, a.stage);
-    } else if (makes_input_grad(a.kind)) {
-      peer_stage = t.prev_stage(a.mb, a.stage);
-      send = op::send_grad;
-      recv = op::recv_grad;
-    }
-    if (peer_stage < 0) continue;
-    std::size_t const peer = static_cast<std::size_t>(t.rank_of(peer_stage));
-    if (peer == r) continue;
-    action sd = make_action(send, a.stage, a.mb, a.chunk);
-    sd.peer = static_cast<std::uint16_t>(peer);
-    action rv = make_action(recv, peer_stage, a.mb, t.chunk_of(peer_stage));
-    rv.peer = static_cast<std::uint16_t>(r);
-    mine.push_back(sd);
-    out.lists[peer].push_back(rv);
   }
   out.lowered = true;
   return out;

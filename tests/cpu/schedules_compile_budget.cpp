@@ -1,0 +1,32 @@
+// The compile-time budget: generating, lowering and verifying p = 16, m = 128, v = 2 tables
+// inside the compiler works with the default constexpr limits (g++: -fconstexpr-ops-limit
+// 2^25 per constant evaluation). This file compiling is the test; the case below checks
+// the frozen tables are complete.
+#include <doctest/doctest.h>
+
+#include "pipesched/schedules/interleaved.hpp"
+#include "pipesched/schedules/zb_v.hpp"
+
+using namespace pipesched;
+
+using big_v = zb_v<stages<16>, microbatches<128>>;
+using big_loop = interleaved_1f1b<stages<16>, microbatches<128>, chunks<2>>;
+static_assert(big_v::valid);
+static_assert(big_loop::valid);
+
+TEST_CASE("schedule.compile_budget.p16.m128.v2") {
+  // every stage-micro-batch pair has its F, I and W (ZB-V) or F and B (interleaved), and
+  // every boundary crossing ranks a SEND and a RECV
+  std::size_t compute_v = 0, compute_loop = 0;
+  for (std::size_t r = 0; r < 16; ++r) {
+    for (std::size_t i = 0; i < big_v::lowered.size(r); ++i) compute_v += is_compute(big_v::lowered.at(r, i).kind);
+    for (std::size_t i = 0; i < big_loop::lowered.size(r); ++i)
+      compute_loop += is_compute(big_loop::lowered.at(r, i).kind);
+  }
+  CHECK(compute_v == 32u * 128u * 3u);
+  CHECK(compute_loop == 32u * 128u * 2u);
+  // V placement: 30 rank crossings per micro-batch and direction (the turn stays on rank 15)
+  CHECK(big_v::lowered.offset[16] == compute_v + 2u * 2u * 30u * 128u);
+  // loop placement: all 31 stage boundaries cross ranks
+  CHECK(big_loop::lowered.offset[16] == compute_loop + 2u * 2u * 31u * 128u);
+}
