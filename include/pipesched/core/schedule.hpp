@@ -235,16 +235,21 @@ template <schedule_family Family, class... Ps> struct schedule {
       detail::freeze_generated<Family, rank_count, static_cast<std::size_t>(stages), summary.compute>(parameters,
                                                                                                       parameters_ok);
   /// When each pass runs under the family's cost model: the order transfers are placed in.
-  static constexpr auto timeline = detail::freeze_timeline(compute, parameters.cost, parameters_ok);
+  /// The compute table's coverage, placement and same-rank order, checked before anything
+  /// runs it (so a misplaced pass is reported as such, not as the wait it would cause).
+  static constexpr diagnostic compute_structure = detail::verify_frozen_structure(compute, parameters_ok);
+  static constexpr bool compute_ok = parameters_ok && compute_structure.ok();
+  static constexpr auto timeline = detail::freeze_timeline(compute, parameters.cost, compute_ok);
   /// The compute table with SEND/RECV pairs inserted.
   static constexpr auto transfers =
       detail::freeze_transfers<rank_count, static_cast<std::size_t>(stages), summary.total>(compute, timeline,
-                                                                                             parameters_ok);
+                                                                                             compute_ok);
   /// The lowered table (transfers and buffer slots included): what a plan unrolls.
-  static constexpr auto lowered = detail::freeze_slots(transfers, parameters_ok);
+  static constexpr auto lowered = detail::freeze_slots(transfers, compute_ok);
   /// verify() of the lowered table: coverage, order, rendezvous transfers, memory bound.
-  static constexpr diagnostic structure = detail::verify_frozen_structure(lowered, parameters_ok);
-  static constexpr diagnostic verdict = detail::verify_frozen_flow(lowered, structure, parameters_ok);
+  static constexpr diagnostic structure =
+      compute_ok ? detail::verify_frozen_structure(lowered, true) : compute_structure;
+  static constexpr diagnostic verdict = detail::verify_frozen_flow(lowered, structure, compute_ok);
   static constexpr bool valid = parameters_ok && detail::report<verdict.code>();
   /// The lowered table at run time, for analysis.
   static constexpr table make() { return detail::build<Family>(parameters); }
