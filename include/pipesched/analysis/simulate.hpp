@@ -54,6 +54,45 @@ constexpr vec<int> peak_chunk_counts(table const& t) {
   return peaks;
 }
 
+/// Fills the metrics of a simulation whose `times` are set: rank spans, busy and idle
+/// time, makespan, bubble ratio and peak memory.
+constexpr void finish_metrics(table const& t, simulation& sim, sim_costs const& costs) {
+  std::size_t const p = static_cast<std::size_t>(t.ranks);
+  sim.rank_start.assign(p, 0.0);
+  sim.rank_end.assign(p, 0.0);
+  sim.busy.assign(p, 0.0);
+  sim.idle.assign(p, 0.0);
+  double max_busy = 0;
+  for (std::size_t r = 0; r < p; ++r) {
+    bool first = true;
+    for (std::size_t i = 0; i < t.lists[r].size(); ++i) {
+      if (!is_compute(t.lists[r][i].kind)) continue;
+      op_time const& tm = sim.times[r][i];
+      if (first) {
+        sim.rank_start[r] = tm.start;
+        first = false;
+      }
+      sim.rank_end[r] = tm.end > sim.rank_end[r] ? tm.end : sim.rank_end[r];
+      sim.busy[r] += tm.end - tm.start;
+    }
+    double span = sim.rank_end[r] - sim.rank_start[r];
+    sim.idle[r] = span - sim.busy[r];
+    sim.makespan = sim.rank_end[r] > sim.makespan ? sim.rank_end[r] : sim.makespan;
+    sim.max_rank_span = span > sim.max_rank_span ? span : sim.max_rank_span;
+    max_busy = sim.busy[r] > max_busy ? sim.busy[r] : max_busy;
+  }
+  sim.bubble_ratio = sim.max_rank_span > 0 ? 1.0 - max_busy / sim.max_rank_span : 0.0;
+  sim.peak_chunks = detail::peak_chunk_counts(t);
+  // one chunk-activation is 1/S of the layers; the unit is 1/p of them
+  double const v = static_cast<double>(t.stages) / static_cast<double>(t.ranks);
+  sim.peak_memory.assign(p, 0.0);
+  sim.peak_bytes.assign(p, 0.0);
+  for (std::size_t r = 0; r < p; ++r) {
+    sim.peak_memory[r] = static_cast<double>(sim.peak_chunks[r]) / v;
+    sim.peak_bytes[r] = sim.peak_memory[r] * costs.activation_bytes;
+  }
+}
+
 } // namespace detail
 
 /// Runs every rank's compute passes in list order, each starting when its rank is free and
@@ -221,39 +260,7 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
     op_time* tm = sim.times[r].data();
     for (std::size_t i = 0; i < len; ++i) tm[i] = op_time{st[off[r] + i], en[off[r] + i]};
   }
-  sim.rank_start.assign(p, 0.0);
-  sim.rank_end.assign(p, 0.0);
-  sim.busy.assign(p, 0.0);
-  sim.idle.assign(p, 0.0);
-  double max_busy = 0;
-  for (std::size_t r = 0; r < p; ++r) {
-    bool first = true;
-    for (std::size_t i = 0; i < t.lists[r].size(); ++i) {
-      if (!is_compute(t.lists[r][i].kind)) continue;
-      op_time const& tm = sim.times[r][i];
-      if (first) {
-        sim.rank_start[r] = tm.start;
-        first = false;
-      }
-      sim.rank_end[r] = tm.end > sim.rank_end[r] ? tm.end : sim.rank_end[r];
-      sim.busy[r] += tm.end - tm.start;
-    }
-    double span = sim.rank_end[r] - sim.rank_start[r];
-    sim.idle[r] = span - sim.busy[r];
-    sim.makespan = sim.rank_end[r] > sim.makespan ? sim.rank_end[r] : sim.makespan;
-    sim.max_rank_span = span > sim.max_rank_span ? span : sim.max_rank_span;
-    max_busy = sim.busy[r] > max_busy ? sim.busy[r] : max_busy;
-  }
-  sim.bubble_ratio = sim.max_rank_span > 0 ? 1.0 - max_busy / sim.max_rank_span : 0.0;
-  sim.peak_chunks = detail::peak_chunk_counts(t);
-  // one chunk-activation is 1/S of the layers; the unit is 1/p of them
-  double const v = static_cast<double>(t.stages) / static_cast<double>(t.ranks);
-  sim.peak_memory.assign(p, 0.0);
-  sim.peak_bytes.assign(p, 0.0);
-  for (std::size_t r = 0; r < p; ++r) {
-    sim.peak_memory[r] = static_cast<double>(sim.peak_chunks[r]) / v;
-    sim.peak_bytes[r] = sim.peak_memory[r] * costs.activation_bytes;
-  }
+  detail::finish_metrics(t, sim, costs);
   return sim;
 }
 

@@ -169,38 +169,7 @@ inline simulation simulate_lowered(table const& t, sim_costs const& costs = {}) 
     }
   }
 
-  sim.rank_start.assign(p, 0.0);
-  sim.rank_end.assign(p, 0.0);
-  sim.busy.assign(p, 0.0);
-  sim.idle.assign(p, 0.0);
-  double max_busy = 0;
-  for (std::size_t r = 0; r < p; ++r) {
-    bool first = true;
-    for (std::size_t i = 0; i < t.lists[r].size(); ++i) {
-      if (!is_compute(t.lists[r][i].kind)) continue;
-      op_time const& tm = sim.times[r][i];
-      if (first) {
-        sim.rank_start[r] = tm.start;
-        first = false;
-      }
-      sim.rank_end[r] = tm.end > sim.rank_end[r] ? tm.end : sim.rank_end[r];
-      sim.busy[r] += tm.end - tm.start;
-    }
-    double span = sim.rank_end[r] - sim.rank_start[r];
-    sim.idle[r] = span - sim.busy[r];
-    sim.makespan = sim.rank_end[r] > sim.makespan ? sim.rank_end[r] : sim.makespan;
-    sim.max_rank_span = span > sim.max_rank_span ? span : sim.max_rank_span;
-    max_busy = sim.busy[r] > max_busy ? sim.busy[r] : max_busy;
-  }
-  sim.bubble_ratio = sim.max_rank_span > 0 ? 1.0 - max_busy / sim.max_rank_span : 0.0;
-  sim.peak_chunks = detail::peak_chunk_counts(t);
-  double const v = static_cast<double>(t.stages) / static_cast<double>(t.ranks);
-  sim.peak_memory.assign(p, 0.0);
-  sim.peak_bytes.assign(p, 0.0);
-  for (std::size_t r = 0; r < p; ++r) {
-    sim.peak_memory[r] = static_cast<double>(sim.peak_chunks[r]) / v;
-    sim.peak_bytes[r] = sim.peak_memory[r] * costs.activation_bytes;
-  }
+  detail::finish_metrics(t, sim, costs);
   return sim;
 }
 
