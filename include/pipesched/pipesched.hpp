@@ -20,7 +20,10 @@
 
 // analysis: verification, cost model, simulation
 #include "pipesched/analysis/cost.hpp"
+#include "pipesched/analysis/csv.hpp"
+#include "pipesched/analysis/render.hpp"
 #include "pipesched/analysis/simulate.hpp"
+#include "pipesched/analysis/simulate_lowered.hpp"
 #include "pipesched/analysis/verify.hpp"
 
 // schedules: one header per family, and the run-time registry of names
@@ -30,4 +33,12 @@
 #include "pipesched/schedules/interleaved.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
 #include "pipesched/schedules/registry.hpp"
+#include "pipesched/schedules/select.hpp"
+#include "pipesched/schedules/v_shape.hpp"
+#include "pipesched/schedules/zb_v.hpp"
 #include "pipesched/schedules/zero_bubble.hpp"
+#include "pipesched/plan/buffer_plan.hpp"
+#include "pipesched/plan/plan.hpp"
+#include "pipesched/plan/stage_functor.hpp"
+#include "pipesched/plan/step.hpp"
+#include "pipesched/host/executor.hpp"

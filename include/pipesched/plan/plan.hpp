@@ -1,0 +1,129 @@
+// pipesched: plan<Schedule, Rank> — a rank's lowered list as straight-line calls.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+
+#include "pipesched/core/action.hpp"
+#include "pipesched/core/config.hpp"
+#include "pipesched/core/schedule.hpp"
+#include "pipesched/plan/stage_functor.hpp"
+#include "pipesched/plan/step.hpp"
+
+#if defined(__CUDACC__)
+#define PIPESCHED_PLAN_INLINE __forceinline__
+// A plan is __host__ __device__ and calls whatever the user's functors are (__host__ or
+// __device__ only): let nvcc check each instantiation where it is used, not both sides.
+#define PIPESCHED_EXEC_CHECK_DISABLE _Pragma("nv_exec_check_disable")
+#else
+#define PIPESCHED_PLAN_INLINE PIPESCHED_FORCEINLINE
+#define PIPESCHED_EXEC_CHECK_DISABLE
+#endif
+
+// Host compilers build a plan as straight-line blocks of this many actions, each one
+// function, called in sequence: one direct call per block keeps the optimiser's cost
+// linear in the list length (half the compile time at p = 8, m = 64, v = 2; see
+// docs/PERFORMANCE.md). 0 makes the whole list one function. nvcc always inlines it all,
+// so a kernel's plan has no call of its own.
+#ifndef PIPESCHED_PLAN_BLOCK
+#define PIPESCHED_PLAN_BLOCK 64
+#endif
+
+namespace pipesched {
+
+/// The execution plan of rank Rank of schedule S: its lowered list unrolled at compile time
+/// into one call per action — no loop, no switch, no indirect call. Each compute action calls
+/// the stage functor's member for its pass with a compile-time `step` type and the run-time
+/// views of the boundary slots it names; each transfer calls the transport. Sizes,
+/// pointers and the stream are run-time values.
+///
+/// A backend is an executor (which runs `plan<S, r>::run` for each rank r on a thread, a
+/// process or a stream) plus a transport (in-process channels, MPI, CUDA copies or NCCL).
+template <schedule_type S, int Rank> struct plan {
+  static_assert(Rank >= 0 && Rank < S::ranks, "pipesched: plan<Schedule, Rank>: Rank must be in 0..P-1");
+
+  using schedule = S;
+  static constexpr int rank = Rank;
+  /// Number of actions (compute passes and transfers) in the rank's list.
+  static constexpr std::size_t size = S::lowered.size(Rank);
+  /// Boundary buffer slots the rank needs: the peak number of boundaries alive at once.
+  static constexpr int slots = S::lowered.slot_count[Rank];
+  /// Step type of the rank's I-th action.
+  template <std::size_t I> using step_at = step_of<S, Rank, I>;
+
+  /// Runs the rank's list once. `functor` has the members the schedule calls (see
+  /// stage_functor_for); `transport` has send/recv (transport_for); `slot_views` points at
+  /// `slots` views of the rank's boundary buffers (may be null when slots == 0).
+  PIPESCHED_EXEC_CHECK_DISABLE
+  template <class Functor, class Transport>
+  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run(Functor& functor, Transport& transport, view const* slot_views,
+                                                     stream_handle stream = nullptr) {
+    // A missing member fires one static_assert that names it; the calls are then skipped so
+    // that no other error follows.
+    if constexpr (detail::members_ok<S, Rank, Functor, Transport>) {
+#if !defined(__CUDACC__) && PIPESCHED_PLAN_BLOCK > 0
+      run_blocks(functor, transport, slot_views, stream, std::make_index_sequence<(size + block - 1) / block>{});
+#else
+      run_range<0>(functor, transport, slot_views, stream, std::make_index_sequence<size>{});
+#endif
+    }
+  }
+
+  /// Runs a single action, for executors that interleave their own work between actions.
+  PIPESCHED_EXEC_CHECK_DISABLE
+  template <std::size_t I, class Functor, class Transport>
+  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run_one(Functor& functor, Transport& transport, view const* slot_views,
+                                                         stream_handle stream = nullptr) {
+    using st = step_at<I>;
+    io const x{slot<st::in>(slot_views), slot<st::out>(slot_views), slot<st::aux>(slot_views), stream, Rank};
+    if constexpr (st::kind == op::forward) functor.forward(st{}, x);
+    else if constexpr (st::kind == op::backward) functor.backward(st{}, x);
+    else if constexpr (st::kind == op::backward_input) functor.backward_input(st{}, x);
+    else if constexpr (st::kind == op::backward_weight) functor.backward_weight(st{}, x);
+    else if constexpr (is_send(st::kind)) transport.send(st{}, x);
+    else transport.recv(st{}, x);
+  }
+
+private:
+  template <int Slot> PIPESCHED_PLAN_INLINE PIPESCHED_HD static view slot(view const* v) {
+    if constexpr (Slot < 0) return view{};
+    else return v[Slot];
+  }
+
+  /// Actions Base + I..., in order.
+  PIPESCHED_EXEC_CHECK_DISABLE
+  template <std::size_t Base, class Functor, class Transport, std::size_t... I>
+  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run_range(Functor& functor, Transport& transport, view const* v,
+                                                           stream_handle stream, std::index_sequence<I...>) {
+    (run_one<Base + I>(functor, transport, v, stream), ...);
+  }
+
+#if !defined(__CUDACC__) && PIPESCHED_PLAN_BLOCK > 0
+  static constexpr std::size_t block = PIPESCHED_PLAN_BLOCK;
+  template <std::size_t K> static constexpr std::size_t block_size = (K + 1) * block <= size ? block : size - K* block;
+
+  template <std::size_t K, class Functor, class Transport>
+  __attribute__((noinline)) static void run_block(Functor& functor, Transport& transport, view const* v,
+                                                  stream_handle stream) {
+    run_range<K * block>(functor, transport, v, stream, std::make_index_sequence<block_size<K>>{});
+  }
+
+  template <class Functor, class Transport, std::size_t... K>
+  PIPESCHED_PLAN_INLINE static void run_blocks(Functor& functor, Transport& transport, view const* v,
+                                               stream_handle stream, std::index_sequence<K...>) {
+    (run_block<K>(functor, transport, v, stream), ...);
+  }
+#endif
+};
+
+/// A transport for ranks with nothing to move (p = 1); any transfer is a compile error.
+struct no_transport {
+  template <class Step> PIPESCHED_HD void send(Step, io const&) {
+    static_assert(Step::peer < 0, "pipesched: no_transport cannot send: this rank has transfers");
+  }
+  template <class Step> PIPESCHED_HD void recv(Step, io const&) {
+    static_assert(Step::peer < 0, "pipesched: no_transport cannot receive: this rank has transfers");
+  }
+};
+
+} // namespace pipesched

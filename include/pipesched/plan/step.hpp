@@ -1,0 +1,94 @@
+// pipesched: what a stage functor is given — a compile-time step and run-time boundary views.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "pipesched/core/action.hpp"
+#include "pipesched/core/config.hpp"
+
+// The CUDA runtime's stream handle is `struct CUstream_st*`; naming the struct here keeps
+// core headers free of CUDA headers while `io::stream` converts to cudaStream_t as it is.
+struct CUstream_st;
+
+namespace pipesched {
+
+/// A stream handle: cudaStream_t on the CUDA backend, null on the host.
+using stream_handle = CUstream_st*;
+
+/// One action of a lowered list as a type. Every field is a compile-time constant, so a
+/// functor can branch with `if constexpr` on the pass, stage, chunk or micro-batch. Slots are
+/// indices into the rank's boundary buffers, -1 where there is no boundary (the first
+/// stage's input is the user's batch, the last stage's output goes to the loss); Peer is the
+/// other rank of a transfer, -1 for compute passes. Only integers: a `__global__` template
+/// can take a plan whose steps are types of this kind.
+template <op Kind, int Stage, int Chunk, int Mb, int In, int Out, int Aux, int Peer = -1, int Stages = 0> struct step {
+  static constexpr op kind = Kind;
+  static constexpr int stage = Stage;   ///< global stage index
+  static constexpr int chunk = Chunk;   ///< chunk index of the stage on its rank
+  static constexpr int mb = Mb;         ///< micro-batch
+  static constexpr int in = In;         ///< slot read (F: input activation; B, I, W: output gradient)
+  static constexpr int out = Out;       ///< slot written (F: output activation; B, I: input gradient)
+  static constexpr int aux = Aux;       ///< slot read by B, I, W: the saved input activation
+  static constexpr int peer = Peer;     ///< other rank of a transfer, -1 for compute passes
+  static constexpr int stages = Stages; ///< global stage count S
+  static constexpr bool has_in = In >= 0;
+  static constexpr bool has_out = Out >= 0;
+  static constexpr bool has_aux = Aux >= 0;
+  /// The stage's input is the user's batch (stage 0 on a straight route).
+  static constexpr bool first_stage = Stage == 0;
+  /// The stage's output goes to the loss.
+  static constexpr bool last_stage = Stage == Stages - 1;
+};
+
+/// A step whose fields are known only at run time (run-time tables, interpreters). Has
+/// the same member names as `step`, so a functor written against `Step::mb` accepts both.
+struct runtime_step {
+  op kind = op::forward;
+  int stage = 0, chunk = 0, mb = 0, in = -1, out = -1, aux = -1, peer = -1, stages = 0;
+};
+
+/// The run-time copy of a step's fields. A functor can forward each call to one
+/// non-template function taking it, so that its code compiles once rather than per step.
+template <class Step> PIPESCHED_HD constexpr runtime_step runtime_of(Step) {
+  return runtime_step{Step::kind, Step::stage, Step::chunk, Step::mb,    Step::in,
+                      Step::out,  Step::aux,   Step::peer,  Step::stages};
+}
+
+/// A run-time view of one boundary buffer: its address and size in bytes. Null and empty
+/// where the step has no such boundary.
+struct view {
+  void* data = nullptr;
+  std::size_t bytes = 0;
+
+  template <class T> PIPESCHED_HD T* as() const { return static_cast<T*>(data); }
+  template <class T> PIPESCHED_HD std::size_t count() const { return bytes / sizeof(T); }
+  PIPESCHED_HD explicit operator bool() const { return data != nullptr; }
+};
+
+/// What a stage functor's member receives besides its step: the views of the boundaries
+/// the step reads and writes, the stream to launch on (null on the host) and the rank.
+struct io {
+  view in;  ///< F: input activation; B, I, W: output gradient
+  view out; ///< F: output activation; B, I: input gradient
+  view aux; ///< B, I, W: the input activation saved at F
+  stream_handle stream = nullptr;
+  int rank = 0;
+};
+
+namespace detail {
+PIPESCHED_HD constexpr int slot_or_none(std::uint16_t s) { return s == no_slot ? -1 : static_cast<int>(s); }
+PIPESCHED_HD constexpr int rank_or_none(std::uint16_t r) { return r == no_rank ? -1 : static_cast<int>(r); }
+} // namespace detail
+
+/// Action I of rank Rank in schedule S's lowered table, as a constant.
+template <class S, int Rank, std::size_t I> inline constexpr action action_of = S::lowered.at(Rank, I);
+
+/// The step type of action I of rank Rank in schedule S's lowered table.
+template <class S, int Rank, std::size_t I>
+using step_of = step<action_of<S, Rank, I>.kind, action_of<S, Rank, I>.stage, action_of<S, Rank, I>.chunk,
+                     action_of<S, Rank, I>.mb, detail::slot_or_none(action_of<S, Rank, I>.in),
+                     detail::slot_or_none(action_of<S, Rank, I>.out), detail::slot_or_none(action_of<S, Rank, I>.aux),
+                     detail::rank_or_none(action_of<S, Rank, I>.peer), S::lowered.stages>;
+
+} // namespace pipesched

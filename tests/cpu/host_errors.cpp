@@ -1,0 +1,207 @@
+// Failures on the host backend: an exception thrown by a functor on a middle rank in the
+// middle of an iteration stops every rank and is rethrown from run(); a rank blocked past
+// the timeout fails the run with timeout_error; the executor runs again afterwards.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pipesched/host/executor.hpp"
+#include "plan_support.hpp"
+
+using namespace pipesched;
+
+namespace {
+
+struct injected : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// The checking functor, plus a fault: on rank `fail_rank`, the `fail_at`-th pass throws
+/// (or sleeps for `sleep_for` when that is set).
+struct faulty_functor : plan_test::checking_functor {
+  int rank = 0, fail_rank = -1, fail_at = -1;
+  std::chrono::milliseconds sleep_for{0};
+
+  void maybe_fail() {
+    if (rank != fail_rank || calls != fail_at) return;
+    if (sleep_for.count() > 0) std::this_thread::sleep_for(sleep_for);
+    else throw injected("injected failure on rank " + std::to_string(rank) + " at pass " + std::to_string(fail_at));
+  }
+  template <class St> void forward(St s, io const& x) {
+    maybe_fail();
+    checking_functor::forward(s, x);
+  }
+  template <class St> void backward(St s, io const& x) {
+    maybe_fail();
+    checking_functor::backward(s, x);
+  }
+  template <class St> void backward_input(St s, io const& x) {
+    maybe_fail();
+    checking_functor::backward_input(s, x);
+  }
+  template <class St> void backward_weight(St s, io const& x) {
+    maybe_fail();
+    checking_functor::backward_weight(s, x);
+  }
+};
+
+template <class S> int compute_passes(int rank) {
+  table const t = S::make();
+  int n = 0;
+  for (action a : t.lists[static_cast<std::size_t>(rank)]) n += is_compute(a.kind) ? 1 : 0;
+  return n;
+}
+
+template <class S> std::vector<faulty_functor> make_functors(int fail_rank, int fail_at) {
+  std::vector<faulty_functor> fs(static_cast<std::size_t>(S::ranks));
+  for (int r = 0; r < S::ranks; ++r) {
+    fs[static_cast<std::size_t>(r)].rank = r;
+    fs[static_cast<std::size_t>(r)].fail_rank = fail_rank;
+    fs[static_cast<std::size_t>(r)].fail_at = fail_at;
+  }
+  return fs;
+}
+
+/// Rank p/2 throws halfway through its list: run() rethrows that exception well before
+/// the timeout (the other ranks were cancelled, not timed out), the ranks did not all
+/// finish, and the same executor then runs a clean iteration.
+template <class S> void failure_mid_iteration() {
+  constexpr int p = S::ranks;
+  int const victim = p / 2;
+  int const at = compute_passes<S>(victim) / 2;
+  host::options o;
+  o.slot_bytes = plan_test::stamp_bytes;
+  o.timeout = std::chrono::seconds(30);
+  host::executor<S> ex(o);
+
+  auto fs = make_functors<S>(victim, at);
+  auto const start = std::chrono::steady_clock::now();
+  std::string what;
+  CHECK_THROWS_AS(
+      [&] {
+        try {
+          ex.run(fs);
+        } catch (injected const& e) {
+          what = e.what();
+          throw;
+        }
+      }(),
+      injected);
+  auto const elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(elapsed < std::chrono::seconds(10));
+  CHECK(what == "injected failure on rank " + std::to_string(victim) + " at pass " + std::to_string(at));
+  CHECK(fs[static_cast<std::size_t>(victim)].calls == at);
+  int unfinished = 0;
+  for (int r = 0; r < p; ++r) unfinished += fs[static_cast<std::size_t>(r)].calls < compute_passes<S>(r) ? 1 : 0;
+  CHECK(unfinished >= 1);
+
+  auto clean = make_functors<S>(-1, -1);
+  ex.run(clean);
+  for (int r = 0; r < p; ++r) {
+    CHECK(clean[static_cast<std::size_t>(r)].calls == compute_passes<S>(r));
+    CHECK(clean[static_cast<std::size_t>(r)].mismatches == 0);
+  }
+}
+
+} // namespace
+
+TEST_CASE("host.errors.failure_mid_iteration.p4.m8") {
+  plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) {
+    SUBCASE(plan_test::label<S>().c_str()) { failure_mid_iteration<S>(); }
+  });
+}
+
+TEST_CASE("host.errors.failure_mid_iteration.p8.m8") {
+  plan_test::for_each_type(plan_test::training_schedules<8, 8>{}, []<class S>(S*) {
+    SUBCASE(plan_test::label<S>().c_str()) { failure_mid_iteration<S>(); }
+  });
+}
+
+TEST_CASE("host.errors.first_and_last_pass.1f1b.p4.m6") {
+  using S = one_f_one_b<stages<4>, microbatches<6>>;
+  host::executor<S> ex(host::options{plan_test::stamp_bytes, std::chrono::seconds(30)});
+  for (int rank : {0, 3}) {
+    for (int at : {0, compute_passes<S>(rank) - 1}) {
+      auto fs = make_functors<S>(rank, at);
+      CHECK_THROWS_AS(ex.run(fs), injected);
+    }
+  }
+  auto clean = make_functors<S>(-1, -1);
+  ex.run(clean);
+  CHECK(clean[1].calls == compute_passes<S>(1));
+}
+
+TEST_CASE("host.errors.timeout.1f1b.p4.m8") {
+  // Rank 2 stalls in a pass for far longer than the timeout: a neighbour blocked on it
+  // gives up with timeout_error, which stops every rank and comes out of run().
+  using S = one_f_one_b<stages<4>, microbatches<8>>;
+  host::options o;
+  o.slot_bytes = plan_test::stamp_bytes;
+  o.timeout = std::chrono::milliseconds(100);
+  host::executor<S> ex(o);
+  auto fs = make_functors<S>(2, 3);
+  fs[2].sleep_for = std::chrono::milliseconds(1500);
+  auto const start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(ex.run(fs), host::timeout_error);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+
+  auto clean = make_functors<S>(-1, -1);
+  ex.run(clean);
+  CHECK(clean[2].calls == compute_passes<S>(2));
+}
+
+TEST_CASE("host.errors.timeout_message") {
+  // A receive with no sender reports what it waited for.
+  host::channel_mesh mesh(2);
+  std::string what;
+  try {
+    double x = 0;
+    mesh.between(0, 1).recv(&x, sizeof x, host::transfer_tag{0, 5, -1}, mesh.stop(), std::chrono::milliseconds(20));
+  } catch (host::timeout_error const& e) {
+    what = e.what();
+  }
+  CHECK(what.find("activation of micro-batch 5") != std::string::npos);
+}
+
+TEST_CASE("host.errors.stop_wakes_blocked_send") {
+  host::channel_mesh mesh(2);
+  bool cancelled = false;
+  std::thread t([&] {
+    double x = 1;
+    try {
+      mesh.between(0, 1).send(&x, sizeof x, host::transfer_tag{1, 0, 1}, mesh.stop(), std::chrono::seconds(30));
+    } catch (host::cancelled const&) {
+      cancelled = true;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  mesh.request_stop();
+  t.join();
+  CHECK(cancelled);
+}
+
+TEST_CASE("host.errors.mismatched_receive") {
+  // A receive that gets another micro-batch's boundary fails instead of reading it.
+  host::channel_mesh mesh(2);
+  std::string what;
+  std::thread t([&] {
+    double x = 1;
+    try {
+      mesh.between(0, 1).send(&x, sizeof x, host::transfer_tag{0, 3, 0}, mesh.stop(), std::chrono::seconds(30));
+    } catch (host::cancelled const&) {
+    }
+  });
+  double y = 0;
+  try {
+    mesh.between(0, 1).recv(&y, sizeof y, host::transfer_tag{0, 4, -1}, mesh.stop(), std::chrono::seconds(30));
+  } catch (host::transfer_error const& e) {
+    what = e.what();
+  }
+  mesh.request_stop();
+  t.join();
+  CHECK(what.find("expected activation of micro-batch 4") != std::string::npos);
+}

@@ -1,0 +1,67 @@
+// np: 8
+// Every schedule at p = 8 runs to the end on the MPI backend with MPI_Ssend (a send
+// completes only together with its receive, so a wrong order would hang; ctest's timeout
+// is the backstop), and every boundary a pass reads holds what its producer wrote.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "../cpu/plan_support.hpp"
+#include "pipesched/host/mpi.hpp"
+
+namespace {
+
+using namespace pipesched;
+
+template <class S> int run_checked(int rank) {
+  pipesched::mpi::options o;
+  o.slot_bytes = plan_test::stamp_bytes;
+  o.synchronous = true;
+  pipesched::mpi::executor<S> ex(MPI_COMM_WORLD, o);
+  table const t = S::make();
+  int compute = 0;
+  for (action a : t.lists[static_cast<std::size_t>(rank)]) compute += is_compute(a.kind) ? 1 : 0;
+  int bad = 0;
+  for (int iteration = 0; iteration < 2; ++iteration) {
+    plan_test::checking_functor f;
+    ex.run(f);
+    if (f.mismatches != 0 || f.calls != compute) {
+      std::fprintf(stderr, "FAILED: %s rank %d: %d calls of %d, %s\n", plan_test::label<S>().c_str(), rank, f.calls,
+                   compute, f.first_problem.c_str());
+      ++bad;
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return bad;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0, size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size != 8) {
+    if (rank == 0) std::fprintf(stderr, "run with 8 processes (mpiexec -n 8)\n");
+    MPI_Finalize();
+    return 1;
+  }
+  int failures = 0, schedules = 0;
+  try {
+    plan_test::for_each_type(plan_test::training_schedules<8, 10>{}, [&]<class S>(S*) {
+      failures += run_checked<S>(rank);
+      ++schedules;
+    });
+  } catch (std::exception const& e) {
+    std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
+    MPI_Abort(MPI_COMM_WORLD, 2);
+  }
+  int total = 0;
+  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (rank == 0)
+    std::printf("mpi.plan_rendezvous: %d schedules on %d processes: %s\n", schedules, size,
+                total == 0 ? "OK" : "FAILED");
+  MPI_Finalize();
+  return total == 0 ? 0 : 1;
+}
