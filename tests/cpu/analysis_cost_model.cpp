@@ -1,0 +1,38 @@
+// The simulator's cost model: per-stage costs, a latency matrix and bandwidth, checked
+// against the closed form of a forward-only pipeline with unlimited links: one micro-batch
+// passes every stage and link, the others follow at the pace of the slowest stage,
+//   makespan = sum_s f_s + sum_links (latency + bytes / bandwidth) + (m - 1) * max_s f_s.
+#include <doctest/doctest.h>
+
+#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/schedules/forward_only.hpp"
+#include "pipesched/schedules/gpipe.hpp"
+
+using namespace pipesched;
+
+TEST_CASE("simulate.cost_model.per_stage.forward_only.p4.m6") {
+  table t = forward_only_family::generate({4, 6});
+  sim_costs c{};
+  c.per_stage = vec<cost_model>{{1, 1, 1, 0}, {2, 1, 1, 0}, {1, 1, 1, 0}, {3, 1, 1, 0}}; // a heavy head
+  simulation s = simulate(t, c);
+  CHECK(s.makespan == doctest::Approx((1 + 2 + 1 + 3) + 5 * 3));
+  CHECK(s.busy[3] == doctest::Approx(6 * 3));
+}
+
+TEST_CASE("simulate.cost_model.latency_bandwidth_matrix.forward_only.p3.m5") {
+  table t = forward_only_family::generate({3, 5});
+  sim_costs c{cost_model{2, 1, 1, 0}};
+  // row = sender: 0->1 slow (latency 1.5, 100 bytes at 50/unit), 1->2 fast (latency 0.25)
+  c.latency = vec<double>{0, 1.5, 9, 9, 0, 0.25, 9, 9, 0};
+  c.bandwidth = vec<double>{0, 50, 0, 0, 0, 0, 0, 0, 0};
+  c.boundary_bytes = 100;
+  simulation s = simulate(t, c);
+  CHECK(s.makespan == doctest::Approx(3 * 2 + (1.5 + 100.0 / 50) + 0.25 + 4 * 2));
+}
+
+TEST_CASE("simulate.cost_model.activation_bytes") {
+  sim_costs c{};
+  c.activation_bytes = 1 << 20;
+  simulation s = simulate(gpipe_family::generate({4, 8}), c);
+  for (std::size_t r = 0; r < 4; ++r) CHECK(s.peak_bytes[r] == doctest::Approx(8.0 * (1 << 20)));
+}
