@@ -19,6 +19,7 @@
 #include "pipesched/analysis/simulate_lowered.hpp"
 #include "pipesched/analysis/verify.hpp"
 #include "pipesched/schedules/registry.hpp"
+#include "pipesched/schedules/skip_paths.hpp"
 
 namespace {
 
@@ -38,6 +39,7 @@ commands:
   compare    every schedule side by side for one (p, m, costs)
   export     one schedule as csv (PyTorch's action format)
   import     read a PyTorch-format CSV, verify and simulate it
+  paths      skip and reorder paths: one path per micro-batch, and the iteration time
 
 'pipesched <command> --help' describes each command's options.
 )";
@@ -363,9 +365,57 @@ int cmd_compare(int argc, char** argv) {
   return 0;
 }
 
+/// --latency FILE: S x S numbers (row = sender), separated by spaces, commas or newlines.
+vec<double> read_latency(std::string const& file, int S) {
+  std::ifstream in(file);
+  if (!in) throw usage_error("cannot open '" + file + "'");
+  vec<double> lat;
+  std::string tok;
+  while (in >> tok) {
+    std::size_t pos = 0;
+    while (pos <= tok.size()) {
+      std::size_t comma = tok.find(',', pos);
+      if (comma == std::string::npos) comma = tok.size();
+      if (comma > pos) lat.push_back(to_double("--latency", tok.substr(pos, comma - pos)));
+      pos = comma + 1;
+    }
+  }
+  if (lat.size() != static_cast<std::size_t>(S) * static_cast<std::size_t>(S))
+    throw usage_error("--latency: '" + file + "' holds " + std::to_string(lat.size()) + " numbers, S x S = " +
+                      std::to_string(S * S) + " needed");
+  for (double x : lat)
+    if (x < 0) throw usage_error("--latency: latencies must be non-negative");
+  return lat;
+}
+
+/// The skip-path options shared by 'paths' and 'export --schedule skip'.
+skip_config skip_options(options const& o) {
+  if (!o.has("stages")) throw usage_error("--stages S is required");
+  if (!o.has("keep")) throw usage_error("--keep K is required");
+  if (!o.has("microbatches")) throw usage_error("--microbatches M is required");
+  skip_config c{};
+  c.stages = to_int("stages", o.get("stages"), 1, max_ranks - 1);
+  c.keep = to_int("keep", o.get("keep"), 1, c.stages);
+  c.microbatches = to_int("microbatches", o.get("microbatches"), 1, max_index);
+  if (o.has("memory")) c.memory = to_int("memory", o.get("memory"), 1, max_index);
+  std::string layout = o.get("layout", "last");
+  if (layout == "last") c.layout = path_layout::last;
+  else if (layout == "return") c.layout = path_layout::round_trip;
+  else throw usage_error("--layout takes last or return, got '" + layout + "'");
+  std::string method = o.get("method", "cost");
+  if (method == "cost") c.method = path_method::cost_aware;
+  else if (method == "rotation") c.method = path_method::rotation;
+  else throw usage_error("--method takes cost or rotation, got '" + method + "'");
+  c.costs = sim_costs{o.has("costs") ? parse_costs(o.get("costs")) : cost_model{}};
+  if (o.has("latency")) c.costs.latency = read_latency(o.get("latency"), c.stages);
+  c.search_rounds = o.has("search") ? to_int("search", o.get("search"), 0, 100) : 2;
+  return c;
+}
+
 int cmd_export(int argc, char** argv) {
   auto o = parse_options(argc, argv, 2,
-                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "format", "title"},
+                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "format", "title",
+                          "keep", "memory", "latency", "layout", "method", "search"},
                          {"transfers", "help"});
   if (o.has("help")) {
     std::cout << "usage: pipesched export --schedule NAME --stages P --microbatches M [options] --format csv\n\n"
@@ -376,17 +426,30 @@ int cmd_export(int argc, char** argv) {
               << "                         Perfetto / chrome://tracing; 1 cost unit = 1 ms), svg, text\n"
               << "  --transfers            csv: include SEND_F/RECV_F/SEND_B/RECV_B cells;\n"
               << "                         chrome: simulate transfers on per-rank comm tracks\n"
-              << "  --title TEXT           svg: the picture's title\n";
+              << "  --title TEXT           svg: the picture's title\n"
+              << "  --schedule skip        skip paths (rank = stage): also --keep K, and optionally\n"
+              << "                         --memory C, --latency FILE, --layout last|return,\n"
+              << "                         --method cost|rotation, --search N (see 'pipesched paths --help')\n";
     return 0;
   }
   params pr = schedule_params(o, true);
   std::string fmt = o.get("format", "csv");
-  table t = build(o.get("schedule"), pr);
+  table t;
+  sim_costs costs{pr.cost};
+  if (o.get("schedule") == "skip") {
+    skip_config c = skip_options(o);
+    t = lower(make_skip(c), skip_sim_costs(c));
+    if (!t.ok()) throw usage_error("skip paths refused their parameters: " + to_string(t.error));
+    costs = skip_sim_costs(c);
+  } else {
+    for (const char* k : {"keep", "memory", "latency", "layout", "method", "search"})
+      if (o.has(k)) throw usage_error(std::string("--") + k + " is for --schedule skip only");
+    t = build(o.get("schedule"), pr);
+  }
   if (fmt == "csv") {
     std::cout << to_csv(t, o.has("transfers") ? csv_format::compute_comms : csv_format::compute_only);
     return 0;
   }
-  sim_costs costs{pr.cost};
   if (fmt == "chrome") {
     simulation sim = o.has("transfers") ? simulate_lowered(t, costs) : simulate(t, costs);
     std::cout << render_chrome_trace(t, sim);
@@ -397,6 +460,7 @@ int cmd_export(int argc, char** argv) {
     svg_options so{};
     so.title = o.has("title") ? o.get("title")
                               : o.get("schedule") + ", p = " + std::to_string(pr.p) + ", m = " + std::to_string(pr.m);
+    if (!o.has("title") && o.get("schedule") == "skip") so.title += ", K = " + o.get("keep");
     std::cout << render_svg(t, sim, so);
     return 0;
   }
@@ -407,6 +471,69 @@ int cmd_export(int argc, char** argv) {
     return 0;
   }
   throw usage_error("unknown --format '" + fmt + "' (csv, chrome, svg, text)");
+}
+
+int cmd_paths(int argc, char** argv) {
+  auto o = parse_options(argc, argv, 2,
+                         {"stages", "keep", "microbatches", "memory", "costs", "latency", "layout", "method", "search"},
+                         {"json", "help"});
+  if (o.has("help")) {
+    std::cout << "usage: pipesched paths --stages S --keep K --microbatches M [--memory C] [--costs F,B,W[,C]]\n"
+                 "                       [--latency FILE] [--layout last|return] [--method cost|rotation] [--json]\n\n"
+                 "Assigns each micro-batch a path through K of the S stages (stage s on rank s) and\n"
+                 "prints one line per micro-batch, 'j: s0 s1 ...', then the simulated iteration time\n"
+                 "next to the full pipeline's (every stage kept, same cap and costs).\n\n"
+                 "  --stages S             stages (= ranks)\n"
+                 "  --keep K               stages each micro-batch visits, stage 0 (and S-1 in layout\n"
+                 "                         last) counted\n"
+                 "  --microbatches M       micro-batches per iteration\n"
+                 "  --memory C             at most C micro-batches in flight on any rank (default M)\n"
+                 "  --costs F,B,W[,C]      per-stage pass costs and link latency (default 1,1,1,0)\n"
+                 "  --latency FILE         S x S link latencies (row = sender), replaces C\n"
+                 "  --layout last|return   the head on the last stage (default), or on stage 0's rank\n"
+                 "                         with every path returning there for the loss\n"
+                 "  --method cost|rotation the cost-aware assignment (default) or the plain rotation rule\n"
+                 "  --search N             cost: rounds of local search by simulation (default 2)\n"
+                 "  --json                 {\"paths\": [[...], ...], \"makespan\": T, \"full_pipeline_makespan\": T}\n";
+    return 0;
+  }
+  skip_config c = skip_options(o);
+  diagnostic err{};
+  vec<vec<int>> paths = assign_paths(c, err);
+  if (err) throw usage_error("no paths: " + to_string(err));
+  table t = skip_table(c, paths);
+  if (!t.ok()) throw usage_error("no schedule: " + to_string(t.error));
+  sim_costs const sc = skip_sim_costs(c);
+  double const ms = simulate(t, sc).makespan;
+  table full = make_skip(full_pipeline(c));
+  double const full_ms = full.ok() ? simulate(full, sc).makespan : 0;
+  diagnostic verdict = verify(lower(t, sc));
+  if (o.has("json")) {
+    std::cout << "{\"paths\":[";
+    for (std::size_t j = 0; j < paths.size(); ++j) {
+      std::cout << (j ? "," : "") << "[";
+      for (std::size_t i = 0; i < paths[j].size(); ++i) std::cout << (i ? "," : "") << paths[j][i];
+      std::cout << "]";
+    }
+    std::cout << "],\"makespan\":" << json_number(ms) << ",\"full_pipeline_makespan\":" << json_number(full_ms)
+              << ",\"layout\":" << json_string(c.layout == path_layout::last ? "last" : "return")
+              << ",\"verified\":" << (verdict.ok() ? "true" : "false") << "}\n";
+    return verdict.ok() ? 0 : 1;
+  }
+  for (std::size_t j = 0; j < paths.size(); ++j) {
+    std::cout << j << ":";
+    for (int s : paths[j]) std::cout << " " << s;
+    if (c.layout == path_layout::round_trip) std::cout << " -> 0";
+    std::cout << "\n";
+  }
+  std::cout << "makespan " << json_number(ms) << ", full pipeline " << json_number(full_ms);
+  if (full_ms > 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", 100.0 * (1.0 - ms / full_ms));
+    std::cout << " (" << buf << "% shorter)";
+  }
+  std::cout << "\nverified: " << (verdict.ok() ? std::string("yes") : "NO — " + to_string(verdict)) << "\n";
+  return verdict.ok() ? 0 : 1;
 }
 
 int cmd_import(int argc, char** argv) {
@@ -453,6 +580,7 @@ int main(int argc, char** argv) {
     if (cmd == "compare") return cmd_compare(argc, argv);
     if (cmd == "export") return cmd_export(argc, argv);
     if (cmd == "import") return cmd_import(argc, argv);
+    if (cmd == "paths") return cmd_paths(argc, argv);
     throw usage_error("unknown command '" + cmd + "'");
   } catch (usage_error const& e) {
     std::cerr << "pipesched: " << e.what() << "\n(see 'pipesched --help')\n";

@@ -34,6 +34,7 @@
 #include "pipesched/schedules/one_f_one_b.hpp"
 #include "pipesched/schedules/registry.hpp"
 #include "pipesched/schedules/select.hpp"
+#include "pipesched/schedules/skip_paths.hpp"
 #include "pipesched/schedules/v_shape.hpp"
 #include "pipesched/schedules/zb_v.hpp"
 #include "pipesched/schedules/zero_bubble.hpp"

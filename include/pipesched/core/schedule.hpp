@@ -56,6 +56,7 @@ struct build_summary {
   int ranks = 0;
   int microbatches = 0;
   int stages = 0;
+  std::size_t routes = 0; ///< route_entries() of the table (0: no paths)
 };
 
 template <schedule_family Family> constexpr build_summary summarize(params const& pr) {
@@ -73,6 +74,7 @@ template <schedule_family Family> constexpr build_summary summarize(params const
   s.microbatches = t.microbatches;
   s.stages = t.stages;
   s.compute = t.total_actions();
+  s.routes = route_entries(t);
   s.total = s.compute;
   if (t.lowered) return s;
   for (int r = 0; r < t.ranks; ++r)
@@ -85,11 +87,11 @@ template <schedule_family Family> constexpr build_summary summarize(params const
   return s;
 }
 
-template <schedule_family Family, std::size_t R, std::size_t S, std::size_t N>
-constexpr static_table<R, S, N> freeze_generated(params const& pr, bool ok) {
-  if (!ok) return static_table<R, S, N>{};
+template <schedule_family Family, std::size_t R, std::size_t S, std::size_t N, std::size_t L = 0>
+constexpr static_table<R, S, N, L> freeze_generated(params const& pr, bool ok) {
+  if (!ok) return static_table<R, S, N, L>{};
   table t = Family::generate(pr);
-  return freeze<R, S, N>(t);
+  return freeze<R, S, N, L>(t);
 }
 
 /// Start, end and dependency order of every pass of a compute table (flat, in the
@@ -101,8 +103,8 @@ template <std::size_t N> struct static_timeline {
   int topo[N > 0 ? N : 1] = {};
 };
 
-template <std::size_t R, std::size_t S, std::size_t NC>
-constexpr static_timeline<NC> freeze_timeline(static_table<R, S, NC> const& compute, cost_model const& cost, bool ok) {
+template <std::size_t R, std::size_t S, std::size_t NC, std::size_t L>
+constexpr static_timeline<NC> freeze_timeline(static_table<R, S, NC, L> const& compute, cost_model const& cost, bool ok) {
   static_timeline<NC> tl{};
   if (!ok || !compute.ok()) return tl;
   table t = thaw(compute);
@@ -122,17 +124,17 @@ constexpr static_timeline<NC> freeze_timeline(static_table<R, S, NC> const& comp
   return tl;
 }
 
-template <std::size_t R, std::size_t S, std::size_t N, std::size_t NC>
-constexpr static_table<R, S, N> freeze_transfers(static_table<R, S, NC> const& compute,
-                                                 static_timeline<NC> const& timeline, bool ok) {
-  static_table<R, S, N> st{};
+template <std::size_t R, std::size_t S, std::size_t N, std::size_t NC, std::size_t L>
+constexpr static_table<R, S, N, L> freeze_transfers(static_table<R, S, NC, L> const& compute,
+                                                    static_timeline<NC> const& timeline, bool ok) {
+  static_table<R, S, N, L> st{};
   if (!ok) return st;
   if (!compute.ok() || !timeline.error.ok()) {
     st.error = compute.ok() ? timeline.error : compute.error;
     return st;
   }
   table t = thaw(compute);
-  if (t.lowered) return freeze<R, S, N>(t); // a user's table with its own transfers
+  if (t.lowered) return freeze<R, S, N, L>(t); // a user's table with its own transfers
   vec<vec<op_time>> times(R);
   vec<vec<int>> topo(R);
   for (std::size_t r = 0; r < R; ++r) {
@@ -145,26 +147,26 @@ constexpr static_table<R, S, N> freeze_transfers(static_table<R, S, NC> const& c
     }
   }
   table out = insert_transfers(t, times, topo);
-  return freeze<R, S, N>(out);
+  return freeze<R, S, N, L>(out);
 }
 
-template <std::size_t R, std::size_t S, std::size_t N>
-constexpr static_table<R, S, N> freeze_slots(static_table<R, S, N> const& transfers, bool ok) {
+template <std::size_t R, std::size_t S, std::size_t N, std::size_t L>
+constexpr static_table<R, S, N, L> freeze_slots(static_table<R, S, N, L> const& transfers, bool ok) {
   if (!ok || !transfers.ok()) return transfers;
   table t = thaw(transfers);
   assign_slots(t);
-  return freeze<R, S, N>(t);
+  return freeze<R, S, N, L>(t);
 }
 
-template <std::size_t R, std::size_t S, std::size_t N>
-constexpr diagnostic verify_frozen_structure(static_table<R, S, N> const& st, bool ok) {
+template <std::size_t R, std::size_t S, std::size_t N, std::size_t L>
+constexpr diagnostic verify_frozen_structure(static_table<R, S, N, L> const& st, bool ok) {
   if (!ok) return {};
   if (!st.ok()) return st.error;
   return verify_structure(thaw(st));
 }
 
-template <std::size_t R, std::size_t S, std::size_t N>
-constexpr diagnostic verify_frozen_flow(static_table<R, S, N> const& st, diagnostic const& structure, bool ok) {
+template <std::size_t R, std::size_t S, std::size_t N, std::size_t L>
+constexpr diagnostic verify_frozen_flow(static_table<R, S, N, L> const& st, diagnostic const& structure, bool ok) {
   if (!ok || !st.ok() || !structure.ok()) return structure;
   return verify_flow(thaw(st));
 }
@@ -232,8 +234,8 @@ template <schedule_family Family, class... Ps> struct schedule {
   static constexpr std::size_t rank_count = static_cast<std::size_t>(ranks > 0 ? ranks : 1);
   /// The generator's compute table.
   static constexpr auto compute =
-      detail::freeze_generated<Family, rank_count, static_cast<std::size_t>(stages), summary.compute>(parameters,
-                                                                                                      parameters_ok);
+      detail::freeze_generated<Family, rank_count, static_cast<std::size_t>(stages), summary.compute, summary.routes>(
+          parameters, parameters_ok);
   /// When each pass runs under the family's cost model: the order transfers are placed in.
   /// The compute table's coverage, placement and same-rank order, checked before anything
   /// runs it (so a misplaced pass is reported as such, not as the wait it would cause).

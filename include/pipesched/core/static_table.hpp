@@ -10,9 +10,19 @@
 
 namespace pipesched {
 
-/// R ranks, S global stages, N actions in all. Plain aggregate of arrays: a constexpr
-/// object of this type can be read in constant expressions on host and device.
-template <std::size_t R, std::size_t S, std::size_t N> struct static_table {
+/// Entries the flattened routes of t take in a static_table: for each micro-batch its
+/// length, then its stages; 0 when every micro-batch visits 0..S-1.
+constexpr std::size_t route_entries(table const& t) {
+  if (t.paths.empty()) return 0;
+  std::size_t n = 0;
+  for (auto const& pth : t.paths) n += pth.size() + 1;
+  return n;
+}
+
+/// R ranks, S global stages, N actions in all, L route entries (route_entries(); 0: no
+/// paths). Plain aggregate of arrays: a constexpr object of this type can be read in
+/// constant expressions on host and device.
+template <std::size_t R, std::size_t S, std::size_t N, std::size_t L = 0> struct static_table {
   int ranks = 0;
   int microbatches = 0;
   int chunks = 0;
@@ -28,6 +38,9 @@ template <std::size_t R, std::size_t S, std::size_t N> struct static_table {
   std::uint16_t slot_count[R] = {};
   std::uint16_t stage_rank[S > 0 ? S : 1] = {};
   std::uint8_t stage_chunk[S > 0 ? S : 1] = {};
+  /// Routes of the micro-batches (table::paths), flattened: per micro-batch its length,
+  /// then its stages. Unused when L == 0.
+  std::uint16_t routes[L > 0 ? L : 1] = {};
 
   static constexpr std::size_t capacity = N;
   PIPESCHED_HD constexpr std::size_t size(std::size_t rank) const { return offset[rank + 1] - offset[rank]; }
@@ -37,11 +50,13 @@ template <std::size_t R, std::size_t S, std::size_t N> struct static_table {
 
 /// Copies a table into a static_table of exactly the right size (an empty one carrying
 /// the error when the table failed).
-template <std::size_t R, std::size_t S, std::size_t N> constexpr static_table<R, S, N> freeze(table const& t) {
-  static_table<R, S, N> st{};
+template <std::size_t R, std::size_t S, std::size_t N, std::size_t L = 0>
+constexpr static_table<R, S, N, L> freeze(table const& t) {
+  static_table<R, S, N, L> st{};
   st.error = t.error;
   if (!t.ok()) return st;
-  if (static_cast<std::size_t>(t.ranks) != R || static_cast<std::size_t>(t.stages) != S || t.total_actions() != N) {
+  if (static_cast<std::size_t>(t.ranks) != R || static_cast<std::size_t>(t.stages) != S || t.total_actions() != N ||
+      route_entries(t) != L) {
     st.error = diagnostic{errc::too_large, -1, -1, -1, -1, "the table's size changed between two evaluations"};
     return st;
   }
@@ -66,11 +81,17 @@ template <std::size_t R, std::size_t S, std::size_t N> constexpr static_table<R,
     st.stage_rank[s] = static_cast<std::uint16_t>(t.stage_rank[s]);
     st.stage_chunk[s] = static_cast<std::uint8_t>(t.stage_chunk[s]);
   }
+  std::size_t q = 0;
+  for (auto const& pth : t.paths) {
+    st.routes[q++] = static_cast<std::uint16_t>(pth.size());
+    for (int s : pth) st.routes[q++] = static_cast<std::uint16_t>(s);
+  }
   return st;
 }
 
 /// The table a static_table was frozen from.
-template <std::size_t R, std::size_t S, std::size_t N> constexpr table thaw(static_table<R, S, N> const& st) {
+template <std::size_t R, std::size_t S, std::size_t N, std::size_t L>
+constexpr table thaw(static_table<R, S, N, L> const& st) {
   if (!st.ok()) return failed(st.error);
   table t{};
   t.ranks = st.ranks;
@@ -96,6 +117,14 @@ template <std::size_t R, std::size_t S, std::size_t N> constexpr table thaw(stat
     action* dst = t.lists[r].data();
     for (std::size_t i = 0; i < n; ++i) dst[i] = st.actions[st.offset[r] + i];
     t.slot_count[r] = st.slot_count[r];
+  }
+  if constexpr (L > 0) { // (a plain loop draws nvcc's "pointless comparison" warning for L = 0)
+    for (std::size_t q = 0; q < L;) {
+      std::size_t const len = st.routes[q++];
+      vec<int> pth(len, 0);
+      for (std::size_t i = 0; i < len; ++i) pth[i] = st.routes[q++];
+      t.paths.push_back(static_cast<vec<int>&&>(pth));
+    }
   }
   return t;
 }

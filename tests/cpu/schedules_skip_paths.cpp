@@ -1,0 +1,392 @@
+// Skip and reorder paths: the rules and invariants of shared/reference/skip-paths.md.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/analysis/verify.hpp"
+#include "pipesched/core/static_table.hpp"
+#include "pipesched/lower/lower.hpp"
+#include "pipesched/schedules/skip_paths.hpp"
+
+using namespace pipesched;
+
+namespace {
+
+vec<int> P(std::vector<int> v) { return vec<int>(v); }
+
+path_rule rule_of(std::vector<int> v, int S, path_layout l) { return check_path(P(v), S, l); }
+
+skip_config config(int S, int K, int m, int M, path_layout l, path_method meth, cost_model c = {1, 1, 1, 0}) {
+  skip_config cfg{};
+  cfg.stages = S;
+  cfg.keep = K;
+  cfg.microbatches = m;
+  cfg.memory = M;
+  cfg.layout = l;
+  cfg.method = meth;
+  cfg.costs = sim_costs{c};
+  return cfg;
+}
+
+/// A latency matrix of a geo-distributed run: stages spread over 5 regions, 0.05 inside a
+/// region, 0.5 to 1.3 between regions.
+vec<double> geo_latency(int S) {
+  vec<double> lat(static_cast<std::size_t>(S * S), 0.0);
+  for (int a = 0; a < S; ++a)
+    for (int b = 0; b < S; ++b) {
+      int ra = (a * 7) % 5, rb = (b * 7) % 5;
+      lat[static_cast<std::size_t>(a * S + b)] = a == b ? 0 : ra == rb ? 0.05 : 0.5 + 0.4 * ((ra + rb) % 3);
+    }
+  return lat;
+}
+
+double busiest(simulation const& sim) {
+  double b = 0;
+  for (double x : sim.busy) b = std::max(b, x);
+  return b;
+}
+
+/// Checks invariants 1-6 of the reference on a skip table, independently of the generator.
+void check_invariants(skip_config const& c, table const& t, std::string const& what) {
+  INFO(what);
+  REQUIRE(t.ok());
+  int const S = c.stages, m = c.microbatches, K = c.keep;
+  int const M = c.memory > 0 ? c.memory : m;
+  bool const rt = c.layout == path_layout::round_trip;
+  CHECK(t.ranks == S);
+  CHECK(t.stages == (rt ? S + 1 : S));
+  vec<vec<int>> paths = model_paths(t);
+  REQUIRE(static_cast<int>(paths.size()) == m);
+  // 1, 2: shape, distinct stages, swap and jump limits; exactly S - K skipped
+  std::vector<int> visits(static_cast<std::size_t>(S), 0);
+  for (int j = 0; j < m; ++j) {
+    auto const& pth = paths[static_cast<std::size_t>(j)];
+    CHECK(static_cast<int>(pth.size()) == K);
+    CHECK(pth[0] == 0);
+    if (!rt) CHECK(pth.back() == S - 1);
+    if (rt) CHECK(t.paths[static_cast<std::size_t>(j)].back() == S); // the head, on rank 0
+    int frontier = 0, swaps = 0;
+    std::vector<int> seen(static_cast<std::size_t>(S), 0);
+    for (std::size_t i = 0; i < pth.size(); ++i) {
+      int s = pth[i];
+      CHECK(++seen[static_cast<std::size_t>(s)] == 1);
+      ++visits[static_cast<std::size_t>(s)];
+      if (i == 0) continue;
+      if (s < frontier) {
+        CHECK(s == frontier - 1);
+        ++swaps;
+      } else {
+        CHECK(s - frontier <= 4);
+        frontier = s;
+      }
+    }
+    CHECK(swaps <= 2);
+  }
+  // 3: balance over the skippable stages
+  int lo = 1 << 30, hi = -1;
+  for (int s = 1; s <= (rt ? S - 1 : S - 2); ++s) {
+    lo = std::min(lo, visits[static_cast<std::size_t>(s)]);
+    hi = std::max(hi, visits[static_cast<std::size_t>(s)]);
+  }
+  if (hi >= 0) CHECK(hi - lo <= 1);
+  // 4: at most M micro-batches in flight per rank (list order: first forward there to the
+  // last backward there)
+  for (int r = 0; r < S; ++r) {
+    std::vector<int> fwd(static_cast<std::size_t>(m), 0), bwd(static_cast<std::size_t>(m), 0);
+    std::vector<int> on_rank(static_cast<std::size_t>(m), 0);
+    for (int j = 0; j < m; ++j)
+      for (int s : t.paths[static_cast<std::size_t>(j)]) on_rank[static_cast<std::size_t>(j)] += t.rank_of(s) == r;
+    int in_flight = 0, peak = 0;
+    for (action const& a : t.lists[static_cast<std::size_t>(r)]) {
+      if (a.kind == op::forward && fwd[a.mb]++ == 0) peak = std::max(peak, ++in_flight);
+      if (a.kind == op::backward && ++bwd[a.mb] == on_rank[a.mb]) --in_flight;
+    }
+    CHECK(peak <= M);
+  }
+  // 5: the backward visits the forward's ranks in exact reverse (by simulated time)
+  simulation sim = simulate(t, skip_sim_costs(c));
+  REQUIRE(sim.ok());
+  for (int j = 0; j < m; ++j) {
+    std::vector<std::pair<double, int>> f, b;
+    for (int r = 0; r < S; ++r)
+      for (std::size_t i = 0; i < t.lists[static_cast<std::size_t>(r)].size(); ++i) {
+        action const& a = t.lists[static_cast<std::size_t>(r)][i];
+        if (a.mb != j) continue;
+        auto tm = sim.times[static_cast<std::size_t>(r)][i];
+        (a.kind == op::forward ? f : b).push_back({a.kind == op::forward ? tm.start : tm.start, r});
+      }
+    std::sort(f.begin(), f.end());
+    std::sort(b.begin(), b.end());
+    REQUIRE(f.size() == b.size());
+    for (std::size_t i = 0; i < f.size(); ++i) CHECK(f[i].second == b[b.size() - 1 - i].second);
+  }
+  // 6: one pass at a time per rank; compute and lowered tables verify (blocking transfers)
+  for (int r = 0; r < S; ++r) {
+    double prev_end = 0;
+    for (auto const& tm : sim.times[static_cast<std::size_t>(r)]) {
+      CHECK(tm.start >= prev_end - 1e-12);
+      prev_end = tm.end;
+    }
+  }
+  CHECK(verify(t).ok());
+  table lw = lower(t, skip_sim_costs(c));
+  CHECK(verify(lw).ok());
+  // a stage gets nothing from the micro-batches that skip it
+  for (int r = 0; r < S; ++r)
+    for (action const& a : lw.lists[static_cast<std::size_t>(r)]) CHECK(t.route_index(a.mb, a.stage) >= 0);
+}
+
+} // namespace
+
+TEST_CASE("skip.path_rules.reference_examples") {
+  auto const rt = path_layout::round_trip;
+  CHECK(rule_of({0, 1, 3, 2}, 4, rt) == path_rule::ok);
+  CHECK(rule_of({0, 2, 1}, 3, rt) == path_rule::ok);
+  CHECK(rule_of({0, 1, 5, 4}, 6, rt) == path_rule::ok);
+  CHECK(rule_of({0, 3, 1}, 4, rt) == path_rule::swap_not_one_below);
+  CHECK(rule_of({0, 2, 1, 4, 3, 6, 5}, 7, rt) == path_rule::too_many_swaps);
+  CHECK(rule_of({0, 2, 1, 4, 3, 6}, 7, rt) == path_rule::ok);
+  CHECK(rule_of({0, 5}, 6, rt) == path_rule::jump_too_far);
+  CHECK(rule_of({0, 4}, 6, rt) == path_rule::ok);
+  CHECK(rule_of({0, 2, 2}, 4, rt) == path_rule::repeated_stage);
+  CHECK(rule_of({1, 2}, 4, rt) == path_rule::not_from_stage_zero);
+  CHECK(rule_of({0, 4}, 4, rt) == path_rule::stage_out_of_range);
+  CHECK(rule_of({}, 4, rt) == path_rule::empty);
+  CHECK(rule_of({0, 1, 2}, 4, path_layout::last) == path_rule::not_to_last_stage);
+  CHECK(rule_of({0, 1, 3}, 4, path_layout::last) == path_rule::ok);
+  CHECK(rule_of({0, 2, 1, 3}, 4, path_layout::last) == path_rule::ok);
+  // sets: equal length, balance
+  vec<vec<int>> unequal{P({0, 1, 3}), P({0, 3})};
+  CHECK(check_paths(unequal, 4, path_layout::last) == path_rule::unequal_length);
+  vec<vec<int>> unbalanced{P({0, 1, 4}), P({0, 1, 4})}; // stage 1: 2 visits, stages 2, 3: none
+  CHECK(check_paths(unbalanced, 5, path_layout::last) == path_rule::unbalanced);
+  vec<vec<int>> balanced{P({0, 1, 3, 4}), P({0, 2, 3, 4}), P({0, 1, 2, 4})};
+  CHECK(check_paths(balanced, 5, path_layout::last) == path_rule::ok);
+  static_assert(check_path(vec<int>{0, 2, 1, 3}, 4, path_layout::last) == path_rule::ok);
+  static_assert(check_path(vec<int>{0, 3, 1}, 4, path_layout::round_trip) == path_rule::swap_not_one_below);
+}
+
+TEST_CASE("skip.rotation_rule.formula") {
+  // k = S - K skipped; micro-batch j skips {1 + ((j k + t) mod (S - 1)) : t < k} (round trip)
+  skip_config c = config(4, 3, 4, 0, path_layout::round_trip, path_method::rotation);
+  diagnostic e{};
+  vec<vec<int>> ps = assign_paths(c, e);
+  REQUIRE(e.ok());
+  CHECK(ps[0] == P({0, 2, 3}));
+  CHECK(ps[1] == P({0, 1, 3}));
+  CHECK(ps[2] == P({0, 1, 2}));
+  CHECK(ps[3] == P({0, 2, 3}));
+  // layout last: the skippable stages are 1..S-2, n = S - 2; K = 6 of 8, k = 2, n = 6
+  skip_config l = config(8, 6, 3, 0, path_layout::last, path_method::rotation);
+  ps = assign_paths(l, e);
+  REQUIRE(e.ok());
+  CHECK(ps[0] == P({0, 3, 4, 5, 6, 7}));
+  CHECK(ps[1] == P({0, 1, 2, 5, 6, 7}));
+  CHECK(ps[2] == P({0, 1, 2, 3, 4, 7}));
+  // k = 4 consecutive skips jump 5 stages: the plain rule breaks the jump limit
+  skip_config far = config(8, 4, 4, 0, path_layout::last, path_method::rotation);
+  assign_paths(far, e);
+  CHECK(e.code == errc::bad_path);
+  // the cost-aware assignment finds valid paths there
+  far.method = path_method::cost_aware;
+  assign_paths(far, e);
+  CHECK(e.ok());
+}
+
+TEST_CASE("skip.invariants.sweep.S2-12") {
+  int checked = 0;
+  for (int lay = 0; lay < 2; ++lay)
+    for (int S = 2; S <= 12; ++S)
+      for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
+        for (int m : {1, 3, 8, 13})
+          for (int M : {0, 2, 5})
+            for (int meth = 0; meth < 2; ++meth) {
+              path_layout l = lay ? path_layout::round_trip : path_layout::last;
+              skip_config c =
+                  config(S, K, m, M, l, meth ? path_method::cost_aware : path_method::rotation, {1, 2, 0.5, 0.1});
+              table t = make_skip(c);
+              std::string what = "S=" + std::to_string(S) + " K=" + std::to_string(K) + " m=" + std::to_string(m) +
+                                 " M=" + std::to_string(M) + " layout=" + std::to_string(lay) +
+                                 " method=" + std::to_string(meth);
+              if (!t.ok()) {
+                // only the jump limit with the balance rule makes an assignment impossible:
+                // the plain rule skips runs of k stages; the cost-aware one always succeeds
+                // when at least half of the skippable stages are kept
+                INFO(what);
+                CHECK(t.error.code == errc::bad_path);
+                int const n = skippable_count(S, l), k = S - K, kept = K - (lay == 0 ? 2 : 1);
+                CHECK((meth == 0 ? k >= 4 : 2 * kept < n));
+                continue;
+              }
+              check_invariants(c, t, what);
+              ++checked;
+            }
+  CHECK(checked > 1000);
+}
+
+TEST_CASE("skip.goal.busiest_plus_round_trips.unit_costs") {
+  // with unit costs and no cap or a cap of 2K micro-batches, the iteration takes no longer
+  // than the busiest rank's work plus one round trip (F + B) per kept stage (with a cap of
+  // K it takes up to 16% longer: admission reserves a place on the whole path at once)
+  for (int lay = 0; lay < 2; ++lay)
+    for (int S = 2; S <= 16; ++S)
+      for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
+        for (int m : {1, 4, 8, 16, 32})
+          for (int M : {0, 2 * K}) {
+            cost_model u{1, 1, 1, 0};
+            skip_config c =
+                config(S, K, m, M, lay ? path_layout::round_trip : path_layout::last, path_method::cost_aware, u);
+            table t = make_skip(c);
+            if (!t.ok()) continue;
+            simulation sim = simulate(t, skip_sim_costs(c));
+            double const head = lay ? 0.25 * 3 : 0; // the head stage of the round-trip layout
+            INFO("S=" << S << " K=" << K << " m=" << m << " M=" << M << " layout=" << lay);
+            CHECK(sim.makespan <= busiest(sim) + K * (u.f + u.b + u.w) + head + 1e-9);
+          }
+}
+
+TEST_CASE("skip.cost_aware.beats_rotation.geo_latency") {
+  // heterogeneous links: the cost-aware assignment is never slower than the plain rotation
+  // rule and faster on these cases; both beat the full pipeline
+  struct cs {
+    int S, K, m;
+  };
+  int faster = 0;
+  for (cs x : {cs{8, 6, 8}, cs{8, 6, 16}, cs{12, 9, 8}, cs{12, 9, 16}, cs{6, 4, 12}, cs{4, 3, 8}}) {
+    skip_config c = config(x.S, x.K, x.m, 0, path_layout::last, path_method::rotation, {1, 1, 0.5, 0});
+    c.costs.latency = geo_latency(x.S);
+    table rot = make_skip(c);
+    c.method = path_method::cost_aware;
+    table ca = make_skip(c);
+    table full = make_skip(full_pipeline(c));
+    REQUIRE(rot.ok());
+    REQUIRE(ca.ok());
+    double tr = simulate(rot, skip_sim_costs(c)).makespan, tc = simulate(ca, skip_sim_costs(c)).makespan,
+           tf = simulate(full, skip_sim_costs(c)).makespan;
+    INFO("S=" << x.S << " K=" << x.K << " m=" << x.m << " rotation " << tr << " cost-aware " << tc << " full " << tf);
+    CHECK(tc <= tr + 1e-9);
+    CHECK(tc < tf);
+    faster += tc < tr - 1e-9;
+    check_invariants(c, ca, "geo");
+  }
+  CHECK(faster >= 3);
+}
+
+TEST_CASE("skip.local_search.beats_rotation_everywhere.geo_latency") {
+  // with 2 rounds of local search the cost-aware paths are strictly faster than the plain
+  // rule on every case where the plain rule is valid
+  struct cs {
+    int S, K, m, M;
+  };
+  for (cs x : {cs{8, 6, 16, 0}, cs{8, 6, 8, 3}, cs{12, 9, 16, 0}, cs{6, 4, 12, 4}, cs{4, 3, 8, 0}, cs{10, 8, 10, 5}}) {
+    for (int lay = 0; lay < 2; ++lay) {
+      path_layout l = lay ? path_layout::round_trip : path_layout::last;
+      skip_config c = config(x.S, x.K, x.m, x.M, l, path_method::rotation, {1, 1, 0.5, 0});
+      c.costs.latency = geo_latency(x.S);
+      double tr = simulate(make_skip(c), skip_sim_costs(c)).makespan;
+      c.method = path_method::cost_aware;
+      double t0 = simulate(make_skip(c), skip_sim_costs(c)).makespan;
+      c.search_rounds = 2;
+      table t = make_skip(c);
+      REQUIRE(t.ok());
+      double t2 = simulate(t, skip_sim_costs(c)).makespan;
+      INFO("S=" << x.S << " K=" << x.K << " m=" << x.m << " layout=" << lay << " rotation " << tr << " candidates "
+                << t0 << " search " << t2);
+      CHECK(t2 <= t0 + 1e-12);
+      CHECK(t2 < tr - 1e-9);
+      check_invariants(c, t, "search");
+    }
+  }
+}
+
+TEST_CASE("skip.deterministic") {
+  skip_config c = config(10, 7, 12, 3, path_layout::last, path_method::cost_aware);
+  c.costs.latency = geo_latency(10);
+  table a = make_skip(c), b = make_skip(c);
+  REQUIRE(a.ok());
+  CHECK(a.paths == b.paths);
+  CHECK(a.lists == b.lists);
+}
+
+TEST_CASE("skip.round_trip.head_on_rank0") {
+  skip_config c = config(6, 4, 8, 3, path_layout::round_trip, path_method::cost_aware);
+  table t = make_skip(c);
+  REQUIRE(t.ok());
+  CHECK(t.stages == 7);
+  CHECK(t.rank_of(6) == 0);
+  for (auto const& pth : t.paths) {
+    CHECK(pth.front() == 0);
+    CHECK(pth.back() == 6);
+  }
+  check_invariants(c, t, "round trip");
+}
+
+TEST_CASE("skip.full_pipeline.matches_1f1b_formula") {
+  // every stage kept, no cap, c = 0: the event order is 1F1B's, (m + S - 1)(F + B + W)
+  for (int S = 1; S <= 8; ++S)
+    for (int m = 1; m <= 12; ++m) {
+      skip_config c = config(S, S, m, 0, path_layout::last, path_method::cost_aware);
+      table t = make_skip(c);
+      REQUIRE(t.ok());
+      CHECK(simulate(t, skip_sim_costs(c)).makespan == doctest::Approx((m + S - 1) * 3.0));
+    }
+}
+
+TEST_CASE("skip.static_table.routes_roundtrip") {
+  skip_config c = config(6, 4, 5, 0, path_layout::last, path_method::cost_aware);
+  table t = lower(make_skip(c), skip_sim_costs(c));
+  REQUIRE(t.ok());
+  constexpr std::size_t L = 5 * (4 + 1);
+  REQUIRE(route_entries(t) == L);
+  auto st = new static_table<6, 6, 256, L>{};
+  REQUIRE(t.total_actions() <= 256);
+  // freeze needs the exact action count: check thaw on a table of that size
+  table u = t;
+  u.lists[0].resize(u.lists[0].size() + (256 - t.total_actions()), u.lists[0][0]);
+  *st = freeze<6, 6, 256, L>(u);
+  REQUIRE(st->ok());
+  table back = thaw(*st);
+  CHECK(back.paths == t.paths);
+  CHECK(back.lists == u.lists);
+  delete st;
+}
+
+TEST_CASE("skip.schedule_type.S6.K4.m8") {
+  using S = skip_paths<4, stages<6>, microbatches<8>>;
+  static_assert(S::valid);
+  static_assert(S::summary.routes == 8 * 5);
+  table t = S::make();
+  REQUIRE(t.ok());
+  CHECK(verify(t).ok());
+  table frozen = thaw(S::lowered);
+  CHECK(frozen.paths == t.paths);
+  CHECK(frozen.lists == t.lists);
+  skip_config c = config(6, 4, 8, 0, path_layout::last, path_method::cost_aware);
+  check_invariants(c, make_skip(c), "type");
+  CHECK(make_skip(c).paths == t.paths);
+}
+
+TEST_CASE("skip.schedule_type.round_trip.S5.K3.m6.M2") {
+  using S = schedule<skip_paths_family<3, 2, path_layout::round_trip>, stages<5>, microbatches<6>>;
+  static_assert(S::valid);
+  table t = S::make();
+  REQUIRE(t.ok());
+  CHECK(t.stages == 6);
+  CHECK(verify(t).ok());
+}
+
+TEST_CASE("skip.given_paths.type") {
+  // S = 5, K = 4: skippable 1..3 visited 2, 2, 2 times
+  using set = path_set<5, path<0, 2, 1, 4>, path<0, 3, 2, 4>, path<0, 1, 3, 4>>;
+  static_assert(valid_paths<set>);
+  static_assert(valid_paths<path_set<4, path<0, 1, 3, 2>, path<0, 2, 1, 3>>, path_layout::round_trip>);
+  using S = skip_given<set, stages<5>, microbatches<3>>;
+  static_assert(S::valid);
+  table t = S::make();
+  REQUIRE(t.ok());
+  CHECK(t.paths[0] == P({0, 2, 1, 4}));
+  CHECK(verify(t).ok());
+}
