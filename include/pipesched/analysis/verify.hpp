@@ -31,7 +31,8 @@ constexpr diagnostic check_rendezvous(table const& t) {
   };
   // 0: F done, 1: B/I done, 2: W done, 3: activation received, 4: gradient received
   vec<char> state(sm * 5, 0);
-  auto flag = [&](int what, int s, int j) -> char& { return state[key(s, j) * 5 + static_cast<std::size_t>(what)]; };
+  char* const st = state.data();
+  auto flag = [st, &key](int what, int s, int j) -> char& { return st[key(s, j) * 5 + static_cast<std::size_t>(what)]; };
   vec<std::size_t> ptr(p, 0);
   std::size_t remaining = t.total_actions();
   auto fail = [&](errc e, std::size_t r, action const& a, const char* why) {

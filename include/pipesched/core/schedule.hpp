@@ -4,6 +4,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "pipesched/analysis/verify.hpp"
 #include "pipesched/core/counts.hpp"
@@ -135,18 +136,11 @@ constexpr static_table<R, S, N, L> freeze_transfers(static_table<R, S, NC, L> co
   }
   table t = thaw(compute);
   if (t.lowered) return freeze<R, S, N, L>(t); // a user's table with its own transfers
-  vec<vec<op_time>> times(R);
-  vec<vec<int>> topo(R);
-  for (std::size_t r = 0; r < R; ++r) {
-    std::size_t const n = compute.size(r), base = compute.offset[r];
-    times[r].resize(n);
-    topo[r].resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      times[r][i] = op_time{timeline.start[base + i], timeline.end[base + i]};
-      topo[r][i] = timeline.topo[base + i];
-    }
-  }
-  table out = insert_transfers(t, times, topo);
+  auto timing = [&compute, &timeline](std::size_t r, std::size_t i) {
+    std::size_t const g = compute.offset[r] + i;
+    return std::pair<sweep_key, double>{sweep_key{timeline.start[g], timeline.topo[g], 0}, timeline.end[g]};
+  };
+  table out = insert_transfers(t, timing);
   return freeze<R, S, N, L>(out);
 }
 

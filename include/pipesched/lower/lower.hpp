@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "pipesched/analysis/simulate.hpp"
 #include "pipesched/core/table.hpp"
@@ -108,6 +109,26 @@ struct sweep_key {
 
 namespace detail {
 
+/// A table's description without its lists (cheaper than a copy when they are rebuilt).
+constexpr table copy_without_lists(table const& t) {
+  table out{};
+  out.ranks = t.ranks;
+  out.microbatches = t.microbatches;
+  out.chunks = t.chunks;
+  out.stages = t.stages;
+  out.place = t.place;
+  out.split_backward = t.split_backward;
+  out.forward_only = t.forward_only;
+  out.lowered = t.lowered;
+  out.memory_bound_chunks = t.memory_bound_chunks;
+  out.stage_rank = t.stage_rank;
+  out.stage_chunk = t.stage_chunk;
+  out.paths = t.paths;
+  out.slot_count = t.slot_count;
+  out.error = t.error;
+  return out;
+}
+
 /// Inserts the transfers of a compute table in the sweep order given by `times` (start and
 /// end of every pass, per rank) and `topo` (a dependency order of the passes, per rank).
 /// No buffer slots yet (assign_slots does that).
@@ -117,7 +138,8 @@ namespace detail {
 /// it (at those passes' ends), sorted by (time, dependency order, phase). So each rank
 /// merges its own events with one sorted run per sending peer — a few streams, which is
 /// cheap enough to run inside the compiler for large tables.
-constexpr table insert_transfers(table const& t, vec<vec<op_time>> const& times, vec<vec<int>> const& topo) {
+/// `timing(r, i)` gives pass i of rank r as a sweep_key with phase 0 (its start), and its end.
+template <class Timing> constexpr table insert_transfers(table const& t, Timing const& timing) {
   std::size_t const p = static_cast<std::size_t>(t.ranks);
   struct incoming {
     sweep_key key;
@@ -129,6 +151,10 @@ constexpr table insert_transfers(table const& t, vec<vec<op_time>> const& times,
   vec<int> last_sender(p, -1);
   // the consumer rank of each pass's output, -1 when it stays on the rank or has none
   vec<vec<int>> dest(p);
+  int const* const srank = t.stage_rank.data();
+  int const* const schunk = t.stage_chunk.data();
+  bool const straight = t.paths.empty();
+  int const last_stage = t.stages - 1;
   for (std::size_t r = 0; r < p; ++r) {
     action const* list = t.lists[r].data();
     std::size_t const n = t.lists[r].size();
@@ -136,31 +162,39 @@ constexpr table insert_transfers(table const& t, vec<vec<op_time>> const& times,
     int* d = dest[r].data();
     for (std::size_t i = 0; i < n; ++i) {
       action const& a = list[i];
-      int peer_stage = a.kind == op::forward ? t.next_stage(a.mb, a.stage)
-                                             : (makes_input_grad(a.kind) ? t.prev_stage(a.mb, a.stage) : -1);
+      bool const fwd = a.kind == op::forward;
+      if (!fwd && a.kind != op::backward && a.kind != op::backward_input) continue;
+      int const s = a.stage;
+      int const peer_stage = straight ? (fwd ? (s < last_stage ? s + 1 : -1) : s - 1)
+                                      : (fwd ? t.next_stage(a.mb, s) : t.prev_stage(a.mb, s));
       if (peer_stage < 0) continue;
-      int const q = t.rank_of(peer_stage);
+      int const q = srank[peer_stage];
       if (q == static_cast<int>(r)) continue;
       d[i] = q;
-      action rv = make_action(a.kind == op::forward ? op::recv_act : op::recv_grad, peer_stage, a.mb,
-                              t.chunk_of(peer_stage));
-      rv.peer = static_cast<std::uint16_t>(r);
+      action const rv{fwd ? op::recv_act : op::recv_grad,
+                      static_cast<std::uint8_t>(schunk[peer_stage]),
+                      static_cast<std::uint16_t>(peer_stage),
+                      a.mb,
+                      static_cast<std::uint16_t>(r),
+                      no_slot,
+                      no_slot,
+                      no_slot};
       std::size_t const qs = static_cast<std::size_t>(q);
       if (last_sender[qs] != static_cast<int>(r)) {
         run_start[qs].push_back(in[qs].size());
         last_sender[qs] = static_cast<int>(r);
       }
-      in[qs].push_back(incoming{sweep_key{times[r][i].end, topo[r][i], 1}, rv});
+      auto const [start, end] = timing(r, i);
+      in[qs].push_back(incoming{sweep_key{end, start.topo, 1}, rv});
     }
   }
-  table out = t;
+  table out = copy_without_lists(t);
+  out.lists.resize(p);
   vec<std::size_t> cur;
   vec<std::size_t> lim;
   for (std::size_t q = 0; q < p; ++q) {
     action const* list = t.lists[q].data();
     std::size_t const n = t.lists[q].size();
-    op_time const* tm = times[q].data();
-    int const* tp = topo[q].data();
     int const* d = dest[q].data();
     incoming const* inc = in[q].data();
     std::size_t const runs = run_start[q].size();
@@ -171,14 +205,22 @@ constexpr table insert_transfers(table const& t, vec<vec<op_time>> const& times,
       lim[k] = k + 1 < runs ? run_start[q][k + 1] : in[q].size();
     }
     auto& mine = out.lists[q];
-    mine.clear();
-    mine.reserve(n + in[q].size() + n);
+    mine.resize(n + in[q].size() + n); // upper bound; trimmed below
+    action* const dst = mine.data();
+    std::size_t k = 0;
     std::size_t e = 0; // own event: pass e/2, phase e%2
     for (;;) {
       // smallest head among the own stream and the runs
       bool own = e < 2 * n;
       sweep_key best{};
-      if (own) best = sweep_key{(e % 2) ? tm[e / 2].end : tm[e / 2].start, tp[e / 2], static_cast<int>(e % 2)};
+      if (own) {
+        auto const [start, end] = timing(q, e / 2);
+        best = start;
+        if (e % 2) {
+          best.time = end;
+          best.phase = 1;
+        }
+      }
       std::size_t pick = runs; // runs: the own stream
       for (std::size_t k = 0; k < runs; ++k) {
         if (cur[k] == lim[k]) continue;
@@ -192,20 +234,26 @@ constexpr table insert_transfers(table const& t, vec<vec<op_time>> const& times,
       }
       if (pick == runs && !own) break;
       if (pick < runs) {
-        mine.push_back(inc[cur[pick]++].recv);
+        dst[k++] = inc[cur[pick]++].recv;
         continue;
       }
       std::size_t const i = e / 2;
       if (e % 2 == 0) {
-        mine.push_back(list[i]);
+        dst[k++] = list[i];
       } else if (d[i] >= 0) {
         action const& a = list[i];
-        action sd = make_action(a.kind == op::forward ? op::send_act : op::send_grad, a.stage, a.mb, a.chunk);
-        sd.peer = static_cast<std::uint16_t>(d[i]);
-        mine.push_back(sd);
+        dst[k++] = action{a.kind == op::forward ? op::send_act : op::send_grad,
+                          a.chunk,
+                          a.stage,
+                          a.mb,
+                          static_cast<std::uint16_t>(d[i]),
+                          no_slot,
+                          no_slot,
+                          no_slot};
       }
       ++e;
     }
+    mine.resize(k);
   }
   out.lowered = true;
   return out;
@@ -232,7 +280,12 @@ constexpr table lower(table const& t, sim_costs const& costs = {}) {
   if (!t.ok() || t.lowered) return t;
   simulation sim = simulate(t, costs);
   if (!sim.ok()) return failed(sim.error);
-  table out = detail::insert_transfers(t, sim.times, detail::topo_order(t, sim));
+  vec<vec<int>> const topo = detail::topo_order(t, sim);
+  auto timing = [&](std::size_t r, std::size_t i) {
+    op_time const tm = sim.times[r][i];
+    return std::pair<detail::sweep_key, double>{detail::sweep_key{tm.start, topo[r][i], 0}, tm.end};
+  };
+  table out = detail::insert_transfers(t, timing);
   detail::assign_slots(out);
   return out;
 }

@@ -90,11 +90,12 @@ private:
     else return v[Slot];
   }
 
-  /// Actions Base + I..., in order.
+  /// Actions Base + I..., in order (none on a rank whose stages no micro-batch visits).
   PIPESCHED_EXEC_CHECK_DISABLE
   template <std::size_t Base, class Functor, class Transport, std::size_t... I>
-  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run_range(Functor& functor, Transport& transport, view const* v,
-                                                           stream_handle stream, std::index_sequence<I...>) {
+  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void
+  run_range(Functor& functor, Transport& transport, [[maybe_unused]] view const* v,
+            [[maybe_unused]] stream_handle stream, std::index_sequence<I...>) {
     (run_one<Base + I>(functor, transport, v, stream), ...);
   }
 
@@ -109,8 +110,8 @@ private:
   }
 
   template <class Functor, class Transport, std::size_t... K>
-  PIPESCHED_PLAN_INLINE static void run_blocks(Functor& functor, Transport& transport, view const* v,
-                                               stream_handle stream, std::index_sequence<K...>) {
+  PIPESCHED_PLAN_INLINE static void run_blocks(Functor& functor, Transport& transport, [[maybe_unused]] view const* v,
+                                               [[maybe_unused]] stream_handle stream, std::index_sequence<K...>) {
     (run_block<K>(functor, transport, v, stream), ...);
   }
 #endif
