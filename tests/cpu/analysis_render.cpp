@@ -19,8 +19,11 @@
 #include "pipesched/analysis/simulate_lowered.hpp"
 #include "pipesched/lower/lower.hpp"
 #include "pipesched/schedules/registry.hpp"
+#include "support/tables.hpp"
 
 using namespace pipesched;
+using pipesched::testing::looped_table;
+using pipesched::testing::v_table;
 
 namespace {
 
@@ -285,18 +288,6 @@ xml_summary check_xml(std::string_view s) {
 }
 
 // ---- tables -------------------------------------------------------------------------------
-
-/// Breadth-first order on loop placement (valid for any p, m, v).
-table looped_table(int p, int m, int v) {
-  table t = make_table(p, m, v, placement::loop);
-  for (int r = 0; r < p; ++r) {
-    for (int k = 0; k < v; ++k)
-      for (int j = 0; j < m; ++j) push(t, op::forward, stage_of(placement::loop, p, r, k), j);
-    for (int k = v - 1; k >= 0; --k)
-      for (int j = 0; j < m; ++j) push(t, op::backward, stage_of(placement::loop, p, r, k), j);
-  }
-  return t;
-}
 
 std::vector<std::string> lines_of(std::string const& s) {
   std::vector<std::string> out;
