@@ -207,7 +207,7 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
     auto& mine = out.lists[q];
     mine.resize(n + in[q].size() + n); // upper bound; trimmed below
     action* const dst = mine.data();
-    std::size_t k = 0;
+    std::size_t written = 0;
     std::size_t e = 0; // own event: pass e/2, phase e%2
     for (;;) {
       // smallest head among the own stream and the runs
@@ -234,15 +234,15 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
       }
       if (pick == runs && !own) break;
       if (pick < runs) {
-        dst[k++] = inc[cur[pick]++].recv;
+        dst[written++] = inc[cur[pick]++].recv;
         continue;
       }
       std::size_t const i = e / 2;
       if (e % 2 == 0) {
-        dst[k++] = list[i];
+        dst[written++] = list[i];
       } else if (d[i] >= 0) {
         action const& a = list[i];
-        dst[k++] = action{a.kind == op::forward ? op::send_act : op::send_grad,
+        dst[written++] = action{a.kind == op::forward ? op::send_act : op::send_grad,
                           a.chunk,
                           a.stage,
                           a.mb,
@@ -253,7 +253,7 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
       }
       ++e;
     }
-    mine.resize(k);
+    mine.resize(written);
   }
   out.lowered = true;
   return out;
