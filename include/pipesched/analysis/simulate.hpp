@@ -95,10 +95,10 @@ constexpr void finish_metrics(table const& t, simulation& sim, sim_costs const& 
 
 } // namespace detail
 
-/// Runs every rank's compute passes in list order, each starting when its rank is free and
-/// its inputs have arrived (dependency end + link time between the ranks). Transfers in a
-/// lowered table take no time here. Reports cyclic_wait when the orders wait on each other.
-constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
+namespace detail {
+
+/// simulate() without the metrics: times, order and error only (what lowering needs).
+constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
   simulation sim{};
   if (!t.ok()) {
     sim.error = t.error;
@@ -124,14 +124,15 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
     action const* l = t.lists[r].data();
     for (std::size_t i = 0, len = t.lists[r].size(); i < len; ++i) {
       action const& a = l[i];
-      if (!is_compute(a.kind)) continue;
+      if (a.kind > op::backward_weight) continue; // transfers
       if (a.stage >= S || a.mb >= m || t.stage_rank[a.stage] != static_cast<int>(r)) {
         sim.error = diagnostic{a.stage >= S ? errc::stage_out_of_range
                                             : (a.mb >= m ? errc::microbatch_out_of_range : errc::wrong_rank),
                                static_cast<int>(r), static_cast<int>(i), a.stage, a.mb};
         return sim;
       }
-      std::size_t k = (static_cast<std::size_t>(a.stage) * m + a.mb) * 3 + static_cast<std::size_t>(detail::pass_slot(a.kind));
+      std::size_t const slot = a.kind == op::forward ? 0u : (a.kind == op::backward_weight ? 2u : 1u);
+      std::size_t k = (static_cast<std::size_t>(a.stage) * m + a.mb) * 3 + slot;
       if (kid[k] >= 0) {
         sim.error = diagnostic{errc::duplicate_pass, static_cast<int>(r), static_cast<int>(i), a.stage, a.mb};
         return sim;
@@ -149,6 +150,9 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
   vec<std::size_t> ptr(p, 0);
   vec<double> free_at(p, 0.0);
   sim.order.resize(n);
+  detail::op_ref* const order = sim.order.data();
+  bool const straight = t.paths.empty();
+  int const last_stage = t.stages - 1;
   std::size_t done = 0, ordered = 0;
   // Worklist of ranks to advance: a rank runs until its next pass waits on another rank;
   // finishing a pass wakes the rank that consumes its output.
@@ -167,7 +171,7 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
     while (i < len) {
       action const& a = list[i];
       std::size_t const g = off[r] + i;
-      if (!is_compute(a.kind)) {
+      if (a.kind > op::backward_weight) { // transfers take no time here
         st[g] = fr;
         en[g] = fr;
         ++i;
@@ -183,24 +187,24 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
       int consumer = -1;
       std::size_t const base_key = (static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)) * 3;
       if (a.kind == op::forward) {
-        int prev = t.prev_stage(j, s);
+        int prev = straight ? s - 1 : t.prev_stage(j, s);
         if (prev >= 0) {
           dep_rank[nd] = srank[prev];
           dep[nd++] = kid[(static_cast<std::size_t>(prev) * m + static_cast<std::size_t>(j)) * 3];
         }
-        consumer = t.next_stage(j, s);
+        consumer = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
       } else if (a.kind == op::backward_weight) {
         dep_rank[nd] = static_cast<int>(r);
         dep[nd++] = kid[base_key + 1];
       } else {
-        int next = t.next_stage(j, s);
+        int next = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
         if (next >= 0) {
           dep_rank[nd] = srank[next];
           dep[nd++] = kid[(static_cast<std::size_t>(next) * m + static_cast<std::size_t>(j)) * 3 + 1];
         }
         dep_rank[nd] = static_cast<int>(r);
         dep[nd++] = kid[base_key];
-        consumer = t.prev_stage(j, s);
+        consumer = straight ? s - 1 : t.prev_stage(j, s);
       }
       double begin = fr;
       bool ready = true;
@@ -230,7 +234,7 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
       st[g] = begin;
       en[g] = begin + dur;
       fr = begin + dur;
-      sim.order[ordered++] = detail::op_ref{static_cast<int>(r), static_cast<int>(i)};
+      order[ordered++] = detail::op_ref{static_cast<int>(r), static_cast<int>(i)};
       ++i;
       ++done;
       if (consumer >= 0) {
@@ -260,7 +264,17 @@ constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
     op_time* tm = sim.times[r].data();
     for (std::size_t i = 0; i < len; ++i) tm[i] = op_time{st[off[r] + i], en[off[r] + i]};
   }
-  detail::finish_metrics(t, sim, costs);
+  return sim;
+}
+
+} // namespace detail
+
+/// Runs every rank's compute passes in list order, each starting when its rank is free and
+/// its inputs have arrived (dependency end + link time between the ranks). Transfers in a
+/// lowered table take no time here. Reports cyclic_wait when the orders wait on each other.
+constexpr simulation simulate(table const& t, sim_costs const& costs = {}) {
+  simulation sim = detail::simulate_times(t, costs);
+  if (sim.ok()) detail::finish_metrics(t, sim, costs);
   return sim;
 }
 

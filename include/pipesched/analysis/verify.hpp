@@ -24,16 +24,28 @@ constexpr diagnostic check_local_order(table const& t, op_index const& ix) {
 /// Runs a lowered table with blocking rendezvous transfers: a SEND completes only together
 /// with the matching RECV that its peer has reached. Checks every data dependency on the way.
 constexpr diagnostic check_rendezvous(table const& t) {
+  // Raw pointers and few calls in the hot loop: this runs inside the compiler for every
+  // schedule type, where nvcc's budget charges each call.
   std::size_t const p = static_cast<std::size_t>(t.ranks);
-  std::size_t const sm = static_cast<std::size_t>(t.stages) * static_cast<std::size_t>(t.microbatches);
-  auto key = [&](int s, int j) {
-    return static_cast<std::size_t>(s) * static_cast<std::size_t>(t.microbatches) + static_cast<std::size_t>(j);
-  };
-  // 0: F done, 1: B/I done, 2: W done, 3: activation received, 4: gradient received
+  std::size_t const m = static_cast<std::size_t>(t.microbatches);
+  std::size_t const sm = static_cast<std::size_t>(t.stages) * m;
+  // per (stage, micro-batch): 0 F done, 1 B/I done, 2 W done, 3 activation received,
+  // 4 gradient received
   vec<char> state(sm * 5, 0);
   char* const st = state.data();
-  auto flag = [st, &key](int what, int s, int j) -> char& { return st[key(s, j) * 5 + static_cast<std::size_t>(what)]; };
-  vec<std::size_t> ptr(p, 0);
+  int const* const srank = t.stage_rank.data();
+  bool const straight = t.paths.empty();
+  int const last_stage = t.stages - 1;
+  vec<action const*> lists(p, nullptr);
+  vec<std::size_t> sizes(p, 0);
+  vec<std::size_t> ptr_v(p, 0);
+  action const* const* const lp = lists.data();
+  std::size_t const* const ln = sizes.data();
+  std::size_t* const ptr = ptr_v.data();
+  for (std::size_t r = 0; r < p; ++r) {
+    lists[r] = t.lists[r].data();
+    sizes[r] = t.lists[r].size();
+  }
   std::size_t remaining = t.total_actions();
   auto fail = [&](errc e, std::size_t r, action const& a, const char* why) {
     return diagnostic{e, static_cast<int>(r), static_cast<int>(ptr[r]), a.stage, a.mb, why};
@@ -42,74 +54,88 @@ constexpr diagnostic check_rendezvous(table const& t) {
   // and at a send whose peer is not yet at the matching receive; reaching a receive wakes
   // the sender, completing a pair wakes the receiver.
   vec<int> work;
-  vec<char> queued(p, 1);
+  vec<char> queued_v(p, 1);
+  char* const queued = queued_v.data();
   for (std::size_t r = p; r-- > 0;) work.push_back(static_cast<int>(r));
-  auto wake = [&](std::size_t q) {
-    if (!queued[q]) {
-      queued[q] = 1;
-      work.push_back(static_cast<int>(q));
-    }
-  };
   while (!work.empty()) {
     std::size_t const r = static_cast<std::size_t>(work.back());
     work.pop_back();
     queued[r] = 0;
-    auto const& list = t.lists[r];
-    while (ptr[r] < list.size()) {
+    action const* const list = lp[r];
+    std::size_t const len = ln[r];
+    while (ptr[r] < len) {
       action const& a = list[ptr[r]];
       int const s = a.stage, j = a.mb;
-      if (is_compute(a.kind)) {
-        if (a.kind == op::forward) {
-          int prev = t.prev_stage(j, s);
-          if (prev >= 0) {
-            bool local = t.rank_of(prev) == static_cast<int>(r);
-            if (local ? !flag(0, prev, j) : !flag(3, s, j))
-              return fail(local ? errc::cyclic_wait : errc::missing_recv, r, a, "input activation");
-          }
-          flag(0, s, j) = 1;
-        } else if (makes_input_grad(a.kind)) {
-          if (!flag(0, s, j)) return fail(errc::backward_before_forward, r, a, nullptr);
-          int next = t.next_stage(j, s);
-          if (next >= 0) {
-            bool local = t.rank_of(next) == static_cast<int>(r);
-            if (local ? !flag(1, next, j) : !flag(4, s, j))
-              return fail(local ? errc::cyclic_wait : errc::missing_recv, r, a, "output gradient");
-          }
-          flag(1, s, j) = 1;
-        } else {
-          if (!flag(1, s, j)) return fail(errc::weight_before_input, r, a, nullptr);
-          flag(2, s, j) = 1;
+      std::size_t const here = (static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)) * 5;
+      int const prev = straight ? s - 1 : t.prev_stage(j, s);
+      int const next = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
+      if (a.kind == op::forward) {
+        if (prev >= 0) {
+          bool const local = srank[prev] == static_cast<int>(r);
+          std::size_t const need = local ? (static_cast<std::size_t>(prev) * m + static_cast<std::size_t>(j)) * 5 : here + 3;
+          if (!st[need]) return fail(local ? errc::cyclic_wait : errc::missing_recv, r, a, "input activation");
         }
+        st[here] = 1;
         ++ptr[r];
         --remaining;
         continue;
       }
-      std::size_t q = a.peer;
+      if (a.kind == op::backward || a.kind == op::backward_input) {
+        if (!st[here]) return fail(errc::backward_before_forward, r, a, nullptr);
+        if (next >= 0) {
+          bool const local = srank[next] == static_cast<int>(r);
+          std::size_t const need =
+              local ? (static_cast<std::size_t>(next) * m + static_cast<std::size_t>(j)) * 5 + 1 : here + 4;
+          if (!st[need]) return fail(local ? errc::cyclic_wait : errc::missing_recv, r, a, "output gradient");
+        }
+        st[here + 1] = 1;
+        ++ptr[r];
+        --remaining;
+        continue;
+      }
+      if (a.kind == op::backward_weight) {
+        if (!st[here + 1]) return fail(errc::weight_before_input, r, a, nullptr);
+        st[here + 2] = 1;
+        ++ptr[r];
+        --remaining;
+        continue;
+      }
+      std::size_t const q = a.peer;
       if (q >= p || q == r) return fail(errc::transfer_mismatch, r, a, "peer out of range");
-      if (is_recv(a.kind)) {
+      if (a.kind == op::recv_act || a.kind == op::recv_grad) {
         // the sender completes the pair: wake it if it waits at its send to us (waking a peer
         // that waits at a receive too would ping-pong forever)
-        if (ptr[q] < t.lists[q].size() && is_send(t.lists[q][ptr[q]].kind) && t.lists[q][ptr[q]].peer == r) wake(q);
+        if (ptr[q] < ln[q]) {
+          action const& c = lp[q][ptr[q]];
+          if ((c.kind == op::send_act || c.kind == op::send_grad) && c.peer == r && !queued[q]) {
+            queued[q] = 1;
+            work.push_back(static_cast<int>(q));
+          }
+        }
         break;
       }
-      bool act = a.kind == op::send_act;
-      if (!flag(act ? 0 : 1, s, j)) return fail(errc::transfer_mismatch, r, a, "send before its producer");
-      if (ptr[q] >= t.lists[q].size()) return fail(errc::transfer_mismatch, r, a, "the peer has nothing left to receive");
-      action const& b = t.lists[q][ptr[q]];
-      if (!is_recv(b.kind) || b.peer != r) break; // the peer is busy elsewhere: it wakes us at its receive
-      int expect = act ? t.next_stage(j, s) : t.prev_stage(j, s);
+      bool const act = a.kind == op::send_act;
+      if (!st[here + (act ? 0 : 1)]) return fail(errc::transfer_mismatch, r, a, "send before its producer");
+      if (ptr[q] >= ln[q]) return fail(errc::transfer_mismatch, r, a, "the peer has nothing left to receive");
+      action const& b = lp[q][ptr[q]];
+      bool const b_recv = b.kind == op::recv_act || b.kind == op::recv_grad;
+      if (!b_recv || b.peer != r) break; // the peer is busy elsewhere: it wakes us at its receive
+      int const expect = act ? next : prev;
       if (b.kind != (act ? op::recv_act : op::recv_grad) || b.mb != a.mb || b.stage != expect)
         return fail(errc::transfer_mismatch, r, a, "the peer's receive is for another boundary");
-      flag(act ? 3 : 4, b.stage, j) = 1;
+      st[(static_cast<std::size_t>(b.stage) * m + static_cast<std::size_t>(j)) * 5 + (act ? 3 : 4)] = 1;
       ++ptr[r];
       ++ptr[q];
       remaining -= 2;
-      wake(q);
+      if (!queued[q]) {
+        queued[q] = 1;
+        work.push_back(static_cast<int>(q));
+      }
     }
   }
   if (remaining > 0) {
     for (std::size_t r = 0; r < p; ++r)
-      if (ptr[r] < t.lists[r].size()) return fail(errc::transfer_deadlock, r, t.lists[r][ptr[r]], nullptr);
+      if (ptr[r] < ln[r]) return fail(errc::transfer_deadlock, r, lp[r][ptr[r]], nullptr);
   }
   return {};
 }

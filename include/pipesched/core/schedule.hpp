@@ -109,7 +109,7 @@ constexpr static_timeline<NC> freeze_timeline(static_table<R, S, NC, L> const& c
   static_timeline<NC> tl{};
   if (!ok || !compute.ok()) return tl;
   table t = thaw(compute);
-  simulation sim = simulate(t, sim_costs{cost});
+  simulation sim = simulate_times(t, sim_costs{cost});
   tl.error = sim.error;
   if (!sim.ok()) return tl;
   for (std::size_t r = 0; r < R; ++r) {

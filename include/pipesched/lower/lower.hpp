@@ -200,41 +200,49 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
     std::size_t const runs = run_start[q].size();
     cur.resize(runs);
     lim.resize(runs);
+    std::size_t* const cu = cur.data();
+    std::size_t* const li = lim.data();
     for (std::size_t k = 0; k < runs; ++k) {
-      cur[k] = run_start[q][k];
-      lim[k] = k + 1 < runs ? run_start[q][k + 1] : in[q].size();
+      cu[k] = run_start[q][k];
+      li[k] = k + 1 < runs ? run_start[q][k + 1] : in[q].size();
     }
     auto& mine = out.lists[q];
     mine.resize(n + in[q].size() + n); // upper bound; trimmed below
     action* const dst = mine.data();
     std::size_t written = 0;
+    // The hot loop avoids function calls (nvcc's constexpr budget charges each call).
     std::size_t e = 0; // own event: pass e/2, phase e%2
+    sweep_key own_key{};
+    bool own_fresh = false;
     for (;;) {
-      // smallest head among the own stream and the runs
-      bool own = e < 2 * n;
-      sweep_key best{};
-      if (own) {
+      bool const own = e < 2 * n;
+      if (own && !own_fresh) {
         auto const [start, end] = timing(q, e / 2);
-        best = start;
+        own_key = start;
         if (e % 2) {
-          best.time = end;
-          best.phase = 1;
+          own_key.time = end;
+          own_key.phase = 1;
         }
+        own_fresh = true;
       }
+      // smallest head among the own stream and the runs (time, then topo, then phase)
       std::size_t pick = runs; // runs: the own stream
+      sweep_key best = own_key;
+      bool have = own;
       for (std::size_t k = 0; k < runs; ++k) {
-        if (cur[k] == lim[k]) continue;
-        if (pick == runs && !own) {
+        if (cu[k] == li[k]) continue;
+        sweep_key const& c = inc[cu[k]].key;
+        bool const smaller = !have || c.time < best.time ||
+                             (c.time == best.time && (c.topo < best.topo || (c.topo == best.topo && c.phase < best.phase)));
+        if (smaller) {
           pick = k;
-          best = inc[cur[k]].key;
-        } else if (inc[cur[k]].key.before(best)) {
-          pick = k;
-          best = inc[cur[k]].key;
+          best = c;
+          have = true;
         }
       }
-      if (pick == runs && !own) break;
+      if (!have) break;
       if (pick < runs) {
-        dst[written++] = inc[cur[pick]++].recv;
+        dst[written++] = inc[cu[pick]++].recv;
         continue;
       }
       std::size_t const i = e / 2;
@@ -243,15 +251,16 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
       } else if (d[i] >= 0) {
         action const& a = list[i];
         dst[written++] = action{a.kind == op::forward ? op::send_act : op::send_grad,
-                          a.chunk,
-                          a.stage,
-                          a.mb,
-                          static_cast<std::uint16_t>(d[i]),
-                          no_slot,
-                          no_slot,
-                          no_slot};
+                                a.chunk,
+                                a.stage,
+                                a.mb,
+                                static_cast<std::uint16_t>(d[i]),
+                                no_slot,
+                                no_slot,
+                                no_slot};
       }
       ++e;
+      own_fresh = false;
     }
     mine.resize(written);
   }
@@ -278,7 +287,7 @@ constexpr vec<vec<int>> topo_order(table const& t, simulation const& sim) {
 /// same rank exchange nothing. Returns the input's error, or cyclic_wait, on failure.
 constexpr table lower(table const& t, sim_costs const& costs = {}) {
   if (!t.ok() || t.lowered) return t;
-  simulation sim = simulate(t, costs);
+  simulation sim = detail::simulate_times(t, costs);
   if (!sim.ok()) return failed(sim.error);
   vec<vec<int>> const topo = detail::topo_order(t, sim);
   auto timing = [&](std::size_t r, std::size_t i) {
