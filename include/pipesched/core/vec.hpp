@@ -73,7 +73,12 @@ public:
     cap_ = n;
   }
   constexpr void push_back(T const& x) {
-    if (size_ == cap_) grow();
+    if (size_ == cap_) {
+      T copy = x; // x may live in this array, which grow() frees
+      grow();
+      data_[size_++] = static_cast<T&&>(copy);
+      return;
+    }
     data_[size_++] = x;
   }
   constexpr void push_back(T&& x) {
@@ -87,13 +92,15 @@ public:
   }
   constexpr void pop_back() { --size_; }
   constexpr void clear() { size_ = 0; }
-  constexpr void assign(std::size_t n, T const& value) {
+  constexpr void assign(std::size_t n, T const& value_in) {
+    T const value = value_in; // may live in this array
     size_ = 0;
     reserve(n);
     for (std::size_t i = 0; i < n; ++i) data_[i] = value;
     size_ = n;
   }
-  constexpr void resize(std::size_t n, T const& value = T{}) {
+  constexpr void resize(std::size_t n, T const& value_in = T{}) {
+    T const value = value_in; // may live in this array, which reserve() may free
     reserve(n);
     for (std::size_t i = size_; i < n; ++i) data_[i] = value;
     size_ = n;
