@@ -180,7 +180,10 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
       }
       int const s = a.stage, j = a.mb;
       // what the pass waits for: F: F of the previous stage; B/I: B/I of the next stage
-      // (or the own F for the loss) and the own F; W: its I
+      // (or the own F for the loss) and the own F; W: its I. This is detail::dependencies()
+      // (core/graph.hpp, used by simulate_lowered) written out without calls, for the
+      // compilers' constexpr budgets; tests/cpu/analysis_simulate_lowered.cpp checks the
+      // two simulators agree pass by pass.
       int dep[2] = {-1, -1};
       int dep_rank[2] = {0, 0};
       int nd = 0;
