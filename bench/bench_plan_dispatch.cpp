@@ -1,9 +1,20 @@
 // Per-action cost of executing a lowered table, p = 4, m = 32, all ranks one after another
-// on one thread, with empty stage functors and a transport that moves nothing:
+// on one thread, with a transport that moves nothing. Two pairs:
 //
-//   BM_plan_inlined/<schedule>      plan<S, r>::run — the list unrolled at compile time
-//   BM_plan_interpreted/<schedule>  the same table as a vector of actions, a switch on the
-//                                   pass and an indirect call per action
+// The fair pair (the headline): every pass and transfer is one call of an out-of-line
+// function — as in any real stage, whose pass calls into kernels or a layer library —
+// taking the step's stage, micro-batch and output view:
+//
+//   BM_plan_inlined_call/<schedule>    plan<S, r>::run — the list unrolled at compile time
+//   BM_switch_interpreter/<schedule>   the same table as a vector of actions, a `switch` on
+//                                      the pass calling the functor's members directly
+//
+// The limit case: empty functors, which the compiler deletes from the inlined plan, against
+// an interpreter that goes through a function pointer per action (what the plan saves at
+// most, not what it saves on real stages):
+//
+//   BM_plan_inlined/<schedule>         plan<S, r>::run with empty functors
+//   BM_plan_interpreted/<schedule>     vector, switch and an indirect call per action
 //
 // items_per_second: actions (compute passes and transfers) executed per second.
 #include <benchmark/benchmark.h>
@@ -42,6 +53,25 @@ struct empty_stage {
   template <class St> void backward_weight(St s, io const& x) { touch(s, x); }
   template <class St> void send(St s, io const& x) { touch(s, x); }
   template <class St> void recv(St s, io const& x) { touch(s, x); }
+};
+
+/// The out-of-line work of one pass: what a real stage's call into its kernels costs at
+/// the least. Defined below main's reach of inlining (noinline), so both the plan and the
+/// interpreter pay one real call with the same three arguments.
+[[gnu::noinline]] void stage_call(int stage, int mb, void* out) {
+  benchmark::DoNotOptimize(stage);
+  benchmark::DoNotOptimize(mb);
+  benchmark::DoNotOptimize(out);
+}
+
+/// A stage (and transport) whose every member is one out-of-line call.
+struct calling_stage {
+  template <class St> void forward(St s, io const& x) { stage_call(s.stage, s.mb, x.out.data); }
+  template <class St> void backward(St s, io const& x) { stage_call(s.stage, s.mb, x.out.data); }
+  template <class St> void backward_input(St s, io const& x) { stage_call(s.stage, s.mb, x.out.data); }
+  template <class St> void backward_weight(St s, io const& x) { stage_call(s.stage, s.mb, x.in.data); }
+  template <class St> void send(St s, io const& x) { stage_call(s.stage, s.mb, x.in.data); }
+  template <class St> void recv(St s, io const& x) { stage_call(s.stage, s.mb, x.out.data); }
 };
 
 /// Every rank's boundary slots (the views point into one block per rank).
@@ -131,8 +161,66 @@ template <class S> void plan_interpreted(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(t.total_actions()));
 }
 
+template <class S> void plan_inlined_call(benchmark::State& state) {
+  table const t = S::make();
+  slot_storage slots(t);
+  calling_stage f;
+  for (auto _ : state) {
+    [&]<int... R>(std::integer_sequence<int, R...>) { (plan<S, R>::run(f, f, slots.views[R].data()), ...); }
+    (std::make_integer_sequence<int, S::ranks>{});
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(t.total_actions()));
+}
+
+/// The interpreter a user would write: a loop over the actions and a switch on the pass
+/// that calls the functor's members directly (with a run-time step).
+void interpret_switch(std::vector<action> const& list, view const* slots, int rank, int stages, calling_stage& f) {
+  auto slot = [&](std::uint16_t k) { return k == no_slot ? view{} : slots[k]; };
+  for (action const& a : list) {
+    runtime_step const s{a.kind,
+                         a.stage,
+                         a.chunk,
+                         a.mb,
+                         detail::slot_or_none(a.in),
+                         detail::slot_or_none(a.out),
+                         detail::slot_or_none(a.aux),
+                         detail::rank_or_none(a.peer),
+                         stages};
+    io const x{slot(a.in), slot(a.out), slot(a.aux), nullptr, rank};
+    switch (a.kind) {
+    case op::forward: f.forward(s, x); break;
+    case op::backward: f.backward(s, x); break;
+    case op::backward_input: f.backward_input(s, x); break;
+    case op::backward_weight: f.backward_weight(s, x); break;
+    case op::send_act:
+    case op::send_grad: f.send(s, x); break;
+    case op::recv_act:
+    case op::recv_grad: f.recv(s, x); break;
+    }
+  }
+}
+
+template <class S> void switch_interpreter(benchmark::State& state) {
+  table const t = S::make();
+  slot_storage slots(t);
+  std::vector<std::vector<action>> lists;
+  for (int r = 0; r < t.ranks; ++r)
+    lists.emplace_back(t.lists[static_cast<std::size_t>(r)].begin(), t.lists[static_cast<std::size_t>(r)].end());
+  calling_stage f;
+  for (auto _ : state) {
+    for (int r = 0; r < t.ranks; ++r)
+      interpret_switch(lists[static_cast<std::size_t>(r)], slots.views[static_cast<std::size_t>(r)].data(), r, t.stages,
+                       f);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(t.total_actions()));
+}
+
 template <class S> void register_schedule() {
   std::string const name = S::name;
+  benchmark::RegisterBenchmark(("BM_plan_inlined_call/" + name).c_str(), plan_inlined_call<S>);
+  benchmark::RegisterBenchmark(("BM_switch_interpreter/" + name).c_str(), switch_interpreter<S>);
   benchmark::RegisterBenchmark(("BM_plan_inlined/" + name).c_str(), plan_inlined<S>);
   benchmark::RegisterBenchmark(("BM_plan_interpreted/" + name).c_str(), plan_interpreted<S>);
 }

@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include <pipesched/analysis/simulate.hpp>
-#include <pipesched/analysis/simulate_lowered.hpp>
+#include <pipesched/pipeline/simulate.hpp>
+#include <pipesched/pipeline/simulate_lowered.hpp>
 #include <pipesched/schedules/registry.hpp>
 
 namespace {

@@ -10,7 +10,7 @@
 // and the seconds the assignment and event simulation take (the benchmark's time).
 #include <benchmark/benchmark.h>
 
-#include <pipesched/analysis/simulate.hpp>
+#include <pipesched/pipeline/simulate.hpp>
 #include <pipesched/schedules/skip_paths.hpp>
 
 namespace {

@@ -1,20 +1,28 @@
 # cmake -DCOMPILER=<c++> -DSOURCE=<file.cpp> -DINCLUDE_DIR=<repo>/include [-DFLAGS=a;b] -P compile_fail.cmake
 #
-# A compile-failure test: SOURCE's first line is "// expect: <regex>" (CMake regex syntax).
-# The test passes only when compiling SOURCE FAILS and the compiler's output matches the
-# regex; a file that compiles, or fails for another reason, fails the test.
+# A compile-failure test: SOURCE's first line is "// expect: <regex>" (CMake regex syntax);
+# more "// expect:" lines right after it add regexes that must match too. The test passes
+# only when compiling SOURCE FAILS and the compiler's output matches every regex; a file
+# that compiles, or fails for another reason, fails the test.
 foreach(v IN ITEMS COMPILER SOURCE INCLUDE_DIR)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "compile_fail.cmake: -D${v}=... is required")
   endif()
 endforeach()
 
-file(READ "${SOURCE}" head LIMIT 4096)
-string(REGEX MATCH "^[^\r\n]*" first "${head}")
-if(NOT first MATCHES "^[ \t]*//[ \t]*expect:[ \t]*(.+)$")
+file(STRINGS "${SOURCE}" head LIMIT_COUNT 8)
+set(expects)
+foreach(line IN LISTS head)
+  if(NOT line MATCHES "^[ \t]*//[ \t]*expect:[ \t]*(.+)$")
+    break()
+  endif()
+  string(STRIP "${CMAKE_MATCH_1}" e)
+  list(APPEND expects "${e}")
+endforeach()
+if(NOT expects)
+  list(GET head 0 first)
   message(FATAL_ERROR "${SOURCE}: the first line must be \"// expect: <regex>\", not \"${first}\"")
 endif()
-string(STRIP "${CMAKE_MATCH_1}" expect)
 
 if(NOT DEFINED FLAGS)
   set(FLAGS -std=c++20)
@@ -28,9 +36,11 @@ execute_process(
   ERROR_VARIABLE out)
 
 if(rc EQUAL 0)
-  message(FATAL_ERROR "${SOURCE} compiled, but it must fail with a message matching: ${expect}")
+  message(FATAL_ERROR "${SOURCE} compiled, but it must fail with a message matching: ${expects}")
 endif()
-if(NOT out MATCHES "${expect}")
-  message(FATAL_ERROR "${SOURCE} failed to compile, but no message matches: ${expect}\n--- compiler output ---\n${out}")
-endif()
-message(STATUS "${SOURCE}: failed to compile as expected (matched: ${expect})")
+foreach(expect IN LISTS expects)
+  if(NOT out MATCHES "${expect}")
+    message(FATAL_ERROR "${SOURCE} failed to compile, but no message matches: ${expect}\n--- compiler output ---\n${out}")
+  endif()
+endforeach()
+message(STATUS "${SOURCE}: failed to compile as expected (matched: ${expects})")

@@ -1,5 +1,6 @@
 // pipesched: the command-line tool — show, compare, export and import schedules.
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -14,10 +15,11 @@
 #include <unistd.h>
 
 #include "pipesched/analysis/csv.hpp"
+#include "pipesched/analysis/json.hpp"
 #include "pipesched/analysis/render.hpp"
-#include "pipesched/analysis/simulate.hpp"
-#include "pipesched/analysis/simulate_lowered.hpp"
-#include "pipesched/analysis/verify.hpp"
+#include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/simulate_lowered.hpp"
+#include "pipesched/pipeline/verify.hpp"
 #include "pipesched/schedules/registry.hpp"
 #include "pipesched/schedules/skip_paths.hpp"
 
@@ -111,10 +113,10 @@ double to_double(std::string const& what, std::string const& s) {
   try {
     std::size_t used = 0;
     double v = std::stod(s, &used);
-    if (used != s.size() || !(v >= 0) || v > 1e12) throw std::invalid_argument("");
+    if (used != s.size() || !(v >= 0) || !std::isfinite(v)) throw std::invalid_argument("");
     return v;
   } catch (std::exception const&) {
-    throw usage_error(what + " needs a non-negative number, got '" + s + "'");
+    throw usage_error(what + " needs a finite non-negative number, got '" + s + "'");
   }
 }
 
@@ -163,27 +165,12 @@ params per_chunk(params pr, table const& probe) {
   return pr;
 }
 
-std::string json_number(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
+/// A number in text output (JSON output uses json_number, which writes null for what is
+/// not finite).
+std::string text_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return json_number(v);
 }
 
 /// One JSON object of metrics for a table.
@@ -211,10 +198,10 @@ std::string metrics_json(std::string_view name, table const& t, simulation const
 
 void print_metrics(std::ostream& os, table const& t, simulation const& sim, diagnostic const& verdict) {
   os << "ranks " << t.ranks << ", stages " << t.stages << ", micro-batches " << t.microbatches << "\n";
-  os << "makespan " << json_number(sim.makespan) << ", largest rank span " << json_number(sim.max_rank_span)
-     << ", bubble ratio " << json_number(sim.bubble_ratio) << "\n";
+  os << "makespan " << text_number(sim.makespan) << ", largest rank span " << text_number(sim.max_rank_span)
+     << ", bubble ratio " << text_number(sim.bubble_ratio) << "\n";
   os << "peak memory per rank (unit: one micro-batch's activations on one rank's slice):";
-  for (double m : sim.peak_memory) os << " " << json_number(m);
+  for (double m : sim.peak_memory) os << " " << text_number(m);
   os << "\n";
   os << "verified: " << (verdict.ok() ? std::string("yes") : "NO — " + to_string(verdict)) << "\n";
 }
@@ -350,16 +337,16 @@ int cmd_compare(int argc, char** argv) {
     std::string per;
     for (double m : r.sim.peak_memory) {
       peak = m > peak ? m : peak;
-      per += json_number(m) + " ";
+      per += text_number(m) + " ";
     }
-    std::printf("%-13s %6d %10s %7.1f%% %8s  %s%s%s\n", r.name.c_str(), r.t.chunks, json_number(r.sim.makespan).c_str(),
-                100.0 * r.sim.bubble_ratio, json_number(peak).c_str(),
+    std::printf("%-13s %6d %10s %7.1f%% %8s  %s%s%s\n", r.name.c_str(), r.t.chunks, text_number(r.sim.makespan).c_str(),
+                100.0 * r.sim.bubble_ratio, text_number(peak).c_str(),
                 budget < 0 ? "" : (peak <= budget + 1e-9 ? "yes   " : "no    "), per.c_str(),
                 r.verdict.ok() ? "" : " (NOT VERIFIED)");
   }
   if (best)
     std::printf("fastest%s: %s (makespan %s, peak memory %s)\n", budget >= 0 ? " within the budget" : "",
-                best->name.c_str(), json_number(best->sim.makespan).c_str(), json_number(best_peak).c_str());
+                best->name.c_str(), text_number(best->sim.makespan).c_str(), text_number(best_peak).c_str());
   else
     std::printf("no schedule fits the memory budget\n");
   return 0;
@@ -526,7 +513,7 @@ int cmd_paths(int argc, char** argv) {
     if (c.layout == path_layout::round_trip) std::cout << " -> 0";
     std::cout << "\n";
   }
-  std::cout << "makespan " << json_number(ms) << ", full pipeline " << json_number(full_ms);
+  std::cout << "makespan " << text_number(ms) << ", full pipeline " << text_number(full_ms);
   if (full_ms > 0) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f", 100.0 * (1.0 - ms / full_ms));

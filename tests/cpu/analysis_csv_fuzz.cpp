@@ -10,10 +10,10 @@
 
 #include "pipesched/analysis/csv.hpp"
 #include "pipesched/analysis/render.hpp"
-#include "pipesched/analysis/simulate.hpp"
-#include "pipesched/analysis/simulate_lowered.hpp"
-#include "pipesched/analysis/verify.hpp"
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/simulate_lowered.hpp"
+#include "pipesched/pipeline/verify.hpp"
+#include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/registry.hpp"
 
 using namespace pipesched;

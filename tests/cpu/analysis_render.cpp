@@ -14,10 +14,13 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "pipesched/analysis/json.hpp"
 #include "pipesched/analysis/render.hpp"
-#include "pipesched/analysis/simulate.hpp"
-#include "pipesched/analysis/simulate_lowered.hpp"
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/simulate_lowered.hpp"
+#include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/registry.hpp"
 #include "support/tables.hpp"
 
@@ -27,159 +30,22 @@ using pipesched::testing::v_table;
 
 namespace {
 
-// ---- a strict JSON reader (RFC 8259), enough to walk a trace ------------------------------
+// ---- JSON: nlohmann-json's parser (strict RFC 8259: it throws on anything else) ---------
 
-struct json {
-  enum kind_t { null_v, bool_v, number_v, string_v, array_v, object_v } kind = null_v;
-  bool b = false;
-  double num = 0;
-  std::string str;
-  std::vector<json> arr;
-  std::vector<std::pair<std::string, json>> obj;
-  json const* get(std::string_view k) const {
-    for (auto const& [key, v] : obj)
-      if (key == k) return &v;
-    return nullptr;
-  }
-};
+using json = nlohmann::json;
 
-struct json_reader {
-  std::string_view s;
-  std::size_t i = 0;
-  bool ok = true;
-  void ws() {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-  }
-  bool eat(char c) {
-    ws();
-    if (i < s.size() && s[i] == c) {
-      ++i;
-      return true;
-    }
+/// Parses `text` into `out`; false (and a message) when it is not valid JSON.
+bool parse_json(std::string_view text, json& out) {
+  try {
+    out = json::parse(text);
+    return true;
+  } catch (json::parse_error const& e) {
+    MESSAGE("invalid JSON: " << e.what());
     return false;
   }
-  bool lit(std::string_view w) {
-    if (s.substr(i, w.size()) != w) return false;
-    i += w.size();
-    return true;
-  }
-  std::string string_body() {
-    std::string out;
-    ++i; // opening quote
-    while (i < s.size() && s[i] != '"') {
-      unsigned char c = static_cast<unsigned char>(s[i]);
-      if (c < 0x20) {
-        ok = false;
-        return out;
-      }
-      if (c == '\\') {
-        if (++i >= s.size()) break;
-        char e = s[i];
-        if (e == 'u') {
-          if (i + 4 >= s.size()) break;
-          unsigned code = 0;
-          for (int k = 1; k <= 4; ++k) {
-            char h = s[i + static_cast<std::size_t>(k)];
-            if (!std::isxdigit(static_cast<unsigned char>(h))) ok = false;
-            code = code * 16 +
-                   static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
-          }
-          out += code < 0x80 ? static_cast<char>(code) : '?';
-          i += 4;
-        } else {
-          constexpr std::string_view from = "\"\\/bfnrt", to = "\"\\/\b\f\n\r\t";
-          std::size_t k = from.find(e);
-          if (k == std::string_view::npos) ok = false;
-          else out += to[k];
-        }
-        ++i;
-        continue;
-      }
-      out += s[i++];
-    }
-    if (i >= s.size()) ok = false;
-    else ++i; // closing quote
-    return out;
-  }
-  json value() {
-    json v;
-    ws();
-    if (i >= s.size()) {
-      ok = false;
-      return v;
-    }
-    char c = s[i];
-    if (c == '{') {
-      v.kind = json::object_v;
-      ++i;
-      if (eat('}')) return v;
-      do {
-        ws();
-        if (i >= s.size() || s[i] != '"') {
-          ok = false;
-          return v;
-        }
-        std::string k = string_body();
-        if (!eat(':')) {
-          ok = false;
-          return v;
-        }
-        v.obj.emplace_back(k, value());
-      } while (ok && eat(','));
-      if (!eat('}')) ok = false;
-    } else if (c == '[') {
-      v.kind = json::array_v;
-      ++i;
-      if (eat(']')) return v;
-      do v.arr.push_back(value());
-      while (ok && eat(','));
-      if (!eat(']')) ok = false;
-    } else if (c == '"') {
-      v.kind = json::string_v;
-      v.str = string_body();
-    } else if (lit("true")) {
-      v.kind = json::bool_v;
-      v.b = true;
-    } else if (lit("false")) {
-      v.kind = json::bool_v;
-    } else if (lit("null")) {
-      v.kind = json::null_v;
-    } else {
-      // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-      std::size_t b = i;
-      if (s[i] == '-') ++i;
-      auto digits = [&] {
-        std::size_t d = i;
-        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-        return i - d;
-      };
-      if (i < s.size() && s[i] == '0') ++i;
-      else if (digits() == 0) ok = false;
-      if (i < s.size() && s[i] == '.') {
-        ++i;
-        if (digits() == 0) ok = false;
-      }
-      if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-        ++i;
-        if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-        if (digits() == 0) ok = false;
-      }
-      v.kind = json::number_v;
-      v.num = std::strtod(std::string(s.substr(b, i - b)).c_str(), nullptr);
-    }
-    return v;
-  }
-};
-
-bool parse_json(std::string_view text, json& out) {
-  json_reader r{text};
-  out = r.value();
-  r.ws();
-  return r.ok && r.i == text.size();
 }
 
 // ---- an XML well-formedness check (elements, attributes, entities) -------------------------
-
 struct xml_summary {
   bool ok = false;
   std::string root;
@@ -421,8 +287,8 @@ TEST_CASE("render.refuses_a_foreign_simulation") {
   CHECK(render_text(t, other).find("cannot draw") != std::string::npos);
   json j;
   REQUIRE(parse_json(render_chrome_trace(t, other), j));
-  CHECK(j.get("traceEvents")->arr.empty());
-  CHECK(j.get("otherData")->get("error") != nullptr);
+  CHECK(j.at("traceEvents").empty());
+  CHECK(j.at("otherData").contains("error"));
   CHECK(check_xml(render_svg(t, other)).ok);
   CHECK(render_text(failed({errc::zero_ranks}), simulation{}).find("cannot draw") != std::string::npos);
 }
@@ -435,40 +301,40 @@ TEST_CASE("render.chrome.json_and_scale") {
   std::string text = render_chrome_trace(t, sim, opt);
   json j;
   REQUIRE(parse_json(text, j));
-  REQUIRE(j.kind == json::object_v);
-  json const* events = j.get("traceEvents");
-  REQUIRE(events);
-  CHECK(j.get("otherData")->get("us_per_unit")->num == 1000);
+  REQUIRE(j.is_object());
+  REQUIRE(j.contains("traceEvents"));
+  json const& events = j.at("traceEvents");
+  CHECK(j.at("otherData").at("us_per_unit") == 1000);
   int complete = 0, names = 0;
   bool process = false;
-  for (json const& e : events->arr) {
-    std::string ph = e.get("ph")->str;
+  for (json const& e : events) {
+    std::string const ph = e.at("ph");
     if (ph == "M") {
-      if (e.get("name")->str == "thread_name") {
+      if (e.at("name") == "thread_name") {
         ++names;
-        CHECK(e.get("args")->get("name")->str == "rank " + std::to_string(static_cast<int>(e.get("tid")->num)));
+        CHECK(e.at("args").at("name") == "rank " + std::to_string(e.at("tid").get<int>()));
       }
-      if (e.get("name")->str == "process_name") process = e.get("args")->get("name")->str == "a \"quoted\"\\name\n";
+      if (e.at("name") == "process_name") process = e.at("args").at("name") == "a \"quoted\"\\name\n";
       continue;
     }
     REQUIRE(ph == "X");
     ++complete;
-    json const* args = e.get("args");
-    auto r = static_cast<std::size_t>(args->get("rank")->num);
-    auto i = static_cast<std::size_t>(args->get("position")->num);
+    json const& args = e.at("args");
+    auto r = args.at("rank").get<std::size_t>();
+    auto i = args.at("position").get<std::size_t>();
     REQUIRE(r < t.lists.size());
     REQUIRE(i < t.lists[r].size());
     action const& a = t.lists[r][i];
-    CHECK(e.get("tid")->num == static_cast<double>(r));
-    CHECK(e.get("pid")->num == 0);
-    CHECK(e.get("ts")->num == doctest::Approx(sim.times[r][i].start * 1000));
-    CHECK(e.get("dur")->num == doctest::Approx((sim.times[r][i].end - sim.times[r][i].start) * 1000));
-    CHECK(args->get("stage")->num == a.stage);
-    CHECK(args->get("microbatch")->num == a.mb);
-    CHECK(args->get("chunk")->num == a.chunk);
-    CHECK(args->get("pass")->str == op_name(a.kind));
-    CHECK(e.get("name")->str == format_action(a));
-    CHECK(e.get("cat")->str == (a.kind == op::forward ? "forward" : "backward"));
+    CHECK(e.at("tid") == r);
+    CHECK(e.at("pid") == 0);
+    CHECK(e.at("ts").get<double>() == doctest::Approx(sim.times[r][i].start * 1000));
+    CHECK(e.at("dur").get<double>() == doctest::Approx((sim.times[r][i].end - sim.times[r][i].start) * 1000));
+    CHECK(args.at("stage") == a.stage);
+    CHECK(args.at("microbatch") == a.mb);
+    CHECK(args.at("chunk") == a.chunk);
+    CHECK(args.at("pass") == op_name(a.kind));
+    CHECK(e.at("name") == format_action(a));
+    CHECK(e.at("cat") == (a.kind == op::forward ? "forward" : "backward"));
   }
   CHECK(process);
   CHECK(names == 3);
@@ -477,8 +343,8 @@ TEST_CASE("render.chrome.json_and_scale") {
   opt.us_per_unit = 1;
   REQUIRE(parse_json(render_chrome_trace(t, sim, opt), j));
   double last_end = 0;
-  for (json const& e : j.get("traceEvents")->arr)
-    if (e.get("ph")->str == "X") last_end = std::max(last_end, e.get("ts")->num + e.get("dur")->num);
+  for (json const& e : j.at("traceEvents"))
+    if (e.at("ph") == "X") last_end = std::max(last_end, e.at("ts").get<double>() + e.at("dur").get<double>());
   CHECK(last_end == doctest::Approx(sim.makespan));
 }
 
@@ -490,7 +356,7 @@ TEST_CASE("render.chrome.transfers.one_f_one_b.p4.m8") {
   // with simulate(), transfers take no time and are left out
   json j;
   REQUIRE(parse_json(render_chrome_trace(l, simulate(l, c)), j));
-  for (json const& e : j.get("traceEvents")->arr) CHECK(e.get("tid")->num < 4);
+  for (json const& e : j.at("traceEvents")) CHECK(e.at("tid").get<int>() < 4);
   // with simulate_lowered(), each rank gets a comm track with its transfers and flow arrows
   simulation sl = simulate_lowered(l, c);
   REQUIRE(sl.ok());
@@ -498,20 +364,19 @@ TEST_CASE("render.chrome.transfers.one_f_one_b.p4.m8") {
   std::size_t sends = 0, recvs = 0, starts = 0, finishes = 0, comm_names = 0;
   for (auto const& list : l.lists)
     for (action const& a : list) sends += is_send(a.kind) ? 1 : 0;
-  for (json const& e : j.get("traceEvents")->arr) {
-    std::string ph = e.get("ph")->str;
-    if (ph == "M" && e.get("name")->str == "thread_name" && e.get("tid")->num >= 4) {
+  for (json const& e : j.at("traceEvents")) {
+    std::string const ph = e.at("ph");
+    if (ph == "M" && e.at("name") == "thread_name" && e.at("tid").get<int>() >= 4) {
       ++comm_names;
-      CHECK(e.get("args")->get("name")->str ==
-            "rank " + std::to_string(static_cast<int>(e.get("tid")->num) - 4) + " comm");
+      CHECK(e.at("args").at("name") == "rank " + std::to_string(e.at("tid").get<int>() - 4) + " comm");
     }
     if (ph == "s") ++starts;
     if (ph == "f") ++finishes;
     if (ph != "X") continue;
-    std::string pass = e.get("args")->get("pass")->str;
+    std::string const pass = e.at("args").at("pass");
     if (pass.rfind("SEND", 0) == 0 || pass.rfind("RECV", 0) == 0) {
-      CHECK(e.get("tid")->num >= 4);
-      CHECK(e.get("dur")->num == doctest::Approx(500)); // latency 0.5 units = 500 us
+      CHECK(e.at("tid").get<int>() >= 4);
+      CHECK(e.at("dur").get<double>() == doctest::Approx(500)); // latency 0.5 units = 500 us
       recvs += pass.rfind("RECV", 0) == 0 ? 1 : 0;
     }
   }
@@ -581,4 +446,25 @@ TEST_CASE("render.every_registered_family") {
         CHECK(parse_json(render_chrome_trace(t, sim), j));
         CHECK(check_xml(render_svg(t, sim)).ok);
       }
+}
+
+TEST_CASE("json.numbers_and_strings") {
+  // JSON has no NaN or infinity: they are written null; finite values round-trip through
+  // a strict parser with 10 significant digits.
+  CHECK(json_number(std::nan("")) == "null");
+  CHECK(json_number(HUGE_VAL) == "null");
+  CHECK(json_number(-HUGE_VAL) == "null");
+  CHECK(json_number(0.0) == "0");
+  CHECK(json_number(-0.0) == "0");
+  CHECK(json_number(103) == "103");
+  CHECK(json_number(27.5) == "27.5");
+  CHECK(json_number(1.0 / 3.0) == "0.3333333333");
+  CHECK(json_number(1e300) == "1e+300");
+  std::string const doc = "[" + json_number(std::nan("")) + "," + json_number(2.25) + "," +
+                          json_string("a \"b\"\\ \n\t\x01 é") + "]";
+  json j;
+  REQUIRE(parse_json(doc, j));
+  CHECK(j[0].is_null());
+  CHECK(j[1] == 2.25);
+  CHECK(j[2] == "a \"b\"\\ \n\t\x01 é");
 }

@@ -2,6 +2,7 @@
 // arguments (an element of the array passed to push_back or resize that reallocates).
 #include <doctest/doctest.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "pipesched/core/vec.hpp"
@@ -22,9 +23,11 @@ TEST_CASE("vec.basics") {
   CHECK(v.size() == 10);
   vec<int> w = v;
   CHECK(w == v);
-  std::vector<int> s = w;
+  std::vector<int> s(w); // conversions both ways are explicit
   CHECK(s.size() == 10);
   CHECK(vec<int>(s) == w);
+  static_assert(!std::is_convertible_v<vec<int>, std::vector<int>>);
+  static_assert(!std::is_convertible_v<std::vector<int>, vec<int>>);
 }
 
 TEST_CASE("vec.self_reference") {

@@ -1,9 +1,11 @@
 // Verification: each check fires on a table built to break it, and passes on valid ones.
+// The expected values are error codes of hand-built tables; the numbers in them are inputs,
+// except where a comment names the source of the number a case relies on.
 #include <doctest/doctest.h>
 
-#include "pipesched/analysis/verify.hpp"
+#include "pipesched/pipeline/verify.hpp"
 #include "pipesched/analysis/csv.hpp"
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
 
@@ -80,6 +82,8 @@ TEST_CASE("verify.missing_recv") {
 TEST_CASE("verify.memory_bound") {
   table t = gpipe_family::generate({4, 8});
   CHECK(verify(t).ok());
+  // gpipe holds all 8 micro-batches (reference: schedules.md, GPipe: "Memory: m on every rank"),
+  // so a bound of 7 chunk-activations must be exceeded
   t.memory_bound_chunks = 7; // gpipe holds all 8 micro-batches
   diagnostic d = verify(t);
   CHECK(d.code == errc::memory_bound_exceeded);
@@ -88,6 +92,8 @@ TEST_CASE("verify.memory_bound") {
 TEST_CASE("verify.naive_lowering_deadlocks") {
   // The reference: receiving just before use and sending just after producing deadlocks
   // 1F1B with blocking transfers. Our global-sweep lowering must not.
+  // (reference: schedules.md, "Checking a schedule", item 3: "A naive lowering ... deadlocks
+  // even 1F1B when transfers are unbatched"; here p = 4, ranks 0..3, peers r ± 1)
   table t = one_f_one_b_family::generate({4, 8});
   table naive = t;
   for (auto& l : naive.lists) l.clear();

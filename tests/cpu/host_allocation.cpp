@@ -49,7 +49,10 @@ template <class S> void no_allocation_in_iterations() {
   c.microbatches = S::microbatches;
   c.stages = S::lowered.stages;
   mlp::model net(c);
-  host::executor<S> ex(host::options{net.boundary_bytes(), std::chrono::seconds(30)});
+  host::options o;
+  o.slot_bytes = net.boundary_bytes();
+  o.timeout = std::chrono::seconds(30);
+  host::executor<S> ex(o);
   std::vector<mlp::stage_functor> fs(static_cast<std::size_t>(S::ranks), mlp::stage_functor{&net});
   ex.run(fs); // the first iteration may touch lazily initialised runtime state
   net.apply_all();

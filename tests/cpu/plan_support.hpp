@@ -61,6 +61,9 @@ struct checking_functor {
   static constexpr int capacity = 4096;
   int calls = 0;
   int mismatches = 0;
+  /// Written into every stamp and expected back: give each iteration its own, so that a
+  /// boundary left over from the previous iteration in a slot cannot pass for a new one.
+  std::int32_t salt = 0x5eed;
   std::string first_problem;
   std::array<pipesched::action, capacity> order{};
 
@@ -85,8 +88,8 @@ struct checking_functor {
   }
 
 private:
-  static void put(pipesched::view const& v, int what, int stage, int mb) {
-    stamp s{what, stage, mb, 0x5eed};
+  void put(pipesched::view const& v, int what, int stage, int mb) const {
+    stamp s{what, stage, mb, salt};
     std::memcpy(v.data, &s, sizeof s);
   }
   void expect(pipesched::runtime_step const& st, pipesched::view const& v, int what, int stage, const char* role) {
@@ -96,7 +99,7 @@ private:
       return;
     }
     std::memcpy(&s, v.data, sizeof s);
-    if (s.what != what || s.stage != stage || s.mb != st.mb || s.salt != 0x5eed) fail(role, st, "stale");
+    if (s.what != what || s.stage != stage || s.mb != st.mb || s.salt != salt) fail(role, st, "stale");
   }
   void fail(const char* role, pipesched::runtime_step const& st, const char* why) {
     if (mismatches++ == 0)

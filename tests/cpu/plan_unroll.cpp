@@ -123,11 +123,9 @@ struct fused_functor {
 };
 } // namespace
 
-TEST_CASE("plan.stage_functor_concept") {
-  using fused = one_f_one_b<stages<2>, microbatches<2>>;
-  static_assert(stage_functor_for<fused_functor, fused>);
-  static_assert(!stage_functor_for<only_forward, fused>);
-  static_assert(stage_functor_for<only_forward, forward_only<stages<2>, microbatches<2>>>);
-  static_assert(stage_functor_for<plan_test::checking_functor, fused>);
-  CHECK(true);
-}
+// The stage-functor concept, checked by the compiler (this file does not build if one fails).
+using fused = one_f_one_b<stages<2>, microbatches<2>>;
+static_assert(stage_functor_for<fused_functor, fused>);
+static_assert(!stage_functor_for<only_forward, fused>);
+static_assert(stage_functor_for<only_forward, forward_only<stages<2>, microbatches<2>>>);
+static_assert(stage_functor_for<plan_test::checking_functor, fused>);

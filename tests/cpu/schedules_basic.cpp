@@ -1,8 +1,11 @@
 // GPipe, 1F1B and forward-only against the reference formulas and cases.
+// Sources of the expected numbers (project test standard): "reference" = shared/reference/
+// schedules.md, section named; "closed form" = derived in the comment; "independent" =
+// computed another way in the test; "regression value" = the generator's own output.
 #include <doctest/doctest.h>
 
 #include "../support/conformance.hpp"
-#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
@@ -18,17 +21,19 @@ constexpr double eps = 1e-9;
 TEST_CASE("schedule.reference_cases.gpipe_1f1b") {
   // shared/reference/schedules.md, "Cases (c = 0)" and the latency row
   auto g = simulate(gpipe_family::generate({4, 8}), sim_costs{cost_model{1, 1, 1, 0}});
-  CHECK(g.makespan == doctest::Approx(33));
-  CHECK(g.max_rank_span == doctest::Approx(33));
-  for (double m : g.peak_memory) CHECK(m == doctest::Approx(8));
+  CHECK(g.makespan == doctest::Approx(33));      // reference: schedules.md, Cases (c = 0), row GPipe: makespan 33
+  CHECK(g.max_rank_span == doctest::Approx(33)); // reference: same row, span 33
+  REQUIRE(g.peak_memory.size() == 4);            // closed form: one peak per rank, p = 4
+  for (double m : g.peak_memory) CHECK(m == doctest::Approx(8)); // reference: same row, memory 8 (= m)
   auto o = simulate(one_f_one_b_family::generate({4, 8}), sim_costs{cost_model{1, 1, 1, 0}});
-  CHECK(o.makespan == doctest::Approx(33));
-  CHECK(o.peak_memory == std::vector<double>{4, 3, 2, 1});
+  CHECK(o.makespan == doctest::Approx(33)); // reference: schedules.md, Cases (c = 0), row 1F1B 1,1,1: makespan 33
+  // reference: same row, memory "4 (ranks 4 3 2 1)"
+  CHECK(o.peak_memory == vec<double>{4, 3, 2, 1});
   // costs F,B,W = 1,2,1: B here is the input-gradient pass, a fused backward costs B+W = 3
   auto o2 = simulate(one_f_one_b_family::generate({4, 8}), sim_costs{cost_model{1, 2, 1, 0}});
-  CHECK(o2.makespan == doctest::Approx(44));
+  CHECK(o2.makespan == doctest::Approx(44)); // reference: schedules.md, Cases (c = 0), row 1F1B 1,2,1: makespan 44
   auto oc = simulate(one_f_one_b_family::generate({4, 8}), sim_costs{cost_model{1, 1, 1, 0.5}});
-  CHECK(oc.makespan == doctest::Approx(41));
+  CHECK(oc.makespan == doctest::Approx(41)); // reference: schedules.md, Cases (c = 0), row "1F1B, c = 0.5": 41
 }
 
 TEST_CASE("schedule.gpipe.sweep.p1-16.m1-64") {
@@ -38,9 +43,12 @@ TEST_CASE("schedule.gpipe.sweep.p1-16.m1-64") {
         table t = gpipe_family::generate({p, m, 0, 0, c});
         check_conformance(t, c, "gpipe p=" + std::to_string(p) + " m=" + std::to_string(m));
         auto sim = simulate(t, sim_costs{c});
+        // reference: schedules.md, GPipe (fill–drain): "Time (c = 0): (m+p−1)(F+B+W)"
         CHECK(sim.makespan == doctest::Approx((m + p - 1) * (c.f + c.b + c.w)).epsilon(eps));
+        CHECK(sim.peak_memory.size() == static_cast<std::size_t>(p)); // closed form: one peak per rank
+        // reference: schedules.md, GPipe (fill–drain): "Memory: m on every rank"
         for (double mem : sim.peak_memory) CHECK(mem == doctest::Approx(m));
-        // with latency: +2(p-1)c
+        // with latency: +2(p-1)c -- reference: schedules.md, GPipe (fill–drain): "With latency c: +2(p−1)c"
         cost_model cl = c;
         cl.c = 0.25;
         CHECK(simulate(t, sim_costs{cl}).makespan ==
@@ -55,7 +63,9 @@ TEST_CASE("schedule.one_f_one_b.sweep.p1-16.m1-64") {
         table t = one_f_one_b_family::generate({p, m, 0, 0, c});
         check_conformance(t, c, "1f1b p=" + std::to_string(p) + " m=" + std::to_string(m));
         auto sim = simulate(t, sim_costs{c});
+        // reference: schedules.md, 1F1B: "Time (c = 0): (m+p−1)(F+B+W), any F, B, W"
         CHECK(sim.makespan == doctest::Approx((m + p - 1) * (c.f + c.b + c.w)).epsilon(eps));
+        // reference: schedules.md, 1F1B: "Memory on rank r: min(p−r, m)"
         for (int r = 0; r < p; ++r) CHECK(sim.peak_memory[static_cast<std::size_t>(r)] == std::min(p - r, m));
       }
 }
@@ -65,12 +75,17 @@ TEST_CASE("schedule.forward_only.sweep") {
     for (int m = 1; m <= 40; m += 3) {
       table t = forward_only_family::generate({p, m});
       check_conformance(t, {}, "forward-only p=" + std::to_string(p) + " m=" + std::to_string(m));
+      // closed form: (m+p−1)F with F = 2, derived: forward j on rank r can start at (j+r)F (one
+      // F per rank per step, the input from rank r−1 a step earlier) and nothing else competes,
+      // so the last one, j = m−1 on rank p−1, ends at (m−1+p−1+1)F (no shared/reference figure)
       CHECK(simulate(t, sim_costs{cost_model{2, 1, 1, 0}}).makespan == doctest::Approx((m + p - 1) * 2.0));
       for (int v = 2; v <= 4; ++v) {
         table tv = forward_only_family::generate({p, m, v});
         check_conformance(tv, {}, "forward-only v=" + std::to_string(v));
-        // every chunk of every micro-batch runs once per rank: busy = v*m*F
+        // closed form: busy = v*m*F, derived: each rank holds v chunks and runs one forward of
+        // F = 1 per chunk and micro-batch (and no backward)
         auto sim = simulate(tv, sim_costs{cost_model{1, 1, 1, 0}});
+        CHECK(sim.busy.size() == static_cast<std::size_t>(p)); // closed form: one entry per rank
         for (double b : sim.busy) CHECK(b == doctest::Approx(v * m));
       }
     }
@@ -87,7 +102,8 @@ TEST_CASE("schedule.parameters.refused") {
 // compile time: the same generators, run by the compiler
 using s_1f1b = one_f_one_b<stages<4>, microbatches<8>>;
 static_assert(s_1f1b::valid);
-static_assert(s_1f1b::lowered.ranks == 4 && s_1f1b::lowered.size(0) > 0);
+static_assert(s_1f1b::lowered.ranks == 4 && s_1f1b::lowered.size(0) > 0); // closed form: one list per rank, p = 4
+// reference: schedules.md, Cases (c = 0), row 1F1B 1,1,1: makespan 33 (simulate's default costs are 1,1,1,0)
 static_assert(simulate(s_1f1b::make()).makespan == 33);
 static_assert(verify(gpipe<stages<3>, costs<1.0, 2.0, 1.0>, microbatches<5>>::make()).ok());
 static_assert(one_f_one_b<stages<16>, microbatches<128>>::valid);

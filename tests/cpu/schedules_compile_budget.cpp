@@ -23,10 +23,17 @@ TEST_CASE("schedule.compile_budget.p16.m128.v2") {
     for (std::size_t i = 0; i < big_loop::lowered.size(r); ++i)
       compute_loop += is_compute(big_loop::lowered.at(r, i).kind);
   }
+  // closed form: S = p·v = 32 stages × m = 128 × (F, I, W) = 3 passes (ZB-V) or (F, B) = 2
+  // (interleaved): reference schedules.md, Dependencies, rule 1, one of each per (stage, mb)
   CHECK(compute_v == 32u * 128u * 3u);
   CHECK(compute_loop == 32u * 128u * 2u);
   // V placement: 30 rank crossings per micro-batch and direction (the turn stays on rank 15)
+  // closed form: 31 boundaries between the 32 stages, less the turn 15 -> 16 on rank 15
+  // (reference: Placements, V: "The turn at rank p−1 needs no transfer"); × 2 directions
+  // (activation, gradient) × 2 actions (SEND, RECV) × m
   CHECK(big_v::lowered.offset[16] == compute_v + 2u * 2u * 30u * 128u);
   // loop placement: all 31 stage boundaries cross ranks
+  // closed form: stage s is on rank s mod 16 (reference: Placements, loop), so s and s+1 are
+  // never on one rank; 31 boundaries × 2 directions × 2 actions × m
   CHECK(big_loop::lowered.offset[16] == compute_loop + 2u * 2u * 31u * 128u);
 }

@@ -1,14 +1,16 @@
 // Interleaved 1F1B: reference cases, formulas over sweeps, verify() compute-only and lowered.
-// Numbers come from /work/shared/reference/schedules.md. Costs are per chunk; the
-// reference's (m + (p-1)/v)(F+B+W) is per rank-slice cost, i.e. (v m + p - 1)(F+B+W) here.
+// Each expected number names its source: "reference" (shared/reference/schedules.md, section
+// named), "closed form" (derived in the comment), "independent" or "regression value" (the
+// generator's own output). Costs are per chunk; the reference's (m + (p-1)/v)(F+B+W) is per
+// rank-slice cost (v times a chunk's), i.e. (v m + p - 1)(F+B+W) with per-chunk F, B, W here.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <string>
 
-#include "pipesched/analysis/simulate.hpp"
-#include "pipesched/analysis/verify.hpp"
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/verify.hpp"
+#include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/interleaved.hpp"
 
 namespace {
@@ -40,14 +42,19 @@ cost_model const cost_triples[] = {{1, 1, 1, 0}, {1, 2, 0, 0}, {2, 1, 1, 0}, {0.
 
 TEST_CASE("schedule.interleaved.p4.m8.v2") {
   auto s = run({4, 8, 2, 0, half});
+  // reference: schedules.md, Cases (c = 0), row "interleaved, g = p": makespan 28.5, span 28.5,
+  // memory "5.5 (5.5 4.5 3.5 2.5)"
   CHECK(near(s.makespan, 28.5));
   CHECK(near(s.max_rank_span, 28.5));
+  REQUIRE(s.peak_memory.size() == 4); // closed form: one peak per rank, p = 4
   double const peaks[] = {5.5, 4.5, 3.5, 2.5};
   for (int r = 0; r < 4; ++r) CHECK(near(s.peak_memory[static_cast<std::size_t>(r)], peaks[r]));
 }
 
 TEST_CASE("schedule.interleaved.p4.m16.v4") {
   auto s = run({4, 16, 4, 0, {0.25, 0.25, 0.25, 0}});
+  // reference: schedules.md, Cases (c = 0), row "interleaved" p = 4, m = 16, v = 4: makespan
+  // 50.25, span 50.25, memory 4.75 (rank 0's, = p + (p−1)/v, the largest)
   CHECK(near(s.makespan, 50.25));
   CHECK(near(s.max_rank_span, 50.25));
   CHECK(near(s.peak_memory[0], 4.75));
@@ -55,11 +62,17 @@ TEST_CASE("schedule.interleaved.p4.m16.v4") {
 
 TEST_CASE("schedule.interleaved.p4.m10.v2.g5") { // PyTorch's grouping g = m / max(1, floor(m/p))
   auto s = run({4, 10, 2, 5, half});
+  // reference: schedules.md, Interleaved 1F1B: "for p = 4, m = 10, v = 2 it gives span 34.5
+  // and rank-0 memory 6 (per-chunk costs ½)"
   CHECK(near(s.max_rank_span, 34.5));
   CHECK(near(s.peak_memory[0], 6));
 }
 
 TEST_CASE("schedule.interleaved.p4.m16.v2.g") { // group size trades memory for span
+  // reference: schedules.md, Interleaved 1F1B: "p = 4, m = 16, v = 2: g = 4, 8, 16 give rank-0
+  // memory 5.5, 7.5, 11.5 at the same span"; the span itself is not printed there: it is the
+  // reference's time (m + (p−1)/v)(F+B+W) (each g meets the Megatron condition, m mod g = 0),
+  // per chunk (v m + p − 1)(F+B+W) = (2·16 + 3)·1.5 = 52.5 (closed form)
   int const gs[] = {4, 8, 16};
   double const mem[] = {5.5, 7.5, 11.5};
   for (int i = 0; i < 3; ++i) {
@@ -72,8 +85,8 @@ TEST_CASE("schedule.interleaved.p4.m16.v2.g") { // group size trades memory for 
 
 TEST_CASE("schedule.interleaved.defaults") {
   auto t = interleaved_1f1b_family::generate({4, 8});
-  CHECK(t.chunks == 2);
-  CHECK(t.stages == 8);
+  CHECK(t.chunks == 2); // documented default: docs/01_schedules.md, Parameters: chunks<V> "interleaved 2"
+  CHECK(t.stages == 8); // reference: schedules.md, Notation: S = p·v = 4·2
   CHECK(!t.split_backward);
   CHECK(interleaved_1f1b_family::check({4, 8, 2, 9}).code == pipesched::errc::group_size_out_of_range);
   CHECK(interleaved_1f1b_family::check({4, 8, 2, -1}).code == pipesched::errc::group_size_out_of_range);
@@ -84,8 +97,11 @@ TEST_CASE("schedule.interleaved.defaults") {
 // ---- the rank order ----------------------------------------------------------------------
 
 TEST_CASE("schedule.interleaved.p2.m4.v2.order") {
+  // closed form: the reference's rule (schedules.md, Interleaved 1F1B) applied by hand, g = p = 2.
   // forward list: (c0 mb0) (c0 mb1) (c1 mb0) (c1 mb1) | (c0 mb2) (c0 mb3) (c1 mb2) (c1 mb3);
-  // rank 0 warm-up 2(p-1) + (v-1)g = 4; rank 1 warm-up 2.
+  // backward list: the same with the chunk mirrored; chunk k of rank r is stage k·p + r.
+  // rank 0 warm-up 2(p-1) + (v-1)g = 4; rank 1 warm-up 2; then (forward, backward) pairs,
+  // then the remaining backwards.
   auto t = interleaved_1f1b_family::generate({2, 4, 2});
   auto str = [&](int r) {
     std::string s;
@@ -102,6 +118,13 @@ TEST_CASE("schedule.interleaved.p2.m4.v2.order") {
 TEST_CASE("schedule.interleaved.formula.megatron_condition") {
   // g >= p and (m mod g = 0 or m mod g >= p): time exactly (v m + p - 1)(F+B+W) for any
   // per-chunk costs; rank r peaks at min(2(p-r-1) + (v-1)g + 1, v m) chunk-activations.
+  // Time -- reference: schedules.md, Interleaved 1F1B, "Time (c = 0): (m + (p−1)/v)(F+B+W)"
+  // under "Megatron requires p ≤ g ≤ m and (m mod g = 0 or m mod g ≥ p)" (per chunk, see top).
+  // Peak -- closed form, derived from the reference's warm-up w_r = min(2(p−r−1) + (v−1)g, m·v):
+  // the first pair's forward brings w_r + 1 activations live before the first backward frees
+  // one, each later (forward, backward) pair keeps the count, the cool-down only frees; when
+  // w_r = v m every forward runs first and v m is the peak. (For r = 0, g = p it is the
+  // reference's p + (p−1)/v units times v.)
   for (auto const& c : cost_triples)
     for (int p = 1; p <= 8; ++p)
       for (int m = p; m <= 32; ++m)
@@ -124,6 +147,9 @@ TEST_CASE("schedule.interleaved.formula.megatron_condition") {
 TEST_CASE("schedule.interleaved.formula.rank0_memory") {
   // m a multiple of p, g = p: rank 0 holds p + (p-1)/v units (m = p: warm-up covers all
   // v m forwards, so m units).
+  // reference: schedules.md, Interleaved 1F1B, "Memory on rank 0: p + (p−1)/v for g = p";
+  // closed form for the cap m: at m = p the warm-up min(2(p−1) + (v−1)p, v p) is v p (p ≥ 2),
+  // all v m chunk-activations, m units, which is below p + (p−1)/v.
   for (int p = 1; p <= 16; ++p)
     for (int v = 1; v <= 4; ++v)
       for (int m = p; m <= 64; m += p) {
@@ -136,8 +162,15 @@ TEST_CASE("schedule.interleaved.formula.rank0_memory") {
 }
 
 TEST_CASE("schedule.interleaved.formula.m_below_p") {
-  // m < p (default g = m, one group): every rank runs its forwards first; time
-  // (v p + m - 1)(F+B+W); rank 0 holds all v m chunk-activations (m units).
+  // m < p (default g = m, one group, padded to p with phantoms as docs/01_schedules.md says).
+  // Time (v p + m - 1)(F+B+W) -- closed form (not in shared/reference), derived as the length
+  // of one dependency path, with S = v p: micro-batch 0's forwards through all S stages (S F);
+  // rank p−1's chunk v−1 then alternates B(S−1, j), F(S−1, j+1) (the pairs after its warm-up
+  // (v−1)p of the padded group), m B's and m−1 F's; then micro-batch m−1's backwards through
+  // the other S−1 stages. S F + (m−1)F + (S+m−1)(B+W) = (S+m−1)(F+B+W) with a fused B of
+  // B+W. The path bounds the time from below; that nothing else is longer is what this checks.
+  // Rank 0's v m -- closed form: its warm-up 2(p−1) + (v−1)p covers the whole padded forward
+  // list of v p entries (p ≥ 2), so every forward precedes every backward there.
   for (auto const& c : cost_triples)
     for (int p = 2; p <= 16; ++p)
       for (int m = 1; m < p; ++m)
@@ -155,6 +188,17 @@ TEST_CASE("schedule.interleaved.formula.remainder_group") {
   // Default g = p, 0 < m mod p, v > 1: the last group is padded to p with phantoms. Bounds,
   // not equalities: (v m + p - 1)(F+B+W) <= time <= (v p ceil(m/p) + p - 1)(F+B+W), and
   // rank 0 holds at most p + (p-1)/v units.
+  // Lower bound -- reference: schedules.md, Interleaved 1F1B, the time formula ("the ideal");
+  // also closed form for any order on loop placement with fused B: rank p−1 starts no earlier
+  // than (p−1)F, all its v m forwards and backwards end by its last chunk-0 backward (every pass
+  // of micro-batch j there precedes j's chunk-0 backward), after which p−1 chunk-0 backwards
+  // remain on ranks p−2..0: (p−1)F + v m(F+B+W) + (p−1)(B+W).
+  // Upper bound -- reference: the same formula at the padded m' = p⌈m/p⌉ (a multiple of p, so
+  // the Megatron condition holds); that deleting the phantoms never makes it slower is the
+  // design claim of docs/01_schedules.md ("between the ideal ... and the time of the padded m").
+  // Memory -- closed form: the padded order's rank-0 peak, 2(p−1) + (v−1)p + 1 (warm-up with
+  // g = p plus one, derivation in formula.megatron_condition); deleting the phantoms' passes
+  // only removes live activations, so the real order's peak is at most that.
   cost_model const some[] = {{1, 1, 1, 0}, {2, 1, 1, 0}, {0.3, 0.7, 0.2, 0}};
   for (auto const& c : some)
     for (int p = 2; p <= 16; ++p)
@@ -176,9 +220,12 @@ TEST_CASE("schedule.interleaved.formula.remainder_group") {
 
 TEST_CASE("schedule.interleaved.p4.m5.v2.remainder") {
   // the padded order of a short last group: 22.5 against the lower bound 19.5
+  // regression values: the generator's own output (no reference figure; docs/01_schedules.md
+  // quotes this 22.5 from it). The ideal (v m + p − 1)(F+B+W) = 13·1.5 = 19.5 is the
+  // reference's formula; the padded m' = 8 gives 28.5 (reference Cases); 22.5 lies between.
   auto s = run({4, 5, 2, 0, half});
-  CHECK(near(s.makespan, 22.5));
-  CHECK(near(s.peak_memory[0], 4.5));
+  CHECK(near(s.makespan, 22.5));      // regression value
+  CHECK(near(s.peak_memory[0], 4.5)); // regression value
 }
 
 // ---- every output passes verify() ----------------------------------------------------
@@ -194,6 +241,7 @@ TEST_CASE("schedule.interleaved.sweep.p1-16.m1-64.v1-4") {
         auto t = interleaved_1f1b_family::generate(pr);
         auto d = pipesched::verify(t);
         CHECK_MESSAGE(d.ok(), pipesched::to_string(d));
+        // closed form: the padded order's rank-0 peak, warm-up with g = p plus one (formula.remainder_group)
         CHECK(t.memory_bound_chunks <= (2 * (p - 1) + (v - 1) * p + 1));
         if (m <= 2 * p + 2 || m % 3 == 0) {
           auto dl = pipesched::verify(pipesched::lower(t, sim_costs{pr.cost}));
@@ -242,10 +290,14 @@ static_assert(pytorch_p4_m10::valid);
 static_assert(interleaved_1f1b<stages<4>, microbatches<5>, chunks<3>>::valid); // the plain rule hangs here
 static_assert(interleaved_1f1b<stages<3>, microbatches<7>, chunks<2>, group_size<1>>::valid);
 static_assert(interleaved_1f1b<stages<4>, microbatches<2>, chunks<4>>::valid);
-static_assert(pytorch_p4_m10::lowered.stages == 8);
+static_assert(pytorch_p4_m10::lowered.stages == 8); // reference: schedules.md, Notation: S = p·v = 4·2
 static_assert(verify(interleaved_1f1b_family::generate({5, 12, 3})).ok());
+// reference: schedules.md, Cases (c = 0), row "interleaved, g = p": rank-0 memory 5.5 units,
+// × v = 2 chunk-activations per unit = 11 (= 2(p−1) + (v−1)g + 1 with g = p = 4)
 static_assert(interleaved_1f1b_family::generate({4, 8, 2}).memory_bound_chunks == 11);
 // the generator alone at p = 16, m = 128 stays well inside g++'s constexpr budget
+// closed form: one F and one B per (stage, micro-batch) (reference: schedules.md, Dependencies,
+// rule 1), S·m·2 with S = p·v = 16·2
 static_assert(interleaved_1f1b_family::generate({16, 128, 2}).total_actions() == 16 * 128 * 2 * 2);
 } // namespace
 

@@ -1,12 +1,14 @@
 // ZB-V against the reference (shared/reference/schedules.md: "V-shape family", "Cases").
+// Each expected number names its source: "reference" (schedules.md, section named), "closed
+// form" (derived next to it) or "regression value" (the generator's own output).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <string>
 
 #include "../support/conformance.hpp"
-#include "pipesched/analysis/simulate.hpp"
-#include "pipesched/analysis/verify.hpp"
+#include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/verify.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
 #include "pipesched/schedules/zb_v.hpp"
 
@@ -18,7 +20,7 @@ constexpr cost_model unit{1, 1, 1, 0};
 constexpr cost_model cost_set[] = {{1, 1, 1, 0}, {1, 2, 1, 0},    {0.5, 1.25, 0.75, 0}, {2, 1, 3, 0},    {1, 1, 1, 0.5},
                                    {1, 3, 1, 0}, {1, 1, 0.25, 0}, {1, 0, 1, 0},         {1, 1, 1, 0.125}};
 
-double largest(std::vector<double> const& v) { return *std::max_element(v.begin(), v.end()); }
+double largest(vec<double> const& v) { return *std::max_element(v.begin(), v.end()); }
 
 std::string label(int p, int m, cost_model const& c) {
   return "zb-v p=" + std::to_string(p) + " m=" + std::to_string(m) + " F,B,W,c=" + std::to_string(c.f) + "," +
@@ -32,12 +34,17 @@ static_assert(zb_v<stages<4>, microbatches<8>>::valid);
 static_assert(zb_v<stages<4>, microbatches<8>, chunks<2>, costs<1.0, 2.0, 1.0>>::valid);
 static_assert(zb_v<stages<3>, microbatches<1>>::valid);
 static_assert(verify(zb_v_family::generate({8, 24})).ok());
+// reference: schedules.md, Cases (c = 0), row ZB-V: makespan 51, span 48
 static_assert(simulate(zb_v_family::generate({4, 8}), sim_costs{unit}).makespan == 51);
 static_assert(simulate(zb_v_family::generate({4, 8}), sim_costs{unit}).max_rank_span == 48);
 static_assert(zb_v_family::check({4, 8, 3}).code == errc::needs_two_chunks);
 static_assert(zb_v_family::check({4, 8, 1}).code == errc::needs_two_chunks);
 static_assert(zb_v_family::check({4, 8, 2}).ok());
+// closed form: S = 2p stages, one F, I and W each per (stage, micro-batch) (reference:
+// schedules.md, Dependencies, rule 1): 3·2p·m = 6·16·128
 static_assert(zb_v_family::generate({16, 128}).total_actions() == 6u * 16u * 128u);
+// reference: schedules.md, "ZB-V greedy": "memory limit 2p chunk-activations = p units by
+// default", 2·16
 static_assert(zb_v_family::generate({16, 128}).memory_bound_chunks == 32);
 
 TEST_CASE("schedule.zb_v.reference.p4.m8") {
@@ -47,9 +54,12 @@ TEST_CASE("schedule.zb_v.reference.p4.m8") {
   CHECK(t.place == placement::v_shape);
   CHECK(t.split_backward);
   auto s = simulate(t, sim_costs{unit});
-  CHECK(s.makespan == doctest::Approx(51));
-  CHECK(s.max_rank_span == doctest::Approx(48));
+  CHECK(s.makespan == doctest::Approx(51));      // reference: schedules.md, Cases (c = 0), row ZB-V
+  CHECK(s.max_rank_span == doctest::Approx(48)); // reference: same row
   // memory p = 4 on every rank (2p chunk-activations), as 1F1B's rank 0
+  // reference: the largest, 4 (Cases row ZB-V; "V-shape family": ZB-V "memory p"); that every
+  // rank, not just the largest, reaches 4: regression value (the reference gives the largest)
+  REQUIRE(s.peak_memory.size() == 4); // closed form: one peak per rank, p = 4
   for (double mem : s.peak_memory) CHECK(mem == doctest::Approx(4));
   // the schedule type gives the same table at run time
   CHECK(zb_v<stages<4>, microbatches<8>>::make().lists == lower(t, sim_costs{unit}).lists);
@@ -57,6 +67,12 @@ TEST_CASE("schedule.zb_v.reference.p4.m8") {
 
 TEST_CASE("schedule.zb_v.zero_bubble.p1-16.m2p-4p") {
   // zero bubble when F = B = W and m >= 2p: every rank busy from its first pass to its last
+  // idle 0 -- reference: schedules.md, "V-shape family": ZB-V "zero bubble when F = B = W and
+  // m ≥ 2p". Span 6mx -- closed form: no idle, so a rank's span is its busy time, two chunks ×
+  // m × (F+I+W) = 6mx. Makespan -- closed form: every span is 6mx and rank p−1's first pass
+  // waits for the p−1 chunk-0 forwards of micro-batch 0 on ranks 0..p−2, (6m + p − 1)x (a
+  // lower bound that the zero bubble and an earliest start of rank p−1 make exact). Memory p
+  // -- reference: "V-shape family", ZB-V "memory p".
   for (int p = 1; p <= 16; ++p)
     for (int m : {2 * p, 2 * p + 1, 3 * p, 4 * p}) {
       for (double x : {1.0, 0.5}) {
@@ -85,6 +101,7 @@ TEST_CASE("schedule.zb_v.sweep.p1-16.m1-64.costs") {
         CHECK_MESSAGE(d.ok(), to_string(d));
         diagnostic dl = verify(lower(t, sim_costs{c}));
         CHECK_MESSAGE(dl.ok(), to_string(dl));
+        // reference: schedules.md, "ZB-V greedy": memory limit 2p chunk-activations = p units
         CHECK(t.memory_bound_chunks == 2 * p);
         CHECK(largest(simulate(t, sim_costs{c}).peak_memory) <= p);
       }

@@ -1,14 +1,15 @@
 // ZB-H1 and ZB-H2: reference cases, formulas over sweeps, verify() compute-only and lowered.
 // Numbers come from /work/shared/reference/schedules.md (B there is the input-gradient
-// pass I, whose cost is cost_model::b).
+// pass I, whose cost is cost_model::b), or from a closed form derived next to them, or are
+// named regression values (the generator's own output).
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <string>
 
-#include "pipesched/analysis/simulate.hpp"
-#include "pipesched/analysis/verify.hpp"
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/verify.hpp"
+#include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/zero_bubble.hpp"
 
 namespace {
@@ -29,12 +30,31 @@ std::string where(params const& pr) {
 }
 
 /// ZB-H1's time with c = 0 (W <= min(F, B): the paper's m(F+B+W) + (p-1)(F+B-W)).
+/// Closed form, derived: the time is the longest dependency path through the order (the 1F1B
+/// order with I for B, rank r's W's deferred by r: W_j right after I_{j+r}), and each term of
+/// the max is the length of one such path:
+///   m >= p  (i)   F_0 through ranks 0..p-2, then all of rank p-1's list:
+///                 (p-1)F + m(F+B+W);
+///           (ii)  F_0 through all p ranks, I_0 back to rank 0, then the rest of rank 0's list
+///                 (m-p F's, m-1 I's, m W's): m(F+B+W) + (p-1)B;
+///           (iii) F_0 to rank p-1, rank p-1's list up to I_{m-1} (m F's, m I's, m-p W's),
+///                 I_{m-1} back through p-1 ranks, W_{m-1} on rank 0: m(F+B+W) + (p-1)(F+B-W)
+///                 -- the reference's figure (schedules.md, "Zero bubble, one chunk", ZB-H1).
+///   m <  p  (i')  (iii) with no W before I_{m-1} on rank p-1: (m+p-1)(F+B) + W;
+///           (ii') F_0 to rank p-1, I_0 back to rank 0, then rank 0's W_0 I_1 W_1 ... W_{m-1}:
+///                 pF + (m+p-1)B + mW = (i') + (m-1)(W-F);
+///           (iii'') F_0 to rank p-1, its m F's and I's, I_{m-1} back to rank m-1, whose m W's
+///                 all follow its last I (deferral m-1): (m+p-1)F + pB + mW = (i') + (m-1)(W-B).
+/// Each path bounds the time from below; that the longest of them is the time is what the
+/// formula test checks.
 double zb_h1_time(int p, int m, cost_model const& c) {
   if (m >= p) return m * (c.f + c.b + c.w) + (p - 1) * max2(c.f + c.b - c.w, max2(c.f, c.b));
   return (m + p - 1) * (c.f + c.b) + c.w + (m - 1) * max2(0.0, c.w - min2(c.f, c.b));
 }
 
 /// ZB-H2's largest rank span from the paper: m(F+B+W) + (p-1) max(0, F+B-2W).
+/// Reference: schedules.md, "Zero bubble, one chunk", ZB-H2: "bubble (p−1)(F+B−2W), zero when
+/// F+B ≤ 2W".
 double zb_h2_span(int p, int m, cost_model const& c) {
   return m * (c.f + c.b + c.w) + (p - 1) * max2(0.0, c.f + c.b - 2 * c.w);
 }
@@ -65,18 +85,30 @@ void check_verified(pipesched::table const& t, cost_model const& c, bool lowered
 
 TEST_CASE("schedule.zb_h1.p4.m8") {
   auto s = run(zb_h1_family::generate({4, 8, 0, 0, {1, 1, 1, 0}}), {1, 1, 1, 0});
+  // reference: schedules.md, Cases (c = 0), row ZB-H1: makespan 27, span 27, memory 4; and
+  // "Zero bubble, one chunk": ZB-H1 "Memory p on every rank" (one chunk: 4 chunk-activations)
   CHECK(near(s.makespan, 27));
   CHECK(near(s.max_rank_span, 27));
+  REQUIRE(s.peak_chunks.size() == 4); // closed form: one peak per rank, p = 4
   for (int r = 0; r < 4; ++r) CHECK(s.peak_chunks[static_cast<std::size_t>(r)] == 4);
 }
 
 TEST_CASE("schedule.zb_h2.p4.m8") {
   // zero bubble for F = B = W: largest rank span 3m = 24; rank r starts at r F, so the
   // makespan is 24 + 3 = 27; memory 2p-1 = 7.
+  // span 24 -- reference: schedules.md, ZB-H2, bubble (p−1)(F+B−2W) = 0 here, m(F+B+W) = 24.
+  // makespan 27 -- closed form: a span equal to the busy time m(F+B+W) on the largest rank
+  // means every rank's span is its busy time; every rank's first pass is F_0, which starts at
+  // rF (the forward chain), so the makespan is (p−1)F + m(F+B+W) = 3 + 24.
+  // memory 7 -- rank 0: closed form, its I_0 cannot start before pF + (p−1)B = (2p−1)F, and only
+  // forwards can fill [0, (2p−1)F) without a bubble, so it holds 2p−1 = 7; inside the
+  // reference's "memory 2p−1 to 2p" (ZB-H2). Ranks 1..3 reaching 7 too: regression value (the
+  // generator's own output; the same argument only forces 2p−1−2r on rank r).
   auto t = zb_h2_family::generate({4, 8, 0, 0, {1, 1, 1, 0}});
   auto s = run(t, {1, 1, 1, 0});
   CHECK(near(s.max_rank_span, 24));
   CHECK(near(s.makespan, 27));
+  REQUIRE(s.peak_chunks.size() == 4); // closed form: one peak per rank, p = 4
   for (int r = 0; r < 4; ++r) CHECK(s.peak_chunks[static_cast<std::size_t>(r)] == 7);
   check_verified(t, {1, 1, 1, 0}, true);
 }
@@ -90,6 +122,9 @@ TEST_CASE("schedule.zb_h1.p4.m8.order") {
     return s;
   };
   // rank 0 runs W right after I; rank 3 defers its W's by 3.
+  // closed form: the reference's rule (schedules.md, ZB-H1: "the 1F1B order with rank r's weight
+  // passes deferred by r") applied by hand: 1F1B's warm-up min(p−r−1, m), (F, I) pairs, the
+  // remaining I's; W_j right after I_{j+r}, the W's left over at the end.
   CHECK(str(0) == "F0 F1 F2 F3 I0 W0 F4 I1 W1 F5 I2 W2 F6 I3 W3 F7 I4 W4 I5 W5 I6 W6 I7 W7 ");
   CHECK(str(3) == "F0 I0 F1 I1 F2 I2 F3 I3 W0 F4 I4 W1 F5 I5 W2 F6 I6 W3 F7 I7 W4 W5 W6 W7 ");
 }
@@ -108,6 +143,14 @@ TEST_CASE("schedule.zb_h1.formula.p1-16.m1-64") { // and verify() of every compu
   // Exact for every cost triple: m >= p: m(F+B+W) + (p-1) max(F+B-W, F, B) (the paper's
   // (p-1)(F+B-W) when W <= min(F, B)); m < p: (m+p-1)(F+B) + W + (m-1) max(0, W - min(F,B)).
   // Memory min(p, m) on every rank.
+  // Time: closed form, derived at zb_h1_time() above (the W <= min(F, B) case is the
+  // reference's). Span = time when W <= min(F, B): closed form, path (iii) (m < p: (i')) is
+  // then the longest, so with the time equal to its length rank 0, where it ends, ends last;
+  // rank 0 starts at t = 0, so its span is the time. Memory: reference (ZB-H1 "Memory p on every
+  // rank") and closed form: only W frees an activation; m >= p: 1F1B's rank-r peak p−r plus the
+  // r W's it defers = p; m < p: no W runs before rank r's last forward (all forwards are
+  // warm-up when m <= p−r−1; else the last one is paired with I_{m−1−w}, w = p−r−1, while the
+  // first W follows I_r, and m−1−w−r = m−p < 0), so all m are live.
   for (auto const& c : cost_triples)
     for (int p = 1; p <= 16; ++p)
       for (int m = 1; m <= 64; ++m) {
@@ -137,9 +180,14 @@ TEST_CASE("schedule.zb_h2.formula.p1-16.m1-64") { // and verify() of every compu
         auto s = run(t, c);
         REQUIRE(s.ok());
         // never slower (in rank span) than ZB-H1, whose span is at most its time
+        // (ZB-H1's time: closed form at zb_h1_time(); docs/01_schedules.md: the ZB-H1 order is
+        // one of ZB-H2's candidates and the shortest wins)
         CHECK(s.max_rank_span <= zb_h1_time(p, m, c) + 1e-9);
+        // closed form: a rank's span is at least its busy time m(F+B+W)
         CHECK(s.max_rank_span >= m * (c.f + c.b + c.w) - 1e-9);
         // memory: 2p at most, min(p, m) at least where the ZB-H1 order was kept
+        // reference: schedules.md, ZB-H2 "memory 2p−1 to 2p" (2p at most); closed form: m micro-batches
+        // can leave at most m activations
         CHECK(t.memory_bound_chunks <= min2(2 * p, m));
         for (int r = 0; r < p; ++r) CHECK(s.peak_chunks[static_cast<std::size_t>(r)] <= min2(2 * p, m));
         // Exact where the paper's bound is reached: m >= 2p-1, F >= B and F+B <= 2W (zero
@@ -149,9 +197,15 @@ TEST_CASE("schedule.zb_h2.formula.p1-16.m1-64") { // and verify() of every compu
         // greedy's tail exceeds it by a fraction of (p-1)W (above it).
         bool const zero_bubble = c.f >= c.b && c.f + c.b <= 2 * c.w;
         bool const equal = c.f == c.b && c.b == c.w;
+        // reference: zb_h2_span(), schedules.md ZB-H2
         if (m >= 2 * p - 1 && (zero_bubble || equal)) CHECK(near(s.max_rank_span, zb_h2_span(p, m, c)));
         if (m >= 2 * p - 1 && equal) {
+          // closed form: zero bubble makes every rank's span its busy time, rank r starts at rF
+          // (see schedule.zb_h2.p4.m8): makespan = span + (p−1)F
           CHECK(near(s.makespan, zb_h2_span(p, m, c) + (p - 1) * c.f));
+          // 2p−1: rank 0 closed form (its I_0 waits (2p−1)F, filled by forwards only, see
+          // schedule.zb_h2.p4.m8), inside the reference's "2p−1 to 2p"; the other ranks at
+          // exactly 2p−1: regression value (the generator's own output)
           for (int r = 0; r < p; ++r) CHECK(s.peak_chunks[static_cast<std::size_t>(r)] == 2 * p - 1);
         }
       }
@@ -160,6 +214,8 @@ TEST_CASE("schedule.zb_h2.formula.p1-16.m1-64") { // and verify() of every compu
 TEST_CASE("schedule.zb_h2.formula.f_equals_b") {
   // F = B with W <= F/2 and m >= 2p: the span is at most the paper's (2p live activations
   // fill more of the tail); at m = 2p-1 it can exceed it by a fraction of W.
+  // Bound: reference, zb_h2_span() (schedules.md, ZB-H2); that ours stays below it here is the
+  // claim under test.
   for (double w : {0.1, 0.25, 0.5})
     for (int p = 1; p <= 16; ++p)
       for (int m = 2 * p; m <= 64; ++m) {
@@ -214,8 +270,13 @@ static_assert(zb_h2<stages<4>, microbatches<8>, costs<1.0, 2.0, 0.5>>::valid);
 static_assert(zb_h2<stages<6>, microbatches<3>, costs<1.0, 1.0, 1.0, 0.5>>::valid);
 static_assert(zb_h1<stages<4>, microbatches<8>>::lowered.split_backward);
 static_assert(verify(zb_h2_family::generate({5, 12, 0, 0, {2, 1, 1, 0}})).ok());
+// 7 = 2p−1: the low end of the reference's ZB-H2 "memory 2p−1 to 2p", and forced on rank 0 at
+// F = B = W (see schedule.zb_h2.p4.m8); that the generator keeps the cap-(2p−1) candidate rather
+// than 2p is its own choice: regression value
 static_assert(zb_h2_family::generate({4, 8}).memory_bound_chunks == 7);
 // the generator alone at p = 16, m = 128 stays inside g++'s constexpr budget
+// closed form: one F, one I and one W per (stage, micro-batch) (reference: schedules.md,
+// Dependencies, rule 1), 3·S·m with S = p = 16
 static_assert(zb_h2_family::generate({16, 128}).total_actions() == 3 * 16 * 128);
 } // namespace
 

@@ -6,9 +6,9 @@
 #include <string>
 
 #include "check_slots.hpp"
-#include "pipesched/analysis/verify.hpp"
+#include "pipesched/pipeline/verify.hpp"
 #include "pipesched/core/diagnostic.hpp"
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/lower.hpp"
 
 namespace pipesched::testing {
 

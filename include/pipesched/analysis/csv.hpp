@@ -8,10 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "pipesched/analysis/verify.hpp"
+#include "pipesched/pipeline/verify.hpp"
 #include "pipesched/core/action_text.hpp"
 #include "pipesched/core/table.hpp"
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/lower.hpp"
 
 namespace pipesched {
 

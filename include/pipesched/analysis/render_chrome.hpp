@@ -6,8 +6,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "pipesched/analysis/json.hpp"
 #include "pipesched/analysis/render_common.hpp"
-#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/core/action_text.hpp"
 #include "pipesched/core/table.hpp"
 
@@ -35,7 +36,7 @@ inline std::string render_chrome_trace(table const& t, simulation const& sim, ch
   std::string out = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"generator\":\"pipesched\",\"us_per_unit\":";
   out += format_number(opt.us_per_unit);
   if (const char* why = detail::render_mismatch(t, sim)) {
-    out += ",\"error\":\"" + detail::json_escape(why) + "\"},\"traceEvents\":[]}\n";
+    out += ",\"error\":" + json_string(why) + "},\"traceEvents\":[]}\n";
     return out;
   }
   double const scale = opt.us_per_unit > 0 ? opt.us_per_unit : 1000.0;
@@ -63,7 +64,7 @@ inline std::string render_chrome_trace(table const& t, simulation const& sim, ch
     event(std::string("\"name\":\"") + what + "\",\"ph\":\"M\",\"pid\":0,\"tid\":" + std::to_string(tid) +
           ",\"args\":{" + args + "}");
   };
-  meta("process_name", 0, "\"name\":\"" + detail::json_escape(opt.process_name) + "\"");
+  meta("process_name", 0, "\"name\":" + json_string(opt.process_name));
   for (std::size_t r = 0; r < p; ++r) {
     meta("thread_name", r, "\"name\":\"rank " + std::to_string(r) + "\"");
     meta("thread_sort_index", r, "\"sort_index\":" + std::to_string(2 * r));

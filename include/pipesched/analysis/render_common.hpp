@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/core/table.hpp"
 
 namespace pipesched::detail {
@@ -87,26 +87,6 @@ inline std::string xml_escape(std::string_view s) {
       // control characters other than tab and newline are not allowed in XML 1.0
       if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') out += ' ';
       else out += c;
-    }
-  }
-  return out;
-}
-
-/// Escapes text for a JSON string (without the quotes).
-inline std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      constexpr char hex[] = "0123456789abcdef";
-      out += "\\u00";
-      out += hex[(c >> 4) & 0xf];
-      out += hex[c & 0xf];
-    } else {
-      out += c;
     }
   }
   return out;

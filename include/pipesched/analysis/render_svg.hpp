@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "pipesched/analysis/render_common.hpp"
-#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/core/table.hpp"
 
 namespace pipesched {

@@ -41,6 +41,11 @@ enum class errc : std::uint8_t {
   bad_path,
   // names
   unknown_schedule,
+  // stream programs (CUDA)
+  program_unordered_read,
+  program_unordered_rewrite,
+  program_hang,
+  program_malformed,
 };
 
 /// A short sentence that says what is wrong and what to change.
@@ -73,6 +78,15 @@ constexpr const char* message(errc e) {
   case errc::parse_error: return "the text is not a valid action list";
   case errc::bad_path: return "a micro-batch path breaks a path rule";
   case errc::unknown_schedule: return "no schedule has that name";
+  case errc::program_unordered_read:
+    return "the stream program may read a boundary slot before its write is done: a wait on the writer's event is "
+           "missing or comes before its record";
+  case errc::program_unordered_rewrite:
+    return "the stream program may rewrite a boundary slot while its previous boundary is still read or sent: a wait "
+           "on the last reader's event is missing or comes before its record";
+  case errc::program_hang: return "the streams of the stream program wait on each other in a cycle: it would hang";
+  case errc::program_malformed:
+    return "the stream program does not run each action of the table exactly once, passes in their rank's order";
   }
   return "unknown error";
 }

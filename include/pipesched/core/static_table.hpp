@@ -46,6 +46,35 @@ template <std::size_t R, std::size_t S, std::size_t N, std::size_t L = 0> struct
   PIPESCHED_HD constexpr std::size_t size(std::size_t rank) const { return offset[rank + 1] - offset[rank]; }
   PIPESCHED_HD constexpr action const& at(std::size_t rank, std::size_t i) const { return actions[offset[rank] + i]; }
   constexpr bool ok() const { return error.ok(); }
+
+  /// Position of micro-batch j's route in `routes` (its length entry).
+  constexpr std::size_t route_offset(int j) const {
+    std::size_t q = 0;
+    for (int k = 0; k < j; ++k) q += std::size_t{routes[q]} + 1;
+    return q;
+  }
+  /// The stage before s on micro-batch j's route, or -1 at its start (as table::prev_stage).
+  constexpr int prev_stage(int j, int s) const {
+    if constexpr (L == 0) {
+      return s - 1;
+    } else {
+      std::size_t const q = route_offset(j);
+      for (std::size_t i = 0; i < routes[q]; ++i)
+        if (routes[q + 1 + i] == s) return i == 0 ? -1 : static_cast<int>(routes[q + i]);
+      return -1;
+    }
+  }
+  /// The stage after s on micro-batch j's route, or -1 at its end (as table::next_stage).
+  constexpr int next_stage(int j, int s) const {
+    if constexpr (L == 0) {
+      return s + 1 < stages ? s + 1 : -1;
+    } else {
+      std::size_t const q = route_offset(j);
+      for (std::size_t i = 0; i < routes[q]; ++i)
+        if (routes[q + 1 + i] == s) return i + 1 == routes[q] ? -1 : static_cast<int>(routes[q + 2 + i]);
+      return -1;
+    }
+  }
 };
 
 /// Copies a table into a static_table of exactly the right size (an empty one carrying

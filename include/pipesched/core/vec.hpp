@@ -27,7 +27,7 @@ public:
     reserve(il.size());
     for (T const& x : il) data_[size_++] = x;
   }
-  constexpr vec(std::vector<T> const& v) {
+  constexpr explicit vec(std::vector<T> const& v) {
     reserve(v.size());
     for (T const& x : v) data_[size_++] = x;
   }
@@ -62,7 +62,7 @@ public:
   }
   constexpr ~vec() { release(); }
 
-  constexpr operator std::vector<T>() const { return std::vector<T>(begin(), end()); }
+  constexpr explicit operator std::vector<T>() const { return std::vector<T>(begin(), end()); }
 
   constexpr void reserve(std::size_t n) {
     if (n <= cap_) return;

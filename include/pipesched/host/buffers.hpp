@@ -16,13 +16,21 @@ namespace pipesched::host {
 class boundary_buffers {
 public:
   boundary_buffers() = default;
-  boundary_buffers(int slots, std::size_t slot_bytes) : slots_(slots), views_(static_cast<std::size_t>(slots)) {
-    std::size_t const n = block_bytes(slots, slot_bytes);
+  /// `slots` slots of `slot_bytes` bytes each.
+  boundary_buffers(int slots, std::size_t slot_bytes)
+      : boundary_buffers(std::vector<std::size_t>(static_cast<std::size_t>(slots), slot_bytes)) {}
+  /// One slot per entry, of that many bytes.
+  explicit boundary_buffers(std::vector<std::size_t> const& slot_bytes)
+      : slots_(static_cast<int>(slot_bytes.size())), views_(slot_bytes.size()) {
+    std::size_t const n = block_bytes(slot_bytes);
     if (n > 0) {
       block_ = static_cast<unsigned char*>(::operator new (n, std::align_val_t{slot_alignment}));
       std::memset(block_, 0, n);
-      carve_slots(block_, slots, slot_bytes, views_.data());
     }
+    // zero-byte slots keep a null address (a boundary of no bytes has nothing to point at)
+    carve_slots(block_, slot_bytes, views_.data());
+    for (std::size_t k = 0; k < slot_bytes.size(); ++k)
+      if (slot_bytes[k] == 0) views_[k].data = nullptr;
   }
   boundary_buffers(boundary_buffers const&) = delete;
   boundary_buffers& operator=(boundary_buffers const&) = delete;

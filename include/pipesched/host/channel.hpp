@@ -1,19 +1,25 @@
-// pipesched: in-process rendezvous channels between rank threads, with cancellation.
+// pipesched: in-process channels between rank threads, with cancellation and deadlines.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pipesched/core/action.hpp"
 #include "pipesched/plan/step.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace pipesched::host {
 
@@ -28,19 +34,18 @@ struct timeout_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Thrown when a receive gets a boundary other than the one it expects.
+/// Thrown when a receive gets a boundary other than the one it expects, or of another size.
 struct transfer_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// What a transfer carries besides its bytes, to check that both ends agree.
-struct transfer_tag {
-  int direction = 0; ///< 0: activation, 1: gradient
-  int mb = 0;
-  int from_stage = 0;
-};
+/// "activation of micro-batch 3 from stage 2 (chunk 0)".
+inline std::string describe(boundary_identity const& b) {
+  return std::string(b.direction == 0 ? "activation" : "gradient") + " of micro-batch " + std::to_string(b.mb) +
+         " from stage " + std::to_string(b.from_stage) + " (chunk " + std::to_string(b.from_chunk) + ")";
+}
 
-/// A shared stop flag plus every channel to wake when it is raised.
+/// A shared stop flag.
 class stop_state {
 public:
   bool stopped() const { return stop_.load(std::memory_order_acquire); }
@@ -51,54 +56,87 @@ private:
   std::atomic<bool> stop_{false};
 };
 
-/// A one-way rendezvous channel between two ranks: `send` blocks until the receiver has
-/// copied the data out, `recv` blocks until a sender offers data. Both give up with
-/// `cancelled` once the stop flag is raised (after `wake`), and with `timeout_error`
-/// after `timeout`.
+/// How a blocked transfer waits: polls `spin` times (a pause instruction each), then
+/// `yields` times giving its core away between polls (cheaper than a sleep and a wake-up
+/// when threads outnumber cores), then sleeps until woken — until the stop flag is raised
+/// (cancelled) or for at most `timeout` (timeout_error).
+struct wait_policy {
+  stop_state const* stop = nullptr;
+  std::chrono::nanoseconds timeout = std::chrono::seconds(60);
+  int spin = 0;
+  int yields = 0;
+};
+
+namespace detail {
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+} // namespace detail
+
+/// A one-way channel from one rank's thread to another's (one sender, one receiver).
+///
+/// A send of at most `eager_capacity()` bytes is copied into the channel's staging buffer
+/// and completes at once (the receiver copies it out at its receive); a larger one waits
+/// until the receiver has copied it straight from the sender's slot (rendezvous). Either
+/// way a second send waits until the receiver has taken the first, so the channel holds at
+/// most one boundary. Buffering can only let ranks run further ahead than rendezvous does,
+/// never less far, so an order that verify() proves free of deadlock under rendezvous
+/// cannot hang here either (a Kahn network with blocking reads is monotonic in its buffer
+/// sizes); eager capacity 0 gives pure rendezvous, which tests use to exercise exactly
+/// the verified protocol.
+///
+/// The receiver checks the identity (direction, sending stage and chunk, micro-batch) and the
+/// size of what arrives. Waits poll briefly, then sleep; the stop flag (after `wake`) ends
+/// them with `cancelled`, the deadline with `timeout_error`.
 class channel {
 public:
-  void send(void const* data, std::size_t bytes, transfer_tag tag, stop_state const& stop,
-            std::chrono::nanoseconds timeout) {
-    auto const deadline = std::chrono::steady_clock::now() + timeout;
-    std::unique_lock<std::mutex> lock(m_);
-    src_ = data;
+  channel() = default;
+  channel(channel const&) = delete;
+  channel& operator=(channel const&) = delete;
+
+  /// Allocates the staging buffer (before any run: transfers allocate nothing).
+  void reserve_eager(std::size_t bytes) {
+    staging_ = bytes > 0 ? std::make_unique<unsigned char[]>(bytes) : nullptr;
+    capacity_ = bytes;
+  }
+  std::size_t eager_capacity() const { return capacity_; }
+
+  void send(void const* data, std::size_t bytes, boundary_identity id, wait_policy const& w) {
+    await([&] { return state_.load() == empty; }, w, id, "a send waited for the previous boundary to be received");
+    id_ = id;
     bytes_ = bytes;
-    tag_ = tag;
-    posted_ = true;
-    taken_ = false;
-    cv_.notify_all();
-    bool const done = cv_.wait_until(lock, deadline, [&] { return taken_ || stop.stopped(); });
-    bool const ok = taken_;
-    posted_ = false;
-    taken_ = false;
+    if (bytes <= capacity_) {
+      if (bytes > 0) std::memcpy(staging_.get(), data, bytes);
+      src_ = staging_.get();
+      set(staged);
+      return;
+    }
+    src_ = data;
+    set(posted);
+    await([&] { return state_.load() == taken; }, w, id, "a send waited for its receive");
     src_ = nullptr;
-    if (ok) return;
-    if (stop.stopped()) throw cancelled{};
-    (void)done;
-    throw timeout_error("pipesched: a send waited longer than the timeout for its receive (" + describe(tag) + ")");
+    set(empty);
   }
 
-  void recv(void* data, std::size_t bytes, transfer_tag expect, stop_state const& stop,
-            std::chrono::nanoseconds timeout) {
-    auto const deadline = std::chrono::steady_clock::now() + timeout;
-    std::unique_lock<std::mutex> lock(m_);
-    bool const ready = cv_.wait_until(lock, deadline, [&] { return (posted_ && !taken_) || stop.stopped(); });
-    if (stop.stopped()) throw cancelled{};
-    if (!ready)
-      throw timeout_error("pipesched: a receive waited longer than the timeout for its send (" + describe(expect) +
-                          ")");
-    if (tag_.direction != expect.direction || tag_.mb != expect.mb)
-      throw transfer_error("pipesched: a receive got another boundary: expected " + describe(expect) + ", got " +
-                           describe(tag_));
+  void recv(void* data, std::size_t bytes, boundary_identity expect, wait_policy const& w) {
+    await([&] { int const s = state_.load(); return s == staged || s == posted; }, w, expect,
+          "a receive waited for its send");
+    if (!(id_ == expect))
+      throw transfer_error("pipesched: a receive got another boundary: expected the " + describe(expect) +
+                           ", got the " + describe(id_));
     if (bytes_ != bytes)
-      throw transfer_error("pipesched: a send and its receive disagree on the size (" + std::to_string(bytes_) +
-                           " and " + std::to_string(bytes) + " bytes)");
+      throw transfer_error("pipesched: the " + describe(expect) + " has " + std::to_string(bytes_) +
+                           " bytes at the sender and " + std::to_string(bytes) +
+                           " at the receiver: give both ends the same boundary size");
     if (bytes > 0) std::memcpy(data, src_, bytes);
-    taken_ = true;
-    cv_.notify_all();
+    set(state_.load() == staged ? empty : taken);
   }
 
-  /// Wakes every waiter so it can see the stop flag.
+  /// Wakes every sleeper so it can see the stop flag.
   void wake() {
     std::lock_guard<std::mutex> lock(m_);
     cv_.notify_all();
@@ -107,23 +145,55 @@ public:
   /// Forgets a transfer left half-done by a stopped run.
   void reset() {
     std::lock_guard<std::mutex> lock(m_);
-    posted_ = taken_ = false;
+    state_.store(empty);
     src_ = nullptr;
   }
 
 private:
-  static std::string describe(transfer_tag t) {
-    return std::string(t.direction == 0 ? "activation" : "gradient") + " of micro-batch " + std::to_string(t.mb) +
-           (t.from_stage >= 0 ? " from stage " + std::to_string(t.from_stage) : "");
+  enum : int { empty, staged, posted, taken };
+
+  /// A state change: seen by pollers at once; sleepers are woken under the lock, so none
+  /// can miss it between its last check and its sleep (state_ and sleepers_ are sequentially
+  /// consistent: a setter that reads no sleeper stored before any later sleeper checks).
+  void set(int s) {
+    state_.store(s);
+    if (sleepers_.load() > 0) {
+      std::lock_guard<std::mutex> lock(m_);
+      cv_.notify_all();
+    }
   }
 
+  template <class Pred>
+  void await(Pred const& ready, wait_policy const& w, boundary_identity const& id, const char* what) {
+    for (int i = 0; i < w.spin; ++i) {
+      if (ready()) return;
+      if (w.stop->stopped()) throw cancelled{};
+      detail::cpu_relax();
+    }
+    for (int i = 0; i < w.yields; ++i) {
+      if (ready()) return;
+      if (w.stop->stopped()) throw cancelled{};
+      std::this_thread::yield();
+    }
+    if (ready()) return;
+    std::unique_lock<std::mutex> lock(m_);
+    sleepers_.fetch_add(1);
+    bool const ok = cv_.wait_for(lock, w.timeout, [&] { return ready() || w.stop->stopped(); });
+    sleepers_.fetch_sub(1);
+    if (ok && ready()) return;
+    if (w.stop->stopped()) throw cancelled{};
+    throw timeout_error(std::string("pipesched: ") + what + " longer than the timeout (the " + describe(id) + ")");
+  }
+
+  std::atomic<int> state_{empty};
+  std::atomic<int> sleepers_{0};
   std::mutex m_;
   std::condition_variable cv_;
+  std::unique_ptr<unsigned char[]> staging_;
+  std::size_t capacity_ = 0;
   void const* src_ = nullptr;
   std::size_t bytes_ = 0;
-  transfer_tag tag_{};
-  bool posted_ = false;
-  bool taken_ = false;
+  boundary_identity id_{};
 };
 
 /// The channels of p ranks, one per ordered pair (sender, receiver), and their stop flag.
@@ -155,28 +225,51 @@ private:
   stop_state stop_;
 };
 
-/// The transport of rank `rank` over a channel mesh: a SEND blocks until the peer's RECV
-/// takes the data (rendezvous), so a wrong transfer order would hang — until the timeout.
+/// An action packed into one word (kind, stage, micro-batch), cheap to record before every
+/// action so that a failure can name the action it happened in.
+struct action_record {
+  std::uint64_t bits = ~std::uint64_t{0};
+
+  template <class Step> static constexpr action_record of(Step) {
+    return action_record{static_cast<std::uint64_t>(Step::kind) | (std::uint64_t(Step::stage) << 8) |
+                         (std::uint64_t(Step::mb) << 24) | (std::uint64_t(Step::chunk) << 40)};
+  }
+  bool empty() const { return bits == ~std::uint64_t{0}; }
+  op kind() const { return static_cast<op>(bits & 0xff); }
+  int stage() const { return static_cast<int>((bits >> 8) & 0xffff); }
+  int mb() const { return static_cast<int>((bits >> 24) & 0xffff); }
+  int chunk() const { return static_cast<int>((bits >> 40) & 0xff); }
+};
+
+/// "F of stage 2, micro-batch 3" (or "no action yet").
+inline std::string describe(action_record const& a) {
+  if (a.empty()) return "before its first action";
+  return std::string(op_name(a.kind())) + " of stage " + std::to_string(a.stage()) + ", micro-batch " +
+         std::to_string(a.mb());
+}
+
+/// The transport of rank `rank` over a channel mesh: a SEND hands its boundary to the
+/// peer's channel (copied at once when small, rendezvous when large), a RECV takes it and
+/// checks its identity. Records the action in progress (`current`).
 class channel_transport {
 public:
-  channel_transport(channel_mesh& mesh, int rank, std::chrono::nanoseconds timeout)
-      : mesh_(&mesh), rank_(rank), timeout_(timeout) {}
+  channel_transport(channel_mesh& mesh, int rank, wait_policy w, action_record* current)
+      : mesh_(&mesh), rank_(rank), wait_(w), current_(current) {}
 
-  template <class Step> void send(Step, io const& x) {
-    constexpr int dir = Step::kind == op::send_act ? 0 : 1;
-    mesh_->between(rank_, Step::peer)
-        .send(x.in.data, x.in.bytes, transfer_tag{dir, Step::mb, Step::stage}, mesh_->stop(), timeout_);
+  template <class Step> void on_action(Step s) { *current_ = action_record::of(s); }
+
+  template <class Step> void send(Step s, io const& x) {
+    mesh_->between(rank_, Step::peer).send(x.in.data, x.in.bytes, identity_of(s), wait_);
   }
-  template <class Step> void recv(Step, io const& x) {
-    constexpr int dir = Step::kind == op::recv_act ? 0 : 1;
-    mesh_->between(Step::peer, rank_)
-        .recv(x.out.data, x.out.bytes, transfer_tag{dir, Step::mb, -1}, mesh_->stop(), timeout_);
+  template <class Step> void recv(Step s, io const& x) {
+    mesh_->between(Step::peer, rank_).recv(x.out.data, x.out.bytes, identity_of(s), wait_);
   }
 
 private:
   channel_mesh* mesh_;
   int rank_;
-  std::chrono::nanoseconds timeout_;
+  wait_policy wait_;
+  action_record* current_;
 };
 
 } // namespace pipesched::host

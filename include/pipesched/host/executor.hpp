@@ -1,4 +1,4 @@
-// pipesched: the host backend — one thread per rank, in-process rendezvous channels.
+// pipesched: the host backend — one thread per rank, in-process channels.
 #pragma once
 
 #include <chrono>
@@ -6,15 +6,18 @@
 #include <cstddef>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "pipesched/core/schedule.hpp"
 #include "pipesched/host/buffers.hpp"
 #include "pipesched/host/channel.hpp"
+#include "pipesched/pipeline/schedule.hpp"
+#include "pipesched/plan/boundary.hpp"
 #include "pipesched/plan/buffer_plan.hpp"
 #include "pipesched/plan/plan.hpp"
 
@@ -22,11 +25,26 @@ namespace pipesched::host {
 
 /// Settings of a host executor.
 struct options {
-  /// Bytes of every boundary slot (the largest boundary any stage sends or receives).
+  /// Bytes of every boundary, unless `boundaries` gives them per stage.
   std::size_t slot_bytes = 0;
   /// The longest a transfer may block before the run fails with timeout_error: the
   /// backstop against a hang, not a way to stop a functor that never returns.
   std::chrono::nanoseconds timeout = std::chrono::seconds(60);
+  /// Bytes per stage boundary (activation each stage sends forward and its gradient); when
+  /// given, each slot is sized for the largest boundary it ever holds and each transfer
+  /// moves its boundary's own size.
+  boundary_sizes boundaries{};
+  /// Sends of at most this many bytes are copied into the channel and complete at once;
+  /// larger ones wait for their receive (rendezvous). 0: every send is a rendezvous.
+  std::size_t eager_bytes = std::size_t{64} << 10;
+  /// How a blocked transfer waits before its thread sleeps (to be woken by its peer): first
+  /// `spin` polls with a pause instruction, then `yields` polls that give the core away.
+  /// Yielding polls are the default: they cost little where cores are idle and hand the core
+  /// to the rank being waited for where ranks outnumber cores; a sleep and a wake-up cost
+  /// several microseconds, and pure spinning starves the peer on a shared or virtual core
+  /// (bench/bench_executor.cpp, docs/PERFORMANCE.md).
+  int spin = 0;
+  int yields = 64;
 };
 
 namespace detail {
@@ -45,46 +63,84 @@ template <int R, class Fs> decltype(auto) functor_of(Fs& fs) {
   else return (std::get<R>(fs));
 }
 
+/// Throws unless `fs` holds exactly `ranks` functors (checked by the compiler for tuples
+/// and arrays, at run time for containers).
+template <int Ranks, class Fs> void check_functor_count(Fs const& fs) {
+  if constexpr (std::is_array_v<Fs>) {
+    static_assert(std::extent_v<Fs> == static_cast<std::size_t>(Ranks),
+                  "pipesched: run(functors) needs exactly one stage functor per rank of the schedule");
+  } else if constexpr (requires { std::tuple_size<Fs>::value; }) {
+    static_assert(std::tuple_size<Fs>::value == static_cast<std::size_t>(Ranks),
+                  "pipesched: run(functors) needs exactly one stage functor per rank of the schedule");
+  } else if constexpr (requires { fs.size(); }) {
+    if (fs.size() != static_cast<std::size_t>(Ranks))
+      throw std::invalid_argument("pipesched: run(functors) got " + std::to_string(fs.size()) +
+                                  " stage functors for a schedule of " + std::to_string(Ranks) +
+                                  " ranks: give one per rank");
+  }
+}
+
+/// Test hook: called before each rank's thread starts (to simulate a failed start).
+inline void (*before_thread_start)(int rank) = nullptr;
+
+/// One rank's record of its current action, on a cache line of its own (each rank's thread
+/// writes it before every action).
+struct alignas(64) current_action {
+  action_record action{};
+};
+
 } // namespace detail
 
+/// Where a run failed: the rank, and the action it was in (or before its first action).
+struct failure_site {
+  int rank = -1;
+  action_record action{};
+};
+
 /// Runs schedule S on p threads of this process, one per rank. The constructor allocates
-/// every rank's boundary buffers (buffer_plan<S> slots of options.slot_bytes each), the
-/// channels and the threads; `run` executes one iteration and allocates nothing.
+/// every rank's boundary buffers (buffer_plan<S> slots, each sized for the largest boundary
+/// it holds), the channels and the threads; `run` executes one iteration and allocates
+/// nothing.
 ///
 /// `run(functors)` takes rank r's stage functor as functors[r] (an array, vector, span) or
-/// std::get<r>(functors) (a tuple, for different types per rank). When a functor or a
-/// transfer throws, the stop flag is raised, every blocked transfer gives up, all threads
-/// finish the iteration, and the first exception is rethrown from `run`; the executor can
-/// run again afterwards.
+/// std::get<r>(functors) (a tuple, for different types per rank); their number must be the
+/// rank count. When a functor or a transfer throws, the stop flag is raised, every blocked
+/// transfer gives up, all threads finish the iteration, and the first exception is rethrown
+/// from `run` as it was thrown (`last_failure()` names its rank and action); the executor
+/// can run again afterwards. `run` may be called from several threads: the calls are
+/// serialised, one iteration at a time.
 template <schedule_type S> class executor {
+  static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
+
 public:
   static constexpr int ranks = S::ranks;
 
-  explicit executor(options const& o) : options_(o), mesh_(ranks) {
+  explicit executor(options const& o)
+      : options_(o), bytes_(boundary_byte_table(S::stages, o.boundaries, o.slot_bytes)), mesh_(ranks),
+        current_(static_cast<std::size_t>(ranks)) {
     buffers_.reserve(static_cast<std::size_t>(ranks));
-    for (int r = 0; r < ranks; ++r) buffers_.emplace_back(buffer_plan<S>::slots(r), o.slot_bytes);
-    threads_.reserve(static_cast<std::size_t>(ranks));
-    for (int r = 0; r < ranks; ++r) threads_.emplace_back([this, r] { worker(r); });
+    for (int r = 0; r < ranks; ++r) buffers_.emplace_back(buffer_plan<S>::slot_bytes(r, bytes_));
+    reserve_channels();
+    spin_ = o.spin;
+    yields_ = o.yields;
+    start_threads();
   }
   executor(executor const&) = delete;
   executor& operator=(executor const&) = delete;
-  ~executor() {
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      shutdown_ = true;
-    }
-    go_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
+  ~executor() { stop_threads(); }
 
   /// One iteration: every rank runs its plan once; returns when all have finished.
   template <class Functors> void run(Functors& functors) {
+    detail::check_functor_count<ranks>(functors);
+    std::lock_guard<std::mutex> serial(run_mutex_);
     mesh_.reset();
+    for (auto& c : current_) c.action = action_record{};
     {
       std::lock_guard<std::mutex> lock(m_);
       job_ = &job<Functors>;
       context_ = static_cast<void*>(&functors);
       error_ = nullptr;
+      failure_ = failure_site{};
       pending_ = ranks;
       ++generation_;
     }
@@ -100,18 +156,69 @@ public:
 
   /// Rank r's boundary buffers (for inspection and tests).
   boundary_buffers const& buffers(int r) const { return buffers_[static_cast<std::size_t>(r)]; }
+  /// Bytes of every boundary (2S entries, boundary_key order).
+  std::vector<std::size_t> const& boundary_bytes() const { return bytes_; }
   options const& settings() const { return options_; }
+  /// Where the last failed run failed (rank -1 after a run that succeeded).
+  failure_site last_failure() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return failure_;
+  }
 
 private:
   using job_fn = void (*)(executor&, void*, int);
+
+  /// Staging for eager sends: each channel as large as the largest boundary it carries,
+  /// up to options.eager_bytes.
+  void reserve_channels() {
+    std::vector<std::size_t> largest(static_cast<std::size_t>(ranks * ranks), 0);
+    for (int r = 0; r < ranks; ++r)
+      for (std::size_t i = 0; i < S::lowered.size(static_cast<std::size_t>(r)); ++i) {
+        action const& a = S::lowered.at(static_cast<std::size_t>(r), i);
+        if (!is_send(a.kind)) continue;
+        std::size_t& l = largest[static_cast<std::size_t>(r * ranks + a.peer)];
+        std::size_t const b = bytes_[static_cast<std::size_t>(boundary_key(S::lowered, a, field::in))];
+        l = b > l ? b : l;
+      }
+    for (int from = 0; from < ranks; ++from)
+      for (int to = 0; to < ranks; ++to) {
+        std::size_t const l = largest[static_cast<std::size_t>(from * ranks + to)];
+        mesh_.between(from, to).reserve_eager(l <= options_.eager_bytes ? l : 0);
+      }
+  }
 
   template <class Functors> static void job(executor& self, void* context, int rank) {
     Functors& fs = *static_cast<Functors*>(context);
     detail::with_rank<ranks>(rank, [&](auto rc) {
       constexpr int R = decltype(rc)::value;
-      channel_transport transport(self.mesh_, R, self.options_.timeout);
-      plan<S, R>::run(detail::functor_of<R>(fs), transport, self.buffers_[R].views());
+      channel_transport transport(self.mesh_, R, wait_policy{&self.mesh_.stop(), self.options_.timeout, self.spin_, self.yields_},
+                                  &self.current_[R].action);
+      boundary_views const views{self.buffers_[R].views(), self.bytes_.data()};
+      plan<S, R>::run(detail::functor_of<R>(fs), transport, views);
     });
+  }
+
+  void start_threads() {
+    threads_.reserve(static_cast<std::size_t>(ranks));
+    try {
+      for (int r = 0; r < ranks; ++r) {
+        if (detail::before_thread_start) detail::before_thread_start(r);
+        threads_.emplace_back([this, r] { worker(r); });
+      }
+    } catch (...) {
+      stop_threads(); // join what started, then report the failure to the caller
+      throw;
+    }
+  }
+
+  void stop_threads() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      shutdown_ = true;
+    }
+    go_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
   }
 
   void worker(int rank) {
@@ -132,7 +239,7 @@ private:
       } catch (cancelled const&) {
         // another rank failed first; its exception is the one reported
       } catch (...) {
-        fail(std::current_exception());
+        fail(rank, std::current_exception());
       }
       {
         std::lock_guard<std::mutex> lock(m_);
@@ -142,23 +249,32 @@ private:
     }
   }
 
-  void fail(std::exception_ptr e) {
+  void fail(int rank, std::exception_ptr e) {
     {
       std::lock_guard<std::mutex> lock(m_);
-      if (!error_) error_ = e;
+      if (!error_) {
+        error_ = e;
+        failure_ = failure_site{rank, current_[static_cast<std::size_t>(rank)].action};
+      }
     }
     mesh_.request_stop();
   }
 
   options options_;
+  std::vector<std::size_t> bytes_;
   channel_mesh mesh_;
   std::vector<boundary_buffers> buffers_;
+  std::vector<detail::current_action> current_;
+  int spin_ = 0;
+  int yields_ = 0;
   std::vector<std::thread> threads_;
-  std::mutex m_;
+  std::mutex run_mutex_;
+  mutable std::mutex m_;
   std::condition_variable go_, done_;
   job_fn job_ = nullptr;
   void* context_ = nullptr;
   std::exception_ptr error_;
+  failure_site failure_{};
   int pending_ = 0;
   std::size_t generation_ = 0;
   bool shutdown_ = false;

@@ -1,4 +1,4 @@
-// pipesched: the MPI transport and executor — one process per rank, blocking MPI_Send/Recv.
+// pipesched: the MPI transport and executor — one process per rank.
 //
 // Needs <mpi.h> (link pipesched::mpi, or build with mpicxx). Without it this header
 // declares nothing, so that it can be included (and checked) everywhere.
@@ -14,14 +14,22 @@
 #endif
 #include <mpi.h>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "pipesched/core/action.hpp"
-#include "pipesched/core/schedule.hpp"
 #include "pipesched/host/buffers.hpp"
+#include "pipesched/host/channel.hpp"
+#include "pipesched/pipeline/schedule.hpp"
+#include "pipesched/plan/boundary.hpp"
 #include "pipesched/plan/buffer_plan.hpp"
 #include "pipesched/plan/plan.hpp"
 
@@ -29,92 +37,321 @@
 
 namespace pipesched::mpi {
 
-/// An MPI call failed, or a message was not the one the receiver expected.
+/// An MPI call failed, a message was not the one the receiver expected, or the executor
+/// was used after a failure.
 struct error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// MPI tag of a boundary: the direction and the micro-batch (the receiver checks both).
-template <class Step> constexpr int tag_of() {
-  constexpr bool act = Step::kind == op::send_act || Step::kind == op::recv_act;
-  return (act ? 0 : 1) + 2 * (Step::mb % 16000);
-}
+/// A transfer waited longer than the executor's timeout. Every other rank is told and
+/// stops with remote_failure.
+struct timeout_error : error {
+  using error::error;
+};
 
-/// The transport of one process: each SEND is a blocking MPI_Send (or MPI_Ssend, which
-/// completes only when the receive has started: rendezvous whatever the message size)
-/// to the peer's process, each RECV a blocking MPI_Recv, issued in the lowered order.
-class transport {
-public:
-  explicit transport(MPI_Comm comm, bool synchronous = false) : comm_(comm), synchronous_(synchronous) {}
-
-  template <class Step> void send(Step, io const& x) {
-    int const rc = synchronous_ ? MPI_Ssend(x.in.data, count(x.in.bytes), MPI_BYTE, Step::peer, tag_of<Step>(), comm_)
-                                : MPI_Send(x.in.data, count(x.in.bytes), MPI_BYTE, Step::peer, tag_of<Step>(), comm_);
-    check(rc, "MPI_Send");
-  }
-  template <class Step> void recv(Step, io const& x) {
-    MPI_Status st;
-    check(MPI_Recv(x.out.data, count(x.out.bytes), MPI_BYTE, Step::peer, MPI_ANY_TAG, comm_, &st), "MPI_Recv");
-    if (st.MPI_TAG != tag_of<Step>())
-      throw error("pipesched: rank received another boundary than it expected (tag " + std::to_string(st.MPI_TAG) +
-                  ", expected " + std::to_string(tag_of<Step>()) + ")");
-    int n = 0;
-    MPI_Get_count(&st, MPI_BYTE, &n);
-    if (static_cast<std::size_t>(n) != x.out.bytes)
-      throw error("pipesched: a message has " + std::to_string(n) + " bytes, the slot " + std::to_string(x.out.bytes));
-  }
-
-private:
-  static int count(std::size_t bytes) {
-    if (bytes > static_cast<std::size_t>(2147483647)) throw error("pipesched: a boundary is larger than 2 GiB");
-    return static_cast<int>(bytes);
-  }
-  static void check(int rc, const char* what) {
-    if (rc != MPI_SUCCESS) throw error(std::string("pipesched: ") + what + " failed");
-  }
-  MPI_Comm comm_;
-  bool synchronous_;
+/// Another rank failed (a functor threw, a transfer failed or timed out there): this rank
+/// stopped its iteration. Names the failing rank and the action it failed in.
+struct remote_failure : error {
+  int failed_rank = -1;
+  host::action_record failed_action{};
+  remote_failure(std::string const& what, int rank, host::action_record a)
+      : error(what), failed_rank(rank), failed_action(a) {}
 };
 
 /// Settings of an MPI executor.
 struct options {
-  std::size_t slot_bytes = 0; ///< bytes of every boundary slot
-  bool synchronous = false;   ///< MPI_Ssend instead of MPI_Send
+  /// Bytes of every boundary, unless `boundaries` gives them per stage.
+  std::size_t slot_bytes = 0;
+  /// MPI_Issend instead of MPI_Isend: a send completes only once its receive has started
+  /// (rendezvous whatever the message size).
+  bool synchronous = false;
+  /// The longest a transfer may wait. When it passes, the rank throws timeout_error and
+  /// tells every other rank, which stop with remote_failure: no rank waits forever.
+  std::chrono::nanoseconds timeout = std::chrono::seconds(60);
+  /// Bytes per stage boundary (see host::options::boundaries).
+  boundary_sizes boundaries{};
 };
 
-/// Runs this process's rank of schedule S: its rank in `comm` is its pipeline rank, and
-/// `comm` must have exactly S::ranks processes. The constructor allocates the rank's
-/// boundary buffers; `run(functor)` executes one iteration of plan<S, rank> with blocking
-/// MPI transfers and allocates nothing. An exception leaves the other processes blocked:
-/// catch it and call MPI_Abort, as MPI offers no other way to stop them.
-template <schedule_type S> class executor {
+namespace detail {
+
+/// What a failing rank tells the others (a fixed-size message on the executor's own
+/// communicator, with the tag reserved for it).
+struct notice {
+  std::int32_t rank = -1;
+  std::uint64_t action = ~std::uint64_t{0};
+  char what[240] = {};
+};
+
+/// Turns an MPI return code into an exception.
+inline void check(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int n = 0;
+  MPI_Error_string(rc, text, &n);
+  throw error(std::string("pipesched: ") + call + " failed: " + text);
+}
+
+} // namespace detail
+
+/// The transport of one process over the executor's own communicator. Every boundary is a
+/// non-blocking send or receive whose tag encodes its full identity (direction, sending
+/// stage, micro-batch; the receiver also checks the chunk through the stage) and the
+/// receive names that exact tag; while it waits the rank polls for the failure notices of
+/// other ranks, for a message from the same peer that arrived out of order (a mismatch,
+/// reported at once) and for its deadline.
+class transport {
 public:
-  executor(MPI_Comm comm, options const& o) : comm_(comm), transport_(comm, o.synchronous) {
+  transport(MPI_Comm comm, int rank, int stages, int microbatches, options const& o, host::action_record* current)
+      : comm_(comm), rank_(rank), stages_(stages), synchronous_(o.synchronous), timeout_(o.timeout),
+        current_(current) {
+    void* value = nullptr;
+    int flag = 0;
+    MPI_Comm_get_attr(comm, MPI_TAG_UB, &value, &flag);
+    int const ub = flag ? *static_cast<int*>(value) : 32767;
+    abort_tag_ = ub;
+    tag_space_ = ub; // data tags are 0 .. ub-1
+    exact_ = 2.0 * stages * microbatches <= static_cast<double>(tag_space_);
+  }
+
+  template <class Step> void on_action(Step s) { *current_ = host::action_record::of(s); }
+
+  template <class Step> void send(Step s, io const& x) {
+    int const tag = tag_of(identity_of(s));
+    MPI_Request req = MPI_REQUEST_NULL;
+    int const n = count(x.in.bytes);
+    detail::check(synchronous_ ? MPI_Issend(x.in.data, n, MPI_BYTE, Step::peer, tag, comm_, &req)
+                               : MPI_Isend(x.in.data, n, MPI_BYTE, Step::peer, tag, comm_, &req),
+                  "MPI_Isend");
+    wait(req, Step::peer, -1, identity_of(s), "send");
+  }
+
+  template <class Step> void recv(Step s, io const& x) {
+    boundary_identity const expect = identity_of(s);
+    int const tag = tag_of(expect);
+    MPI_Request req = MPI_REQUEST_NULL;
+    detail::check(MPI_Irecv(x.out.data, count(x.out.bytes), MPI_BYTE, Step::peer, tag, comm_, &req), "MPI_Irecv");
+    MPI_Status st = wait(req, Step::peer, tag, expect, "receive");
+    int n = 0;
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    if (static_cast<std::size_t>(n) != x.out.bytes)
+      throw error("pipesched: rank " + std::to_string(rank_) + " received the " + host::describe(expect) + " with " +
+                  std::to_string(n) + " bytes, its own size is " + std::to_string(x.out.bytes) +
+                  ": give both ends the same boundary sizes");
+  }
+
+  /// Tells every other rank that this one failed (non-blocking; completed by finish_notices).
+  void notify_failure(int ranks, std::string const& what) {
+    notice_.rank = rank_;
+    notice_.action = current_->bits;
+    std::size_t const n = what.size() < sizeof(notice_.what) - 1 ? what.size() : sizeof(notice_.what) - 1;
+    std::memcpy(notice_.what, what.data(), n);
+    notice_.what[n] = '\0';
+    for (int q = 0; q < ranks; ++q) {
+      if (q == rank_) continue;
+      MPI_Request req = MPI_REQUEST_NULL;
+      if (MPI_Isend(&notice_, sizeof(notice_), MPI_BYTE, q, abort_tag_, comm_, &req) == MPI_SUCCESS)
+        notices_.push_back(req);
+    }
+  }
+
+  /// Waits (at most `limit`) for the notices to leave; the rest are abandoned.
+  void finish_notices(std::chrono::nanoseconds limit) {
+    auto const end = std::chrono::steady_clock::now() + limit;
+    for (MPI_Request& req : notices_) {
+      int done = 0;
+      while (!done && std::chrono::steady_clock::now() < end) {
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (!done) std::this_thread::yield();
+      }
+      if (!done) MPI_Request_free(&req);
+    }
+    notices_.clear();
+  }
+
+  /// The tag of a boundary: its identity when every identity of the schedule fits below the
+  /// implementation's tag bound (always for Open MPI), else the identity modulo that bound.
+  int tag_of(boundary_identity const& b) const {
+    std::uint64_t const id = static_cast<std::uint64_t>(b.direction) +
+                             2 * (static_cast<std::uint64_t>(b.from_stage) +
+                                  static_cast<std::uint64_t>(stages_) * static_cast<std::uint64_t>(b.mb));
+    return static_cast<int>(id % static_cast<std::uint64_t>(tag_space_));
+  }
+
+private:
+  std::string describe_tag(int tag) const {
+    if (!exact_) return "the boundary with tag " + std::to_string(tag);
+    int const id = tag / 2;
+    return "the " + std::string(tag % 2 == 0 ? "activation" : "gradient") + " of micro-batch " +
+           std::to_string(id / stages_) + " from stage " + std::to_string(id % stages_);
+  }
+
+  static int count(std::size_t bytes) {
+    if (bytes > static_cast<std::size_t>(2147483647)) throw error("pipesched: a boundary is larger than 2 GiB");
+    return static_cast<int>(bytes);
+  }
+
+  /// Abandons a transfer that will not complete.
+  static void give_up(MPI_Request& req, bool is_recv) {
+    if (is_recv) {
+      MPI_Cancel(&req);
+      MPI_Wait(&req, MPI_STATUS_IGNORE);
+    } else {
+      MPI_Request_free(&req); // a send cannot be taken back: let it complete or not
+    }
+  }
+
+  /// Polls until `req` completes: meanwhile checks for failure notices, for an out-of-order
+  /// message from `peer` (receives: `tag` >= 0) and for the deadline.
+  MPI_Status wait(MPI_Request& req, int peer, int tag, boundary_identity const& id, const char* what) {
+    MPI_Status st{};
+    int done = 0;
+    auto const start = std::chrono::steady_clock::now();
+    try {
+      for (unsigned poll = 0;; ++poll) {
+        detail::check(MPI_Test(&req, &done, &st), "MPI_Test");
+        if (done) return st;
+        // give the core away between polls (ranks often outnumber cores), as MPI's own
+        // blocking calls do when oversubscribed
+        if (poll >= 4) std::this_thread::yield();
+        if (poll % 16 != 15) continue;
+        check_notices();
+        if (tag >= 0) check_order(req, peer, tag, id, st);
+        if (req == MPI_REQUEST_NULL) return st; // completed during the order check
+        if (poll % 256 == 255 && std::chrono::steady_clock::now() - start > timeout_)
+          throw timeout_error("pipesched: rank " + std::to_string(rank_) + " waited longer than the timeout in its " +
+                              what + " of the " + host::describe(id) + " (rank " + std::to_string(peer) + ", " +
+                              host::describe(*current_) + ")");
+      }
+    } catch (...) {
+      if (req != MPI_REQUEST_NULL) give_up(req, tag >= 0);
+      throw;
+    }
+  }
+
+  void check_notices() {
+    int flag = 0;
+    MPI_Status st{};
+    MPI_Iprobe(MPI_ANY_SOURCE, abort_tag_, comm_, &flag, &st);
+    if (!flag) return;
+    detail::notice n{};
+    MPI_Recv(&n, sizeof(n), MPI_BYTE, st.MPI_SOURCE, abort_tag_, comm_, MPI_STATUS_IGNORE);
+    host::action_record const a{n.action};
+    n.what[sizeof(n.what) - 1] = '\0';
+    throw remote_failure("pipesched: rank " + std::to_string(n.rank) + " failed (" + host::describe(a) +
+                             "): " + n.what + "; rank " + std::to_string(rank_) + " stopped (" +
+                             host::describe(*current_) + ")",
+                         n.rank, a);
+  }
+
+  /// Messages from one peer arrive in the order they were sent. If a message with another
+  /// tag from `peer` is waiting while ours has not arrived, the peer sent it first: the two
+  /// ranks disagree on the order (an imported table that both ends do not share, say).
+  void check_order(MPI_Request& req, int peer, int tag, boundary_identity const& id, MPI_Status& st) {
+    int flag = 0;
+    MPI_Status probe{};
+    MPI_Iprobe(peer, MPI_ANY_TAG, comm_, &flag, &probe);
+    if (!flag || probe.MPI_TAG == tag || probe.MPI_TAG == abort_tag_) return;
+    int done = 0;
+    detail::check(MPI_Test(&req, &done, &st), "MPI_Test");
+    if (done) return; // ours had arrived first after all
+    throw error("pipesched: rank " + std::to_string(rank_) + " expected the " + host::describe(id) + " from rank " +
+                std::to_string(peer) + ", which sent " + describe_tag(probe.MPI_TAG) +
+                " first: the two ranks run different tables");
+  }
+
+  MPI_Comm comm_;
+  int rank_;
+  int stages_;
+  bool synchronous_;
+  std::chrono::nanoseconds timeout_;
+  host::action_record* current_;
+  int abort_tag_ = 32767;
+  int tag_space_ = 32767;
+  bool exact_ = true;
+  detail::notice notice_{};
+  std::vector<MPI_Request> notices_;
+};
+
+/// Runs this process's rank of schedule S. Its rank in `comm` is its pipeline rank; `comm`
+/// must have exactly S::ranks processes, and every one of them constructs the executor
+/// (collectively: the constructor duplicates `comm`, so the executor's messages never mix
+/// with the user's own, whatever their tags). The constructor allocates the rank's boundary
+/// buffers; `run(functor)` executes one iteration of plan<S, rank> and allocates nothing.
+///
+/// Failures never leave a rank blocked: when a functor throws on one rank, or a transfer
+/// fails or waits longer than options.timeout, that rank tells every other one, each of
+/// which ends its iteration with remote_failure naming the failing rank and action, while
+/// the failing rank rethrows its own exception. An executor that failed cannot run again
+/// (run throws): the ranks no longer agree on what was sent.
+template <schedule_type S> class executor {
+  static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
+
+public:
+  executor(MPI_Comm comm, options const& o) : options_(o) {
     int size = 0;
-    MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &size);
     if (size != S::ranks)
       throw error("pipesched: the schedule has " + std::to_string(S::ranks) + " ranks, the communicator " +
                   std::to_string(size) + " processes");
-    buffers_ = host::boundary_buffers(buffer_plan<S>::slots(rank_), o.slot_bytes);
+    bytes_ = boundary_byte_table(S::stages, o.boundaries, o.slot_bytes);
+    detail::check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(comm_, &rank_);
+    buffers_ = host::boundary_buffers(buffer_plan<S>::slot_bytes(rank_, bytes_));
+    transport_ = std::make_unique<transport>(comm_, rank_, S::stages, S::microbatches, o, &current_);
+  }
+  executor(executor const&) = delete;
+  executor& operator=(executor const&) = delete;
+  ~executor() {
+    if (transport_) transport_->finish_notices(std::chrono::seconds(1));
+    // Freeing a communicator other ranks may still block on is not safe after a failure.
+    if (!failed_ && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   }
 
   int rank() const { return rank_; }
   host::boundary_buffers const& buffers() const { return buffers_; }
+  /// The executor's own communicator (a duplicate of the one it was given).
+  MPI_Comm communicator() const { return comm_; }
+  /// The tag this executor gives a boundary (for tests: users never need it).
+  int tag_of(boundary_identity const& b) const { return transport_->tag_of(b); }
 
   /// One iteration of this process's rank.
   template <class Functor> void run(Functor& functor) {
-    [&]<int... R>(std::integer_sequence<int, R...>) {
-      (void)((rank_ == R ? (plan<S, R>::run(functor, transport_, buffers_.views()), true) : false) || ...);
+    if (failed_)
+      throw error("pipesched: this MPI executor stopped after a failure in an earlier run; the ranks no longer "
+                  "agree on what was sent: end the job or build new executors on every rank");
+    current_ = host::action_record{};
+    try {
+      [&]<int... R>(std::integer_sequence<int, R...>) {
+        (void)((rank_ == R ? (plan<S, R>::run(functor, *transport_, boundary_views{buffers_.views(), bytes_.data()}),
+                              true)
+                           : false) ||
+               ...);
+      }
+      (std::make_integer_sequence<int, S::ranks>{});
+    } catch (remote_failure const&) {
+      failed_ = true;
+      throw;
+    } catch (std::exception const& e) {
+      failed_ = true;
+      transport_->notify_failure(S::ranks, e.what());
+      throw;
+    } catch (...) {
+      failed_ = true;
+      transport_->notify_failure(S::ranks, "an exception not derived from std::exception");
+      throw;
     }
-    (std::make_integer_sequence<int, S::ranks>{});
   }
 
 private:
-  MPI_Comm comm_;
+  options options_;
+  std::vector<std::size_t> bytes_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
-  transport transport_;
   host::boundary_buffers buffers_;
+  host::action_record current_{};
+  std::unique_ptr<transport> transport_;
+  bool failed_ = false;
 };
 
 } // namespace pipesched::mpi

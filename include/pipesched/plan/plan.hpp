@@ -6,7 +6,8 @@
 
 #include "pipesched/core/action.hpp"
 #include "pipesched/core/config.hpp"
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
+#include "pipesched/plan/boundary.hpp"
 #include "pipesched/plan/stage_functor.hpp"
 #include "pipesched/plan/step.hpp"
 
@@ -31,6 +32,20 @@
 
 namespace pipesched {
 
+namespace detail {
+/// The view of field Slot (a slot index, -1: none) holding boundary Key, from a plain slot
+/// array: each boundary is given its slot's whole size.
+template <int Slot, int Key> PIPESCHED_PLAN_INLINE PIPESCHED_HD view view_of(view const* slots) {
+  if constexpr (Slot < 0) return view{};
+  else return slots[Slot];
+}
+/// The same from boundary_views: the slot's address and the boundary's own size.
+template <int Slot, int Key> PIPESCHED_PLAN_INLINE PIPESCHED_HD view view_of(boundary_views const& b) {
+  if constexpr (Slot < 0 || Key < 0) return view{};
+  else return view{b.slots[Slot].data, b.bytes[Key]};
+}
+} // namespace detail
+
 /// The execution plan of rank Rank of schedule S: its lowered list unrolled at compile time
 /// into one call per action — no loop, no switch, no indirect call. Each compute action calls
 /// the stage functor's member for its pass with a compile-time `step` type and the run-time
@@ -39,43 +54,56 @@ namespace pipesched {
 ///
 /// A backend is an executor (which runs `plan<S, r>::run` for each rank r on a thread, a
 /// process or a stream) plus a transport (in-process channels, MPI, CUDA copies or NCCL).
+/// A transport that has `template <class Step> void on_action(Step)` is told of every action
+/// before it runs (executors use it to name the action a failure happened in).
 template <schedule_type S, int Rank> struct plan {
-  static_assert(Rank >= 0 && Rank < S::ranks, "pipesched: plan<Schedule, Rank>: Rank must be in 0..P-1");
+  static_assert(detail::checked<S>); // a schedule that fails verification stops the build here
+  static_assert(!S::valid || (Rank >= 0 && Rank < S::ranks), "pipesched: plan<Schedule, Rank>: Rank must be in 0..P-1");
 
   using schedule = S;
   static constexpr int rank = Rank;
-  /// Number of actions (compute passes and transfers) in the rank's list.
-  static constexpr std::size_t size = S::lowered.size(Rank);
+  /// Number of actions (compute passes and transfers) in the rank's list (none when the
+  /// schedule failed its checks: the build has stopped with their message).
+  static constexpr std::size_t size = S::valid ? S::lowered.size(Rank) : 0;
   /// Boundary buffer slots the rank needs: the peak number of boundaries alive at once.
-  static constexpr int slots = S::lowered.slot_count[Rank];
+  static constexpr int slots = S::valid ? S::lowered.slot_count[Rank] : 0;
   /// Step type of the rank's I-th action.
   template <std::size_t I> using step_at = step_of<S, Rank, I>;
+  /// Which boundary (boundary_key) field `in`, `out` or `aux` of the rank's I-th action holds.
+  template <std::size_t I, field F> static constexpr int key_at = boundary_key(S::lowered, action_of<S, Rank, I>, F);
 
   /// Runs the rank's list once. `functor` has the members the schedule calls (see
-  /// stage_functor_for); `transport` has send/recv (transport_for); `slot_views` points at
-  /// `slots` views of the rank's boundary buffers (may be null when slots == 0).
+  /// stage_functor_for); `transport` has send/recv (transport_for); `views` is either
+  /// `view const*` pointing at `slots` views of the rank's boundary buffers (each boundary
+  /// then gets its slot's whole size; may be null when slots == 0) or a `boundary_views`
+  /// (each boundary gets its own size: what executors pass).
   PIPESCHED_EXEC_CHECK_DISABLE
-  template <class Functor, class Transport>
-  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run(Functor& functor, Transport& transport, view const* slot_views,
+  template <class Functor, class Transport, class Views>
+  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run(Functor& functor, Transport& transport, Views const& views,
                                                      stream_handle stream = nullptr) {
-    // A missing member fires one static_assert that names it; the calls are then skipped so
-    // that no other error follows.
-    if constexpr (detail::members_ok<S, Rank, Functor, Transport>) {
+    if constexpr (S::valid) {
+      // A missing member fires one static_assert that names it; the calls are then skipped
+      // so that no other error follows.
+      if constexpr (detail::members_ok<S, Rank, Functor, Transport>) {
 #if !defined(__CUDACC__) && PIPESCHED_PLAN_BLOCK > 0
-      run_blocks(functor, transport, slot_views, stream, std::make_index_sequence<(size + block - 1) / block>{});
+        run_blocks(functor, transport, views, stream, std::make_index_sequence<(size + block - 1) / block>{});
 #else
-      run_range<0>(functor, transport, slot_views, stream, std::make_index_sequence<size>{});
+        run_range<0>(functor, transport, views, stream, std::make_index_sequence<size>{});
 #endif
+      }
     }
   }
 
   /// Runs a single action, for executors that interleave their own work between actions.
   PIPESCHED_EXEC_CHECK_DISABLE
-  template <std::size_t I, class Functor, class Transport>
-  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run_one(Functor& functor, Transport& transport, view const* slot_views,
+  template <std::size_t I, class Functor, class Transport, class Views>
+  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run_one(Functor& functor, Transport& transport, Views const& views,
                                                          stream_handle stream = nullptr) {
     using st = step_at<I>;
-    io const x{slot<st::in>(slot_views), slot<st::out>(slot_views), slot<st::aux>(slot_views), stream, Rank};
+    io const x{detail::view_of<st::in, key_at<I, field::in>>(views),
+               detail::view_of<st::out, key_at<I, field::out>>(views),
+               detail::view_of<st::aux, key_at<I, field::aux>>(views), stream, Rank};
+    if constexpr (requires { transport.on_action(st{}); }) transport.on_action(st{});
     if constexpr (st::kind == op::forward) functor.forward(st{}, x);
     else if constexpr (st::kind == op::backward) functor.backward(st{}, x);
     else if constexpr (st::kind == op::backward_input) functor.backward_input(st{}, x);
@@ -85,16 +113,11 @@ template <schedule_type S, int Rank> struct plan {
   }
 
 private:
-  template <int Slot> PIPESCHED_PLAN_INLINE PIPESCHED_HD static view slot(view const* v) {
-    if constexpr (Slot < 0) return view{};
-    else return v[Slot];
-  }
-
   /// Actions Base + I..., in order (none on a rank whose stages no micro-batch visits).
   PIPESCHED_EXEC_CHECK_DISABLE
-  template <std::size_t Base, class Functor, class Transport, std::size_t... I>
+  template <std::size_t Base, class Functor, class Transport, class Views, std::size_t... I>
   PIPESCHED_PLAN_INLINE PIPESCHED_HD static void
-  run_range(Functor& functor, Transport& transport, [[maybe_unused]] view const* v,
+  run_range(Functor& functor, Transport& transport, [[maybe_unused]] Views const& v,
             [[maybe_unused]] stream_handle stream, std::index_sequence<I...>) {
     (run_one<Base + I>(functor, transport, v, stream), ...);
   }
@@ -103,14 +126,14 @@ private:
   static constexpr std::size_t block = PIPESCHED_PLAN_BLOCK;
   template <std::size_t K> static constexpr std::size_t block_size = (K + 1) * block <= size ? block : size - K* block;
 
-  template <std::size_t K, class Functor, class Transport>
-  __attribute__((noinline)) static void run_block(Functor& functor, Transport& transport, view const* v,
+  template <std::size_t K, class Functor, class Transport, class Views>
+  __attribute__((noinline)) static void run_block(Functor& functor, Transport& transport, Views const& v,
                                                   stream_handle stream) {
     run_range<K * block>(functor, transport, v, stream, std::make_index_sequence<block_size<K>>{});
   }
 
-  template <class Functor, class Transport, std::size_t... K>
-  PIPESCHED_PLAN_INLINE static void run_blocks(Functor& functor, Transport& transport, [[maybe_unused]] view const* v,
+  template <class Functor, class Transport, class Views, std::size_t... K>
+  PIPESCHED_PLAN_INLINE static void run_blocks(Functor& functor, Transport& transport, [[maybe_unused]] Views const& v,
                                                [[maybe_unused]] stream_handle stream, std::index_sequence<K...>) {
     (run_block<K>(functor, transport, v, stream), ...);
   }

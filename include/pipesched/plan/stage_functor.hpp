@@ -5,7 +5,7 @@
 #include <type_traits>
 
 #include "pipesched/core/action.hpp"
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/plan/step.hpp"
 
 namespace pipesched {

@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "pipesched/analysis/csv.hpp"
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 
 namespace pipesched {
 

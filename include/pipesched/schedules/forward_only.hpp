@@ -1,7 +1,7 @@
 // pipesched: forward-only (inference) schedules.
 #pragma once
 
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 
 namespace pipesched {
 

@@ -1,7 +1,7 @@
 // pipesched: GPipe (fill-drain).
 #pragma once
 
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 
 namespace pipesched {
 

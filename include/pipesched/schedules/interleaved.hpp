@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 
 namespace pipesched {
 

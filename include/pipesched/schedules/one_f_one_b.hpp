@@ -1,7 +1,7 @@
 // pipesched: 1F1B (PipeDream-flush).
 #pragma once
 
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 
 namespace pipesched {
 

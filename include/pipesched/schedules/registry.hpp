@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"

@@ -5,7 +5,7 @@
 #include <tuple>
 #include <utility>
 
-#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/core/counts.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"

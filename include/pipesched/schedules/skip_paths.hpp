@@ -17,9 +17,9 @@
 
 #include <cstdint>
 
-#include "pipesched/analysis/cost.hpp"
-#include "pipesched/analysis/simulate.hpp"
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/cost.hpp"
+#include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/core/table.hpp"
 
 namespace pipesched {

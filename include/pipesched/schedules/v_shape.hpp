@@ -1,7 +1,7 @@
 // pipesched: V-Half and V-Min, the memory-controlled V-shape schedules.
 #pragma once
 
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/core/vec.hpp"
 
 namespace pipesched {

@@ -1,7 +1,7 @@
 // pipesched: ZB-V, the zero-bubble schedule on V placement.
 #pragma once
 
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/core/vec.hpp"
 
 namespace pipesched {

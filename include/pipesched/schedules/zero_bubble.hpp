@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "pipesched/core/schedule.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
 
 namespace pipesched {

@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <utility>
 
-#include "pipesched/analysis/verify.hpp"
+#include "pipesched/pipeline/verify.hpp"
 #include "pipesched/core/counts.hpp"
 #include "pipesched/core/static_table.hpp"
 #include "pipesched/core/table.hpp"
-#include "pipesched/lower/lower.hpp"
+#include "pipesched/pipeline/lower.hpp"
 
 namespace pipesched {
 
@@ -166,8 +166,10 @@ constexpr diagnostic verify_frozen_flow(static_table<R, S, N, L> const& st, diag
 }
 
 /// One static_assert per error code, so the compiler prints the sentence for the one that
-/// fired. E is ok when everything passed.
-template <errc E> constexpr bool report() {
+/// fired. E is ok when everything passed. The other parameters say where the check failed
+/// (-1: not applicable); the compiler prints them in its "In instantiation of" line, e.g.
+/// `[with errc E = errc::cyclic_wait; int Rank = 1; int Position = 0; int Stage = 1; int Microbatch = 1]`.
+template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbatch = -1> constexpr bool report() {
   static_assert(E != errc::zero_ranks, "pipesched: stages<P> must be at least 1: a pipeline needs one rank or more");
   static_assert(E != errc::zero_microbatches, "pipesched: microbatches<M> must be at least 1");
   static_assert(E != errc::zero_chunks, "pipesched: chunks<V> must be at least 1");
@@ -204,6 +206,15 @@ template <errc E> constexpr bool report() {
                                         "1W7: stage, pass, micro-batch)");
   static_assert(E != errc::bad_path, "pipesched: a micro-batch path breaks a path rule");
   static_assert(E != errc::unknown_schedule, "pipesched: no schedule has that name");
+  static_assert(E != errc::program_unordered_read,
+                "pipesched: the CUDA stream program may read a boundary slot before its write is done");
+  static_assert(E != errc::program_unordered_rewrite,
+                "pipesched: the CUDA stream program may rewrite a boundary slot while its previous boundary is "
+                "still read or sent");
+  static_assert(E != errc::program_hang, "pipesched: the CUDA stream program's streams wait on each other in a "
+                                         "cycle: it would hang");
+  static_assert(E != errc::program_malformed, "pipesched: the CUDA stream program does not run each action of the "
+                                              "table exactly once");
   return E == errc::ok;
 }
 
@@ -221,7 +232,9 @@ template <schedule_family Family, class... Ps> struct schedule {
   // Each step below is its own constant evaluation, so each gets the compiler's whole
   // budget (g++: -fconstexpr-ops-limit, 2^25 by default).
   static constexpr detail::build_summary summary = detail::summarize<Family>(parameters);
-  static constexpr bool parameters_ok = detail::report<summary.verdict.code>();
+  static constexpr bool parameters_ok = detail::report<summary.verdict.code, summary.verdict.rank,
+                                                       summary.verdict.position, summary.verdict.stage,
+                                                       summary.verdict.mb>();
   static constexpr int ranks = summary.ranks;
   static constexpr int microbatches = summary.microbatches;
   static constexpr int stages = summary.stages;
@@ -246,17 +259,32 @@ template <schedule_family Family, class... Ps> struct schedule {
   static constexpr diagnostic structure =
       compute_ok ? detail::verify_frozen_structure(lowered, true) : compute_structure;
   static constexpr diagnostic verdict = detail::verify_frozen_flow(lowered, structure, compute_ok);
-  static constexpr bool valid = parameters_ok && detail::report<verdict.code>();
+  /// Whether every check passed. Naming it runs them; a failed check stops the build with
+  /// its sentence. Plans, buffer plans and executors name it, so an invalid schedule never
+  /// runs (detail::checked).
+  static constexpr bool valid =
+      parameters_ok && detail::report<verdict.code, verdict.rank, verdict.position, verdict.stage, verdict.mb>();
   /// The lowered table at run time, for analysis.
   static constexpr table make() { return detail::build<Family>(parameters); }
 };
 
-/// A type is a schedule when it carries a verified lowered table.
+/// A type is a schedule when it carries a lowered table and its verdict. (Whether the
+/// verdict is a pass is checked where the schedule is run: detail::checked.)
 template <class S>
 concept schedule_type = requires {
   S::lowered;
   S::parameters;
+  { S::valid } -> std::convertible_to<bool>;
   { S::make() } -> std::same_as<table>;
 };
+
+namespace detail {
+/// Always true, once S's checks have run: naming S::valid instantiates them, and a failed
+/// check stops the build there with its own sentence (one message, no second one from here).
+/// Every way of running a schedule — plan<S, R>, buffer_plan<S>, each executor —
+/// `static_assert(detail::checked<S>)`, so a schedule that fails verification cannot run
+/// even where nobody names S::valid.
+template <class S> inline constexpr bool checked = S::valid || true;
+} // namespace detail
 
 } // namespace pipesched

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/core/table.hpp"
 #include "pipesched/core/vec.hpp"
 

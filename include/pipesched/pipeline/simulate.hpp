@@ -1,7 +1,7 @@
 // pipesched: list-scheduling simulation of a table under a cost model.
 #pragma once
 
-#include "pipesched/analysis/cost.hpp"
+#include "pipesched/pipeline/cost.hpp"
 #include "pipesched/core/graph.hpp"
 #include "pipesched/core/table.hpp"
 

@@ -1,7 +1,7 @@
 // pipesched: verification — coverage, dependencies, no cyclic wait, the memory bound.
 #pragma once
 
-#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/core/graph.hpp"
 #include "pipesched/core/table.hpp"
 

@@ -4,8 +4,8 @@
 #include <cstddef>
 #include <vector>
 
-#include "pipesched/analysis/cost.hpp"
-#include "pipesched/analysis/simulate.hpp"
+#include "pipesched/pipeline/cost.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/core/graph.hpp"
 #include "pipesched/core/table.hpp"
 
