@@ -103,7 +103,7 @@ template <class S> void failure_mid_iteration() {
   table const t = S::make();
   for (action a : t.lists[static_cast<std::size_t>(victim)])
     if (is_compute(a.kind) && seen++ == at) failed_pass = a;
-  host::failure_site const site = ex.last_failure();
+  failure_site const site = ex.last_failure();
   CHECK(site.rank == victim);
   CHECK(site.action.kind() == failed_pass.kind);
   CHECK(site.action.stage() == failed_pass.stage);

@@ -70,7 +70,7 @@ TEST_CASE("host.executor.many_iterations.v_min.p4.m6") {
 
 TEST_CASE("host.executor.with_rank") {
   int seen = -1;
-  host::detail::with_rank<5>(3, [&](auto r) { seen = decltype(r)::value; });
+  pipesched::detail::with_rank<5>(3, [&](auto r) { seen = decltype(r)::value; });
   CHECK(seen == 3);
 }
 

@@ -147,6 +147,8 @@ public:
   /// Bytes of a boundary between stages: n x d doubles.
   std::size_t boundary_bytes() const { return static_cast<std::size_t>(c_.samples * c_.width) * sizeof(double); }
   double const* batch(int mb) const { return x_.data() + static_cast<std::size_t>(mb * c_.samples * c_.width); }
+  /// The labels of micro-batch mb (n of them).
+  int const* labels(int mb) const { return y_.data() + static_cast<std::size_t>(mb * c_.samples); }
   double const* dlogits(int mb) const {
     return dlogits_.data() + static_cast<std::size_t>(mb * c_.samples * c_.classes);
   }

@@ -1,9 +1,10 @@
-// The compile-time budget: generating, lowering and verifying p = 16, m = 128, v = 2 tables
-// inside the compiler works with the default constexpr limits (g++: -fconstexpr-ops-limit
-// 2^25 per constant evaluation). This file compiling is the test; the case below checks
+// The compile-time budget: generating, lowering and verifying p = 16, m = 128, v = 2 tables,
+// and deriving and checking their CUDA stream programs, inside the compiler works with the
+// default constexpr limits (g++: -fconstexpr-ops-limit 2^25 per constant evaluation). This file compiling is the test; the case below checks
 // the frozen tables are complete.
 #include <doctest/doctest.h>
 
+#include "pipesched/cuda/stream_program.hpp"
 #include "pipesched/schedules/interleaved.hpp"
 #include "pipesched/schedules/zb_v.hpp"
 
@@ -13,6 +14,12 @@ using big_v = zb_v<stages<16>, microbatches<128>>;
 using big_loop = interleaved_1f1b<stages<16>, microbatches<128>, chunks<2>>;
 static_assert(big_v::valid);
 static_assert(big_loop::valid);
+// The CUDA stream programs of both, derived and checked by the compiler (copy mode, and the
+// rendezvous mode NCCL uses), within the same default limits (each check in chunks of
+// units, every chunk its own constant evaluation).
+static_assert(cuda::stream_program_of<big_v>::valid);
+static_assert(cuda::stream_program_of<big_loop>::valid);
+static_assert(cuda::stream_program_of<big_v, cuda::transfer_mode::rendezvous>::valid);
 
 TEST_CASE("schedule.compile_budget.p16.m128.v2") {
   // every stage-micro-batch pair has its F, I and W (ZB-V) or F and B (interleaved), and
@@ -36,4 +43,8 @@ TEST_CASE("schedule.compile_budget.p16.m128.v2") {
   // closed form: stage s is on rank s mod 16 (reference: Placements, loop), so s and s+1 are
   // never on one rank; 31 boundaries × 2 directions × 2 actions × m
   CHECK(big_loop::lowered.offset[16] == compute_loop + 2u * 2u * 31u * 128u);
+  // closed form: one issue unit per compute pass and one per transfer pair (a SEND with its
+  // RECV): compute + 2 directions × 30 (V) or 31 (loop) crossings × m
+  CHECK(cuda::stream_program_of<big_v>::units == compute_v + 2u * 30u * 128u);
+  CHECK(cuda::stream_program_of<big_loop>::units == compute_loop + 2u * 31u * 128u);
 }

@@ -141,6 +141,17 @@ enum : std::uint8_t {
   record_released_aux = 32,
 };
 
+/// What the program does around one action: its event bits, and for each wait the stream
+/// that records the event it waits for (the content's writer stream for `written`, the
+/// stream of the previous content's reads for `released`; -1: none), by field in, aux, out.
+/// An executor keeps one event per (event, recording stream) and waits on that one, so the
+/// stream must be the one that issued the event's latest record — which check_stream_order
+/// and verify_stream_program check.
+struct action_events {
+  std::uint8_t bits = 0;
+  std::int16_t source[3] = {-1, -1, -1};
+};
+
 /// The stream on which action i of rank r touches its slots: compute passes on the
 /// rank's compute stream; a RECV on the rank's communication stream; a SEND on the
 /// receiver's communication stream (copy mode: the copy runs there) or its own (rendezvous).
@@ -156,17 +167,17 @@ constexpr int access_stream(action const& a, int r, transfer_mode mode) {
 /// contents were read on another stream waits for `released`, recorded after the last of
 /// those reads. Each content is read on one stream in the tables lowering makes; a table
 /// whose contents are read on two other streams is refused (program_malformed).
-constexpr diagnostic event_flags(lowered_view const& t, transfer_mode mode, vec<vec<std::uint8_t>>& flags) {
+constexpr diagnostic event_flags(lowered_view const& t, transfer_mode mode, vec<vec<action_events>>& flags) {
   std::size_t const p = static_cast<std::size_t>(t.ranks);
-  flags.assign(p, vec<std::uint8_t>{});
+  flags.assign(p, vec<action_events>{});
   // per slot: the current boundary's writer stream and action, the one stream its reads are
   // on (-1: none yet), and its last read there (action and field)
   vec<std::int32_t> state;
   for (std::size_t r = 0; r < p; ++r) {
     action const* const list = t.list[r];
     std::size_t const len = t.length[r];
-    flags[r].assign(len, 0);
-    std::uint8_t* const fl = flags[r].data();
+    flags[r].assign(len, action_events{});
+    action_events* const fl = flags[r].data();
     std::size_t const nslots = static_cast<std::size_t>(t.slots[r]);
     state.assign(nslots * 5, -1);
     std::int32_t* const st = state.data();
@@ -187,8 +198,9 @@ constexpr diagnostic event_flags(lowered_view const& t, transfer_mode mode, vec<
         if (c[2] >= 0 && c[2] != s)
           return {errc::program_malformed, rank, static_cast<int>(i), a.stage, a.mb, "a boundary read on two streams"};
         if (c[2] < 0 && s != c[0]) {
-          fl[i] |= f == 0 ? wait_written_in : wait_written_aux;
-          fl[c[1]] |= record_written_out;
+          fl[i].bits |= f == 0 ? wait_written_in : wait_written_aux;
+          fl[i].source[f] = static_cast<std::int16_t>(c[0]);
+          fl[c[1]].bits |= record_written_out;
         }
         c[2] = s;
         c[3] = static_cast<std::int32_t>(i);
@@ -203,8 +215,9 @@ constexpr diagnostic event_flags(lowered_view const& t, transfer_mode mode, vec<
           return {errc::program_malformed, rank, static_cast<int>(i), a.stage, a.mb,
                   "a boundary overwritten before anything read it"};
         if (c[2] != s) {
-          fl[i] |= wait_released_out;
-          fl[c[3]] |= c[4] == 0 ? record_released_in : record_released_aux;
+          fl[i].bits |= wait_released_out;
+          fl[i].source[2] = static_cast<std::int16_t>(c[2]);
+          fl[c[3]].bits |= c[4] == 0 ? record_released_in : record_released_aux;
         }
       }
       c[0] = s;
@@ -341,23 +354,28 @@ constexpr diagnostic issue_units(lowered_view const& t, cost_model const& costs,
 
 /// Calls emit(op) for the stream ops of one unit: its waits, its op (an exec, a copy, or a
 /// send and its receive side by side), its records. `flags(r, i)` gives action i of rank r's
-/// event bits (event_flags); events: written[k] = base[r] + k, released[k] = base[r] + slots_r + k.
+/// action_events (event_flags); events: written[k] = base[r] + k, released[k] = base[r] +
+/// slots_r + k. A wait op carries the stream whose record it waits for in peer_action.
 template <class Flags, class Emit>
 constexpr void expand_unit(lowered_view const& t, transfer_mode mode, int const* base, Flags const& flags,
                            std::uint64_t u, Emit&& emit) {
   using k = stream_op_kind;
+  // a wait carries, in peer_action, the stream that records the event it waits for
   auto waits = [&](std::size_t r, std::size_t i, int s) {
-    std::uint8_t const f = flags(r, i);
+    action_events const e = flags(r, i);
+    std::uint8_t const f = e.bits;
     if (!(f & (wait_written_in | wait_written_aux | wait_released_out))) return;
     action const& a = t.list[r][i];
     std::uint16_t const st = static_cast<std::uint16_t>(s), rk = static_cast<std::uint16_t>(r);
     int const b = base[r], half = (base[r + 1] - base[r]) / 2;
-    if (f & wait_written_in) emit(stream_op{k::wait, st, rk, static_cast<std::uint16_t>(b + a.in), 0, 0});
-    if (f & wait_written_aux) emit(stream_op{k::wait, st, rk, static_cast<std::uint16_t>(b + a.aux), 0, 0});
-    if (f & wait_released_out) emit(stream_op{k::wait, st, rk, static_cast<std::uint16_t>(b + half + a.out), 0, 0});
+    auto src = [&](int f_) { return static_cast<std::uint32_t>(e.source[f_]); };
+    if (f & wait_written_in) emit(stream_op{k::wait, st, rk, static_cast<std::uint16_t>(b + a.in), 0, src(0)});
+    if (f & wait_written_aux) emit(stream_op{k::wait, st, rk, static_cast<std::uint16_t>(b + a.aux), 0, src(1)});
+    if (f & wait_released_out)
+      emit(stream_op{k::wait, st, rk, static_cast<std::uint16_t>(b + half + a.out), 0, src(2)});
   };
   auto records = [&](std::size_t r, std::size_t i, int s) {
-    std::uint8_t const f = flags(r, i);
+    std::uint8_t const f = flags(r, i).bits;
     if (!(f & (record_written_out | record_released_in | record_released_aux))) return;
     action const& a = t.list[r][i];
     std::uint16_t const st = static_cast<std::uint16_t>(s), rk = static_cast<std::uint16_t>(r);
@@ -427,7 +445,7 @@ constexpr stream_program derive_stream_program(detail::lowered_view const& t, tr
   stream_program prog{};
   prog.ranks = t.ranks;
   prog.mode = mode;
-  vec<vec<std::uint8_t>> flags;
+  vec<vec<detail::action_events>> flags;
   if (auto d = detail::event_flags(t, mode, flags)) {
     prog.error = d;
     return prog;
@@ -557,6 +575,8 @@ constexpr diagnostic verify_stream_program(detail::lowered_view const& t, stream
     stream_ops[o.stream].push_back(static_cast<std::uint32_t>(g));
     if (o.kind == stream_op_kind::record) latest[o.event] = static_cast<std::int32_t>(g);
     else if (o.kind == stream_op_kind::wait && latest[o.event] >= 0) {
+      if (o.peer_action != ops[static_cast<std::size_t>(latest[o.event])].stream)
+        return bad(g, "a wait names another stream than the one that issued its event's latest record");
       refers[g] = latest[o.event];
       referenced[static_cast<std::size_t>(latest[o.event])] = 1;
     }
@@ -812,6 +832,165 @@ constexpr diagnostic verify_stream_program(table const& t, stream_program const&
   return verify_stream_program(detail::view_of(t), prog);
 }
 
+namespace detail {
+
+/// The state of check_stream_order between ops, as pointers into storage the caller owns (a
+/// run-time check keeps it in vecs; the compiler, in a struct of arrays frozen between
+/// constant evaluations, so that a long program is checked in several evaluations).
+struct order_state_ref {
+  std::uint32_t* pos;        ///< per stream: ops issued so far
+  std::uint32_t* known;      ///< [stream * streams + other]: the furthest op of `other` a wait ordered before it
+  std::int32_t* rec_stream;  ///< per event: the stream of its latest record (-1: none)
+  std::uint32_t* rec_pos;    ///< per event: that record's position
+  std::size_t* next;         ///< per rank: the index of its next action
+  std::int32_t* content;     ///< per slot (slot_base order), 6 entries: writer stream and position, readers
+  std::size_t const* slot_base;
+  bool* pending_send;        ///< rendezvous: the last op was a send
+  stream_op* last_send;
+  diagnostic* error;
+};
+
+/// One op of check_stream_order; false (and *error set) when the program fails.
+constexpr bool check_op(lowered_view const& t, std::size_t ne, order_state_ref const& st, stream_op const& o) {
+  std::size_t const p = static_cast<std::size_t>(t.ranks);
+  std::size_t const ns = 2 * p;
+  std::uint32_t* const pos = st.pos;
+  std::uint32_t* const known = st.known;
+  auto fail = [&](errc e, std::size_t r, std::size_t i, const char* why) {
+    action const& a = t.list[r][i];
+    *st.error = diagnostic{e, static_cast<int>(r), static_cast<int>(i), a.stage, a.mb, why};
+    return false;
+  };
+  auto ordered = [&](std::int32_t from_stream, std::int32_t from_pos, std::size_t s) {
+    return from_stream == static_cast<std::int32_t>(s) ||
+           known[s * ns + static_cast<std::size_t>(from_stream)] >= static_cast<std::uint32_t>(from_pos);
+  };
+  auto read = [&](std::size_t r, std::size_t i, std::uint16_t k, std::size_t s, const char* why) {
+    if (k == no_slot) return true;
+    if (k >= static_cast<std::size_t>(t.slots[r])) return fail(errc::program_malformed, r, i, "slot out of range");
+    std::int32_t* const c = st.content + (st.slot_base[r] + k) * 6;
+    if (c[0] < 0 || !ordered(c[0], c[1], s)) return fail(errc::program_unordered_read, r, i, why);
+    std::int32_t const me = static_cast<std::int32_t>(s), at = static_cast<std::int32_t>(pos[s]);
+    if (c[2] < 0 || c[2] == me) {
+      c[2] = me;
+      c[3] = at;
+    } else if (c[4] < 0 || c[4] == me) {
+      c[4] = me;
+      c[5] = at;
+    } else {
+      return fail(errc::program_malformed, r, i, "a boundary read on more than two streams");
+    }
+    return true;
+  };
+  auto write = [&](std::size_t r, std::size_t i, std::uint16_t k, std::size_t s) {
+    if (k == no_slot) return true;
+    if (k >= static_cast<std::size_t>(t.slots[r])) return fail(errc::program_malformed, r, i, "slot out of range");
+    std::int32_t* const c = st.content + (st.slot_base[r] + k) * 6;
+    // with readers, the previous write is ordered before them (checked at each read), and
+    // they before this write: only an unread boundary needs its writer checked directly
+    if (c[0] >= 0 && c[2] < 0 && !ordered(c[0], c[1], s))
+      return fail(errc::program_unordered_rewrite, r, i, "rewrites a slot before its previous write is done");
+    if ((c[2] >= 0 && !ordered(c[2], c[3], s)) || (c[4] >= 0 && !ordered(c[4], c[5], s)))
+      return fail(errc::program_unordered_rewrite, r, i,
+                  "rewrites a slot while its previous boundary may still be read or sent");
+    c[0] = static_cast<std::int32_t>(s);
+    c[1] = static_cast<std::int32_t>(pos[s]);
+    c[2] = c[3] = c[4] = c[5] = -1;
+    return true;
+  };
+  auto in_order = [&](std::size_t r, std::size_t i) {
+    if (r >= p || i >= t.length[r] || i != st.next[r]) return false;
+    ++st.next[r];
+    return true;
+  };
+  std::size_t const s = o.stream;
+  if (s >= ns || o.rank >= p) {
+    *st.error = {errc::program_malformed, -1, -1, -1, -1, "a stream or rank out of range"};
+    return false;
+  }
+  if (*st.pending_send && o.kind != stream_op_kind::recv) {
+    *st.error = {errc::program_hang, st.last_send->rank, static_cast<int>(st.last_send->action), -1, -1,
+                 "a rendezvous send not issued right next to its receive"};
+    return false;
+  }
+  ++pos[s];
+  std::size_t const r = o.rank, i = o.action;
+  switch (o.kind) {
+  case stream_op_kind::record:
+    if (o.event >= ne) break;
+    st.rec_stream[o.event] = static_cast<std::int32_t>(s);
+    st.rec_pos[o.event] = pos[s];
+    return true;
+  case stream_op_kind::wait:
+    if (o.event >= ne) break;
+    if (st.rec_stream[o.event] >= 0 && static_cast<std::int32_t>(o.peer_action) != st.rec_stream[o.event]) {
+      *st.error = {errc::program_malformed, static_cast<int>(o.rank), -1, -1, -1,
+                   "a wait names another stream than the one that issued its event's latest record"};
+      return false;
+    }
+    if (st.rec_stream[o.event] >= 0) {
+      std::uint32_t& kn = known[s * ns + static_cast<std::size_t>(st.rec_stream[o.event])];
+      kn = kn > st.rec_pos[o.event] ? kn : st.rec_pos[o.event];
+    }
+    return true;
+  case stream_op_kind::exec: {
+    if (r >= p || i >= t.length[r]) break;
+    if (!in_order(r, i) || !is_compute(t.list[r][i].kind) || s != 2 * r)
+      return fail(errc::program_malformed, r, i, "a pass out of its rank's list order or off its compute stream");
+    action const& a = t.list[r][i];
+    return read(r, i, a.in, s, "reads its input before its write is done") &&
+           read(r, i, a.aux, s, "reads its saved input before its write is done") && write(r, i, a.out, s);
+  }
+  case stream_op_kind::copy: {
+    if (i >= t.length[r] || !is_recv(t.list[r][i].kind)) break;
+    std::size_t const q = t.list[r][i].peer, si = o.peer_action;
+    if (q >= p || si >= t.length[q] || !is_send(t.list[q][si].kind) || t.list[q][si].peer != r ||
+        t.list[q][si].mb != t.list[r][i].mb || !in_order(r, i) || !in_order(q, si))
+      return fail(errc::program_malformed, r, i, "a copy out of its ranks' list order or of another boundary");
+    return read(q, si, t.list[q][si].in, s, "the transfer reads its boundary before it is written") &&
+           write(r, i, t.list[r][i].out, s);
+  }
+  case stream_op_kind::send:
+    if (i >= t.length[r]) break;
+    if (!in_order(r, i) || !is_send(t.list[r][i].kind))
+      return fail(errc::program_malformed, r, i, "a send out of its rank's list order");
+    *st.pending_send = true;
+    *st.last_send = o;
+    return read(r, i, t.list[r][i].in, s, "the transfer reads its boundary before it is written");
+  case stream_op_kind::recv: {
+    if (i >= t.length[r]) break;
+    if (!in_order(r, i) || !is_recv(t.list[r][i].kind))
+      return fail(errc::program_malformed, r, i, "a receive out of its rank's list order");
+    action const& b = t.list[r][i];
+    stream_op const& ls = *st.last_send;
+    if (!*st.pending_send || ls.rank != b.peer || t.list[ls.rank][ls.action].peer != r ||
+        t.list[ls.rank][ls.action].mb != b.mb)
+      return fail(errc::program_hang, r, i, "a rendezvous receive not issued right next to its send");
+    *st.pending_send = false;
+    return write(r, i, b.out, s);
+  }
+  }
+  *st.error = {errc::program_malformed, static_cast<int>(o.rank), -1, -1, -1, "an op names no valid action or event"};
+  return false;
+}
+
+/// The end of check_stream_order: every action run, no send left without its receive.
+constexpr diagnostic check_finish(lowered_view const& t, order_state_ref const& st) {
+  if (!st.error->ok()) return *st.error;
+  if (*st.pending_send)
+    return {errc::program_hang, st.last_send->rank, static_cast<int>(st.last_send->action), -1, -1,
+            "a rendezvous send without its receive"};
+  for (std::size_t r = 0; r < static_cast<std::size_t>(t.ranks); ++r)
+    if (st.next[r] != t.length[r]) {
+      action const& a = t.list[r][st.next[r]];
+      return {errc::program_malformed, static_cast<int>(r), static_cast<int>(st.next[r]), a.stage, a.mb,
+              "an action the program never runs"};
+    }
+  return {};
+}
+
+} // namespace detail
+
 /// A stricter check than verify_stream_program, cheap enough for the compiler at every size
 /// the schedule checks reach (one pass in issue order, constant work per op): every order
 /// the boundaries need between two streams must be made by a single event — a wait on the
@@ -832,143 +1011,18 @@ constexpr diagnostic check_stream_order(detail::lowered_view const& t, vec<int> 
   std::size_t const ns = 2 * p;
   if (event_base.size() != p + 1) return {errc::program_malformed, -1, -1, -1, -1, "event numbering of another table"};
   std::size_t const ne = static_cast<std::size_t>(event_base[p]);
-  vec<std::uint32_t> pos_v(ns, 0), known_v(ns * ns, 0);
-  std::uint32_t* const pos = pos_v.data();
-  std::uint32_t* const known = known_v.data();
-  vec<std::int32_t> rec_stream_v(ne, -1);
-  vec<std::uint32_t> rec_pos_v(ne, 0);
-  std::int32_t* const rec_stream = rec_stream_v.data();
-  std::uint32_t* const rec_pos = rec_pos_v.data();
-  vec<std::size_t> next_v(p, 0);
-  std::size_t* const next = next_v.data();
-  // contents of every slot: writer stream and position, readers on up to two streams
-  vec<std::size_t> slot_base(p + 1, 0);
+  vec<std::uint32_t> pos(ns, 0), known(ns * ns, 0), rec_pos(ne, 0);
+  vec<std::int32_t> rec_stream(ne, -1);
+  vec<std::size_t> next(p, 0), slot_base(p + 1, 0);
   for (std::size_t r = 0; r < p; ++r) slot_base[r + 1] = slot_base[r] + static_cast<std::size_t>(t.slots[r]);
-  vec<std::int32_t> content_v(slot_base[p] * 6, -1);
-  std::int32_t* const content = content_v.data(); // per slot: ws, wpos, rs0, rpos0, rs1, rpos1
-  diagnostic error{};
-  bool pending_send = false; // rendezvous: the last op was a send, so this one must be its receive
+  vec<std::int32_t> content(slot_base[p] * 6, -1);
+  bool pending_send = false;
   stream_op last_send{};
-  auto fail = [&](errc e, std::size_t r, std::size_t i, const char* why) {
-    action const& a = t.list[r][i];
-    error = diagnostic{e, static_cast<int>(r), static_cast<int>(i), a.stage, a.mb, why};
-    return false;
-  };
-  auto ordered = [&](std::int32_t from_stream, std::int32_t from_pos, std::size_t s) {
-    return from_stream == static_cast<std::int32_t>(s) ||
-           known[s * ns + static_cast<std::size_t>(from_stream)] >= static_cast<std::uint32_t>(from_pos);
-  };
-  auto read = [&](std::size_t r, std::size_t i, std::uint16_t k, std::size_t s, const char* why) {
-    if (k == no_slot) return true;
-    if (k >= static_cast<std::size_t>(t.slots[r])) return fail(errc::program_malformed, r, i, "slot out of range");
-    std::int32_t* const c = content + (slot_base[r] + k) * 6;
-    if (c[0] < 0 || !ordered(c[0], c[1], s)) return fail(errc::program_unordered_read, r, i, why);
-    std::int32_t const me = static_cast<std::int32_t>(s), at = static_cast<std::int32_t>(pos[s]);
-    if (c[2] < 0 || c[2] == me) {
-      c[2] = me;
-      c[3] = at;
-    } else if (c[4] < 0 || c[4] == me) {
-      c[4] = me;
-      c[5] = at;
-    } else {
-      return fail(errc::program_malformed, r, i, "a boundary read on more than two streams");
-    }
-    return true;
-  };
-  auto write = [&](std::size_t r, std::size_t i, std::uint16_t k, std::size_t s) {
-    if (k == no_slot) return true;
-    if (k >= static_cast<std::size_t>(t.slots[r])) return fail(errc::program_malformed, r, i, "slot out of range");
-    std::int32_t* const c = content + (slot_base[r] + k) * 6;
-    // with readers, the previous write is ordered before them (checked at each read), and
-    // they before this write: only an unread boundary needs its writer checked directly
-    if (c[0] >= 0 && c[2] < 0 && !ordered(c[0], c[1], s))
-      return fail(errc::program_unordered_rewrite, r, i, "rewrites a slot before its previous write is done");
-    if ((c[2] >= 0 && !ordered(c[2], c[3], s)) || (c[4] >= 0 && !ordered(c[4], c[5], s)))
-      return fail(errc::program_unordered_rewrite, r, i,
-                  "rewrites a slot while its previous boundary may still be read or sent");
-    c[0] = static_cast<std::int32_t>(s);
-    c[1] = static_cast<std::int32_t>(pos[s]);
-    c[2] = c[3] = c[4] = c[5] = -1;
-    return true;
-  };
-  auto in_order = [&](std::size_t r, std::size_t i) {
-    if (r >= p || i >= t.length[r] || i != next[r]) return false;
-    ++next[r];
-    return true;
-  };
-  for_each_op([&](stream_op const& o) -> bool {
-    std::size_t const s = o.stream;
-    if (s >= ns || o.rank >= p) {
-      error = {errc::program_malformed, -1, -1, -1, -1, "a stream or rank out of range"};
-      return false;
-    }
-    if (pending_send && o.kind != stream_op_kind::recv) {
-      error = {errc::program_hang, last_send.rank, static_cast<int>(last_send.action), -1, -1,
-               "a rendezvous send not issued right next to its receive"};
-      return false;
-    }
-    ++pos[s];
-    std::size_t const r = o.rank, i = o.action;
-    switch (o.kind) {
-    case stream_op_kind::record:
-      if (o.event >= ne) break;
-      rec_stream[o.event] = static_cast<std::int32_t>(s);
-      rec_pos[o.event] = pos[s];
-      return true;
-    case stream_op_kind::wait:
-      if (o.event >= ne) break;
-      if (rec_stream[o.event] >= 0) {
-        std::uint32_t& kn = known[s * ns + static_cast<std::size_t>(rec_stream[o.event])];
-        kn = kn > rec_pos[o.event] ? kn : rec_pos[o.event];
-      }
-      return true;
-    case stream_op_kind::exec: {
-      if (!in_order(r, i) || !is_compute(t.list[r][i].kind) || s != 2 * r)
-        return fail(errc::program_malformed, r < p && i < t.length[r] ? r : 0, r < p && i < t.length[r] ? i : 0,
-                    "a pass out of its rank's list order or off its compute stream");
-      action const& a = t.list[r][i];
-      return read(r, i, a.in, s, "reads its input before its write is done") &&
-             read(r, i, a.aux, s, "reads its saved input before its write is done") && write(r, i, a.out, s);
-    }
-    case stream_op_kind::copy: {
-      if (i >= t.length[r] || !is_recv(t.list[r][i].kind)) break;
-      std::size_t const q = t.list[r][i].peer, si = o.peer_action;
-      if (q >= p || si >= t.length[q] || !is_send(t.list[q][si].kind) || t.list[q][si].peer != r ||
-          t.list[q][si].mb != t.list[r][i].mb || !in_order(r, i) || !in_order(q, si))
-        return fail(errc::program_malformed, r, i, "a copy out of its ranks' list order or of another boundary");
-      return read(q, si, t.list[q][si].in, s, "the transfer reads its boundary before it is written") &&
-             write(r, i, t.list[r][i].out, s);
-    }
-    case stream_op_kind::send:
-      if (!in_order(r, i) || !is_send(t.list[r][i].kind))
-        return fail(errc::program_malformed, r < p && i < t.length[r] ? r : 0, 0, "a send out of its rank's list order");
-      pending_send = true;
-      last_send = o;
-      return read(r, i, t.list[r][i].in, s, "the transfer reads its boundary before it is written");
-    case stream_op_kind::recv: {
-      if (!in_order(r, i) || !is_recv(t.list[r][i].kind))
-        return fail(errc::program_malformed, r < p && i < t.length[r] ? r : 0, 0, "a receive out of its rank's list order");
-      action const& b = t.list[r][i];
-      if (!pending_send || last_send.rank != b.peer || t.list[last_send.rank][last_send.action].peer != r ||
-          t.list[last_send.rank][last_send.action].mb != b.mb)
-        return fail(errc::program_hang, r, i, "a rendezvous receive not issued right next to its send");
-      pending_send = false;
-      return write(r, i, b.out, s);
-    }
-    }
-    error = {errc::program_malformed, static_cast<int>(o.rank), -1, -1, -1, "an op names no valid action or event"};
-    return false;
-  });
-  if (!error.ok()) return error;
-  if (pending_send) return {errc::program_hang, last_send.rank, static_cast<int>(last_send.action), -1, -1,
-                            "a rendezvous send without its receive"};
-  for (std::size_t r = 0; r < p; ++r)
-    if (next[r] != t.length[r]) {
-      action const& a = t.list[r][next[r]];
-      return {errc::program_malformed, static_cast<int>(r), static_cast<int>(next[r]), a.stage, a.mb,
-              "an action the program never runs"};
-    }
-  return {};
+  diagnostic error{};
+  detail::order_state_ref const st{pos.data(),  known.data(),     rec_stream.data(), rec_pos.data(), next.data(),
+                                   content.data(), slot_base.data(), &pending_send,     &last_send,     &error};
+  for_each_op([&](stream_op const& o) { return detail::check_op(t, ne, st, o); });
+  return detail::check_finish(t, st);
 }
 
 /// check_stream_order of a whole stream program.
@@ -990,7 +1044,7 @@ constexpr diagnostic check_stream_order(table const& t, stream_program const& pr
 template <std::size_t R, std::size_t N, std::size_t U> struct static_issue {
   diagnostic error{};
   int event_base[R + 1] = {};
-  std::uint8_t flags[N > 0 ? N : 1] = {};
+  detail::action_events flags[N > 0 ? N : 1] = {};
   std::uint64_t units[U > 0 ? U : 1] = {};
   static constexpr std::size_t size = U;
   constexpr bool ok() const { return error.ok(); }
@@ -1003,12 +1057,12 @@ template <std::size_t N, class S> constexpr static_issue<S::rank_count, N, 0> fr
   static_issue<S::rank_count, N, 0> st{};
   if constexpr (S::valid) {
     lowered_view const t = view_of(S::lowered);
-    vec<vec<std::uint8_t>> fl;
+    vec<vec<action_events>> fl;
     st.error = event_flags(t, mode, fl);
     if (!st.ok()) return st;
     std::size_t k = 0;
     for (std::size_t r = 0; r < S::rank_count; ++r) {
-      std::uint8_t const* const f = fl[r].data();
+      action_events const* const f = fl[r].data();
       for (std::size_t i = 0; i < t.length[r]; ++i) st.flags[k++] = f[i];
     }
     vec<int> const base = event_bases(t);
@@ -1039,26 +1093,65 @@ constexpr static_issue<S::rank_count, S::lowered.capacity, U> freeze_issue(Flags
   return st;
 }
 
-template <class S, class Issue> constexpr diagnostic check_issue(Issue const& is, transfer_mode mode) {
-  if constexpr (!S::valid) {
-    return {};
-  } else {
-    if (!is.ok()) return is.error;
-    lowered_view const t = view_of(S::lowered);
-    vec<int> base(S::rank_count + 1, 0);
-    for (std::size_t r = 0; r <= S::rank_count; ++r) base[r] = is.event_base[r];
-    auto flags = [&](std::size_t r, std::size_t i) { return is.flags[S::lowered.offset[r] + i]; };
-    return check_stream_order(t, base, [&](auto&& visit) {
-      bool go = true;
-      for (std::size_t k = 0; k < Issue::size && go; ++k)
-        expand_unit(t, mode, is.event_base, flags, is.units[k], [&](stream_op const& o) {
-          if (go) go = visit(o);
-        });
-    });
+/// check_stream_order's state frozen between constant evaluations (P ranks, E events,
+/// L slots in all).
+template <std::size_t P, std::size_t E, std::size_t L> struct frozen_order_state {
+  diagnostic error{};
+  std::size_t units_done = 0;
+  bool pending_send = false;
+  stream_op last_send{};
+  std::uint32_t pos[2 * P] = {};
+  std::uint32_t known[4 * P * P] = {};
+  std::int32_t rec_stream[E > 0 ? E : 1] = {};
+  std::uint32_t rec_pos[E > 0 ? E : 1] = {};
+  std::size_t next[P] = {};
+  std::size_t slot_base[P + 1] = {};
+  std::int32_t content[L > 0 ? 6 * L : 1] = {};
+
+  constexpr order_state_ref ref() {
+    return order_state_ref{pos, known, rec_stream, rec_pos, next, content, slot_base, &pending_send, &last_send, &error};
   }
+};
+
+/// Units checked per constant evaluation: each evaluation gets the compiler's whole budget.
+inline constexpr std::size_t units_per_check = 4096;
+
+template <class S, class State> constexpr State initial_order_state() {
+  State st{};
+  if constexpr (S::valid) {
+    for (std::size_t e = 0; e < sizeof(st.rec_stream) / sizeof(st.rec_stream[0]); ++e) st.rec_stream[e] = -1;
+    for (std::size_t k = 0; k < sizeof(st.content) / sizeof(st.content[0]); ++k) st.content[k] = -1;
+    for (std::size_t r = 0; r < S::rank_count; ++r) st.slot_base[r + 1] = st.slot_base[r] + S::lowered.slot_count[r];
+  }
+  return st;
+}
+
+/// Checks units [from, to) of issue order `is` (expanded into ops), continuing from `st`.
+template <class S, class Issue, class State>
+constexpr State check_units(State st, Issue const& is, transfer_mode mode, std::size_t from, std::size_t to) {
+  if constexpr (S::valid) {
+    if (!st.error.ok()) return st;
+    if (!is.ok()) {
+      st.error = is.error;
+      return st;
+    }
+    lowered_view const t = view_of(S::lowered);
+    std::size_t const ne = static_cast<std::size_t>(is.event_base[S::rank_count]);
+    order_state_ref const ref = st.ref();
+    auto flags = [&](std::size_t r, std::size_t i) { return is.flags[S::lowered.offset[r] + i]; };
+    bool go = true;
+    for (std::size_t k = from; k < to && go; ++k)
+      expand_unit(t, mode, is.event_base, flags, is.units[k], [&](stream_op const& o) {
+        if (go) go = check_op(t, ne, ref, o);
+      });
+    st.units_done = to;
+    if (go && to == Issue::size) st.error = check_finish(t, ref);
+  }
+  return st;
 }
 
 } // namespace detail
+
 
 /// The stream program of schedule S in transfer mode Mode, derived and checked by the
 /// compiler. `issue` holds the issue order (units) and every action's event bits, from
@@ -1068,6 +1161,7 @@ template <class S, class Issue> constexpr diagnostic check_issue(Issue const& is
 /// check (check_stream_order, which implies the full happens-before model).
 template <schedule_type S, transfer_mode Mode = transfer_mode::copy> struct stream_program_of {
   static_assert(pipesched::detail::checked<S>);
+  using schedule = S;
   static constexpr transfer_mode mode = Mode;
   static constexpr std::size_t units = [] {
     if constexpr (!S::valid) return std::size_t{0};
@@ -1075,7 +1169,31 @@ template <schedule_type S, transfer_mode Mode = transfer_mode::copy> struct stre
   }();
   static constexpr auto flags = detail::freeze_flags<S::lowered.capacity, S>(Mode);
   static constexpr auto issue = detail::freeze_issue<units, S>(flags);
-  static constexpr diagnostic verdict = detail::check_issue<S>(issue, Mode);
+
+private:
+  using order_state =
+      detail::frozen_order_state<S::rank_count, static_cast<std::size_t>(flags.event_base[S::rank_count]),
+                                 [] {
+                                   std::size_t n = 0;
+                                   for (std::size_t r = 0; r < S::rank_count; ++r) n += S::lowered.slot_count[r];
+                                   return n;
+                                 }()>;
+  static constexpr std::size_t chunks = (units + detail::units_per_check - 1) / detail::units_per_check;
+  template <std::size_t K> static constexpr order_state advance() {
+    if constexpr (K == 0) return detail::initial_order_state<S, order_state>();
+    else
+      return detail::check_units<S>(checked_to<K - 1>, issue, Mode, (K - 1) * detail::units_per_check,
+                                    K * detail::units_per_check < units ? K * detail::units_per_check : units);
+  }
+  /// The check's state after K chunks of units, each chunk its own constant evaluation.
+  template <std::size_t K> static constexpr order_state checked_to = advance<K>();
+
+public:
+  static constexpr diagnostic verdict = [] {
+    if constexpr (!S::valid) return diagnostic{};
+    else if constexpr (chunks == 0) return detail::check_units<S>(checked_to<0>, issue, Mode, 0, 0).error;
+    else return checked_to<chunks>.error;
+  }();
   static constexpr bool valid =
       pipesched::detail::report<verdict.code, verdict.rank, verdict.position, verdict.stage, verdict.mb>();
 

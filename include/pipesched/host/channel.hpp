@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pipesched/core/action.hpp"
+#include "pipesched/plan/action_record.hpp"
 #include "pipesched/plan/step.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -38,12 +39,6 @@ struct timeout_error : std::runtime_error {
 struct transfer_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-/// "activation of micro-batch 3 from stage 2 (chunk 0)".
-inline std::string describe(boundary_identity const& b) {
-  return std::string(b.direction == 0 ? "activation" : "gradient") + " of micro-batch " + std::to_string(b.mb) +
-         " from stage " + std::to_string(b.from_stage) + " (chunk " + std::to_string(b.from_chunk) + ")";
-}
 
 /// A shared stop flag.
 class stop_state {
@@ -224,29 +219,6 @@ private:
   std::unique_ptr<channel[]> channels_;
   stop_state stop_;
 };
-
-/// An action packed into one word (kind, stage, micro-batch), cheap to record before every
-/// action so that a failure can name the action it happened in.
-struct action_record {
-  std::uint64_t bits = ~std::uint64_t{0};
-
-  template <class Step> static constexpr action_record of(Step) {
-    return action_record{static_cast<std::uint64_t>(Step::kind) | (std::uint64_t(Step::stage) << 8) |
-                         (std::uint64_t(Step::mb) << 24) | (std::uint64_t(Step::chunk) << 40)};
-  }
-  bool empty() const { return bits == ~std::uint64_t{0}; }
-  op kind() const { return static_cast<op>(bits & 0xff); }
-  int stage() const { return static_cast<int>((bits >> 8) & 0xffff); }
-  int mb() const { return static_cast<int>((bits >> 24) & 0xffff); }
-  int chunk() const { return static_cast<int>((bits >> 40) & 0xff); }
-};
-
-/// "F of stage 2, micro-batch 3" (or "no action yet").
-inline std::string describe(action_record const& a) {
-  if (a.empty()) return "before its first action";
-  return std::string(op_name(a.kind())) + " of stage " + std::to_string(a.stage()) + ", micro-batch " +
-         std::to_string(a.mb());
-}
 
 /// The transport of rank `rank` over a channel mesh: a SEND hands its boundary to the
 /// peer's channel (copied at once when small, rendezvous when large), a RECV takes it and

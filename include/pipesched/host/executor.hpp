@@ -19,6 +19,7 @@
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/plan/boundary.hpp"
 #include "pipesched/plan/buffer_plan.hpp"
+#include "pipesched/plan/functors.hpp"
 #include "pipesched/plan/plan.hpp"
 
 namespace pipesched::host {
@@ -49,37 +50,6 @@ struct options {
 
 namespace detail {
 
-/// Calls fn(std::integral_constant<int, R>{}) for the R equal to the run-time rank.
-template <int Ranks, class Fn> void with_rank(int rank, Fn&& fn) {
-  [&]<int... R>(std::integer_sequence<int, R...>) {
-    (void)((rank == R ? (fn(std::integral_constant<int, R>{}), true) : false) || ...);
-  }
-  (std::make_integer_sequence<int, Ranks>{});
-}
-
-/// Rank R's functor: fs[R] when fs is indexable, std::get<R>(fs) for a tuple.
-template <int R, class Fs> decltype(auto) functor_of(Fs& fs) {
-  if constexpr (requires { fs[R]; }) return (fs[R]);
-  else return (std::get<R>(fs));
-}
-
-/// Throws unless `fs` holds exactly `ranks` functors (checked by the compiler for tuples
-/// and arrays, at run time for containers).
-template <int Ranks, class Fs> void check_functor_count(Fs const& fs) {
-  if constexpr (std::is_array_v<Fs>) {
-    static_assert(std::extent_v<Fs> == static_cast<std::size_t>(Ranks),
-                  "pipesched: run(functors) needs exactly one stage functor per rank of the schedule");
-  } else if constexpr (requires { std::tuple_size<Fs>::value; }) {
-    static_assert(std::tuple_size<Fs>::value == static_cast<std::size_t>(Ranks),
-                  "pipesched: run(functors) needs exactly one stage functor per rank of the schedule");
-  } else if constexpr (requires { fs.size(); }) {
-    if (fs.size() != static_cast<std::size_t>(Ranks))
-      throw std::invalid_argument("pipesched: run(functors) got " + std::to_string(fs.size()) +
-                                  " stage functors for a schedule of " + std::to_string(Ranks) +
-                                  " ranks: give one per rank");
-  }
-}
-
 /// Test hook: called before each rank's thread starts (to simulate a failed start).
 inline void (*before_thread_start)(int rank) = nullptr;
 
@@ -90,12 +60,6 @@ struct alignas(64) current_action {
 };
 
 } // namespace detail
-
-/// Where a run failed: the rank, and the action it was in (or before its first action).
-struct failure_site {
-  int rank = -1;
-  action_record action{};
-};
 
 /// Runs schedule S on p threads of this process, one per rank. The constructor allocates
 /// every rank's boundary buffers (buffer_plan<S> slots, each sized for the largest boundary
@@ -131,7 +95,7 @@ public:
 
   /// One iteration: every rank runs its plan once; returns when all have finished.
   template <class Functors> void run(Functors& functors) {
-    detail::check_functor_count<ranks>(functors);
+    pipesched::detail::check_functor_count<ranks>(functors);
     std::lock_guard<std::mutex> serial(run_mutex_);
     mesh_.reset();
     for (auto& c : current_) c.action = action_record{};
@@ -189,12 +153,12 @@ private:
 
   template <class Functors> static void job(executor& self, void* context, int rank) {
     Functors& fs = *static_cast<Functors*>(context);
-    detail::with_rank<ranks>(rank, [&](auto rc) {
+    pipesched::detail::with_rank<ranks>(rank, [&](auto rc) {
       constexpr int R = decltype(rc)::value;
       channel_transport transport(self.mesh_, R, wait_policy{&self.mesh_.stop(), self.options_.timeout, self.spin_, self.yields_},
                                   &self.current_[R].action);
       boundary_views const views{self.buffers_[R].views(), self.bytes_.data()};
-      plan<S, R>::run(detail::functor_of<R>(fs), transport, views);
+      plan<S, R>::run(pipesched::detail::functor_of<R>(fs), transport, views);
     });
   }
 

@@ -53,8 +53,8 @@ struct timeout_error : error {
 /// stopped its iteration. Names the failing rank and the action it failed in.
 struct remote_failure : error {
   int failed_rank = -1;
-  host::action_record failed_action{};
-  remote_failure(std::string const& what, int rank, host::action_record a)
+  pipesched::action_record failed_action{};
+  remote_failure(std::string const& what, int rank, pipesched::action_record a)
       : error(what), failed_rank(rank), failed_action(a) {}
 };
 
@@ -101,7 +101,7 @@ inline void check(int rc, const char* call) {
 /// reported at once) and for its deadline.
 class transport {
 public:
-  transport(MPI_Comm comm, int rank, int stages, int microbatches, options const& o, host::action_record* current)
+  transport(MPI_Comm comm, int rank, int stages, int microbatches, options const& o, pipesched::action_record* current)
       : comm_(comm), rank_(rank), stages_(stages), synchronous_(o.synchronous), timeout_(o.timeout),
         current_(current) {
     void* value = nullptr;
@@ -113,7 +113,7 @@ public:
     exact_ = 2.0 * stages * microbatches <= static_cast<double>(tag_space_);
   }
 
-  template <class Step> void on_action(Step s) { *current_ = host::action_record::of(s); }
+  template <class Step> void on_action(Step s) { *current_ = pipesched::action_record::of(s); }
 
   template <class Step> void send(Step s, io const& x) {
     int const tag = tag_of(identity_of(s));
@@ -134,7 +134,7 @@ public:
     int n = 0;
     MPI_Get_count(&st, MPI_BYTE, &n);
     if (static_cast<std::size_t>(n) != x.out.bytes)
-      throw error("pipesched: rank " + std::to_string(rank_) + " received the " + host::describe(expect) + " with " +
+      throw error("pipesched: rank " + std::to_string(rank_) + " received the " + pipesched::describe(expect) + " with " +
                   std::to_string(n) + " bytes, its own size is " + std::to_string(x.out.bytes) +
                   ": give both ends the same boundary sizes");
   }
@@ -219,8 +219,8 @@ private:
         if (req == MPI_REQUEST_NULL) return st; // completed during the order check
         if (poll % 256 == 255 && std::chrono::steady_clock::now() - start > timeout_)
           throw timeout_error("pipesched: rank " + std::to_string(rank_) + " waited longer than the timeout in its " +
-                              what + " of the " + host::describe(id) + " (rank " + std::to_string(peer) + ", " +
-                              host::describe(*current_) + ")");
+                              what + " of the " + pipesched::describe(id) + " (rank " + std::to_string(peer) + ", " +
+                              pipesched::describe(*current_) + ")");
       }
     } catch (...) {
       if (req != MPI_REQUEST_NULL) give_up(req, tag >= 0);
@@ -235,11 +235,11 @@ private:
     if (!flag) return;
     detail::notice n{};
     MPI_Recv(&n, sizeof(n), MPI_BYTE, st.MPI_SOURCE, abort_tag_, comm_, MPI_STATUS_IGNORE);
-    host::action_record const a{n.action};
+    pipesched::action_record const a{n.action};
     n.what[sizeof(n.what) - 1] = '\0';
-    throw remote_failure("pipesched: rank " + std::to_string(n.rank) + " failed (" + host::describe(a) +
+    throw remote_failure("pipesched: rank " + std::to_string(n.rank) + " failed (" + pipesched::describe(a) +
                              "): " + n.what + "; rank " + std::to_string(rank_) + " stopped (" +
-                             host::describe(*current_) + ")",
+                             pipesched::describe(*current_) + ")",
                          n.rank, a);
   }
 
@@ -254,7 +254,7 @@ private:
     int done = 0;
     detail::check(MPI_Test(&req, &done, &st), "MPI_Test");
     if (done) return; // ours had arrived first after all
-    throw error("pipesched: rank " + std::to_string(rank_) + " expected the " + host::describe(id) + " from rank " +
+    throw error("pipesched: rank " + std::to_string(rank_) + " expected the " + pipesched::describe(id) + " from rank " +
                 std::to_string(peer) + ", which sent " + describe_tag(probe.MPI_TAG) +
                 " first: the two ranks run different tables");
   }
@@ -264,7 +264,7 @@ private:
   int stages_;
   bool synchronous_;
   std::chrono::nanoseconds timeout_;
-  host::action_record* current_;
+  pipesched::action_record* current_;
   int abort_tag_ = 32767;
   int tag_space_ = 32767;
   bool exact_ = true;
@@ -320,7 +320,7 @@ public:
     if (failed_)
       throw error("pipesched: this MPI executor stopped after a failure in an earlier run; the ranks no longer "
                   "agree on what was sent: end the job or build new executors on every rank");
-    current_ = host::action_record{};
+    current_ = pipesched::action_record{};
     try {
       [&]<int... R>(std::integer_sequence<int, R...>) {
         (void)((rank_ == R ? (plan<S, R>::run(functor, *transport_, boundary_views{buffers_.views(), bytes_.data()}),
@@ -349,7 +349,7 @@ private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   host::boundary_buffers buffers_;
-  host::action_record current_{};
+  pipesched::action_record current_{};
   std::unique_ptr<transport> transport_;
   bool failed_ = false;
 };

@@ -31,13 +31,11 @@ concept has_backward_weight = requires(F& f, io const& x) {
   f.backward_weight(Step{}, x);
 };
 
-/// A transport moves one boundary: `send(Step, io const&)` sends io.in to Step::peer,
-/// `recv(Step, io const&)` fills io.out from Step::peer.
+/// A transport moves one boundary: `send(Step, io const&)` sends io.in to Step::peer for a
+/// SEND step, `recv(Step, io const&)` fills io.out from Step::peer for a RECV step.
 template <class T, class Step>
-concept transport_for = requires(T& t, io const& x) {
-  t.send(Step{}, x);
-  t.recv(Step{}, x);
-};
+concept transport_for = (is_send(Step::kind) && requires(T& t, io const& x) { t.send(Step{}, x); }) ||
+                        (is_recv(Step::kind) && requires(T& t, io const& x) { t.recv(Step{}, x); });
 
 namespace detail {
 
@@ -107,8 +105,12 @@ template <class S, int Rank, class F, class T = void> constexpr bool check_membe
   if constexpr (!std::is_void_v<T>) {
     if constexpr (uses<S, op::send_act, Rank>())
       ok = ok && transport_needs_send_recv<S, T, sample_step<S, op::send_act, Rank>>::value;
+    if constexpr (uses<S, op::recv_act, Rank>())
+      ok = ok && transport_needs_send_recv<S, T, sample_step<S, op::recv_act, Rank>>::value;
     if constexpr (uses<S, op::send_grad, Rank>())
       ok = ok && transport_needs_send_recv<S, T, sample_step<S, op::send_grad, Rank>>::value;
+    if constexpr (uses<S, op::recv_grad, Rank>())
+      ok = ok && transport_needs_send_recv<S, T, sample_step<S, op::recv_grad, Rank>>::value;
   }
   return ok;
 }

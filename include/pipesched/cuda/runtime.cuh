@@ -1,0 +1,65 @@
+// pipesched: the CUDA runtime as the executors use it — streams, events, copies, graphs.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+namespace pipesched::cuda {
+
+/// The runtime policy of basic_executor bound to the CUDA runtime API: non-blocking streams,
+/// events without timing, device-to-device and peer copies, stream capture in thread-local
+/// mode (graphs).
+struct cuda_runtime {
+  using status = cudaError_t;
+  using stream_t = cudaStream_t;
+  using event_t = cudaEvent_t;
+  using graph_t = cudaGraph_t;
+  using graph_exec_t = cudaGraphExec_t;
+  static constexpr status success = cudaSuccess;
+
+  static char const* error_string(status e) { return cudaGetErrorString(e); }
+  static status get_last_error() { return cudaGetLastError(); }
+  static status get_device(int* d) { return cudaGetDevice(d); }
+  static status set_device(int d) { return cudaSetDevice(d); }
+  static status can_access_peer(int* can, int a, int b) { return cudaDeviceCanAccessPeer(can, a, b); }
+  /// Enables access from the current device to `peer`; enabled already is no error.
+  static status enable_peer_access(int peer) {
+    status const e = cudaDeviceEnablePeerAccess(peer, 0);
+    if (e == cudaErrorPeerAccessAlreadyEnabled) {
+      (void)cudaGetLastError();
+      return cudaSuccess;
+    }
+    return e;
+  }
+  static status stream_create(stream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamNonBlocking); }
+  static status stream_destroy(stream_t s) { return cudaStreamDestroy(s); }
+  static status stream_synchronize(stream_t s) { return cudaStreamSynchronize(s); }
+  static status device_synchronize() { return cudaDeviceSynchronize(); }
+  static status event_create(event_t* e) { return cudaEventCreateWithFlags(e, cudaEventDisableTiming); }
+  static status event_destroy(event_t e) { return cudaEventDestroy(e); }
+  static status event_record(event_t e, stream_t s) { return cudaEventRecord(e, s); }
+  static status stream_wait_event(stream_t s, event_t e) { return cudaStreamWaitEvent(s, e, 0); }
+  static status malloc(void** p, std::size_t n) { return cudaMalloc(p, n); }
+  static status free(void* p) { return cudaFree(p); }
+  static status memset(void* p, int v, std::size_t n) { return cudaMemset(p, v, n); }
+  static status memcpy_async(void* dst, void const* src, std::size_t n, stream_t s) {
+    return cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s);
+  }
+  static status memcpy_peer_async(void* dst, int dst_device, void const* src, int src_device, std::size_t n,
+                                  stream_t s) {
+    return cudaMemcpyPeerAsync(dst, dst_device, src, src_device, n, s);
+  }
+  static status begin_capture(stream_t s) { return cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal); }
+  static status end_capture(stream_t s, graph_t* g) { return cudaStreamEndCapture(s, g); }
+  static bool is_capturing(stream_t s) {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    return cudaStreamIsCapturing(s, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone;
+  }
+  static status graph_instantiate(graph_exec_t* x, graph_t g) { return cudaGraphInstantiate(x, g, 0); }
+  static status graph_destroy(graph_t g) { return cudaGraphDestroy(g); }
+  static status graph_exec_destroy(graph_exec_t x) { return cudaGraphExecDestroy(x); }
+  static status graph_launch(graph_exec_t x, stream_t s) { return cudaGraphLaunch(x, s); }
+};
+
+} // namespace pipesched::cuda

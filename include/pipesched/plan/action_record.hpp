@@ -1,0 +1,47 @@
+// pipesched: the action a rank is in, in one word — for failures that name it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "pipesched/core/action.hpp"
+#include "pipesched/plan/step.hpp"
+
+namespace pipesched {
+
+/// "activation of micro-batch 3 from stage 2 (chunk 0)".
+inline std::string describe(boundary_identity const& b) {
+  return std::string(b.direction == 0 ? "activation" : "gradient") + " of micro-batch " + std::to_string(b.mb) +
+         " from stage " + std::to_string(b.from_stage) + " (chunk " + std::to_string(b.from_chunk) + ")";
+}
+
+/// An action packed into one word (kind, stage, micro-batch), cheap to record before every
+/// action so that a failure can name the action it happened in.
+struct action_record {
+  std::uint64_t bits = ~std::uint64_t{0};
+
+  template <class Step> static constexpr action_record of(Step) {
+    return action_record{static_cast<std::uint64_t>(Step::kind) | (std::uint64_t(Step::stage) << 8) |
+                         (std::uint64_t(Step::mb) << 24) | (std::uint64_t(Step::chunk) << 40)};
+  }
+  bool empty() const { return bits == ~std::uint64_t{0}; }
+  op kind() const { return static_cast<op>(bits & 0xff); }
+  int stage() const { return static_cast<int>((bits >> 8) & 0xffff); }
+  int mb() const { return static_cast<int>((bits >> 24) & 0xffff); }
+  int chunk() const { return static_cast<int>((bits >> 40) & 0xff); }
+};
+
+/// "F of stage 2, micro-batch 3" (or "no action yet").
+inline std::string describe(action_record const& a) {
+  if (a.empty()) return "before its first action";
+  return std::string(op_name(a.kind())) + " of stage " + std::to_string(a.stage()) + ", micro-batch " +
+         std::to_string(a.mb());
+}
+
+/// Where a run failed: the rank, and the action it was in (or before its first action).
+struct failure_site {
+  int rank = -1;
+  action_record action{};
+};
+
+} // namespace pipesched

@@ -1,0 +1,335 @@
+// Test support: CUDA's stream semantics emulated on the host, as a runtime policy for
+// pipesched::cuda::basic_executor, so that the CUDA executor runs on a machine without a GPU.
+//
+// Each stream is a FIFO of operations that run later, when the host synchronises: a
+// scheduler repeatedly picks, at random (seeded), one stream whose first operation can run
+// and runs it — so the streams' work interleaves in orders a GPU could produce. Semantics
+// follow CUDA's:
+//   - a stream runs its operations in issue order;
+//   - cudaEventRecord(e, s) marks the point after s's earlier operations; each record is a
+//     new version of e;
+//   - cudaStreamWaitEvent(s, e) makes s's later operations wait for the version of e that
+//     was the latest *when the wait was issued* (none: the wait waits for nothing);
+//   - memory copies and "kernels" (host closures a test functor enqueues with launch()) are
+//     operations of their stream.
+// A race the executor left open shows up as a boundary read before it was written, or
+// overwritten before it was read, in some interleaving; a hang as streams that cannot go on
+// (reported as an exception). Stream capture records the issued operations and replays them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pipesched/plan/step.hpp"
+
+namespace emu {
+
+struct event_state {
+  std::uint64_t issued = 0;           ///< versions recorded so far (in issue order)
+  std::set<std::uint64_t> completed;  ///< versions whose record has run
+};
+
+struct operation {
+  enum kind_t { work, record, wait } kind = work;
+  std::function<void()> fn;
+  event_state* event = nullptr;
+  std::uint64_t version = 0; ///< record: the version it completes; wait: the version it needs (0: none)
+};
+
+} // namespace emu
+
+/// The emulated stream (the library names CUstream_st only as an incomplete type).
+struct CUstream_st {
+  std::deque<emu::operation> queue;
+  int device = 0;
+};
+
+namespace emu {
+
+struct graph {
+  struct entry {
+    CUstream_st* stream; ///< nullptr: the capture's origin stream (replaced by the launch stream)
+    operation op;
+  };
+  std::vector<entry> entries;
+};
+
+/// The emulator's state: every stream, the scheduler's random source, capture, devices and
+/// injected failures.
+struct state {
+  std::vector<std::unique_ptr<CUstream_st>> streams;
+  CUstream_st default_stream{};
+  std::vector<std::unique_ptr<event_state>> events;
+  std::mt19937_64 rng{1};
+  int device = 0;
+  int devices = 8;
+  // capture: the origin stream, and the operations issued while it lasts
+  CUstream_st* capture_origin = nullptr;
+  std::unique_ptr<graph> capturing;
+  // failure injection: the n-th copy (1-based) fails; 0: none
+  int fail_copy_at = 0;
+  int copies = 0;
+  int last_error = 0;
+  // what ran
+  std::uint64_t operations_run = 0;
+  std::uint64_t copies_run = 0;
+  std::uint64_t peer_copies = 0;
+  std::uint64_t graph_launches = 0;
+};
+
+inline state& the() {
+  static state s;
+  return s;
+}
+
+/// Resets the emulator (between tests) and seeds its scheduler.
+inline void reset(std::uint64_t seed) {
+  state& s = the();
+  s.rng.seed(seed);
+  s.fail_copy_at = 0;
+  s.copies = 0;
+  s.last_error = 0;
+  s.operations_run = s.copies_run = s.peer_copies = s.graph_launches = 0;
+  s.capture_origin = nullptr;
+  s.capturing.reset();
+}
+
+inline CUstream_st* resolve(CUstream_st* s) { return s ? s : &the().default_stream; }
+
+/// Issues an operation on stream s (or records it into the graph being captured).
+inline void issue(CUstream_st* s, operation op) {
+  state& st = the();
+  if (st.capturing) {
+    st.capturing->entries.push_back({s == st.capture_origin ? nullptr : s, std::move(op)});
+    return;
+  }
+  resolve(s)->queue.push_back(std::move(op));
+}
+
+/// Enqueues a "kernel": `fn` runs when the stream reaches it.
+inline void launch(CUstream_st* s, std::function<void()> fn) {
+  operation op;
+  op.kind = operation::work;
+  op.fn = std::move(fn);
+  issue(s, std::move(op));
+}
+
+inline bool runnable(operation const& op) {
+  return op.kind != operation::wait || op.version == 0 || op.event->completed.count(op.version) > 0;
+}
+
+inline void run_one(CUstream_st* s) {
+  operation op = std::move(s->queue.front());
+  s->queue.pop_front();
+  ++the().operations_run;
+  if (op.kind == operation::work) op.fn();
+  else if (op.kind == operation::record) op.event->completed.insert(op.version);
+}
+
+/// Runs operations, one stream head at a time picked at random, until `done()`; throws when
+/// no stream can go on.
+template <class Done> void run_until(Done done) {
+  state& st = the();
+  std::vector<CUstream_st*> ready;
+  while (!done()) {
+    ready.clear();
+    bool pending = false;
+    auto consider = [&](CUstream_st* s) {
+      if (s->queue.empty()) return;
+      pending = true;
+      if (runnable(s->queue.front())) ready.push_back(s);
+    };
+    consider(&st.default_stream);
+    for (auto& s : st.streams) consider(s.get());
+    if (ready.empty()) {
+      if (!pending) return;
+      throw std::runtime_error("emulated CUDA: every stream with work waits on an event that never completes (a hang)");
+    }
+    run_one(ready[std::uniform_int_distribution<std::size_t>(0, ready.size() - 1)(st.rng)]);
+  }
+}
+
+/// The runtime policy for pipesched::cuda::basic_executor.
+struct runtime {
+  using status = int;
+  using stream_t = CUstream_st*;
+  using event_t = event_state*;
+  using graph_t = graph*;
+  using graph_exec_t = graph*;
+  static constexpr status success = 0;
+  static constexpr status copy_failed = 700;
+
+  static char const* error_string(status e) {
+    return e == copy_failed ? "emulated copy failure (injected)" : (e == 0 ? "no error" : "emulated error");
+  }
+  static status get_last_error() {
+    status const e = the().last_error;
+    the().last_error = 0;
+    return e;
+  }
+  static status get_device(int* d) {
+    *d = the().device;
+    return success;
+  }
+  static status set_device(int d) {
+    if (d < 0 || d >= the().devices) return 101;
+    the().device = d;
+    return success;
+  }
+  static status can_access_peer(int* can, int, int) {
+    *can = 1;
+    return success;
+  }
+  static status enable_peer_access(int) { return success; }
+  static status stream_create(stream_t* s) {
+    the().streams.push_back(std::make_unique<CUstream_st>());
+    *s = the().streams.back().get();
+    (*s)->device = the().device;
+    return success;
+  }
+  static status stream_destroy(stream_t s) {
+    auto& v = the().streams;
+    for (std::size_t k = 0; k < v.size(); ++k)
+      if (v[k].get() == s) {
+        v.erase(v.begin() + static_cast<long>(k));
+        break;
+      }
+    return success;
+  }
+  static status stream_synchronize(stream_t s) {
+    CUstream_st* const r = resolve(s);
+    run_until([r] { return r->queue.empty(); });
+    return success;
+  }
+  static status device_synchronize() {
+    state& st = the();
+    run_until([&st] {
+      if (!st.default_stream.queue.empty()) return false;
+      for (auto& s : st.streams)
+        if (!s->queue.empty()) return false;
+      return true;
+    });
+    return success;
+  }
+  static status event_create(event_t* e) {
+    the().events.push_back(std::make_unique<event_state>());
+    *e = the().events.back().get();
+    return success;
+  }
+  static status event_destroy(event_t) { return success; }
+  static status event_record(event_t e, stream_t s) {
+    operation op;
+    op.kind = operation::record;
+    op.event = e;
+    op.version = ++e->issued;
+    issue(s, std::move(op));
+    return success;
+  }
+  static status stream_wait_event(stream_t s, event_t e) {
+    operation op;
+    op.kind = operation::wait;
+    op.event = e;
+    op.version = e->issued; // the latest record issued so far (0: none: waits for nothing)
+    issue(s, std::move(op));
+    return success;
+  }
+  static status malloc(void** p, std::size_t n) {
+    *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
+    return *p ? success : 2;
+  }
+  static status free(void* p) {
+    std::free(p);
+    return success;
+  }
+  static status memset(void* p, int v, std::size_t n) {
+    std::memset(p, v, n);
+    return success;
+  }
+  static status copy(void* dst, void const* src, std::size_t n, stream_t s, bool peer) {
+    state& st = the();
+    if (st.fail_copy_at > 0 && ++st.copies == st.fail_copy_at) return copy_failed;
+    launch(s, [dst, src, n, peer] {
+      std::memcpy(dst, src, n);
+      ++the().copies_run;
+      if (peer) ++the().peer_copies;
+    });
+    return success;
+  }
+  static status memcpy_async(void* dst, void const* src, std::size_t n, stream_t s) {
+    return copy(dst, src, n, s, false);
+  }
+  static status memcpy_peer_async(void* dst, int, void const* src, int, std::size_t n, stream_t s) {
+    return copy(dst, src, n, s, true);
+  }
+  static status begin_capture(stream_t s) {
+    the().capture_origin = s;
+    the().capturing = std::make_unique<graph>();
+    return success;
+  }
+  static status end_capture(stream_t, graph_t* g) {
+    *g = the().capturing.release();
+    the().capture_origin = nullptr;
+    return success;
+  }
+  static bool is_capturing(stream_t) { return the().capturing != nullptr; }
+  static status graph_instantiate(graph_exec_t* x, graph_t g) {
+    *x = new graph(*g);
+    return success;
+  }
+  static status graph_destroy(graph_t g) {
+    delete g;
+    return success;
+  }
+  static status graph_exec_destroy(graph_exec_t x) {
+    delete x;
+    return success;
+  }
+  /// Re-issues the captured operations in their order (the origin's on `s`): the same
+  /// dependencies the capture made, with every record a new version.
+  static status graph_launch(graph_exec_t x, stream_t s) {
+    ++the().graph_launches;
+    // records and waits resolve against versions issued now, in the captured order
+    for (auto const& entry : x->entries) {
+      CUstream_st* const target = entry.stream ? entry.stream : s;
+      operation const& op = entry.op;
+      if (op.kind == operation::record) event_record(op.event, target);
+      else if (op.kind == operation::wait) stream_wait_event(target, op.event);
+      else launch(target, op.fn);
+    }
+    return success;
+  }
+};
+
+/// A stage functor that runs `F`'s members as "kernels" on the pass's stream: each member of
+/// F is called when the stream reaches it, with the same step and views.
+template <class F> struct deferred {
+  F* f;
+  template <class St> void forward(St s, pipesched::io const& x) {
+    F* g = f;
+    launch(x.stream, [g, s, x] { g->forward(s, x); });
+  }
+  template <class St> void backward(St s, pipesched::io const& x) {
+    F* g = f;
+    launch(x.stream, [g, s, x] { g->backward(s, x); });
+  }
+  template <class St> void backward_input(St s, pipesched::io const& x) {
+    F* g = f;
+    launch(x.stream, [g, s, x] { g->backward_input(s, x); });
+  }
+  template <class St> void backward_weight(St s, pipesched::io const& x) {
+    F* g = f;
+    launch(x.stream, [g, s, x] { g->backward_weight(s, x); });
+  }
+};
+
+} // namespace emu
