@@ -87,6 +87,12 @@ expect(2 "non-negative number" show --schedule 1f1b --stages 4 --microbatches 8 
 expect_json(makespan null show --schedule 1f1b --stages 2 --microbatches 2 --costs 1e308,1e308,1e308 --json)
 # reference: schedules.md, Cases (c = 0), row 1F1B 1,1,1: makespan 33
 expect_json(makespan 33 show --schedule 1f1b --stages 4 --microbatches 8 --json)
+# slot reuse (fixed slots, as on a GPU) and one extra slot per rank: regression values of the
+# simulator (tests/cpu/analysis_slot_reuse.cpp has the same case)
+expect_json(slot_reuse_makespan 85 show --schedule 1f1b --stages 4 --microbatches 16 --costs 1,1,1,0.5 --json)
+expect_json(slot_reuse_makespan 71 show --schedule 1f1b --stages 4 --microbatches 16 --costs 1,1,1,0.5
+            --extra-slots 1 --json)
+expect(2 "extra-slots must be between 0 and 64" show --schedule 1f1b --stages 4 --microbatches 8 --extra-slots 65)
 expect(0 "makespan inf" show --schedule 1f1b --stages 2 --microbatches 2 --costs 1e308,1e308,1e308)
 expect(2 "unknown option --frobnicate" compare --stages 4 --microbatches 8 --frobnicate)
 expect(2 "holds one chunk per rank" show --schedule 1f1b --stages 4 --microbatches 8 --chunks 2)

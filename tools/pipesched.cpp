@@ -56,6 +56,8 @@ constexpr const char* schedule_options = R"(  --schedule NAME        gpipe 1f1b 
                          link latency; a fused backward costs B+W (default 1,1,1,0)
   --slice-costs F,B,W[,C]  the same for one rank's whole slice of the model, shared out
                          over the schedule's chunks (compare schedules on one model)
+  --extra-slots N        boundary slots per rank beyond the peak, used as a round robin
+                         (double buffering on a GPU: see "slot reuse" in the metrics)
 )";
 
 struct options {
@@ -146,6 +148,7 @@ params schedule_params(options const& o, bool need_name) {
   pr.m = to_int("microbatches", o.get("microbatches"), 1, max_index);
   if (o.has("chunks")) pr.v = to_int("chunks", o.get("chunks"), 1, 64);
   if (o.has("group")) pr.g = to_int("group", o.get("group"), 1, max_index);
+  if (o.has("extra-slots")) pr.extra_slots = to_int("extra-slots", o.get("extra-slots"), 0, 64);
   if (o.has("costs")) pr.cost = parse_costs(o.get("costs"));
   if (o.has("slice-costs")) {
     if (o.has("costs")) throw usage_error("give --costs or --slice-costs, not both");
@@ -173,9 +176,19 @@ std::string text_number(double v) {
   return json_number(v);
 }
 
-/// One JSON object of metrics for a table.
+/// The makespan of a lowered table on an executor with fixed slots (simulate_lowered with
+/// slot reuse): what --extra-slots changes. Negative when the table is not lowered or fails.
+double slot_reuse_makespan(table const& t, cost_model const& c) {
+  if (!t.ok() || !t.lowered) return -1;
+  sim_costs sc{c};
+  sc.slot_reuse = true;
+  simulation const s = simulate_lowered(t, sc);
+  return s.ok() ? s.makespan : -1;
+}
+
+/// One JSON object of metrics for a table (`reuse`: slot_reuse_makespan, or negative).
 std::string metrics_json(std::string_view name, table const& t, simulation const& sim, diagnostic const& verdict,
-                         double budget = -1) {
+                         double budget = -1, double reuse = -1) {
   std::ostringstream o;
   o << "{";
   if (!name.empty()) o << "\"schedule\":" << json_string(name) << ",";
@@ -190,19 +203,31 @@ std::string metrics_json(std::string_view name, table const& t, simulation const
   o << "],\"busy\":[";
   for (std::size_t r = 0; r < sim.busy.size(); ++r) o << (r ? "," : "") << json_number(sim.busy[r]);
   o << "],\"verified\":" << (verdict.ok() ? "true" : "false");
+  if (t.lowered && verdict.ok()) {
+    o << ",\"slots\":[";
+    for (std::size_t r = 0; r < t.slot_count.size(); ++r) o << (r ? "," : "") << t.slot_count[r];
+    o << "]";
+    if (reuse >= 0) o << ",\"slot_reuse_makespan\":" << json_number(reuse);
+  }
   if (!verdict.ok()) o << ",\"error\":" << json_string(to_string(verdict));
   if (budget >= 0) o << ",\"fits_budget\":" << (peak <= budget + 1e-9 ? "true" : "false");
   o << "}";
   return o.str();
 }
 
-void print_metrics(std::ostream& os, table const& t, simulation const& sim, diagnostic const& verdict) {
+void print_metrics(std::ostream& os, table const& t, simulation const& sim, diagnostic const& verdict,
+                   double reuse = -1) {
   os << "ranks " << t.ranks << ", stages " << t.stages << ", micro-batches " << t.microbatches << "\n";
   os << "makespan " << text_number(sim.makespan) << ", largest rank span " << text_number(sim.max_rank_span)
      << ", bubble ratio " << text_number(sim.bubble_ratio) << "\n";
   os << "peak memory per rank (unit: one micro-batch's activations on one rank's slice):";
   for (double m : sim.peak_memory) os << " " << text_number(m);
   os << "\n";
+  if (t.lowered && reuse >= 0) {
+    os << "slots per rank:";
+    for (int n : t.slot_count) os << " " << n;
+    os << "; with transfers and fixed slots (slot reuse, as on a GPU): makespan " << text_number(reuse) << "\n";
+  }
   os << "verified: " << (verdict.ok() ? std::string("yes") : "NO — " + to_string(verdict)) << "\n";
 }
 
@@ -236,7 +261,9 @@ int cmd_list() {
 }
 
 int cmd_show(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2, {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "width"},
+  auto o = parse_options(argc, argv, 2,
+                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "width",
+                          "extra-slots"},
                          {"json", "help", "color", "no-color", "lists"});
   if (o.has("help")) {
     std::cout << "usage: pipesched show --schedule NAME --stages P --microbatches M [options] [--json]\n\n"
@@ -253,8 +280,9 @@ int cmd_show(int argc, char** argv) {
   table t = build(o.get("schedule"), pr);
   diagnostic verdict = verify(t);
   simulation sim = simulate(t, sim_costs{pr.cost});
+  double const reuse = verdict.ok() ? slot_reuse_makespan(t, pr.cost) : -1;
   if (o.has("json")) {
-    std::cout << metrics_json(o.get("schedule"), t, sim, verdict) << "\n";
+    std::cout << metrics_json(o.get("schedule"), t, sim, verdict, -1, reuse) << "\n";
     return verdict.ok() ? 0 : 1;
   }
   std::cout << o.get("schedule") << "\n";
@@ -264,7 +292,7 @@ int cmd_show(int argc, char** argv) {
   if (o.has("width")) to.width = to_int("width", o.get("width"), 20, 100000);
   std::cout << render_text(t, sim, to);
   if (o.has("lists")) print_lists(std::cout, t);
-  print_metrics(std::cout, t, sim, verdict);
+  print_metrics(std::cout, t, sim, verdict, reuse);
   return verdict.ok() ? 0 : 1;
 }
 
@@ -401,7 +429,8 @@ skip_config skip_options(options const& o) {
 
 int cmd_export(int argc, char** argv) {
   auto o = parse_options(argc, argv, 2,
-                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "format", "title",
+                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "extra-slots",
+                          "format", "title",
                           "keep", "memory", "latency", "layout", "method", "search"},
                          {"transfers", "help"});
   if (o.has("help")) {

@@ -318,3 +318,12 @@ TEST_CASE("emulator.catches_a_missing_wait") {
   CHECK(early_without > 0);
   CHECK(early_with == 0);
 }
+
+TEST_CASE("cuda.emulated.extra_slots") {
+  // double buffering: two extra slots per rank, used as a round robin — the stream program
+  // and the executor need nothing else (random interleavings, stamps, list order)
+  using S = zb_h2<stages<4>, microbatches<8>, extra_slots<2>>;
+  using base = zb_h2<stages<4>, microbatches<8>>;
+  for (int r = 0; r < 4; ++r) CHECK(S::lowered.slot_count[r] == base::lowered.slot_count[r] + 2);
+  for (std::uint64_t seed = 91; seed <= 94; ++seed) run_checked<S>(seed);
+}

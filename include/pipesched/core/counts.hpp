@@ -25,6 +25,12 @@ template <int G> struct group_size {
   using pipesched_param = group_size;
   static constexpr int value = G;
 };
+/// Boundary slots per rank beyond the schedule's peak of live boundaries (double buffering:
+/// a receive lands in a slot freed longer ago); see params::extra_slots.
+template <int N> struct extra_slots {
+  using pipesched_param = extra_slots;
+  static constexpr int value = N;
+};
 /// Per-pass costs of one stage (one chunk when v > 1): forward F, input-gradient backward
 /// B (the zero-bubble papers' B, PyTorch's I), weight-gradient backward W, link latency C.
 /// A fused backward costs B + W.

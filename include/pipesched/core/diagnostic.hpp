@@ -19,6 +19,7 @@ enum class errc : std::uint8_t {
   group_size_out_of_range,
   too_large,
   negative_cost,
+  extra_slots_out_of_range,
   // tables
   stage_out_of_range,
   microbatch_out_of_range,
@@ -62,6 +63,7 @@ constexpr const char* message(errc e) {
     return "group_size<G> must be between 1 and the number of micro-batches (0 picks the default, min(p, m))";
   case errc::too_large: return "too many ranks, stages or micro-batches: at most 4096 ranks and 65535 stages or micro-batches";
   case errc::negative_cost: return "costs must be non-negative and F + B + W must be positive";
+  case errc::extra_slots_out_of_range: return "extra_slots<N> must be between 0 and 64";
   case errc::stage_out_of_range: return "an action names a stage outside 0..S-1";
   case errc::microbatch_out_of_range: return "an action names a micro-batch outside 0..m-1";
   case errc::wrong_rank: return "an action runs on a rank that does not hold its stage";

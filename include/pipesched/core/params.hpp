@@ -23,6 +23,10 @@ struct params {
   int v = 0; ///< chunks per rank (0: the schedule's own, 1 or 2)
   int g = 0; ///< interleaved group size (0: min(p, m))
   cost_model cost{};
+  /// Boundary slots per rank beyond the peak number of live boundaries: freed slots are
+  /// reused in the order they were freed, so with extra slots a receive lands in a slot
+  /// freed longer ago (double buffering) instead of waiting for the newest one's last reader.
+  int extra_slots = 0;
   friend constexpr bool operator==(params const&, params const&) = default;
 };
 
@@ -34,6 +38,7 @@ constexpr diagnostic check_common(params const& pr) {
   if (pr.p < 1) return {errc::zero_ranks};
   if (pr.m < 1) return {errc::zero_microbatches};
   if (pr.v < 0) return {errc::zero_chunks};
+  if (pr.extra_slots < 0 || pr.extra_slots > 64) return {errc::extra_slots_out_of_range};
   if (pr.p > max_ranks || pr.m > max_index || pr.p * (pr.v < 1 ? 1 : pr.v) > max_index) return {errc::too_large};
   if (pr.cost.f < 0 || pr.cost.b < 0 || pr.cost.w < 0 || pr.cost.c < 0 || pr.cost.f + pr.cost.b + pr.cost.w <= 0)
     return {errc::negative_cost};

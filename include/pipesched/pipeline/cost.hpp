@@ -17,6 +17,10 @@ struct sim_costs {
   vec<double> bandwidth;      ///< empty, or p*p bytes per time unit (0: infinite)
   double boundary_bytes = 0;          ///< bytes of one activation or gradient boundary
   double activation_bytes = 0;        ///< bytes one micro-batch leaves on one rank's slice
+  /// simulate_lowered: a boundary slot is rewritten (a receive into it, a pass writing it)
+  /// only after every read of its previous boundary has ended, the send included — what a
+  /// GPU executor with fixed slots enforces. Off: slots are free.
+  bool slot_reuse = false;
 
   constexpr sim_costs() = default;
   constexpr sim_costs(cost_model c) : base(c) {}

@@ -17,10 +17,13 @@ namespace detail {
 /// produces it) and frees it after its last reader (the send; for an input activation and
 /// an output gradient, the B or the W that closes its backward). Slots are taken at a
 /// boundary's first write, so a rank's slot count equals the largest number of boundaries
-/// alive at one position of its list. A slot freed by an action is not reused by an output
-/// of the same action. Reads of boundaries with no writer (only in broken imported tables,
-/// which verify() rejects) stay no_slot.
-constexpr void assign_slots(table& t) {
+/// alive at one position of its list. With `extra` > 0 (double buffering) the rank gets that
+/// many slots more and uses them as a round robin — a new boundary takes the slot freed
+/// longest ago, never the one just freed — so that a receive or a pass need not wait for the
+/// last reader of the newest free slot. A slot freed by an action is not reused by an output
+/// of the same action. Reads of boundaries with no writer (only in broken imported tables, which
+/// verify() rejects) stay no_slot.
+constexpr void assign_slots(table& t, int extra = 0) {
   std::size_t const sm = static_cast<std::size_t>(t.stages) * static_cast<std::size_t>(t.microbatches);
   // what holds each boundary: 0 activation entering s, 1 activation leaving s for another
   // rank (sender side), 2 gradient of s's output, 3 input gradient leaving s (sender side)
@@ -31,15 +34,26 @@ constexpr void assign_slots(table& t) {
   };
   t.slot_count.assign(static_cast<std::size_t>(t.ranks), 0);
   vec<std::int32_t> free_slots;
-  for (int r = 0; r < t.ranks; ++r) {
+  // One walk of rank r's list. pool < 0: free slots reused last-freed-first, new slots made
+  // when none is free (the count is the peak of live boundaries). pool >= 0: a fixed pool of
+  // that many slots, reused first-freed-first (a round robin: the slot freed longest ago).
+  // Returns the number of slots used.
+  auto walk = [&](int r, std::int32_t pool) -> std::int32_t {
     free_slots.clear();
+    std::size_t head = 0;
     std::int32_t created = 0;
+    if (pool >= 0)
+      for (std::int32_t k = 0; k < pool; ++k) free_slots.push_back(k);
     std::int32_t dying[2] = {-1, -1};
     int ndying = 0;
     auto take = [&](int what, int s, int j) -> std::uint16_t {
       std::int32_t slot;
-      if (free_slots.empty()) slot = created++;
-      else {
+      if (pool >= 0) {
+        slot = head < free_slots.size() ? free_slots[head++] : created; // a valid table never runs out
+        created = pool;
+      } else if (free_slots.empty()) {
+        slot = created++;
+      } else {
         slot = free_slots.back();
         free_slots.pop_back();
       }
@@ -88,7 +102,13 @@ constexpr void assign_slots(table& t) {
       }
       for (int k = 0; k < ndying; ++k) free_slots.push_back(dying[k]);
     }
-    t.slot_count[static_cast<std::size_t>(r)] = created;
+    return created;
+  };
+  for (int r = 0; r < t.ranks; ++r) {
+    std::int32_t const peak = walk(r, -1);
+    // double buffering: a round robin over the peak plus `extra` slots, so that at every new
+    // boundary at least extra + 1 slots are free and the one freed last is not the one taken
+    t.slot_count[static_cast<std::size_t>(r)] = extra > 0 ? walk(r, peak + extra) : peak;
   }
 }
 
@@ -285,7 +305,7 @@ constexpr vec<vec<int>> topo_order(table const& t, simulation const& sim) {
 /// consumer's rank) together at its end. Every rank therefore posts matching transfers in
 /// the same order and blocking transfers cannot wait in a cycle. Neighbouring stages on the
 /// same rank exchange nothing. Returns the input's error, or cyclic_wait, on failure.
-constexpr table lower(table const& t, sim_costs const& costs = {}) {
+constexpr table lower(table const& t, sim_costs const& costs = {}, int extra_slots = 0) {
   if (!t.ok() || t.lowered) return t;
   simulation sim = detail::simulate_times(t, costs);
   if (!sim.ok()) return failed(sim.error);
@@ -295,7 +315,7 @@ constexpr table lower(table const& t, sim_costs const& costs = {}) {
     return std::pair<detail::sweep_key, double>{detail::sweep_key{tm.start, topo[r][i], 0}, tm.end};
   };
   table out = detail::insert_transfers(t, timing);
-  detail::assign_slots(out);
+  detail::assign_slots(out, extra_slots);
   return out;
 }
 

@@ -30,10 +30,12 @@ template <class T> constexpr void apply_param(params& pr) {
   else if constexpr (is_int_param<T, microbatches>::value) pr.m = T::value;
   else if constexpr (is_int_param<T, chunks>::value) pr.v = T::value;
   else if constexpr (is_int_param<T, group_size>::value) pr.g = T::value;
+  else if constexpr (is_int_param<T, extra_slots>::value) pr.extra_slots = T::value;
   else if constexpr (is_costs<T>::value) pr.cost = cost_model{T::f, T::b, T::w, T::c};
   else
     static_assert(dependent_false<T>, "pipesched: unknown schedule parameter; a schedule takes stages<P>, "
-                                      "microbatches<M> and optionally chunks<V>, group_size<G>, costs<F,B,W,C>");
+                                      "microbatches<M> and optionally chunks<V>, group_size<G>, costs<F,B,W,C>, "
+                                      "extra_slots<N>");
 }
 
 template <class... Ps> constexpr params parse_params() {
@@ -45,7 +47,7 @@ template <class... Ps> constexpr params parse_params() {
 /// The lowered table of a family for given parameters (or a failed table).
 template <schedule_family Family> constexpr table build(params const& pr) {
   if (auto d = Family::check(pr)) return failed(d);
-  return lower(Family::generate(pr), sim_costs{pr.cost});
+  return lower(Family::generate(pr), sim_costs{pr.cost}, pr.extra_slots);
 }
 
 /// Sizes of a family's tables, from one run of its generator: compute actions, and the
@@ -145,10 +147,10 @@ constexpr static_table<R, S, N, L> freeze_transfers(static_table<R, S, NC, L> co
 }
 
 template <std::size_t R, std::size_t S, std::size_t N, std::size_t L>
-constexpr static_table<R, S, N, L> freeze_slots(static_table<R, S, N, L> const& transfers, bool ok) {
+constexpr static_table<R, S, N, L> freeze_slots(static_table<R, S, N, L> const& transfers, bool ok, int extra) {
   if (!ok || !transfers.ok()) return transfers;
   table t = thaw(transfers);
-  assign_slots(t);
+  assign_slots(t, extra);
   return freeze<R, S, N, L>(t);
 }
 
@@ -182,6 +184,7 @@ template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbat
   static_assert(E != errc::too_large,
                 "pipesched: too many ranks, stages or micro-batches (at most 4096 ranks, 65535 stages/micro-batches)");
   static_assert(E != errc::negative_cost, "pipesched: costs<F,B,W,C> must be non-negative with F + B + W > 0");
+  static_assert(E != errc::extra_slots_out_of_range, "pipesched: extra_slots<N> must be between 0 and 64");
   static_assert(E != errc::stage_out_of_range, "pipesched: the table names a stage outside 0..S-1");
   static_assert(E != errc::microbatch_out_of_range, "pipesched: the table names a micro-batch outside 0..m-1");
   static_assert(E != errc::wrong_rank, "pipesched: the table puts a pass on a rank that does not hold its stage");
@@ -254,7 +257,7 @@ template <schedule_family Family, class... Ps> struct schedule {
       detail::freeze_transfers<rank_count, static_cast<std::size_t>(stages), summary.total>(compute, timeline,
                                                                                              compute_ok);
   /// The lowered table (transfers and buffer slots included): what a plan unrolls.
-  static constexpr auto lowered = detail::freeze_slots(transfers, compute_ok);
+  static constexpr auto lowered = detail::freeze_slots(transfers, compute_ok, parameters.extra_slots);
   /// verify() of the lowered table: coverage, order, rendezvous transfers, memory bound.
   static constexpr diagnostic structure =
       compute_ok ? detail::verify_frozen_structure(lowered, true) : compute_structure;

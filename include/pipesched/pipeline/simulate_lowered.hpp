@@ -21,6 +21,10 @@ namespace pipesched {
 /// its same-rank inputs and for the RECV of each input that comes from another rank (not
 /// for the producer plus a latency as in `simulate`).
 ///
+/// With `costs.slot_reuse`, a boundary slot is rewritten only after every read of its
+/// previous boundary has ended (the send included), as on a GPU with fixed slots; extra
+/// slots (lower(..., extra_slots)) then show what double buffering gains.
+///
 /// Reports the fields `simulate` reports, with the times of the transfers filled in
 /// (transfers do not count in busy, idle, spans or the makespan). Errors: those of the
 /// table's index, missing_recv when a pass has no RECV for a remote input,
@@ -63,6 +67,34 @@ inline simulation simulate_lowered(table const& t, sim_costs const& costs = {}) 
       }
       slot = static_cast<int>(i);
     }
+
+  // costs.slot_reuse: per rank and action, the positions that must have ended before it may
+  // write its slot — every read of the slot's previous boundary (the writer too if nothing
+  // read it), in list order
+  std::vector<std::vector<std::size_t>> war_start(p), war_pos(p);
+  if (costs.slot_reuse) {
+    for (std::size_t r = 0; r < p; ++r) {
+      auto const& list = t.lists[r];
+      std::size_t const slots = r < t.slot_count.size() ? static_cast<std::size_t>(t.slot_count[r]) : 0;
+      std::vector<std::vector<std::size_t>> readers(slots);
+      std::vector<long> writer(slots, -1);
+      war_start[r].assign(list.size() + 1, 0);
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        action const& a = list[i];
+        war_start[r][i] = war_pos[r].size();
+        for (std::uint16_t k : {a.in, a.aux})
+          if (k != no_slot && k < slots) readers[k].push_back(i);
+        if (a.out != no_slot && a.out < slots) {
+          std::uint16_t const k = a.out;
+          if (readers[k].empty() && writer[k] >= 0) war_pos[r].push_back(static_cast<std::size_t>(writer[k]));
+          for (std::size_t x : readers[k]) war_pos[r].push_back(x);
+          readers[k].clear();
+          writer[k] = static_cast<long>(i);
+        }
+      }
+      war_start[r][list.size()] = war_pos[r].size();
+    }
+  }
 
   sim.times.assign(p, {});
   std::vector<std::vector<char>> done(p);
@@ -111,6 +143,12 @@ inline simulation simulate_lowered(table const& t, sim_costs const& costs = {}) 
           if (!done[dr][dpos]) ready = false;
           else start = sim.times[dr][dpos].end > start ? sim.times[dr][dpos].end : start;
         }
+        if (costs.slot_reuse)
+          for (std::size_t k = war_start[r][cptr[r]]; k < war_start[r][cptr[r] + 1] && ready; ++k) {
+            std::size_t const w = war_pos[r][k];
+            if (!done[r][w]) ready = false;
+            else start = sim.times[r][w].end > start ? sim.times[r][w].end : start;
+          }
         if (!ready) break;
         double end = start + costs.duration(a.kind, a.stage);
         sim.times[r][cptr[r]] = op_time{start, end};
@@ -145,6 +183,16 @@ inline simulation simulate_lowered(table const& t, sim_costs const& costs = {}) 
         double start = sim.times[r][static_cast<std::size_t>(src.pos)].end;
         start = comm_free[r] > start ? comm_free[r] : start;
         start = comm_free[q] > start ? comm_free[q] : start;
+        if (costs.slot_reuse) {
+          // the receiving slot's previous boundary must have been read (and sent) to the end
+          bool free = true;
+          for (std::size_t k = war_start[q][tptr[q]]; k < war_start[q][tptr[q] + 1] && free; ++k) {
+            std::size_t const w = war_pos[q][k];
+            if (!done[q][w]) free = false;
+            else start = sim.times[q][w].end > start ? sim.times[q][w].end : start;
+          }
+          if (!free) break;
+        }
         double end = start + costs.link(static_cast<int>(r), static_cast<int>(q), t.ranks);
         sim.times[r][tptr[r]] = op_time{start, end};
         sim.times[q][tptr[q]] = op_time{start, end};

@@ -56,7 +56,7 @@ constexpr table make_schedule(std::string_view name, params const& pr, bool lowe
   if (auto d = e->check(pr)) return failed(d);
   table t = e->generate(pr);
   if (!lowered) return t;
-  return lower(t, sim_costs{pr.cost});
+  return lower(t, sim_costs{pr.cost}, pr.extra_slots);
 }
 
 } // namespace pipesched
