@@ -8,6 +8,8 @@
 //   BM_plan_inlined_call/<schedule>    plan<S, r>::run — the list unrolled at compile time
 //   BM_switch_interpreter/<schedule>   the same table as a vector of actions, a `switch` on
 //                                      the pass calling the functor's members directly
+//   BM_runtime_schedule/<schedule>     pipesched's run-time path (runtime_schedule::run, what
+//                                      host::runtime_executor runs per rank) with the same stage
 //
 // The limit case: empty functors, which the compiler deletes from the inlined plan, against
 // an interpreter that goes through a function pointer per action (what the plan saves at
@@ -26,6 +28,7 @@
 
 #include <pipesched/plan/buffer_plan.hpp>
 #include <pipesched/plan/plan.hpp>
+#include <pipesched/plan/runtime_plan.hpp>
 #include <pipesched/schedules/gpipe.hpp>
 #include <pipesched/schedules/interleaved.hpp>
 #include <pipesched/schedules/one_f_one_b.hpp>
@@ -217,10 +220,25 @@ template <class S> void switch_interpreter(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(t.total_actions()));
 }
 
+/// The run-time path (host::runtime_executor's inner loop): the same table as a
+/// runtime_schedule, run rank by rank with the same calling stage (called with runtime_step).
+template <class S> void runtime_schedule_run(benchmark::State& state) {
+  runtime_schedule const sched(S::make());
+  table const& t = sched.lowered();
+  slot_storage slots(t);
+  calling_stage f;
+  for (auto _ : state) {
+    for (int r = 0; r < t.ranks; ++r) sched.run(r, f, f, slots.views[static_cast<std::size_t>(r)].data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(t.total_actions()));
+}
+
 template <class S> void register_schedule() {
   std::string const name = S::name;
   benchmark::RegisterBenchmark(("BM_plan_inlined_call/" + name).c_str(), plan_inlined_call<S>);
   benchmark::RegisterBenchmark(("BM_switch_interpreter/" + name).c_str(), switch_interpreter<S>);
+  benchmark::RegisterBenchmark(("BM_runtime_schedule/" + name).c_str(), runtime_schedule_run<S>);
   benchmark::RegisterBenchmark(("BM_plan_inlined/" + name).c_str(), plan_inlined<S>);
   benchmark::RegisterBenchmark(("BM_plan_interpreted/" + name).c_str(), plan_interpreted<S>);
 }

@@ -306,35 +306,37 @@ private:
   std::atomic<int> stale_{0};
 };
 
-/// The stage functor: each member forwards its compile-time step's stage and micro-batch
-/// and its boundary views to the model. The first stage reads the batch, the last stage's
-/// output goes to the loss; every other boundary is a slot of the rank's buffer plan.
+/// The stage functor: each member forwards its step's stage and micro-batch and its boundary
+/// views to the model. The first stage reads the batch, the last stage's output goes to the
+/// loss; every other boundary is a slot of the rank's buffer plan. It reads the step's fields
+/// through the step argument (s.stage, s.has_in), so the same functor runs compiled plans
+/// (compile-time steps) and run-time schedules (runtime_step).
 struct stage_functor {
   model* net = nullptr;
 
-  template <class St> void forward(St, pipesched::io const& x) {
-    double const* in = St::has_in ? x.in.as<double>() : net->batch(St::mb);
-    net->stage_forward(St::stage, St::mb, in, St::has_out ? x.out.as<double>() : nullptr);
+  template <class St> void forward(St const& s, pipesched::io const& x) {
+    double const* in = s.has_in ? x.in.as<double>() : net->batch(s.mb);
+    net->stage_forward(s.stage, s.mb, in, s.has_out ? x.out.as<double>() : nullptr);
   }
-  template <class St> void backward(St, pipesched::io const& x) {
-    net->stage_backward(St::stage, St::mb, output_grad<St>(x), saved_input<St>(x), input_grad_out<St>(x));
+  template <class St> void backward(St const& s, pipesched::io const& x) {
+    net->stage_backward(s.stage, s.mb, output_grad(s, x), saved_input(s, x), input_grad_out(s, x));
   }
-  template <class St> void backward_input(St, pipesched::io const& x) {
-    net->stage_backward_input(St::stage, St::mb, output_grad<St>(x), saved_input<St>(x), input_grad_out<St>(x));
+  template <class St> void backward_input(St const& s, pipesched::io const& x) {
+    net->stage_backward_input(s.stage, s.mb, output_grad(s, x), saved_input(s, x), input_grad_out(s, x));
   }
-  template <class St> void backward_weight(St, pipesched::io const& x) {
-    net->stage_backward_weight(St::stage, St::mb, saved_input<St>(x));
+  template <class St> void backward_weight(St const& s, pipesched::io const& x) {
+    net->stage_backward_weight(s.stage, s.mb, saved_input(s, x));
   }
 
 private:
-  template <class St> double const* output_grad(pipesched::io const& x) const {
-    return St::has_in ? x.in.as<double>() : net->dlogits(St::mb);
+  template <class St> double const* output_grad(St const& s, pipesched::io const& x) const {
+    return s.has_in ? x.in.as<double>() : net->dlogits(s.mb);
   }
-  template <class St> double const* saved_input(pipesched::io const& x) const {
-    return St::has_aux ? x.aux.as<double>() : net->batch(St::mb);
+  template <class St> double const* saved_input(St const& s, pipesched::io const& x) const {
+    return s.has_aux ? x.aux.as<double>() : net->batch(s.mb);
   }
-  template <class St> double* input_grad_out(pipesched::io const& x) const {
-    return St::has_out ? x.out.as<double>() : nullptr;
+  template <class St> double* input_grad_out(St const& s, pipesched::io const& x) const {
+    return s.has_out ? x.out.as<double>() : nullptr;
   }
 };
 

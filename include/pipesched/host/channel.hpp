@@ -231,10 +231,10 @@ public:
   template <class Step> void on_action(Step s) { *current_ = action_record::of(s); }
 
   template <class Step> void send(Step s, io const& x) {
-    mesh_->between(rank_, Step::peer).send(x.in.data, x.in.bytes, identity_of(s), wait_);
+    mesh_->between(rank_, s.peer).send(x.in.data, x.in.bytes, identity_of(s), wait_);
   }
   template <class Step> void recv(Step s, io const& x) {
-    mesh_->between(Step::peer, rank_).recv(x.out.data, x.out.bytes, identity_of(s), wait_);
+    mesh_->between(s.peer, rank_).recv(x.out.data, x.out.bytes, identity_of(s), wait_);
   }
 
 private:

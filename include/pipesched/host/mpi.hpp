@@ -31,7 +31,9 @@
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/plan/boundary.hpp"
 #include "pipesched/plan/buffer_plan.hpp"
+#include "pipesched/plan/functors.hpp"
 #include "pipesched/plan/plan.hpp"
+#include "pipesched/plan/runtime_plan.hpp"
 
 #define PIPESCHED_HAS_MPI 1
 
@@ -119,18 +121,18 @@ public:
     int const tag = tag_of(identity_of(s));
     MPI_Request req = MPI_REQUEST_NULL;
     int const n = count(x.in.bytes);
-    detail::check(synchronous_ ? MPI_Issend(x.in.data, n, MPI_BYTE, Step::peer, tag, comm_, &req)
-                               : MPI_Isend(x.in.data, n, MPI_BYTE, Step::peer, tag, comm_, &req),
+    detail::check(synchronous_ ? MPI_Issend(x.in.data, n, MPI_BYTE, s.peer, tag, comm_, &req)
+                               : MPI_Isend(x.in.data, n, MPI_BYTE, s.peer, tag, comm_, &req),
                   "MPI_Isend");
-    wait(req, Step::peer, -1, identity_of(s), "send");
+    wait(req, s.peer, -1, identity_of(s), "send");
   }
 
   template <class Step> void recv(Step s, io const& x) {
     boundary_identity const expect = identity_of(s);
     int const tag = tag_of(expect);
     MPI_Request req = MPI_REQUEST_NULL;
-    detail::check(MPI_Irecv(x.out.data, count(x.out.bytes), MPI_BYTE, Step::peer, tag, comm_, &req), "MPI_Irecv");
-    MPI_Status st = wait(req, Step::peer, tag, expect, "receive");
+    detail::check(MPI_Irecv(x.out.data, count(x.out.bytes), MPI_BYTE, s.peer, tag, comm_, &req), "MPI_Irecv");
+    MPI_Status st = wait(req, s.peer, tag, expect, "receive");
     int n = 0;
     MPI_Get_count(&st, MPI_BYTE, &n);
     if (static_cast<std::size_t>(n) != x.out.bytes)
@@ -272,37 +274,73 @@ private:
   std::vector<MPI_Request> notices_;
 };
 
-/// Runs this process's rank of schedule S. Its rank in `comm` is its pipeline rank; `comm`
-/// must have exactly S::ranks processes, and every one of them constructs the executor
-/// (collectively: the constructor duplicates `comm`, so the executor's messages never mix
-/// with the user's own, whatever their tags). The constructor allocates the rank's boundary
-/// buffers; `run(functor)` executes one iteration of plan<S, rank> and allocates nothing.
+namespace detail {
+
+/// The schedule of an MPI executor given as a type: the rank runs plan<S, rank>.
+template <schedule_type S> struct static_source {
+  static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
+  static constexpr int rank_count() { return S::ranks; }
+  static constexpr int stage_count() { return S::stages; }
+  static constexpr int microbatch_count() { return S::microbatches; }
+  static constexpr auto const& lowered() { return S::lowered; }
+  static constexpr int slots(int r) { return buffer_plan<S>::slots(r); }
+  template <class F> static void check(F const&) {}
+  template <class F, class T, class V> static void run_rank(int rank, F& f, T& transport, V const& views) {
+    pipesched::detail::with_rank<S::ranks>(
+        rank, [&](auto rc) { plan<S, decltype(rc)::value>::run(f, transport, views); });
+  }
+};
+
+/// The schedule of an MPI executor known at run time (every process must build the same).
+struct runtime_source {
+  runtime_schedule schedule;
+  int rank_count() const { return schedule.ranks; }
+  int stage_count() const { return schedule.stages; }
+  int microbatch_count() const { return schedule.microbatches; }
+  runtime_schedule const& lowered() const { return schedule; }
+  int slots(int r) const { return schedule.slots(r); }
+  template <class F> void check(F const&) const { schedule.check_functor<F>(); }
+  template <class F, class T, class V> void run_rank(int rank, F& f, T& transport, V const& views) const {
+    schedule.run(rank, f, transport, views);
+  }
+};
+
+} // namespace detail
+
+/// Runs this process's rank of a schedule: `executor<S>` for a schedule type (compiled
+/// plans), `runtime_executor` for a table chosen at run time (every process must build the
+/// same one; a wrong order between two ranks is reported at once, see transport). Its rank in
+/// `comm` is its pipeline rank; `comm` must have exactly as many processes as the schedule
+/// has ranks, and every one of them constructs the executor (collectively: the constructor
+/// duplicates `comm`, so the executor's messages never mix with the user's own, whatever
+/// their tags). The constructor allocates the rank's boundary buffers; `run(functor)`
+/// executes one iteration of this rank and allocates nothing.
 ///
 /// Failures never leave a rank blocked: when a functor throws on one rank, or a transfer
 /// fails or waits longer than options.timeout, that rank tells every other one, each of
 /// which ends its iteration with remote_failure naming the failing rank and action, while
 /// the failing rank rethrows its own exception. An executor that failed cannot run again
 /// (run throws): the ranks no longer agree on what was sent.
-template <schedule_type S> class executor {
-  static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
-
+template <class Source> class basic_executor {
 public:
-  executor(MPI_Comm comm, options const& o) : options_(o) {
+  basic_executor(Source source, MPI_Comm comm, options const& o) : source_(std::move(source)), options_(o) {
     int size = 0;
     MPI_Comm_size(comm, &size);
-    if (size != S::ranks)
-      throw error("pipesched: the schedule has " + std::to_string(S::ranks) + " ranks, the communicator " +
+    int const ranks = source_.rank_count();
+    if (size != ranks)
+      throw error("pipesched: the schedule has " + std::to_string(ranks) + " ranks, the communicator " +
                   std::to_string(size) + " processes");
-    bytes_ = boundary_byte_table(S::stages, o.boundaries, o.slot_bytes);
+    bytes_ = boundary_byte_table(source_.stage_count(), o.boundaries, o.slot_bytes);
     detail::check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
-    buffers_ = host::boundary_buffers(buffer_plan<S>::slot_bytes(rank_, bytes_));
-    transport_ = std::make_unique<transport>(comm_, rank_, S::stages, S::microbatches, o, &current_);
+    buffers_ = host::boundary_buffers(slot_capacities(source_.lowered(), rank_, source_.slots(rank_), bytes_.data()));
+    transport_ =
+        std::make_unique<transport>(comm_, rank_, source_.stage_count(), source_.microbatch_count(), o, &current_);
   }
-  executor(executor const&) = delete;
-  executor& operator=(executor const&) = delete;
-  ~executor() {
+  basic_executor(basic_executor const&) = delete;
+  basic_executor& operator=(basic_executor const&) = delete;
+  ~basic_executor() {
     if (transport_) transport_->finish_notices(std::chrono::seconds(1));
     // Freeing a communicator other ranks may still block on is not safe after a failure.
     if (!failed_ && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
@@ -314,36 +352,34 @@ public:
   MPI_Comm communicator() const { return comm_; }
   /// The tag this executor gives a boundary (for tests: users never need it).
   int tag_of(boundary_identity const& b) const { return transport_->tag_of(b); }
+  Source const& source() const { return source_; }
 
   /// One iteration of this process's rank.
   template <class Functor> void run(Functor& functor) {
     if (failed_)
       throw error("pipesched: this MPI executor stopped after a failure in an earlier run; the ranks no longer "
                   "agree on what was sent: end the job or build new executors on every rank");
+    source_.check(functor);
     current_ = pipesched::action_record{};
+    int const ranks = source_.rank_count();
     try {
-      [&]<int... R>(std::integer_sequence<int, R...>) {
-        (void)((rank_ == R ? (plan<S, R>::run(functor, *transport_, boundary_views{buffers_.views(), bytes_.data()}),
-                              true)
-                           : false) ||
-               ...);
-      }
-      (std::make_integer_sequence<int, S::ranks>{});
+      source_.run_rank(rank_, functor, *transport_, boundary_views{buffers_.views(), bytes_.data()});
     } catch (remote_failure const&) {
       failed_ = true;
       throw;
     } catch (std::exception const& e) {
       failed_ = true;
-      transport_->notify_failure(S::ranks, e.what());
+      transport_->notify_failure(ranks, e.what());
       throw;
     } catch (...) {
       failed_ = true;
-      transport_->notify_failure(S::ranks, "an exception not derived from std::exception");
+      transport_->notify_failure(ranks, "an exception not derived from std::exception");
       throw;
     }
   }
 
 private:
+  Source source_;
   options options_;
   std::vector<std::size_t> bytes_;
   MPI_Comm comm_ = MPI_COMM_NULL;
@@ -352,6 +388,20 @@ private:
   pipesched::action_record current_{};
   std::unique_ptr<transport> transport_;
   bool failed_ = false;
+};
+
+/// This process's rank of schedule type S on MPI.
+template <schedule_type S> class executor : public basic_executor<detail::static_source<S>> {
+public:
+  executor(MPI_Comm comm, options const& o) : basic_executor<detail::static_source<S>>(detail::static_source<S>{}, comm, o) {}
+};
+
+/// This process's rank of a schedule chosen at run time, on MPI (every process passes the
+/// same schedule).
+class runtime_executor : public basic_executor<detail::runtime_source> {
+public:
+  runtime_executor(runtime_schedule s, MPI_Comm comm, options const& o)
+      : basic_executor<detail::runtime_source>(detail::runtime_source{std::move(s)}, comm, o) {}
 };
 
 } // namespace pipesched::mpi

@@ -20,9 +20,9 @@ inline std::string describe(boundary_identity const& b) {
 struct action_record {
   std::uint64_t bits = ~std::uint64_t{0};
 
-  template <class Step> static constexpr action_record of(Step) {
-    return action_record{static_cast<std::uint64_t>(Step::kind) | (std::uint64_t(Step::stage) << 8) |
-                         (std::uint64_t(Step::mb) << 24) | (std::uint64_t(Step::chunk) << 40)};
+  template <class Step> static constexpr action_record of(Step const& s) {
+    return action_record{static_cast<std::uint64_t>(s.kind) | (std::uint64_t(s.stage) << 8) |
+                         (std::uint64_t(s.mb) << 24) | (std::uint64_t(s.chunk) << 40)};
   }
   bool empty() const { return bits == ~std::uint64_t{0}; }
   op kind() const { return static_cast<op>(bits & 0xff); }

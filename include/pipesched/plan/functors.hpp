@@ -41,4 +41,13 @@ template <int Ranks, class Fs> void check_functor_count(Fs const& fs) {
   }
 }
 
+/// The same for a rank count known at run time (the first parameter is ignored): a
+/// container of another size throws std::invalid_argument.
+template <int Unused, class Fs> void check_functor_count(Fs const& fs, int ranks) {
+  if (fs.size() != static_cast<std::size_t>(ranks))
+    throw std::invalid_argument("pipesched: run(functors) got " + std::to_string(fs.size()) +
+                                " stage functors for a schedule of " + std::to_string(ranks) +
+                                " ranks: give one per rank");
+}
+
 } // namespace pipesched::detail

@@ -47,20 +47,28 @@ struct step {
   static constexpr bool last_stage = Stage == Stages - 1;
 };
 
-/// A step whose fields are known only at run time (run-time tables, interpreters). Has
-/// the same member names as `step`, so a functor written against `Step::mb` accepts both.
+/// A step whose fields are known only at run time (run-time schedules, interpreters). Has
+/// the same member names as `step`, so a functor that reads the fields through its step
+/// argument (`s.mb`, `s.has_in`) accepts both; `Step::mb` in a constant expression
+/// (`if constexpr`) is for compiled plans only.
 struct runtime_step {
   op kind = op::forward;
   int stage = 0, chunk = 0, mb = 0, in = -1, out = -1, aux = -1, peer = -1, stages = 0;
   int peer_stage = -1, peer_chunk = -1;
+  bool has_in = false, has_out = false, has_aux = false;
+  bool first_stage = false, last_stage = false;
 };
 
 /// The run-time copy of a step's fields. A functor can forward each call to one
 /// non-template function taking it, so that its code compiles once rather than per step.
 template <class Step> PIPESCHED_HD constexpr runtime_step runtime_of(Step) {
-  return runtime_step{Step::kind, Step::stage, Step::chunk,  Step::mb,         Step::in,        Step::out,
-                      Step::aux,  Step::peer,  Step::stages, Step::peer_stage, Step::peer_chunk};
+  return runtime_step{Step::kind,      Step::stage,    Step::chunk,   Step::mb,      Step::in,
+                      Step::out,       Step::aux,      Step::peer,    Step::stages,  Step::peer_stage,
+                      Step::peer_chunk, Step::has_in,  Step::has_out, Step::has_aux, Step::first_stage,
+                      Step::last_stage};
 }
+/// A runtime_step is its own run-time copy.
+PIPESCHED_HD constexpr runtime_step runtime_of(runtime_step const& s) { return s; }
 
 /// Which boundary a transfer carries, as both ends name it: the direction, the stage that
 /// sends it and that stage's chunk, and the micro-batch. Transports check it on arrival.
@@ -73,11 +81,11 @@ struct boundary_identity {
 };
 
 /// The identity of the boundary a transfer step moves (for a receive: the one it expects).
-template <class Step> PIPESCHED_HD constexpr boundary_identity identity_of(Step) {
-  constexpr bool act = Step::kind == op::send_act || Step::kind == op::recv_act;
-  constexpr bool sending = Step::kind == op::send_act || Step::kind == op::send_grad;
-  return boundary_identity{act ? 0 : 1, sending ? Step::stage : Step::peer_stage,
-                           sending ? Step::chunk : Step::peer_chunk, Step::mb};
+/// (The step's fields are read through the object, so a runtime_step works too.)
+template <class Step> PIPESCHED_HD constexpr boundary_identity identity_of(Step const& s) {
+  bool const act = s.kind == op::send_act || s.kind == op::recv_act;
+  bool const sending = s.kind == op::send_act || s.kind == op::send_grad;
+  return boundary_identity{act ? 0 : 1, sending ? s.stage : s.peer_stage, sending ? s.chunk : s.peer_chunk, s.mb};
 }
 
 /// A run-time view of one boundary buffer: its address and size in bytes. Null and empty
