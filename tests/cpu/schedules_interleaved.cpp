@@ -12,6 +12,7 @@
 #include "pipesched/pipeline/verify.hpp"
 #include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/interleaved.hpp"
+#include "support/textbook.hpp"
 
 namespace {
 
@@ -31,6 +32,13 @@ pipesched::simulation run(params const& pr) {
   auto t = interleaved_1f1b_family::generate(pr);
   REQUIRE(t.ok());
   return pipesched::simulate(t, sim_costs{pr.cost});
+}
+
+/// PyTorch's group size, reference: schedules.md, Interleaved 1F1B: g = m / max(1, floor(m/p)),
+/// 0 where that division is not exact (PyTorch refuses m).
+int pytorch_group(int p, int m) {
+  int const rounds = m / p > 1 ? m / p : 1;
+  return m % rounds == 0 ? m / rounds : 0;
 }
 
 cost_model const half{0.5, 0.5, 0.5, 0};
@@ -196,9 +204,12 @@ TEST_CASE("schedule.interleaved.formula.remainder_group") {
   // Upper bound -- reference: the same formula at the padded m' = p⌈m/p⌉ (a multiple of p, so
   // the Megatron condition holds); that deleting the phantoms never makes it slower is the
   // design claim of docs/01_schedules.md ("between the ideal ... and the time of the padded m").
-  // Memory -- closed form: the padded order's rank-0 peak, 2(p−1) + (v−1)p + 1 (warm-up with
-  // g = p plus one, derivation in formula.megatron_condition); deleting the phantoms' passes
-  // only removes live activations, so the real order's peak is at most that.
+  // Memory -- closed form: the default g is p, PyTorch's g, p−1 or ceil(m / ceil(m/p)) (issue 16;
+  // docs/01_schedules.md), within the larger peak of g = p and PyTorch's g. An order whose
+  // (padded) first group holds G entries peaks at most at 2(p−1) + (v−1)G + 1 on any rank
+  // (warm-up plus one, derivation in formula.megatron_condition; phantoms only remove live
+  // activations): G = p for g <= p, G = PyTorch's g otherwise. (Before issue 16 the default was
+  // g = p and the bound 2(p−1) + (v−1)p + 1; the default may now hold PyTorch's peak.)
   cost_model const some[] = {{1, 1, 1, 0}, {2, 1, 1, 0}, {0.3, 0.7, 0.2, 0}};
   for (auto const& c : some)
     for (int p = 2; p <= 16; ++p)
@@ -213,19 +224,105 @@ TEST_CASE("schedule.interleaved.formula.remainder_group") {
           int const padded = (m + p - 1) / p * p;
           CHECK(s.makespan >= (v * m + p - 1) * fbw - 1e-9);
           CHECK(s.makespan <= (v * padded + p - 1) * fbw + 1e-9);
-          CHECK(s.peak_chunks[0] <= 2 * (p - 1) + (v - 1) * p + 1);
+          int const gt = pytorch_group(p, m);
+          int const first = gt > p ? gt : p;
+          for (int r = 0; r < p; ++r) CHECK(s.peak_chunks[static_cast<std::size_t>(r)] <= 2 * (p - 1) + (v - 1) * first + 1);
         }
       }
 }
 
 TEST_CASE("schedule.interleaved.p4.m5.v2.remainder") {
-  // the padded order of a short last group: 22.5 against the lower bound 19.5
-  // regression values: the generator's own output (no reference figure; docs/01_schedules.md
-  // quotes this 22.5 from it). The ideal (v m + p − 1)(F+B+W) = 13·1.5 = 19.5 is the
+  // g = p = 4: the padded order of a short last group: 22.5 against the lower bound 19.5
+  // regression values: the generator's own output with group_size<4> (the default before
+  // issue 16; no reference figure). The ideal (v m + p − 1)(F+B+W) = 13·1.5 = 19.5 is the
   // reference's formula; the padded m' = 8 gives 28.5 (reference Cases); 22.5 lies between.
-  auto s = run({4, 5, 2, 0, half});
+  auto s = run({4, 5, 2, 4, half});
   CHECK(near(s.makespan, 22.5));      // regression value
   CHECK(near(s.peak_memory[0], 4.5)); // regression value
+  // The default (issue 16) takes PyTorch's g = 5 / max(1, floor(5/4)) = 5: one group, Megatron's
+  // condition holds (m mod g = 0), so the time is the reference's (v m + p − 1)(F+B+W) = 19.5
+  // and rank 0 holds min(2(p−1) + (v−1)g + 1, v m) = min(12, 10) = 10 chunk-activations = 5
+  // units (closed forms of formula.megatron_condition). Changed from 22.5 / 4.5 (the old
+  // default g = p) because the default now keeps the shorter of the textbook rules.
+  auto d = run({4, 5, 2, 0, half});
+  CHECK(near(d.makespan, 19.5));
+  CHECK(near(d.peak_memory[0], 5));
+}
+
+TEST_CASE("schedule.interleaved.default_group.issue16") {
+  // issue 16's example: p = 3, m = 4, v = 4, per-chunk F, B, W = 0.25, 0.5, 0.25, c = 0.25.
+  // The default before issue 16 (g = p = 3, padded) took 29.5 (regression value, kept as the
+  // explicit group_size<3>); PyTorch's rule g = 4 / max(1, floor(4/3)) = 4 takes 20.5, the
+  // figure issue 16 quotes for PyTorch's and Megatron's rules, recomputed here independently
+  // from the textbook rule (tests/support/textbook.hpp) with the same simulator.
+  cost_model const c{0.25, 0.5, 0.25, 0.25};
+  auto old_rule = run({3, 4, 4, 3, c});
+  CHECK(near(old_rule.max_rank_span, 29.5)); // regression value (the old default)
+  auto book = pipesched::simulate(textbook::interleaved(3, 4, 4, 4), sim_costs{c});
+  REQUIRE(book.ok());
+  CHECK(near(book.max_rank_span, 20.5)); // issue 16's figure, independent computation
+  auto d = run({3, 4, 4, 0, c});
+  CHECK(near(d.max_rank_span, book.max_rank_span));
+  CHECK(near(d.makespan, book.makespan));
+  for (int r = 0; r < 3; ++r) CHECK(near(d.peak_memory[static_cast<std::size_t>(r)], book.peak_memory[static_cast<std::size_t>(r)]));
+}
+
+TEST_CASE("schedule.interleaved.default_group.rule") {
+  // The default against the rule of docs/01_schedules.md, candidate by candidate: its span is
+  // at most that of g = p and of PyTorch's g (where PyTorch accepts m), and its peak at most
+  // the larger of theirs; it equals one of the candidates g = p, PyTorch's g, p − 1,
+  // ceil(m / ceil(m/p)) (m not a multiple of p; else g = p), each run with group_size<g>.
+  // Independent of the generator's choice: the explicit g's are simulated by simulate().
+  cost_model const some[] = {{1, 1, 1, 0}, {1, 2, 1, 0.25}, {2, 1, 0.5, 0.1}, {0.25, 0.5, 0.25, 0.25}};
+  for (auto const& c : some)
+    for (int p = 2; p <= 9; ++p)
+      for (int m = 1; m <= 3 * p; ++m)
+        for (int v = 2; v <= 4; v += 2) {
+          params pr{p, m, v, 0, c};
+          CAPTURE(where(pr));
+          auto d = run(pr);
+          int const gp = p < m ? p : m, gt = pytorch_group(p, m);
+          auto sp = run({p, m, v, gp, c});
+          double budget = 0;
+          for (double x : sp.peak_memory) budget = x > budget ? x : budget;
+          CHECK(d.max_rank_span <= sp.max_rank_span + 1e-9);
+          if (gt) {
+            auto st = run({p, m, v, gt, c});
+            CHECK(d.max_rank_span <= st.max_rank_span + 1e-9);
+            for (double x : st.peak_memory) budget = x > budget ? x : budget;
+          }
+          for (double x : d.peak_memory) CHECK(x <= budget + 1e-9);
+          // the chosen table is one candidate's
+          auto t = interleaved_1f1b_family::generate(pr);
+          int const groups = (m + p - 1) / p;
+          int const cands[4] = {gp, gt, p - 1, (m + groups - 1) / groups};
+          bool found = false;
+          for (int g : cands)
+            if (g >= 1 && g <= m && (m % p != 0 || g == gp)) found = found || interleaved_1f1b_family::generate({p, m, v, g, c}).lists == t.lists;
+          CHECK(found);
+        }
+}
+
+TEST_CASE("schedule.interleaved.run_interleaved_matches_simulate") {
+  // detail::run_interleaved (what the default's choice reads) gives simulate()'s figures to the
+  // bit: independent computation, the table simulated by pipesched::simulate.
+  cost_model const some[] = {{1, 1, 1, 0}, {1, 2, 0.5, 0.25}, {0.3, 0.7, 0.2, 0.1}};
+  for (auto const& c : some)
+    for (int p = 1; p <= 6; ++p)
+      for (int m = 1; m <= 2 * p + 3; ++m)
+        for (int v = 1; v <= 3; ++v)
+          for (int g = 1; g <= m; ++g) {
+            params pr{p, m, v, g, c};
+            CAPTURE(where(pr));
+            auto s = run(pr);
+            auto r = pipesched::detail::run_interleaved(p, m, v, g, c);
+            REQUIRE(r.ok);
+            CHECK(r.span == s.max_rank_span);
+            CHECK(r.makespan == s.makespan);
+            int peak = 0;
+            for (int x : s.peak_chunks) peak = x > peak ? x : peak;
+            CHECK(r.peak == peak);
+          }
 }
 
 // ---- every output passes verify() ----------------------------------------------------
@@ -241,8 +338,10 @@ TEST_CASE("schedule.interleaved.sweep.p1-16.m1-64.v1-4") {
         auto t = interleaved_1f1b_family::generate(pr);
         auto d = pipesched::verify(t);
         CHECK_MESSAGE(d.ok(), pipesched::to_string(d));
-        // closed form: the padded order's rank-0 peak, warm-up with g = p plus one (formula.remainder_group)
-        CHECK(t.memory_bound_chunks <= (2 * (p - 1) + (v - 1) * p + 1));
+        // closed form: warm-up plus one with first group max(p, PyTorch's g) (formula.remainder_group;
+        // issue 16: the default may take PyTorch's g; before, the bound had g = p)
+        int const gt = pytorch_group(p, m);
+        CHECK(t.memory_bound_chunks <= (2 * (p - 1) + (v - 1) * (gt > p ? gt : p) + 1));
         if (m <= 2 * p + 2 || m % 3 == 0) {
           auto dl = pipesched::verify(pipesched::lower(t, sim_costs{pr.cost}));
           CHECK_MESSAGE(dl.ok(), pipesched::to_string(dl));
@@ -287,7 +386,13 @@ using namespace pipesched;
 using pytorch_p4_m10 = interleaved_1f1b<stages<4>, microbatches<10>, chunks<2>, group_size<5>>;
 static_assert(interleaved_1f1b<stages<4>, microbatches<10>, chunks<2>>::valid);
 static_assert(pytorch_p4_m10::valid);
-static_assert(interleaved_1f1b<stages<4>, microbatches<5>, chunks<3>>::valid); // the plain rule hangs here
+static_assert(interleaved_1f1b<stages<4>, microbatches<5>, chunks<3>, group_size<4>>::valid); // the plain rule hangs here
+static_assert(interleaved_1f1b<stages<4>, microbatches<5>, chunks<3>>::valid); // default: PyTorch's g = 5 (issue 16)
+// the default's choice inside the compiler: issue 16's example takes PyTorch's g = 4, i.e. the
+// same table as group_size<4> (closed form: PyTorch's g = 4 / max(1, floor(4/3)) = 4, shorter
+// than g = 3 -- schedule.interleaved.default_group.issue16)
+static_assert(interleaved_1f1b_family::generate({3, 4, 4, 0, {0.25, 0.5, 0.25, 0.25}}).lists ==
+              interleaved_1f1b_family::generate({3, 4, 4, 4, {0.25, 0.5, 0.25, 0.25}}).lists);
 static_assert(interleaved_1f1b<stages<3>, microbatches<7>, chunks<2>, group_size<1>>::valid);
 static_assert(interleaved_1f1b<stages<4>, microbatches<2>, chunks<4>>::valid);
 static_assert(pytorch_p4_m10::lowered.stages == 8); // reference: schedules.md, Notation: S = p·v = 4·2

@@ -92,12 +92,12 @@ constexpr table interleaved_table(int p, int m, int v, int g) {
   return t;
 }
 
-/// PyTorch's group size (schedules.md, Interleaved 1F1B): m / max(1, floor(m/p)) micro-batches
-/// per round. PyTorch refuses m when that division is not exact; we round it up, so the m
-/// micro-batches still go in max(1, floor(m/p)) groups, the last one shorter.
+/// PyTorch's group size (schedules.md, Interleaved 1F1B): g = m / max(1, floor(m/p)), or 0
+/// where PyTorch refuses m (the division is not exact). Its groups all hold g >= min(p, m)
+/// micro-batches, so none is padded.
 constexpr int interleaved_pytorch_group(int p, int m) {
   int const rounds = m / p > 1 ? m / p : 1;
-  return (m + rounds - 1) / rounds;
+  return m % rounds == 0 ? m / rounds : 0;
 }
 
 /// What the default group size is chosen by: the largest rank span and the makespan of the
@@ -114,17 +114,27 @@ struct interleaved_score {
 /// building the table: each rank in list order, each pass starting when the rank is free
 /// and its input has arrived (producer's end + c across ranks) -- simulate()'s rule, with
 /// the same arithmetic, so the times are the same to the bit
-/// (tests/cpu/schedules_interleaved.cpp checks it). About a tenth of the constexpr
-/// operations of generating and simulating the table, which is what lets the default
-/// simulate several group sizes at p = 16, m = 127 inside the compiler's budget.
+/// (tests/cpu/schedules_interleaved.cpp checks it). Written for the compiler's constexpr
+/// budget (flat arrays, raw pointers, keys precomputed per list entry): a few times cheaper
+/// than generating and simulating the table.
 constexpr interleaved_score run_interleaved(int p, int m, int v, int g, cost_model const& cost) {
   interleaved_score out{};
   interleaved_list const l = make_interleaved_list(p, m, v, g);
-  int const n = l.size(), S = p * v;
-  int const* const ch = l.chunk.data();
-  int const* const mb = l.mb.data();
-  std::size_t const sm = static_cast<std::size_t>(S) * static_cast<std::size_t>(m);
-  vec<double> ends(2 * sm, -1.0); // F then B end of (stage, micro-batch)
+  int const n = l.size();
+  using key_t = long long;
+  key_t const M = m, sm = static_cast<key_t>(p) * v * M; // (stage, micro-batch) keys: stage * m + mb
+  // per list entry, the key of its forward and of its backward on rank 0 (rank r adds r m);
+  // -1: a phantom
+  vec<key_t> keys_v(2 * static_cast<std::size_t>(n), -1);
+  key_t* const fkey = keys_v.data();
+  key_t* const bkey = fkey + n;
+  for (int i = 0; i < n; ++i) {
+    int const j = l.mb[static_cast<std::size_t>(i)], c = l.chunk[static_cast<std::size_t>(i)];
+    if (j < 0) continue;
+    fkey[i] = static_cast<key_t>(c) * p * M + j;
+    bkey[i] = static_cast<key_t>(v - 1 - c) * p * M + j;
+  }
+  vec<double> ends(2 * static_cast<std::size_t>(sm), -1.0); // F then B end per key
   double* const fe = ends.data();
   double* const be = fe + sm;
   std::size_t const up = static_cast<std::size_t>(p);
@@ -137,7 +147,7 @@ constexpr interleaved_score run_interleaved(int p, int m, int v, int g, cost_mod
   int* const peak = live + up;
   for (std::size_t r = 0; r < up; ++r) first[r] = -1.0;
   double const c = p > 1 ? cost.c : 0.0; // loop placement: neighbouring stages on different ranks
-  double const fused = cost.b + cost.w;
+  double const f = cost.f, fused = cost.b + cost.w;
   for (bool progress = true, down = true; progress; down = !down) {
     progress = false;
     // alternate the sweep's direction: forwards hand over to the next rank, backwards to
@@ -145,46 +155,45 @@ constexpr interleaved_score run_interleaved(int p, int m, int v, int g, cost_mod
     for (int q = 0; q < p; ++q) {
       int const r = down ? q : p - 1 - q;
       int const w = interleaved_warmup(p, v, l, r);
+      int const pairs_end = 2 * n - w;
+      key_t const rm = static_cast<key_t>(r) * M;
       int s = step[r];
       double now = free_at[r];
       for (; s < 2 * n; ++s) {
         // step s: warm-up forward s; then pairs (forward w + k, backward k); then backwards
         bool fwd = s < w;
-        int i = s;
-        if (s >= w && s < 2 * n - w) {
-          fwd = (s - w) % 2 == 0;
-          i = fwd ? w + (s - w) / 2 : (s - w) / 2;
-        } else if (s >= w) {
-          i = s - n;
-        }
-        int const j = mb[i];
-        if (j < 0) continue; // phantom
-        double ready = now, dur = cost.f;
-        std::size_t key;
+        key_t key;
+        if (fwd) key = fkey[s];
+        else if (s < pairs_end) {
+          int const k = s - w;
+          fwd = (k & 1) == 0;
+          key = fwd ? fkey[w + (k >> 1)] : bkey[k >> 1];
+        } else key = bkey[s - n];
+        if (key < 0) continue; // phantom
+        key += rm;
+        double ready = now;
         if (fwd) {
-          int const st = ch[i] * p + r;
-          key = static_cast<std::size_t>(st) * static_cast<std::size_t>(m) + static_cast<std::size_t>(j);
-          if (st > 0) {
-            double const e = fe[key - static_cast<std::size_t>(m)];
+          if (key >= M) { // stage > 0: the previous stage's forward, on another rank
+            double const e = fe[key - M];
             if (e < 0) break;
             ready = e + c > ready ? e + c : ready;
           }
+          now = ready + f;
+          fe[key] = now;
+          ++live[r];
+          peak[r] = live[r] > peak[r] ? live[r] : peak[r];
         } else {
-          int const st = (v - 1 - ch[i]) * p + r;
-          key = static_cast<std::size_t>(st) * static_cast<std::size_t>(m) + static_cast<std::size_t>(j);
-          if (fe[key] < 0) break; // its own forward (earlier on this rank)
-          if (st + 1 < S) {
-            double const e = be[key + static_cast<std::size_t>(m)];
+          if (fe[key] < 0) break;  // its own forward (earlier on this rank)
+          if (key + M < sm) { // stage < S-1: the next stage's backward, on another rank
+            double const e = be[key + M];
             if (e < 0) break;
             ready = e + c > ready ? e + c : ready;
           }
-          dur = fused;
+          now = ready + fused;
+          be[key] = now;
+          --live[r];
         }
         if (first[r] < 0) first[r] = ready;
-        now = ready + dur;
-        (fwd ? fe : be)[key] = now;
-        live[r] += fwd ? 1 : -1;
-        peak[r] = live[r] > peak[r] ? live[r] : peak[r];
       }
       if (s != step[r]) progress = true;
       step[r] = s;
@@ -209,34 +218,43 @@ constexpr int compare_time(double a, double b) {
 }
 
 /// The default group size for (p, m, v, costs); see interleaved_1f1b_family.
+///
+/// Candidates: Megatron's g = p and PyTorch's g (the two textbook rules), g = m (one group),
+/// and, when m is not a multiple of p, g = p-1 and the balanced g = ceil(m / ceil(m/p)) (as
+/// many groups as g = p, their sizes differing by at most one): groups shorter than p are
+/// padded to p, so these spread the phantoms over several groups instead of one short last
+/// group, often shorter and never more memory than g = p. The memory budget is the larger of
+/// the two textbook rules' peaks. What needs no simulation (rank 0 of an order whose first
+/// group g >= p peaks at min(2(p-1) + (v-1)g + 1, v m) chunk-activations, by the warm-up
+/// rule; below v m this grows with g, and for g <= m/2 it stays below v m):
+///  - v = 1: groups change nothing, every g gives the same order;
+///  - m <= p: every rule gives g = m (one group, padded to p);
+///  - m a multiple of p: PyTorch's g is p as well, g = m >= 2p holds more than g = p, and
+///    no g < p was shorter in the exhaustive sweep of bench/schedule_quality.cpp;
+///  - g = m otherwise: it is PyTorch's g when m < 2p, and holds more than the budget when
+///    m >= 2p (PyTorch's g <= m/2 and g = p are both below it).
+/// So at most four simulations (g = p, PyTorch's g when PyTorch accepts m, p-1, balanced),
+/// and none at all when m is a multiple of p (the compile-budget case p = 16, m = 128).
 constexpr int interleaved_default_group(params const& pr, int v) {
   int const p = pr.p, m = pr.m;
-  int const textbook = p < m ? p : m; // Megatron's g = p (m when m < p)
-  // One candidate only (no simulation): v = 1 (groups change nothing), m <= p (every rule
-  // gives g = m), m a multiple of p (PyTorch's g is p as well, and every g > p holds more
-  // memory than g = p: rank 0 peaks at min(2(p-1) + (v-1)g + 1, v m) chunk-activations, which
-  // grows with g below v m, and g = p stays below v m for m >= 2p; every g < p was never
-  // shorter in the sweep of docs/01_schedules.md).
-  if (v == 1 || m <= p || m % p == 0) return textbook;
-  int const cand[3] = {textbook, interleaved_pytorch_group(p, m), m};
-  interleaved_score sc[3] = {};
-  for (int i = 0; i < 3; ++i) {
-    bool dup = false;
+  int const megatron = p < m ? p : m; // Megatron's g = p (one group of m when m < p)
+  if (v == 1 || m <= p || m % p == 0) return megatron;
+  int const groups = (m + p - 1) / p;
+  int const cand[4] = {megatron, interleaved_pytorch_group(p, m), p - 1, (m + groups - 1) / groups};
+  interleaved_score sc[4] = {};
+  for (int i = 0; i < 4; ++i) {
+    bool dup = cand[i] < 1;
     for (int k = 0; k < i; ++k) dup = dup || cand[k] == cand[i];
     if (!dup) sc[i] = run_interleaved(p, m, v, cand[i], pr.cost);
   }
-  // the memory budget: the larger peak of the two textbook rules (Megatron's, PyTorch's)
-  int budget = sc[0].peak;
-  if (sc[1].ok && sc[1].peak > budget) budget = sc[1].peak;
-  int best = 0; // Megatron's g: within the budget, and never a cyclic wait (padded groups)
-  for (int i = 1; i < 3; ++i) {
+  // the budget: the larger peak of the two textbook rules (sc[1] is empty where PyTorch
+  // refuses m); g = p itself is always within it and never waits on itself (padded groups)
+  int const budget = sc[1].peak > sc[0].peak ? sc[1].peak : sc[0].peak;
+  int best = 0;
+  for (int i = 1; i < 4; ++i) {
     interleaved_score const& a = sc[i];
     interleaved_score const& b = sc[best];
     if (!a.ok || a.peak > budget) continue;
-    if (!b.ok) {
-      best = i;
-      continue;
-    }
     int c = compare_time(a.span, b.span);
     if (c == 0) c = compare_time(a.makespan, b.makespan);
     if (c == 0) c = a.peak < b.peak ? -1 : (a.peak > b.peak ? 1 : (cand[i] < cand[best] ? -1 : 1));
@@ -260,17 +278,18 @@ constexpr int interleaved_default_group(params const& pr, int v) {
 /// forward the rank runs the backward alone.
 ///
 /// Default group size (detail::interleaved_default_group). The textbook rules are
-/// Megatron's g = p (g = m when m < p) and PyTorch's g = m / max(1, floor(m/p)) (rounded up
-/// where PyTorch would refuse m). The generator builds the orders for g = p, PyTorch's g and
-/// g = m, simulates each under the given costs and link latency, and keeps the shortest
-/// (smallest largest rank span, then smallest makespan) among those whose peak
+/// Megatron's g = p (g = m when m < p) and PyTorch's g = m / max(1, floor(m/p)) (where that
+/// division is exact; PyTorch refuses the other m). The generator considers those, g = m,
+/// and for m not a multiple of p also g = p-1 and the balanced g = ceil(m / ceil(m/p)); it
+/// keeps the shortest under the given costs and link latency (smallest largest rank span,
+/// then smallest makespan, as simulate() computes them) among those whose peak
 /// chunk-activations on any rank do not exceed the larger of the two textbook rules' peaks;
 /// ties go to less memory, then to the smaller g. So the default is never longer than
-/// either textbook rule's order and never holds more memory than the hungrier of the two.
-/// Bounded search: the candidates are simulated only when v > 1, m > p and m mod p != 0;
-/// otherwise the rule is exact without it (v = 1: groups change nothing; m <= p: every
-/// rule gives g = m; m a multiple of p: PyTorch's g is p, and g = m holds more memory than
-/// g = p), so p = 16, m = 128 costs the compiler no simulation at all.
+/// either textbook rule's order (as we build it: short groups padded) and never holds more
+/// memory than the hungrier of the two. Only m > p not a multiple of p simulates anything
+/// (at most four candidates, straight from their forward lists: detail::run_interleaved), so
+/// p = 16, m = 128 costs the compiler nothing more, and p = 16, m = 127, v = 4 stays within
+/// g++'s default constexpr budget.
 ///
 /// Groups shorter than p (v > 1). The forward of chunk c+1 on rank 0 waits for the forward
 /// of chunk c on rank p-1, which sits only `group size` entries earlier in the list. When
