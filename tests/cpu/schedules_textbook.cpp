@@ -271,8 +271,11 @@ void check_family(char const* family, std::uint64_t seed, int draws, int p_lo,
     }
     t.add(ours, book);
   }
-  MESSAGE(t.text(family) << "; span asserted in " << in_subset << "; known gap: ours longer in " << outside.count
-                         << " of the other " << (draws - in_subset) << outside.examples);
+  std::string const gap_text = in_subset == draws ? std::string(" (every case)")
+                                                  : "; known gap: ours longer in " + std::to_string(outside.count) +
+                                                        " of the other " + std::to_string(draws - in_subset) +
+                                                        outside.examples;
+  MESSAGE(t.text(family) << "; span asserted in " << in_subset << gap_text);
   CHECK(in_subset > 0); // the subset is not empty in this sample
   // regression value: the known gap's count in this seeded sample, docs/01_schedules.md
   // ("Never worse than the textbook rule"); lower is fine, higher is a regression
@@ -284,22 +287,22 @@ void check_family(char const* family, std::uint64_t seed, int draws, int p_lo,
 TEST_CASE("schedule.textbook.zb_h2") {
   // Textbook: ZB-H2's rule in unit steps, cost-blind (tests/support/textbook.hpp). Ours may
   // hold up to min(2p, m) (reference: "memory 2p−1 to 2p"); the textbook order min(2p−1, m).
-  // Never worse asserted for c = 0 and W <= F; known gap elsewhere (docs/01_schedules.md).
+  // Never worse asserted on every case, any costs and latency (docs/01_schedules.md): the
+  // generator keeps the textbook order, built in the library, among its candidates.
   check_family(
       "zb-h2", 0x16'03, 100, 1,
       [](one_case const& c) { return pipesched::zb_h2_family::generate({c.p, c.m, 0, 0, c.cost}); },
-      [](one_case const& c) { return textbook::zb_h2(c.p, c.m); },
-      [](one_case const& c) { return c.cost.c == 0 && c.cost.w <= c.cost.f; }, 1, 25);
+      [](one_case const& c) { return textbook::zb_h2(c.p, c.m); }, [](one_case const&) { return true; }, 1, 0);
 }
 
 TEST_CASE("schedule.textbook.zb_v") {
   // Textbook: PyTorch's ZBV order (tests/support/textbook.hpp), memory 2p chunk-activations.
-  // Never worse asserted for c = 0, F <= B and W <= F; known gap elsewhere (docs/01_schedules.md).
+  // Never worse asserted on every case, any costs and latency (docs/01_schedules.md): the
+  // generator keeps the textbook order, built in the library, among its candidates.
   check_family(
       "zb-v", 0x16'04, 100, 1,
       [](one_case const& c) { return pipesched::zb_v_family::generate({c.p, c.m, 2, 0, c.cost}); },
-      [](one_case const& c) { return textbook::zb_v(c.p, c.m); },
-      [](one_case const& c) { return c.cost.c == 0 && c.cost.f <= c.cost.b && c.cost.w <= c.cost.f; }, 0, 44);
+      [](one_case const& c) { return textbook::zb_v(c.p, c.m); }, [](one_case const&) { return true; }, 0, 0);
 }
 
 TEST_CASE("schedule.textbook.v_half") {

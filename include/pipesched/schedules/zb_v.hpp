@@ -3,6 +3,7 @@
 
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/core/vec.hpp"
+#include "pipesched/schedules/split_timing.hpp"
 
 namespace pipesched {
 
@@ -117,7 +118,9 @@ constexpr zb_v_run zb_v_schedule(params const& pr, int limit, zb_v_rule rule) {
         last[r] = end;
         free_at[r] = end;
         ++done;
-        progress = true;
+        // another sweep at this time only after a pass of zero cost: any other pass ends
+        // after now, and so does every input it sends, so nothing new is ready at now
+        if (end <= now) progress = true;
       }
     }
     if (done == total) break;
@@ -148,15 +151,86 @@ constexpr zb_v_run zb_v_schedule(params const& pr, int limit, zb_v_rule rule) {
   return out;
 }
 
+/// The cost-blind textbook ZB-V: PyTorch's ZBV order (torch.distributed.pipelining
+/// ScheduleZBVZeroBubble; reference: schedules.md, "How the reference greedy generators use
+/// costs and link latency", last paragraph, names it the textbook order). Rank r (stages
+/// s0 = r, s1 = 2p-1-r), built for n = max(2p-1, m) micro-batches with the passes of
+/// micro-batches >= m left out:
+///   1. 2(p-r)-1 forwards of s0;
+///   2. r pairs (F s1, F s0);
+///   3. p-r triples (F s1, I s1, W s1);
+///   4. while s1 has forwards behind s0 or s0 has forwards left: (F s0 while any are left,
+///      I s0, W s0, F s1, I s1, W s1);
+///   5. r pairs (I s0, I s1); p-r pairs (I s0, oldest W of s0);
+///   6. the remaining W's of s1, then of s0.
+/// Memory: at most 2p chunk-activations (rank 0: 2p-1 forwards of s0, then one of s1).
+constexpr table zb_v_textbook_table(params const& pr) {
+  int const p = pr.p, m = pr.m;
+  table t = make_table(p, m, 2, placement::v_shape);
+  t.split_backward = true;
+  t.memory_bound_chunks = 2 * p;
+  int const n = 2 * p - 1 > m ? 2 * p - 1 : m;
+  for (int r = 0; r < p; ++r) {
+    t.lists[static_cast<std::size_t>(r)].reserve(6 * static_cast<std::size_t>(m));
+    int const s0 = r, s1 = 2 * p - 1 - r;
+    auto add = [&](op kind, int s, int j) {
+      if (j < m) push(t, kind, s, j); // the micro-batches m..n-1 only shape the order
+    };
+    int f0 = 0, f1 = 0, i0 = 0, i1 = 0; // next forward / input backward per chunk
+    for (int k = 0; k < 2 * (p - r) - 1; ++k) add(op::forward, s0, f0++);
+    for (int k = 0; k < r; ++k) {
+      add(op::forward, s1, f1++);
+      add(op::forward, s0, f0++);
+    }
+    for (int k = 0; k < p - r; ++k) {
+      add(op::forward, s1, f1++);
+      add(op::backward_input, s1, i1);
+      add(op::backward_weight, s1, i1++);
+    }
+    while (f1 < f0 || f0 < n) {
+      if (f0 < n) add(op::forward, s0, f0++);
+      add(op::backward_input, s0, i0);
+      add(op::backward_weight, s0, i0++);
+      add(op::forward, s1, f1++);
+      add(op::backward_input, s1, i1);
+      add(op::backward_weight, s1, i1++);
+    }
+    int w0 = i0, w1 = i1; // next weight pass per chunk
+    for (int k = 0; k < r; ++k) {
+      add(op::backward_input, s0, i0++);
+      add(op::backward_input, s1, i1++);
+    }
+    for (int k = 0; k < p - r; ++k) {
+      add(op::backward_input, s0, i0++);
+      add(op::backward_weight, s0, w0++);
+    }
+    while (w1 < i1) add(op::backward_weight, s1, w1++);
+    while (w0 < i0) add(op::backward_weight, s0, w0++);
+  }
+  return t;
+}
+
 } // namespace detail
 
 /// ZB-V (zero bubble, V placement): rank r holds stages r and 2p-1-r; backward split into
-/// I and W. Built by a list scheduler that follows the cost model and keeps at most 2p
-/// chunk-activations (p in the reference unit, as 1F1B's rank 0) on every rank; see
-/// detail::zb_v_schedule for the rule. With F = B = W and m >= 2p every rank is busy from
-/// its first pass to its last (zero bubble). Unless the first run already has no idle time,
-/// two more tie-breaking variants run under the cost model and the shortest makespan (then
-/// largest rank span) is kept. Any m >= 1.
+/// I and W. At most 2p chunk-activations (p in the reference unit, as 1F1B's rank 0) on
+/// every rank. Candidates, all simulated under `params::cost` (F, B, W and the link latency
+/// c):
+///  1. detail::zb_v_schedule, a list scheduler that follows the costs and the latency (see
+///     there for the rule), with up to three tie-breaking variants; between them the shortest
+///     makespan (then the largest rank span) wins;
+///  2. while that winner leaves some rank idle: the textbook order (PyTorch's ZBV,
+///     detail::zb_v_textbook_table), as built and with its W's moved into the waits for late
+///     inputs (detail::float_weights_into_waits, limited to its own peak memory). Each
+///     replaces the best so far only when its largest rank span is shorter (or equal with a
+///     shorter makespan). (Floating the list scheduler's W's too wins rarely, 2 of the 100
+///     cases of tests/cpu/schedules_textbook.cpp, and costs constexpr operations that
+///     generation near p = 16 cannot spare.)
+/// So the largest rank span is never longer than the textbook order's, for any costs and
+/// latency, within 2p chunk-activations. With F = B = W, c = 0 and m >= 2p the first run
+/// already has every rank busy from its first pass to its last (zero bubble) and nothing else
+/// is built, which keeps generation at p = 16, m = 128 within the compilers' default
+/// constexpr limits. Any m >= 1.
 struct zb_v_family {
   static constexpr const char* name = "zb-v";
   static constexpr diagnostic check(params const& pr) { return detail::check_zb_v(pr); }
@@ -165,12 +239,31 @@ struct zb_v_family {
     int const limit = 2 * pr.p;
     constexpr detail::zb_v_rule rules[] = {{2, true}, {3, true}, {2, false}};
     detail::zb_v_run best = detail::zb_v_schedule(pr, limit, rules[0]);
+    // busy time of every rank: no order has a rank span below it
     double const busy = 2.0 * pr.m * (pr.cost.f + pr.cost.b + pr.cost.w);
-    for (std::size_t i = 1; i < sizeof(rules) / sizeof(rules[0]); ++i) {
-      if (!best.t.ok() || best.span <= busy) break; // no idle time left to remove
+    auto idle_left = [&] { return best.t.ok() && best.span > busy; };
+    for (std::size_t i = 1; i < sizeof(rules) / sizeof(rules[0]) && idle_left(); ++i) {
       detail::zb_v_run run = detail::zb_v_schedule(pr, limit, rules[i]);
       if (run.t.ok() && (run.makespan < best.makespan || (run.makespan == best.makespan && run.span < best.span)))
         best = static_cast<detail::zb_v_run&&>(run);
+    }
+    if (!best.t.ok() || idle_left()) {
+      // more candidates (2. above); a list scheduler that stalled counts as endless
+      detail::split_timing best_time{best.t.ok() ? best.span : 1e300, best.t.ok() ? best.makespan : 1e300, true};
+      table winner = static_cast<table&&>(best.t);
+      auto consider = [&](table&& t, detail::split_timing const& time) {
+        if (time.ok && detail::shorter(time, best_time)) {
+          winner = static_cast<table&&>(t);
+          best_time = time;
+        }
+      };
+      table book = detail::zb_v_textbook_table(pr);
+      detail::split_timing const book_time = detail::time_split_order(book, pr.cost);
+      // floated with its own peak as the limit: floating raises no rank's memory
+      detail::floated_order floated_book = detail::float_weights_into_waits(book, pr.cost, detail::peak_chunks(book));
+      consider(static_cast<table&&>(book), book_time);
+      consider(static_cast<table&&>(floated_book.t), floated_book.time);
+      return winner;
     }
     return static_cast<table&&>(best.t);
   }

@@ -5,6 +5,7 @@
 
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
+#include "pipesched/schedules/split_timing.hpp"
 
 namespace pipesched {
 
@@ -14,72 +15,6 @@ constexpr diagnostic zb_check(params const& pr) {
   if (auto d = check_common(pr)) return d;
   if (pr.v > 1) return {errc::needs_one_chunk};
   return {};
-}
-
-/// Times of a one-chunk split-backward table run in list order (c = link latency).
-struct zb_timing {
-  double span = 0; ///< largest rank span
-  double makespan = 0;
-  bool ok = false; ///< false when the orders wait on each other
-};
-
-constexpr zb_timing zb_time(table const& t, cost_model const& cost) {
-  int const p = t.ranks, m = t.microbatches;
-  std::size_t const up = static_cast<std::size_t>(p), pm = up * static_cast<std::size_t>(m);
-  std::vector<double> buf(2 * pm + 2 * up, -1.0);
-  double* const f_end = buf.data();   // [r*m + j]
-  double* const i_end = f_end + pm;   // [r*m + j]
-  double* const free_at = i_end + pm; // [r]
-  double* const start = free_at + up; // [r]
-  std::vector<std::size_t> ptr(up, 0);
-  for (std::size_t r = 0; r < up; ++r) free_at[r] = 0.0;
-  bool progress = true;
-  while (progress) {
-    progress = false;
-    for (int r = 0; r < p; ++r) {
-      auto const ur = static_cast<std::size_t>(r);
-      action const* const l = t.lists[ur].data();
-      std::size_t const n = t.lists[ur].size();
-      std::size_t k = ptr[ur];
-      double now = free_at[ur];
-      for (; k < n; ++k) {
-        action const& a = l[k];
-        std::size_t const key = ur * static_cast<std::size_t>(m) + a.mb;
-        double ready = now, dur = cost.w;
-        if (a.kind == op::forward) {
-          if (r > 0) {
-            double const e = f_end[key - static_cast<std::size_t>(m)];
-            if (e < 0) break;
-            ready = e + cost.c > ready ? e + cost.c : ready;
-          }
-          dur = cost.f;
-        } else if (a.kind == op::backward_input) {
-          if (r + 1 < p) {
-            double const e = i_end[key + static_cast<std::size_t>(m)];
-            if (e < 0) break;
-            ready = e + cost.c > ready ? e + cost.c : ready;
-          }
-          dur = cost.b;
-        }
-        if (start[ur] < 0) start[ur] = ready;
-        now = ready + dur;
-        if (a.kind == op::forward) f_end[key] = now;
-        else if (a.kind == op::backward_input) i_end[key] = now;
-      }
-      if (k != ptr[ur]) progress = true;
-      ptr[ur] = k;
-      free_at[ur] = now;
-    }
-  }
-  zb_timing out{};
-  for (std::size_t r = 0; r < up; ++r) {
-    if (ptr[r] < t.lists[r].size()) return out;
-    double const span = free_at[r] - (start[r] < 0 ? 0.0 : start[r]);
-    out.span = span > out.span ? span : out.span;
-    out.makespan = free_at[r] > out.makespan ? free_at[r] : out.makespan;
-  }
-  out.ok = true;
-  return out;
 }
 
 /// Greedy list scheduler for one chunk per rank with split backward. Ranks advance in time
@@ -175,6 +110,57 @@ constexpr table zb_h1_table(params const& pr) {
   return t;
 }
 
+/// The cost-blind textbook ZB-H2 (reference: schedules.md, Zero bubble, ZB-H2: "extra
+/// warm-up forwards and W's fill the tail", memory 2p-1; the "1F1B-like ZB-H2" of "How the
+/// reference greedy generators use costs and link latency"): the order the paper's rule
+/// gives in unit time steps (F = B = W = 1, c = 0), whatever the real costs. At every step
+/// each rank runs, decided from what had ended before the step: the I whose gradient has
+/// arrived; else its next forward while it holds fewer than 2p-1 activations; else its
+/// oldest pending W. I's and forwards go in micro-batch order. Memory min(2p-1, m).
+constexpr table zb_h2_unit_step_table(params const& pr) {
+  int const p = pr.p, m = pr.m;
+  table t = make_table(p, m, 1, placement::loop);
+  t.split_backward = true;
+  for (auto& l : t.lists) l.reserve(3 * static_cast<std::size_t>(m));
+  int const cap = 2 * p - 1, never = 1 << 30;
+  std::size_t const up = static_cast<std::size_t>(p), um = static_cast<std::size_t>(m);
+  // raw pointers into one buffer: cheaper than operator[] in constant evaluation
+  std::vector<int> buf(2 * up * um + 5 * up, 0);
+  int* const f_step = buf.data();    // [r*m + j]: step at whose end F(r, j) is done; never: not run
+  int* const i_step = f_step + up * um; // [r*m + j]: the same for I(r, j)
+  int* const nf = i_step + up * um;     // [r]: passes done per kind
+  int* const ni = nf + up;
+  int* const nw = ni + up;
+  int* const kind = nw + up; // [r]: this step's pass, 0 F, 1 I, 2 W
+  int* const mb = kind + up; // [r]: its micro-batch, -1: idle
+  for (std::size_t k = 0; k < 2 * up * um; ++k) buf[k] = never;
+  for (int step = 0, left = 3 * p * m; left > 0; ++step) {
+    for (int r = 0; r < p; ++r) { // decide from what had ended before the step
+      int const jf = nf[r], ji = ni[r];
+      mb[r] = -1;
+      if (ji < jf && (r + 1 == p || i_step[(r + 1) * m + ji] <= step)) kind[r] = 1, mb[r] = ji;
+      else if (jf < m && jf - nw[r] < cap && (r == 0 || f_step[(r - 1) * m + jf] <= step)) kind[r] = 0, mb[r] = jf;
+      else if (nw[r] < ji) kind[r] = 2, mb[r] = nw[r];
+    }
+    for (int r = 0; r < p; ++r) {
+      if (mb[r] < 0) continue;
+      --left;
+      if (kind[r] == 0) {
+        push(t, op::forward, r, mb[r]);
+        f_step[r * m + nf[r]++] = step + 1;
+      } else if (kind[r] == 1) {
+        push(t, op::backward_input, r, mb[r]);
+        i_step[r * m + ni[r]++] = step + 1;
+      } else {
+        push(t, op::backward_weight, r, mb[r]);
+        ++nw[r];
+      }
+    }
+  }
+  t.memory_bound_chunks = cap < m ? cap : m;
+  return t;
+}
+
 } // namespace detail
 
 /// ZB-H1 (zero-bubble paper): rank r runs the 1F1B order (w = min(p-r-1, m) warm-up F's,
@@ -193,12 +179,19 @@ struct zb_h1_family {
   }
 };
 
-/// ZB-H2 (zero-bubble paper): more warm-up forwards, and W's fill the tail. Built for the
-/// given costs (params::cost) by detail::zb_greedy with a cap of 2p-1 and of 2p live
-/// activations per rank; the generator keeps, of those two and the ZB-H1 order, the one
-/// with the smallest largest rank span (ties: the earlier, so less memory). Hence its rank
-/// span never exceeds ZB-H1's and its memory is at most min(2p, m) (min(p, m) when the
-/// ZB-H1 order is kept, e.g. often for m < 2p-1, where the warm-up cannot grow).
+/// ZB-H2 (zero-bubble paper): more warm-up forwards, and W's fill the tail. Candidates, all
+/// simulated under the given costs and link latency (params::cost):
+///  1. the ZB-H1 order, and detail::zb_greedy with a cap of 2p-1 and of 2p live activations
+///     per rank (it follows the costs and the latency); of these the smallest largest rank
+///     span wins (ties: the earlier, so less memory);
+///  2. while that winner leaves some rank idle: the cost-blind textbook order
+///     (detail::zb_h2_unit_step_table), and the textbook order and the winner with their W's
+///     moved into the waits for late inputs (detail::float_weights_into_waits, limit
+///     min(2p, m)). Each replaces the best so far only when its list-order run has a shorter
+///     largest rank span (or an equal one and a shorter makespan).
+/// Hence the rank span never exceeds ZB-H1's nor the textbook order's, for any costs and
+/// latency, and the memory is at most min(2p, m) (min(p, m) when the ZB-H1 order is kept,
+/// e.g. often for m < 2p-1, where the warm-up cannot grow).
 /// Largest rank span (c = 0), m >= 2p-1, against the paper's m(F+B+W) + (p-1)(F+B-2W)+:
 ///  - exact when F = B = W (zero bubble; makespan span + (p-1)F; memory 2p-1 on every
 ///    rank) and when F >= B and F+B <= 2W (zero bubble);
@@ -212,7 +205,7 @@ struct zb_h2_family {
   static constexpr table generate(params const& pr) {
     if (auto d = check(pr)) return failed(d);
     table best = detail::zb_h1_table(pr);
-    double best_span = detail::zb_time(best, pr.cost).span;
+    double best_span = detail::time_split_order(best, pr.cost).span;
     for (int cap = 2 * pr.p - 1; cap <= 2 * pr.p; ++cap) {
       double span = 0;
       table t = detail::zb_greedy(pr, cap, span);
@@ -220,6 +213,26 @@ struct zb_h2_family {
         best = static_cast<table&&>(t);
         best_span = span;
       }
+    }
+    // busy time of every rank: no order has a rank span below it
+    double const busy = pr.m * (pr.cost.f + pr.cost.b + pr.cost.w);
+    if (best_span > busy) { // more candidates (2. above)
+      // zb_greedy's span is an upper bound: compare list-order runs from here on
+      detail::split_timing best_time = detail::time_split_order(best, pr.cost);
+      auto consider = [&](table&& t, detail::split_timing const& time) {
+        if (time.ok && detail::shorter(time, best_time)) {
+          best = static_cast<table&&>(t);
+          best_time = time;
+        }
+      };
+      int const limit = 2 * pr.p < pr.m ? 2 * pr.p : pr.m; // the reference's ZB-H2 memory, min(2p, m)
+      table book = detail::zb_h2_unit_step_table(pr);
+      detail::split_timing const book_time = detail::time_split_order(book, pr.cost);
+      detail::floated_order floated_book = detail::float_weights_into_waits(book, pr.cost, limit);
+      detail::floated_order floated_best = detail::float_weights_into_waits(best, pr.cost, limit);
+      consider(static_cast<table&&>(book), book_time);
+      consider(static_cast<table&&>(floated_book.t), floated_book.time);
+      consider(static_cast<table&&>(floated_best.t), floated_best.time);
     }
     return best;
   }
