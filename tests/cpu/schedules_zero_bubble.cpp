@@ -278,6 +278,9 @@ static_assert(zb_h2_family::generate({4, 8}).memory_bound_chunks == 7);
 // closed form: one F, one I and one W per (stage, micro-batch) (reference: schedules.md,
 // Dependencies, rule 1), 3·S·m with S = p = 16
 static_assert(zb_h2_family::generate({16, 128}).total_actions() == 3 * 16 * 128);
+// and with unequal costs and a link latency, where every candidate is built (the greedy runs,
+// the textbook order, and the orders with their W's moved into waits): same closed form
+static_assert(zb_h2_family::generate({16, 128, 0, 0, {1, 2, 1, 0.25}}).total_actions() == 3 * 16 * 128);
 } // namespace
 
 TEST_CASE("schedule.zero_bubble.type") {
