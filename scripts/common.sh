@@ -2,7 +2,7 @@
 # Installs what a fresh Debian machine lacks, finds nvcc, configures and builds a preset.
 
 # Debian packages the build needs; each is installed only when dpkg does not list it.
-PIPESCHED_PACKAGES=(cmake g++ ninja-build doctest-dev nlohmann-json3-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
+PIPESCHED_PACKAGES=(cmake g++ ninja-build doctest-dev nlohmann-json3-dev libcli11-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
 
 pipesched_log() { printf '[pipesched] %s\n' "$*" >&2; }
 

@@ -111,3 +111,105 @@ string(ASCII 1 2 200 255 7 nul)
 file(WRITE "${WORK}/garbage.csv" "${nul}${nul},,3F,,99999999999999999999F1\n")
 expect(1 "pipesched import" import "${WORK}/garbage.csv")
 expect(2 "cannot open" import "${WORK}/does_not_exist.csv")
+
+# ---- issue 15, item 5: the tool never surprises ----
+# Runs the tool and fails when its output matches `regex` (what must not be printed).
+function(expect_lacks code regex)
+  execute_process(COMMAND "${TOOL}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+  string(JOIN " " args ${ARGN})
+  if(NOT "${rc}" STREQUAL "${code}")
+    message(SEND_ERROR "pipesched ${args}: exit ${rc}, expected ${code}\n${out}${err}")
+  elseif("${out}${err}" MATCHES "${regex}")
+    message(SEND_ERROR "pipesched ${args}: output matches '${regex}', which it must not\n${out}${err}")
+  endif()
+endfunction()
+
+# import of what is not a readable file: exit 2 with a message, as other bad arguments
+expect(2 "is a directory" import "${WORK}")
+if(EXISTS /proc/self/mem) # opens, but reading at offset 0 fails (EIO)
+  expect(2 "cannot read '/proc/self/mem'" import /proc/self/mem)
+endif()
+expect(2 "cannot open" import "${WORK}/does_not_exist.csv")
+expect(2 "import takes one FILE" import "${WORK}/zb-h2.csv" "${WORK}/zb-h2.csv")
+
+# absurd sizes: refused at once with the limit stated (not bad_alloc after seconds)
+expect(2 "too large: --stages 4096 x 1 chunks x --microbatches 65535.*limit is 1048576" show --schedule 1f1b
+       --stages 4096 --microbatches 65535)
+expect(2 "too large: --stages 512 x 2 chunks x --microbatches 4096.*limit is 1048576" show --schedule zb-v
+       --stages 512 --microbatches 4096)
+expect(2 "too large.*limit is 1048576" export --schedule interleaved --stages 4096 --microbatches 65535 --format csv)
+expect(2 "too large: compare --stages 4096 x --microbatches 65535.*limit is 262144" compare --stages 4096
+       --microbatches 65535)
+expect(2 "too large.*limits are 2048 and 65536" paths --stages 4095 --keep 2 --microbatches 65535)
+expect(2 "too large.*limits are 2048 and 65536" paths --stages 64 --keep 32 --microbatches 32)
+expect(2 "too large.*limits are 65536 and 8388608" paths --stages 1024 --keep 512 --microbatches 1024 --search 0)
+expect(2 "too large" export --schedule skip --stages 4095 --keep 2 --microbatches 65535 --format csv)
+expect(0 "ranks x chunks x micro-batches at most 1048576" --help)
+# just inside the limits: accepted (regression values of the simulator: 1F1B's (m+p−1)·3 = 3·(1024+1023))
+expect_json(makespan 6141 show --schedule 1f1b --stages 1024 --microbatches 1024 --json)
+
+# CSV import: a UTF-8 byte-order mark is accepted; a blank line between rows and an
+# unterminated quote are named with their line
+file(READ "${WORK}/zb-h2.csv" zbh2)
+string(ASCII 239 187 191 bom)
+file(WRITE "${WORK}/bom.csv" "${bom}${zbh2}")
+expect(0 "\"verified\":true" import "${WORK}/bom.csv" --json)
+file(WRITE "${WORK}/blank.csv" "0F0,0F1,0B0,0B1\n\n1F0,1F1,1B0,1B1\n\n")
+expect(1 "line 2: blank line between rows" import "${WORK}/blank.csv")
+file(WRITE "${WORK}/blank_crlf.csv" "0F0,0F1,0B0,0B1\r\n  \r\n1F0,1F1,1B0,1B1\r\n")
+expect(1 "line 2: blank line between rows" import "${WORK}/blank_crlf.csv")
+file(WRITE "${WORK}/quote.csv" "0F0,0F1,0B0,0B1\n1F0,\"1F1,1B0,1B1\n")
+expect(1 "line 2, column 5: unterminated quote" import "${WORK}/quote.csv")
+file(WRITE "${WORK}/quoted.csv" "\"0F0\",\"1F0\",\"1B0\",\"0B0\"\n")
+expect(0 "verified: yes" import "${WORK}/quoted.csv") # independent: one row, two stages, balanced quotes
+expect(1 "line 2, cell 2: .*rank 1, position 1" import "${WORK}/bad_cell.csv")
+
+# --costs: any finite non-negative number (subnormal, leading +, bare fraction, exponent, blanks)
+# closed form: 1F1B's (m+p−1)(F+B+W) = 11 × (0 + 1 + 0.5) = 16.5 (F = 4.9e-324 adds nothing)
+expect_json(makespan 16.5 show --schedule 1f1b --stages 4 --microbatches 8 --costs 4.9e-324,+1,.5 --json)
+# closed form: 11 × (1e-400 → 0, + 1E0 + 0.5e0) = 16.5
+expect_json(makespan 16.5 show --schedule 1f1b --stages 4 --microbatches 8 "--costs= 1e-400, 1E0 ,0.5e0" --json)
+foreach(bad inf nan 1e400 -0.5 0x 1,,1 "")
+  expect(2 "--costs (needs a finite non-negative number|takes F,B,W)" show --schedule 1f1b --stages 4
+         --microbatches 8 "--costs=1,${bad},1")
+endforeach()
+expect(2 "--costs: F \\+ B \\+ W must be positive" show --schedule 1f1b --stages 4 --microbatches 8 --costs 0,0,0)
+
+# messages speak in flags, not C++ parameters
+expect(2 "use --chunks 2 or drop it" show --schedule zb-v --stages 4 --microbatches 8 --chunks 3)
+expect_lacks(2 "chunks<|group_size<|stages<" show --schedule zb-v --stages 4 --microbatches 8 --chunks 3)
+expect(2 "drop --chunks, or use --schedule interleaved" show --schedule 1f1b --stages 4 --microbatches 8 --chunks 2)
+expect(2 "--group must be between 1 and --microbatches" show --schedule interleaved --stages 4 --microbatches 8
+       --group 9)
+expect_lacks(2 "[a-z_]<[A-Z]" show --schedule interleaved --stages 4 --microbatches 8 --group 9)
+
+# a repeated flag is an error
+expect(2 "--stages given more than once" show --schedule 1f1b --stages 4 --stages 5 --microbatches 8)
+expect(2 "--json given more than once" compare --stages 4 --microbatches 8 --json --json)
+expect(2 "--costs given more than once" import "${WORK}/zb-h2.csv" --costs 1,1,1 --costs=2,2,2)
+
+# an invalid import prints what is wrong and no metrics
+expect_lacks(1 "makespan|peak memory|rank 0:|verified: NO" import "${WORK}/cyclic.csv")
+expect_lacks(1 "\"makespan\"|\"peak_memory\"" import "${WORK}/cyclic.csv" --json)
+expect(1 "^\\{\"verified\":false,\"error\":\"not a valid schedule: .*cycle" import "${WORK}/cyclic.csv" --json)
+
+# the command line (CLI11): help, the = form, unknown and stray arguments, the docs' command lines
+expect(0 "usage: pipesched paths" paths --help)
+expect(0 "usage: pipesched list" list --help)
+expect(0 "commands:" help)
+expect(2 "commands:" )
+# docs/02_analysis.md's comparison: zb-v is the fastest, with peak memory 8
+expect(0 "^zb-v\n" compare --stages=8 --microbatches=24 --costs=1,2,1 --best --memory-budget 8)
+expect(2 "unknown option --frobnicate" show --schedule 1f1b --stages 4 --microbatches 8 --frobnicate=3)
+expect(2 "show takes no argument 'extra'" show --schedule 1f1b --stages 4 --microbatches 8 extra)
+expect(2 "unknown option --schedule" compare --schedule 1f1b --stages 4 --microbatches 8)
+expect(0 "^gpipe\t" list)
+# docs/00_quickstart.md, docs/02_analysis.md, docs/04_cuda.md, docs/05_skip_paths.md
+expect(0 "verified: yes" show --schedule 1f1b --stages 4 --microbatches 8 --no-color)
+# docs/02_analysis.md: "fastest: zb-v (makespan 103, peak memory 8)"
+expect(0 "fastest: zb-v \\(makespan 103, peak memory 8\\)" compare --stages 8 --microbatches 24 --costs 1,2,1)
+expect(0 "makespan 85" show --schedule 1f1b --stages 4 --microbatches 16 --costs 1,1,1,0.5 --no-color)
+expect(0 "makespan 71" show --schedule 1f1b --stages 4 --microbatches 16 --costs 1,1,1,0.5 --extra-slots 1 --no-color)
+expect(0 "<svg" export --schedule skip --stages 6 --keep 4 --microbatches 8 --format svg)
+expect(0 "verified: yes" paths --stages 6 --keep 4 --microbatches 8)
+expect(0 "^0F0,0F1" export --schedule skip --stages 6 --keep 4 --microbatches 8 --memory 3 --format csv)

@@ -1,8 +1,11 @@
 // pipesched: the command-line tool — show, compare, export and import schedules.
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -13,6 +16,8 @@
 #include <vector>
 
 #include <unistd.h>
+
+#include <CLI/CLI.hpp>
 
 #include "pipesched/analysis/csv.hpp"
 #include "pipesched/analysis/json.hpp"
@@ -31,35 +36,6 @@ struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr const char* main_help = R"(pipesched: pipeline-parallel schedules — generate, check, simulate, draw, export.
-
-usage: pipesched <command> [options]
-
-commands:
-  list       the schedule names
-  show       one schedule's per-rank order and its metrics
-  compare    every schedule side by side for one (p, m, costs)
-  export     one schedule as csv (PyTorch's action format)
-  import     read a PyTorch-format CSV, verify and simulate it
-  paths      skip and reorder paths: one path per micro-batch, and the iteration time
-
-'pipesched <command> --help' describes each command's options.
-)";
-
-constexpr const char* schedule_options = R"(  --schedule NAME        gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min forward-only
-  --stages P             pipeline ranks (devices)
-  --microbatches M       micro-batches per iteration
-  --chunks V             model chunks per rank (interleaved; V-shape schedules use 2)
-  --group G              interleaved micro-batch group size (default min(p, m))
-  --costs F,B,W[,C]      per-stage (per-chunk when V > 1) costs of the forward, the
-                         input-gradient backward and the weight-gradient backward, and the
-                         link latency; a fused backward costs B+W (default 1,1,1,0)
-  --slice-costs F,B,W[,C]  the same for one rank's whole slice of the model, shared out
-                         over the schedule's chunks (compare schedules on one model)
-  --extra-slots N        boundary slots per rank beyond the peak, used as a round robin
-                         (double buffering on a GPU: see "slot reuse" in the metrics)
-)";
-
 struct options {
   std::map<std::string, std::string> values;
   std::vector<std::string> positional;
@@ -70,56 +46,108 @@ struct options {
   }
 };
 
-options parse_options(int argc, char** argv, int first, std::vector<std::string> const& with_value,
-                      std::vector<std::string> const& flags) {
-  options o;
-  for (int i = first; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) {
-      o.positional.push_back(a);
-      continue;
-    }
-    std::string key = a.substr(2), value;
-    bool inline_value = false;
-    if (auto eq = key.find('='); eq != std::string::npos) {
-      value = key.substr(eq + 1);
-      key = key.substr(0, eq);
-      inline_value = true;
-    }
-    bool takes_value = false, known = false;
-    for (auto const& k : with_value)
-      if (k == key) takes_value = known = true;
-    for (auto const& k : flags)
-      if (k == key) known = true;
-    if (!known) throw usage_error("unknown option --" + key);
-    if (takes_value && !inline_value) {
-      if (i + 1 >= argc) throw usage_error("option --" + key + " needs a value");
-      value = argv[++i];
-    }
-    if (!takes_value && inline_value) throw usage_error("option --" + key + " takes no value");
-    o.values[key] = value;
+// ---- limits: sizes the tool refuses up front (docs/02_analysis.md, "Limits") ----
+// Generating, lowering, verifying and simulating a table take time and memory in proportion
+// to its passes, about 3 s and 0.6 GB per million (stage, micro-batch) pairs on one core;
+// compare builds every schedule; the cost-aware path assignment grows faster than linearly.
+constexpr long max_pairs = 1L << 20;         ///< show, export: ranks x chunks x micro-batches
+constexpr long max_compare_pairs = 1L << 18; ///< compare: ranks x micro-batches
+constexpr long max_path_pairs = 1L << 16;    ///< paths: stages x micro-batches ...
+constexpr long max_path_square = 1L << 23;   ///< ... and stages x stages x micro-batches
+constexpr long max_search_pairs = 1L << 11;  ///< the same with the local search (--search above 0)
+constexpr long max_search_square = 1L << 16;
+
+constexpr const char* limits_text = R"(limits (refused up front, exit 2; larger runs would take minutes or gigabytes):
+  at most 4096 ranks and 65535 micro-batches;
+  show, export: ranks x chunks x micro-batches at most 1048576 (about 3 s, 0.6 GB);
+  compare: ranks x micro-batches at most 262144 (every schedule is built);
+  paths, export --schedule skip: stages x micro-batches at most 65536 and
+  stages x stages x micro-batches at most 8388608; with the local search of the
+  cost-aware method (the default: --search 2) at most 2048 and 65536.
+)";
+
+/// The command-line grammar (CLI11): one subcommand per command; every option takes a
+/// string that the command converts and checks itself, so that messages speak in flags.
+struct command {
+  CLI::App* app = nullptr;
+  std::vector<std::pair<std::string, CLI::Option*>> opts; // name without the dashes
+  CLI::Option* file = nullptr;
+
+  command& value(std::string const& name, std::string const& type, std::string const& help) {
+    CLI::Option* o = app->add_option("--" + name, help);
+    o->type_name(type)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->allow_extra_args(false);
+    opts.emplace_back(name, o);
+    return *this;
   }
-  return o;
-}
+  command& flag(std::string const& name, std::string const& help) {
+    CLI::Option* o = app->add_flag("--" + name, help);
+    o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    opts.emplace_back(name, o);
+    return *this;
+  }
+  command& schedule_options() {
+    value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min forward-only");
+    value("stages", "P", "pipeline ranks (devices), 1 to 4096");
+    value("microbatches", "M", "micro-batches per iteration, 1 to 65535");
+    value("chunks", "V", "model chunks per rank (interleaved; V-shape schedules use 2)");
+    value("group", "G", "interleaved micro-batch group size (default min(p, m))");
+    value("costs", "F,B,W[,C]",
+          "per-stage (per-chunk when V > 1) costs of the forward, the input-gradient backward and the "
+          "weight-gradient backward, and the link latency; finite non-negative numbers; a fused backward "
+          "costs B+W (default 1,1,1,0)");
+    value("slice-costs", "F,B,W[,C]",
+          "the same for one rank's whole slice of the model, shared out over the schedule's chunks "
+          "(compare schedules on one model)");
+    value("extra-slots", "N",
+          "boundary slots per rank beyond the peak, used as a round robin (double buffering on a GPU: see "
+          "\"slot reuse\" in the metrics), 0 to 64");
+    return *this;
+  }
+
+  /// What was given, as name -> value; a repeated option, an unknown one or a stray
+  /// argument is a usage error.
+  options collect() const {
+    options o;
+    for (auto const& [name, opt] : opts) {
+      if (opt->count() > 1) throw usage_error("--" + name + " given more than once");
+      if (opt->count() == 1) o.values[name] = opt->get_expected_min() == 0 ? "" : opt->results().front();
+    }
+    if (file && file->count() > 0) o.positional = file->results();
+    for (std::string const& a : app->remaining()) {
+      if (a.rfind("--", 0) == 0) {
+        auto eq = a.find('=');
+        throw usage_error("unknown option " + a.substr(0, eq));
+      }
+      if (a.size() > 1 && a[0] == '-' && !(a[1] >= '0' && a[1] <= '9')) throw usage_error("unknown option " + a);
+      if (file) throw usage_error(app->get_name() + " takes one FILE, got also '" + a + "'");
+      throw usage_error(app->get_name() + " takes no argument '" + a + "' (options start with --)");
+    }
+    return o;
+  }
+};
 
 int to_int(std::string const& name, std::string const& s, int lo, int hi) {
   int v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size()) throw usage_error("--" + name + " needs an integer, got '" + s + "'");
+  if (ec != std::errc{} || p != s.data() + s.size())
+    throw usage_error("--" + name + " needs an integer, got '" + s + "'");
   if (v < lo || v > hi)
     throw usage_error("--" + name + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
   return v;
 }
 
+/// Any finite non-negative number (blanks around it allowed; a value too small for a double
+/// reads as the nearest one, 0 or a subnormal; one too large is refused).
 double to_double(std::string const& what, std::string const& s) {
-  try {
-    std::size_t used = 0;
-    double v = std::stod(s, &used);
-    if (used != s.size() || !(v >= 0) || !std::isfinite(v)) throw std::invalid_argument("");
-    return v;
-  } catch (std::exception const&) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  std::string const t = s.substr(b, e - b);
+  char* end = nullptr;
+  double const v = t.empty() ? -1 : std::strtod(t.c_str(), &end);
+  if (t.empty() || end != t.c_str() + t.size() || !std::isfinite(v) || !(v >= 0))
     throw usage_error(what + " needs a finite non-negative number, got '" + s + "'");
-  }
+  return v == 0 ? 0.0 : v; // -0 reads as 0
 }
 
 cost_model parse_costs(std::string const& s) {
@@ -240,17 +268,80 @@ void print_lists(std::ostream& os, table const& t) {
   }
 }
 
+/// A library diagnostic in the tool's words: parameter errors name the flags (--chunks 2),
+/// not the C++ parameters (chunks<2>) the library's messages speak of.
+std::string tool_message(diagnostic const& d) {
+  switch (d.code) {
+  case errc::zero_ranks: return "--stages must be at least 1";
+  case errc::zero_microbatches: return "--microbatches must be at least 1";
+  case errc::zero_chunks: return "--chunks must be at least 1";
+  case errc::needs_one_chunk:
+    return "this schedule holds one chunk per rank: drop --chunks, or use --schedule interleaved for --chunks above 1";
+  case errc::needs_two_chunks: return "V-shape schedules hold exactly two chunks per rank: use --chunks 2 or drop it";
+  case errc::group_size_out_of_range:
+    return "--group must be between 1 and --microbatches (without it: min(--stages, --microbatches))";
+  case errc::too_large:
+    return "too many ranks, stages or micro-batches: at most 4096 ranks (--stages) and 65535 stages "
+           "(--stages x --chunks) or micro-batches (--microbatches)";
+  case errc::negative_cost: return "--costs must be non-negative numbers with F + B + W positive";
+  case errc::extra_slots_out_of_range: return "--extra-slots must be between 0 and 64";
+  default: break;
+  }
+  std::string s = to_string(d);
+  // a detail that names a C++ parameter (skip paths given as a type): say the flag
+  for (auto const& [cpp, flag] : {std::pair<std::string_view, std::string_view>{"stages<P>", "--stages"},
+                                  {"microbatches<M>", "--microbatches"},
+                                  {"chunks<V>", "--chunks"},
+                                  {"group_size<G>", "--group"},
+                                  {"extra_slots<N>", "--extra-slots"},
+                                  {"costs<F,B,W,C>", "--costs"}})
+    for (auto at = s.find(cpp); at != std::string::npos; at = s.find(cpp)) s.replace(at, cpp.size(), flag);
+  return s;
+}
+
+std::string schedule_names() {
+  std::string names;
+  for (auto const& e : schedule_registry) {
+    names += ' ';
+    names += e.name;
+  }
+  return names;
+}
+
+/// Refuses a schedule too large to build in reasonable time and memory (limits_text).
+void check_size(std::string const& name, params const& pr) {
+  // the schedule's own chunk count, from the same schedule at a small size
+  params small = pr;
+  small.p = pr.p < 4 ? pr.p : 4;
+  small.m = pr.m < 8 ? pr.m : 8;
+  small.g = 0;
+  table const probe = make_schedule(name, small, false);
+  long const v = probe.ok() ? probe.chunks : (pr.v > 1 ? pr.v : 1);
+  long const pairs = static_cast<long>(pr.p) * v * pr.m;
+  if (pairs > max_pairs)
+    throw usage_error("too large: --stages " + std::to_string(pr.p) + " x " + std::to_string(v) +
+                      " chunks x --microbatches " + std::to_string(pr.m) + " = " + std::to_string(pairs) +
+                      " (stage, micro-batch) pairs; the limit is " + std::to_string(max_pairs) + "");
+}
+
 table build(std::string const& name, params& pr) {
+  if (find_schedule(name) == nullptr) {
+    std::string msg = "unknown schedule '";
+    msg += name;
+    msg += "'; known:";
+    msg += schedule_names();
+    throw usage_error(msg);
+  }
+  check_size(name, pr);
   table probe = make_schedule(name, pr, false);
   if (probe.ok()) pr = per_chunk(pr, probe);
   table t = make_schedule(name, pr);
   if (!t.ok()) {
-    if (t.error.code == errc::unknown_schedule) {
-      std::string names;
-      for (auto const& e : schedule_registry) names += " " + std::string(e.name);
-      throw usage_error("unknown schedule '" + name + "'; known:" + names);
-    }
-    throw usage_error("schedule '" + name + "' refused its parameters: " + to_string(t.error));
+    std::string msg = "schedule '";
+    msg += name;
+    msg += "' refused its parameters: ";
+    msg += tool_message(t.error);
+    throw usage_error(msg);
   }
   return t;
 }
@@ -260,22 +351,7 @@ int cmd_list() {
   return 0;
 }
 
-int cmd_show(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2,
-                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "width",
-                          "extra-slots"},
-                         {"json", "help", "color", "no-color", "lists"});
-  if (o.has("help")) {
-    std::cout << "usage: pipesched show --schedule NAME --stages P --microbatches M [options] [--json]\n\n"
-              << "Draws the schedule as a grid (one row per rank, time to the right; F/B/I/W with the\n"
-              << "micro-batch number, lower case for a rank's second chunk) and prints the simulated\n"
-              << "metrics.\n\n"
-              << schedule_options << "  --json                 one JSON object of metrics\n"
-              << "  --lists                also print each rank's order as PyTorch-style actions\n"
-              << "  --width N              wrap the grid at N columns (default 120)\n"
-              << "  --color, --no-color    force ANSI colour on or off (default: on for a terminal)\n";
-    return 0;
-  }
+int cmd_show(options const& o) {
   params pr = schedule_params(o, true);
   table t = build(o.get("schedule"), pr);
   diagnostic verdict = verify(t);
@@ -296,21 +372,13 @@ int cmd_show(int argc, char** argv) {
   return verdict.ok() ? 0 : 1;
 }
 
-int cmd_compare(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2, {"stages", "microbatches", "costs", "memory-budget"}, {"json", "best", "help"});
-  if (o.has("help")) {
-    std::cout << "usage: pipesched compare --stages P --microbatches M [--costs F,B,W[,C]] [--memory-budget X] "
-                 "[--json]\n\n"
-                 "Every training schedule for the same model: costs are those of one rank's whole slice\n"
-                 "(1/p of the layers); a schedule with V chunks per rank gets 1/V of them per chunk.\n"
-                 "Memory is in the unit of one micro-batch's activations on one rank's slice.\n\n"
-                 "  --memory-budget X      mark which schedules fit X (that unit) on every rank\n"
-                 "  --best                 print only the name of the fastest schedule that fits\n"
-                 "  --json                 a list of JSON objects, one per schedule\n";
-    return 0;
-  }
+int cmd_compare(options const& o) {
   params base = schedule_params(o, false);
   slice_costs_given = true; // compare: costs are always those of a rank's slice
+  if (long const pairs = static_cast<long>(base.p) * base.m; pairs > max_compare_pairs)
+    throw usage_error("too large: compare --stages " + std::to_string(base.p) + " x --microbatches " +
+                      std::to_string(base.m) + " = " + std::to_string(pairs) + "; the limit is " +
+                      std::to_string(max_compare_pairs));
   double budget = o.has("memory-budget") ? to_double("--memory-budget", o.get("memory-budget")) : -1;
   struct row {
     std::string name;
@@ -353,8 +421,8 @@ int cmd_compare(int argc, char** argv) {
   if (o.has("json")) {
     std::cout << "[";
     for (std::size_t i = 0; i < results.size(); ++i)
-      std::cout << (i ? ",\n " : "") << metrics_json(results[i].name, results[i].t, results[i].sim,
-                                                     results[i].verdict, budget);
+      std::cout << (i ? ",\n " : "")
+                << metrics_json(results[i].name, results[i].t, results[i].sim, results[i].verdict, budget);
     std::cout << "]\n";
     return 0;
   }
@@ -375,8 +443,7 @@ int cmd_compare(int argc, char** argv) {
   if (best)
     std::printf("fastest%s: %s (makespan %s, peak memory %s)\n", budget >= 0 ? " within the budget" : "",
                 best->name.c_str(), text_number(best->sim.makespan).c_str(), text_number(best_peak).c_str());
-  else
-    std::printf("no schedule fits the memory budget\n");
+  else std::printf("no schedule fits the memory budget\n");
   return 0;
 }
 
@@ -396,8 +463,8 @@ vec<double> read_latency(std::string const& file, int S) {
     }
   }
   if (lat.size() != static_cast<std::size_t>(S) * static_cast<std::size_t>(S))
-    throw usage_error("--latency: '" + file + "' holds " + std::to_string(lat.size()) + " numbers, S x S = " +
-                      std::to_string(S * S) + " needed");
+    throw usage_error("--latency: '" + file + "' holds " + std::to_string(lat.size()) +
+                      " numbers, S x S = " + std::to_string(S * S) + " needed");
   for (double x : lat)
     if (x < 0) throw usage_error("--latency: latencies must be non-negative");
   return lat;
@@ -424,30 +491,20 @@ skip_config skip_options(options const& o) {
   c.costs = sim_costs{o.has("costs") ? parse_costs(o.get("costs")) : cost_model{}};
   if (o.has("latency")) c.costs.latency = read_latency(o.get("latency"), c.stages);
   c.search_rounds = o.has("search") ? to_int("search", o.get("search"), 0, 100) : 2;
+  long const pairs = static_cast<long>(c.stages) * c.microbatches;
+  bool const search = c.method == path_method::cost_aware && c.search_rounds > 0;
+  long const pair_limit = search ? max_search_pairs : max_path_pairs;
+  long const square_limit = search ? max_search_square : max_path_square;
+  if (pairs > pair_limit || pairs * c.stages > square_limit)
+    throw usage_error("too large: --stages " + std::to_string(c.stages) + " x --microbatches " +
+                      std::to_string(c.microbatches) + " = " + std::to_string(pairs) +
+                      " and x --stages again = " + std::to_string(pairs * c.stages) + "; the limits are " +
+                      std::to_string(pair_limit) + " and " + std::to_string(square_limit) +
+                      (search ? " with the local search (--search 0 or --method rotation: 65536 and 8388608)" : ""));
   return c;
 }
 
-int cmd_export(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2,
-                         {"schedule", "stages", "microbatches", "chunks", "group", "costs", "slice-costs", "extra-slots",
-                          "format", "title",
-                          "keep", "memory", "latency", "layout", "method", "search"},
-                         {"transfers", "help"});
-  if (o.has("help")) {
-    std::cout << "usage: pipesched export --schedule NAME --stages P --microbatches M [options] --format csv\n\n"
-              << "Writes one CSV row per rank (rank 0 first); each cell is an action in PyTorch's\n"
-              << "syntax {stage}{F|B|I|W}{microbatch} with the global stage index.\n\n"
-              << schedule_options
-              << "  --format FMT           csv (PyTorch's action format), chrome (trace JSON for\n"
-              << "                         Perfetto / chrome://tracing; 1 cost unit = 1 ms), svg, text\n"
-              << "  --transfers            csv: include SEND_F/RECV_F/SEND_B/RECV_B cells;\n"
-              << "                         chrome: simulate transfers on per-rank comm tracks\n"
-              << "  --title TEXT           svg: the picture's title\n"
-              << "  --schedule skip        skip paths (rank = stage): also --keep K, and optionally\n"
-              << "                         --memory C, --latency FILE, --layout last|return,\n"
-              << "                         --method cost|rotation, --search N (see 'pipesched paths --help')\n";
-    return 0;
-  }
+int cmd_export(options const& o) {
   params pr = schedule_params(o, true);
   std::string fmt = o.get("format", "csv");
   table t;
@@ -455,7 +512,7 @@ int cmd_export(int argc, char** argv) {
   if (o.get("schedule") == "skip") {
     skip_config c = skip_options(o);
     t = lower(make_skip(c), skip_sim_costs(c));
-    if (!t.ok()) throw usage_error("skip paths refused their parameters: " + to_string(t.error));
+    if (!t.ok()) throw usage_error("skip paths refused their parameters: " + tool_message(t.error));
     costs = skip_sim_costs(c);
   } else {
     for (const char* k : {"keep", "memory", "latency", "layout", "method", "search"})
@@ -489,36 +546,13 @@ int cmd_export(int argc, char** argv) {
   throw usage_error("unknown --format '" + fmt + "' (csv, chrome, svg, text)");
 }
 
-int cmd_paths(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2,
-                         {"stages", "keep", "microbatches", "memory", "costs", "latency", "layout", "method", "search"},
-                         {"json", "help"});
-  if (o.has("help")) {
-    std::cout << "usage: pipesched paths --stages S --keep K --microbatches M [--memory C] [--costs F,B,W[,C]]\n"
-                 "                       [--latency FILE] [--layout last|return] [--method cost|rotation] [--json]\n\n"
-                 "Assigns each micro-batch a path through K of the S stages (stage s on rank s) and\n"
-                 "prints one line per micro-batch, 'j: s0 s1 ...', then the simulated iteration time\n"
-                 "next to the full pipeline's (every stage kept, same cap and costs).\n\n"
-                 "  --stages S             stages (= ranks)\n"
-                 "  --keep K               stages each micro-batch visits, stage 0 (and S-1 in layout\n"
-                 "                         last) counted\n"
-                 "  --microbatches M       micro-batches per iteration\n"
-                 "  --memory C             at most C micro-batches in flight on any rank (default M)\n"
-                 "  --costs F,B,W[,C]      per-stage pass costs and link latency (default 1,1,1,0)\n"
-                 "  --latency FILE         S x S link latencies (row = sender), replaces C\n"
-                 "  --layout last|return   the head on the last stage (default), or on stage 0's rank\n"
-                 "                         with every path returning there for the loss\n"
-                 "  --method cost|rotation the cost-aware assignment (default) or the plain rotation rule\n"
-                 "  --search N             cost: rounds of local search by simulation (default 2)\n"
-                 "  --json                 {\"paths\": [[...], ...], \"makespan\": T, \"full_pipeline_makespan\": T}\n";
-    return 0;
-  }
+int cmd_paths(options const& o) {
   skip_config c = skip_options(o);
   diagnostic err{};
   vec<vec<int>> paths = assign_paths(c, err);
-  if (err) throw usage_error("no paths: " + to_string(err));
+  if (err) throw usage_error("no paths: " + tool_message(err));
   table t = skip_table(c, paths);
-  if (!t.ok()) throw usage_error("no schedule: " + to_string(t.error));
+  if (!t.ok()) throw usage_error("no schedule: " + tool_message(t.error));
   sim_costs const sc = skip_sim_costs(c);
   double const ms = simulate(t, sc).makespan;
   table full = make_skip(full_pipeline(c));
@@ -552,52 +586,219 @@ int cmd_paths(int argc, char** argv) {
   return verdict.ok() ? 0 : 1;
 }
 
-int cmd_import(int argc, char** argv) {
-  auto o = parse_options(argc, argv, 2, {"costs"}, {"json", "help"});
-  if (o.has("help")) {
-    std::cout << "usage: pipesched import FILE [--costs F,B,W[,C]] [--json]\n\n"
-                 "Reads a PyTorch-format CSV (one row per rank, cells like 2F0, 5I3, 1W7, optionally\n"
-                 "SEND/RECV cells), verifies it and simulates it.\n";
-    return 0;
+/// What the CSV reader would take for a rank but is a slip in a file: a blank line between
+/// rows and a quote left open. "" when neither; else the message, with its line number.
+/// `text` has its byte-order mark removed.
+std::string csv_layout_problem(std::string_view text) {
+  // the last line that holds something: blank lines after it are the file's end
+  std::size_t last = 0, line = 0;
+  std::vector<std::pair<std::size_t, std::string_view>> lines; // (number, text)
+  for (std::size_t ls = 0; ls <= text.size();) {
+    std::size_t le = ls;
+    while (le < text.size() && text[le] != '\n' && text[le] != '\r') ++le;
+    lines.emplace_back(++line, text.substr(ls, le - ls));
+    if (le < text.size() && text[le] == '\r' && le + 1 < text.size() && text[le + 1] == '\n') ++le;
+    ls = le + 1;
   }
+  auto blank = [](std::string_view l) {
+    for (char ch : l)
+      if (ch != ' ' && ch != '\t' && ch != '\v' && ch != '\f') return false;
+    return true;
+  };
+  for (auto const& [n, l] : lines)
+    if (!blank(l)) last = n;
+  for (auto const& [n, l] : lines) {
+    if (n > last) break;
+    if (blank(l))
+      return "line " + std::to_string(n) + ": blank line between rows (each line is one rank's row; remove it)";
+    std::size_t quotes = 0, open_at = 0;
+    for (std::size_t i = 0; i < l.size(); ++i)
+      if (l[i] == '"' && quotes++ % 2 == 0) open_at = i;
+    if (quotes % 2 != 0)
+      return "line " + std::to_string(n) + ", column " + std::to_string(open_at + 1) +
+             ": unterminated quote (a quoted cell must close on its line)";
+  }
+  return "";
+}
+
+int cmd_import(options const& o) {
   if (o.positional.size() != 1) throw usage_error("import takes one FILE");
-  std::ifstream in(o.positional[0], std::ios::binary);
-  if (!in) throw usage_error("cannot open '" + o.positional[0] + "'");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  table t = from_csv(text);
-  if (!t.ok()) {
-    std::cerr << "pipesched import: " << o.positional[0] << ": " << to_string(t.error) << "\n";
-    return 1;
+  cost_model const c = o.has("costs") ? parse_costs(o.get("costs")) : cost_model{};
+  std::string const& file = o.positional[0];
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) throw usage_error("cannot import '" + file + "': it is a directory");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw usage_error("cannot open '" + file + "': " + std::strerror(errno));
+  // read at most one byte past the CSV reader's size limit (from_csv refuses that)
+  std::string text;
+  try {
+    std::size_t const cap = csv_limits{}.max_bytes + 1;
+    char buf[1 << 16];
+    while (text.size() < cap && in.read(buf, static_cast<std::streamsize>(sizeof buf)).gcount() > 0)
+      text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (in.bad()) throw std::runtime_error(std::strerror(errno));
+  } catch (std::exception const& e) {
+    throw usage_error("cannot read '" + file + "': " + e.what());
   }
-  cost_model c = o.has("costs") ? parse_costs(o.get("costs")) : cost_model{};
+  if (text.size() > csv_limits{}.max_bytes) text.resize(csv_limits{}.max_bytes + 1);
+  std::string_view body = text;
+  if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3); // UTF-8 byte-order mark
+  auto fail = [&](std::string const& what) {
+    if (o.has("json")) std::cout << "{\"verified\":false,\"error\":" << json_string(what) << "}\n";
+    std::cerr << "pipesched import: " << file << ": " << what << "\n";
+    return 1;
+  };
+  if (std::string why = csv_layout_problem(body); !why.empty()) return fail(why);
+  table t = from_csv(body);
+  if (!t.ok()) {
+    std::string where;
+    if (t.error.rank >= 0) {
+      // no blank lines before the last row (checked above): row r is line r + 1
+      where = "line " + std::to_string(t.error.rank + 1);
+      if (t.error.position >= 0) where += ", cell " + std::to_string(t.error.position + 1);
+      where += ": ";
+    }
+    return fail(where + to_string(t.error));
+  }
   diagnostic verdict = verify(t);
-  simulation sim = verdict.ok() ? simulate(t, sim_costs{c}) : simulation{};
+  // a table that fails verification: what is wrong, and no metrics
+  if (!verdict.ok()) return fail("not a valid schedule: " + to_string(verdict));
+  simulation sim = simulate(t, sim_costs{c});
   if (o.has("json")) {
     std::cout << metrics_json("", t, sim, verdict) << "\n";
   } else {
     print_lists(std::cout, t);
     print_metrics(std::cout, t, sim, verdict);
   }
-  return verdict.ok() ? 0 : 1;
+  return 0;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"pipesched: pipeline-parallel schedules — generate, check, simulate, draw, export.", "pipesched"};
+  app.get_formatter()->label("Usage", "usage");
+  app.get_formatter()->label("OPTIONS", "options");
+  app.get_formatter()->label("SUBCOMMAND", "command");
+  app.get_formatter()->column_width(30);
+  app.set_help_flag("-h,--help", "this help; 'pipesched <command> --help' describes each command's options");
+  app.require_subcommand(0, 1);
+  app.allow_extras();
+  app.footer(limits_text);
+  auto sub = [&](const char* name, const char* summary, const char* about) {
+    command c;
+    c.app = app.add_subcommand(name, summary);
+    c.app->group("commands");
+    c.app->allow_extras();
+    c.app->footer(about);
+    return c;
+  };
+  command list = sub("list", "the schedule names", "");
+  command show = sub("show", "one schedule's per-rank order and its metrics",
+                     "Draws the schedule as a grid (one row per rank, time to the right; F/B/I/W with the\n"
+                     "micro-batch number, lower case for a rank's second chunk) and prints the simulated\n"
+                     "metrics. Required: --schedule, --stages, --microbatches.\n"
+                     "Limit: ranks x chunks x micro-batches at most 1048576 (see 'pipesched --help').");
+  show.schedule_options()
+      .flag("json", "one JSON object of metrics")
+      .flag("lists", "also print each rank's order as PyTorch-style actions")
+      .value("width", "N", "wrap the grid at N columns (default 120)")
+      .flag("color", "force ANSI colour on (default: on for a terminal)")
+      .flag("no-color", "force ANSI colour off");
+  command compare = sub("compare", "every schedule side by side for one (p, m, costs)",
+                        "Every training schedule for the same model: costs are those of one rank's whole slice\n"
+                        "(1/p of the layers); a schedule with V chunks per rank gets 1/V of them per chunk.\n"
+                        "Memory is in the unit of one micro-batch's activations on one rank's slice.\n"
+                        "Required: --stages, --microbatches. Limit: ranks x micro-batches at most 262144.");
+  compare.value("stages", "P", "pipeline ranks (devices), 1 to 4096")
+      .value("microbatches", "M", "micro-batches per iteration, 1 to 65535")
+      .value("costs", "F,B,W[,C]", "costs of one rank's whole slice (default 1,1,1,0)")
+      .value("memory-budget", "X", "mark which schedules fit X (that unit) on every rank")
+      .flag("best", "print only the name of the fastest schedule that fits")
+      .flag("json", "a list of JSON objects, one per schedule");
+  command exp = sub("export", "one schedule as csv (PyTorch's action format)",
+                    "Writes one CSV row per rank (rank 0 first); each cell is an action in PyTorch's\n"
+                    "syntax {stage}{F|B|I|W}{microbatch} with the global stage index.\n"
+                    "--schedule skip: skip paths (rank = stage): also --keep K, and optionally --memory C,\n"
+                    "--latency FILE, --layout last|return, --method cost|rotation, --search N\n"
+                    "(see 'pipesched paths --help'). Limits: as show and paths (see 'pipesched --help').");
+  exp.schedule_options()
+      .value("format", "FMT",
+             "csv (PyTorch's action format, the default), chrome (trace JSON for Perfetto / chrome://tracing; "
+             "1 cost unit = 1 ms), svg, text")
+      .flag("transfers", "csv: include SEND_F/RECV_F/SEND_B/RECV_B cells; chrome: simulate transfers on "
+                         "per-rank comm tracks")
+      .value("title", "TEXT", "svg: the picture's title")
+      .value("keep", "K", "--schedule skip: stages each micro-batch visits")
+      .value("memory", "C", "--schedule skip: at most C micro-batches in flight on any rank")
+      .value("latency", "FILE", "--schedule skip: S x S link latencies")
+      .value("layout", "last|return", "--schedule skip: where the head sits")
+      .value("method", "cost|rotation", "--schedule skip: path assignment")
+      .value("search", "N", "--schedule skip: rounds of local search");
+  command imp = sub("import", "read a PyTorch-format CSV, verify and simulate it",
+                    "Reads a PyTorch-format CSV (one row per rank, cells like 2F0, 5I3, 1W7, optionally\n"
+                    "SEND/RECV cells; a UTF-8 byte-order mark is skipped), verifies it and simulates it.\n"
+                    "A file that cannot be read exits 2; a file that is not a valid schedule (a bad cell,\n"
+                    "a blank line between rows, an unterminated quote, a table that fails verification)\n"
+                    "exits 1 with what is wrong, its line and cell, and no metrics.");
+  imp.file = imp.app->add_option("file", "the CSV file")->type_name("FILE");
+  imp.value("costs", "F,B,W[,C]", "per-stage pass costs and link latency (default 1,1,1,0)")
+      .flag("json", "one JSON object of metrics ({\"verified\":false,\"error\":...} when invalid)");
+  command paths = sub("paths", "skip and reorder paths: one path per micro-batch, and the iteration time",
+                      "Assigns each micro-batch a path through K of the S stages (stage s on rank s) and\n"
+                      "prints one line per micro-batch, 'j: s0 s1 ...', then the simulated iteration time\n"
+                      "next to the full pipeline's (every stage kept, same cap and costs).\n"
+                      "Required: --stages, --keep, --microbatches. Limits: stages x micro-batches at most\n"
+                      "65536 and stages x stages x micro-batches at most 8388608; with the local search\n"
+                      "(--method cost and --search above 0, the default) at most 2048 and 65536.\n"
+                      "--json: {\"paths\": [[...], ...], \"makespan\": T, \"full_pipeline_makespan\": T}");
+  paths.value("stages", "S", "stages (= ranks)")
+      .value("keep", "K", "stages each micro-batch visits, stage 0 (and S-1 in layout last) counted")
+      .value("microbatches", "M", "micro-batches per iteration")
+      .value("memory", "C", "at most C micro-batches in flight on any rank (default M)")
+      .value("costs", "F,B,W[,C]", "per-stage pass costs and link latency (default 1,1,1,0)")
+      .value("latency", "FILE", "S x S link latencies (row = sender), replaces C")
+      .value("layout", "last|return",
+             "the head on the last stage (default), or on stage 0's rank with every path returning there for "
+             "the loss")
+      .value("method", "cost|rotation", "the cost-aware assignment (default) or the plain rotation rule")
+      .value("search", "N", "cost: rounds of local search by simulation, 0 to 100 (default 2)")
+      .flag("json", "one JSON object");
   try {
-    if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0 ||
-        std::strcmp(argv[1], "-h") == 0) {
-      std::cout << main_help;
-      return argc < 2 ? 2 : 0;
+    if (argc >= 2 && std::strcmp(argv[1], "help") == 0) {
+      std::cout << app.help();
+      return 0;
     }
-    std::string cmd = argv[1];
-    if (cmd == "list") return cmd_list();
-    if (cmd == "show") return cmd_show(argc, argv);
-    if (cmd == "compare") return cmd_compare(argc, argv);
-    if (cmd == "export") return cmd_export(argc, argv);
-    if (cmd == "import") return cmd_import(argc, argv);
-    if (cmd == "paths") return cmd_paths(argc, argv);
-    throw usage_error("unknown command '" + cmd + "'");
+    try {
+      app.parse(argc, argv);
+    } catch (CLI::CallForHelp const&) {
+      auto chosen = app.get_subcommands();
+      std::cout << (chosen.empty() ? app.help() : chosen.front()->help("pipesched"));
+      return 0;
+    } catch (CLI::ParseError const& e) {
+      throw usage_error(e.what());
+    }
+    auto chosen = app.get_subcommands();
+    if (chosen.empty()) {
+      auto rest = app.remaining();
+      if (rest.empty()) {
+        std::cout << app.help();
+        return 2;
+      }
+      if (rest.front().rfind("-", 0) == 0) throw usage_error("unknown option " + rest.front());
+      throw usage_error("unknown command '" + rest.front() + "'");
+    }
+    CLI::App* c = chosen.front();
+    if (c == list.app) {
+      list.collect();
+      return cmd_list();
+    }
+    if (c == show.app) return cmd_show(show.collect());
+    if (c == compare.app) return cmd_compare(compare.collect());
+    if (c == exp.app) return cmd_export(exp.collect());
+    if (c == imp.app) return cmd_import(imp.collect());
+    if (c == paths.app) return cmd_paths(paths.collect());
+    throw usage_error("unknown command '" + c->get_name() + "'");
   } catch (usage_error const& e) {
     std::cerr << "pipesched: " << e.what() << "\n(see 'pipesched --help')\n";
     return 2;
