@@ -203,14 +203,14 @@ int main(int argc, char** argv) {
               "graph us", "ratio", "host us/act eager", "host us/act graph");
   std::vector<row> rows;
   constexpr int P = 4, M = 32;
-  rows.push_back(measure<gpipe<stages<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<one_f_one_b<stages<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<interleaved_1f1b<stages<P>, microbatches<M>, chunks<2>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<zb_h1<stages<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<zb_h2<stages<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<zb_v<stages<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<v_half<stages<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<v_min<stages<P>, microbatches<M>>>(pass_us, iterations, copy_us));
+  rows.push_back(measure<gpipe<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
+  rows.push_back(measure<one_f_one_b<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
+  rows.push_back(measure<interleaved_1f1b<ranks<P>, microbatches<M>, chunks<2>>>(pass_us, iterations, copy_us));
+  rows.push_back(measure<zb_h1<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
+  rows.push_back(measure<zb_h2<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
+  rows.push_back(measure<zb_v<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
+  rows.push_back(measure<v_half<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
+  rows.push_back(measure<v_min<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
   double worst = 0, worst_host = 0;
   for (row const& r : rows) {
     std::printf("%-12s %7zu %12.1f %12.1f %7.3f %12.1f %7.3f %14.3f %14.3f\n", r.name.c_str(), r.actions, r.predicted,

@@ -70,8 +70,8 @@ void args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"pass_us", "eager"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
-BENCHMARK(threads<one_f_one_b<stages<2>, microbatches<32>>>)->Apply(args);
-BENCHMARK(threads<one_f_one_b<stages<4>, microbatches<32>>>)->Apply(args);
-BENCHMARK(threads<interleaved_1f1b<stages<4>, microbatches<32>, chunks<2>>>)->Apply(args);
+BENCHMARK(threads<one_f_one_b<ranks<2>, microbatches<32>>>)->Apply(args);
+BENCHMARK(threads<one_f_one_b<ranks<4>, microbatches<32>>>)->Apply(args);
+BENCHMARK(threads<interleaved_1f1b<ranks<4>, microbatches<32>, chunks<2>>>)->Apply(args);
 
 } // namespace

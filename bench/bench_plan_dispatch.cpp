@@ -244,14 +244,14 @@ template <class S> void register_schedule() {
 }
 
 [[maybe_unused]] bool const registered = [] {
-  register_schedule<gpipe<stages<p>, microbatches<m>>>();
-  register_schedule<one_f_one_b<stages<p>, microbatches<m>>>();
-  register_schedule<interleaved_1f1b<stages<p>, microbatches<m>, chunks<2>>>();
-  register_schedule<zb_h1<stages<p>, microbatches<m>>>();
-  register_schedule<zb_h2<stages<p>, microbatches<m>>>();
-  register_schedule<zb_v<stages<p>, microbatches<m>>>();
-  register_schedule<v_half<stages<p>, microbatches<m>>>();
-  register_schedule<v_min<stages<p>, microbatches<m>>>();
+  register_schedule<gpipe<ranks<p>, microbatches<m>>>();
+  register_schedule<one_f_one_b<ranks<p>, microbatches<m>>>();
+  register_schedule<interleaved_1f1b<ranks<p>, microbatches<m>, chunks<2>>>();
+  register_schedule<zb_h1<ranks<p>, microbatches<m>>>();
+  register_schedule<zb_h2<ranks<p>, microbatches<m>>>();
+  register_schedule<zb_v<ranks<p>, microbatches<m>>>();
+  register_schedule<v_half<ranks<p>, microbatches<m>>>();
+  register_schedule<v_min<ranks<p>, microbatches<m>>>();
   return true;
 }();
 

@@ -22,14 +22,14 @@ trap 'rm -rf "${work}"' EXIT
 
 # name | header | type (P and M are substituted)
 catalog=(
-  "gpipe|gpipe.hpp|gpipe<stages<P>, microbatches<M>>"
-  "1f1b|one_f_one_b.hpp|one_f_one_b<stages<P>, microbatches<M>>"
-  "interleaved|interleaved.hpp|interleaved_1f1b<stages<P>, microbatches<M>, chunks<2>>"
-  "zb-h1|zero_bubble.hpp|zb_h1<stages<P>, microbatches<M>>"
-  "zb-h2|zero_bubble.hpp|zb_h2<stages<P>, microbatches<M>>"
-  "zb-v|zb_v.hpp|zb_v<stages<P>, microbatches<M>>"
-  "v-half|v_shape.hpp|v_half<stages<P>, microbatches<M>>"
-  "v-min|v_shape.hpp|v_min<stages<P>, microbatches<M>>"
+  "gpipe|gpipe.hpp|gpipe<ranks<P>, microbatches<M>>"
+  "1f1b|one_f_one_b.hpp|one_f_one_b<ranks<P>, microbatches<M>>"
+  "interleaved|interleaved.hpp|interleaved_1f1b<ranks<P>, microbatches<M>, chunks<2>>"
+  "zb-h1|zero_bubble.hpp|zb_h1<ranks<P>, microbatches<M>>"
+  "zb-h2|zero_bubble.hpp|zb_h2<ranks<P>, microbatches<M>>"
+  "zb-v|zb_v.hpp|zb_v<ranks<P>, microbatches<M>>"
+  "v-half|v_shape.hpp|v_half<ranks<P>, microbatches<M>>"
+  "v-min|v_shape.hpp|v_min<ranks<P>, microbatches<M>>"
 )
 
 want=("$@")

@@ -41,7 +41,7 @@ for m in "${ms[@]}"; do
     echo '#include <pipesched/plan/plan.hpp>'
     echo '#include <pipesched/schedules/one_f_one_b.hpp>'
     echo 'void ext(int, int, void*);'
-    echo "using S = pipesched::one_f_one_b<pipesched::stages<${p}>, pipesched::microbatches<${m}>>;"
+    echo "using S = pipesched::one_f_one_b<pipesched::ranks<${p}>, pipesched::microbatches<${m}>>;"
     echo "${functor}"
   } >"${work}/common.hpp"
   {

@@ -1,11 +1,13 @@
-// Schedule quality of interleaved 1F1B's default group size against the textbook rules
-// (docs/01_schedules.md, "Interleaved 1F1B"). Not a timing benchmark: it prints
+// Schedule quality against the textbook rules (docs/01_schedules.md, "Interleaved 1F1B" and
+// "Never longer than the textbook rule"). Not a timing benchmark: it prints
 //  1. a table of the largest rank span and peak memory, per (p, m, v, costs, c), of our
 //     default, of Megatron's rule (g = p) and PyTorch's rule (g = m / max(1, floor(m/p)))
 //     as the reference states them (the plain rule, built independently in
 //     tests/support/textbook.hpp; "hangs": the plain rule waits on itself there; "refused":
 //     PyTorch refuses that m), and of the previous default (g = p with the short group
 //     padded, which the library used before issue 16);
+//  1b. the same for the other cost-aware families (ZB-H1, ZB-H2, ZB-V, V-Half, V-Min) against
+//     their textbook orders, for a few (p, m, costs, c);
 //  2. with --sweep: over p 2..16, m 1..4p, v 2..4 and a few costs and latencies, how often the
 //     default is shorter than the previous one, the worst ratios against the textbook rules,
 //     and how often some group size 1..m within the default's memory budget would have been
@@ -22,6 +24,9 @@
 
 #include <pipesched/pipeline/simulate.hpp>
 #include <pipesched/schedules/interleaved.hpp>
+#include <pipesched/schedules/v_shape.hpp>
+#include <pipesched/schedules/zb_v.hpp>
+#include <pipesched/schedules/zero_bubble.hpp>
 
 #include "../tests/support/textbook.hpp"
 
@@ -96,6 +101,42 @@ void print_table() {
     std::printf("| %d | %d | %d | %g,%g,%g | %g | %s (%d) | %s | %s | %s |\n", r.p, r.m, r.v, r.c.f, r.c.b, r.c.w,
                 r.c.c, cell(d).c_str(), default_group(r.p, r.m, r.v, r.c), cell(meg).c_str(), pt.c_str(),
                 cell(prev).c_str());
+  }
+}
+
+/// The other cost-aware families against their textbook orders (tests/support/textbook.hpp,
+/// written from shared/reference/schedules.md): largest rank span / peak memory, for a few
+/// cases, among them issue 16's examples. Costs per stage (per chunk for the V families).
+void print_families() {
+  struct row {
+    char const* family;
+    int p, m;
+    cost_model c;
+  };
+  row const rows[] = {
+      {"zb-h1", 4, 8, {1, 1, 1, 0}},      {"zb-h1", 8, 16, {1, 2, 1, 0.25}}, {"zb-h1", 8, 24, {2, 1, 1, 0.1}},
+      {"zb-h2", 4, 8, {1, 1, 1, 0}},      {"zb-h2", 8, 16, {1, 1, 1, 0.25}}, {"zb-h2", 8, 24, {1, 2, 1, 0}},
+      {"zb-h2", 16, 22, {1, 1, 1, 0.1}},  {"zb-v", 4, 8, {1, 1, 1, 0}},      {"zb-v", 16, 16, {1, 2, 1, 0}},
+      {"zb-v", 16, 32, {1, 1, 1, 0.25}},  {"zb-v", 8, 24, {2, 1, 1, 0.1}},   {"v-half", 4, 8, {1, 1, 1, 0}},
+      {"v-half", 7, 6, {1, 1, 1, 0}},     {"v-half", 8, 16, {1, 2, 1, 0.25}}, {"v-min", 4, 8, {1, 1, 1, 0}},
+      {"v-min", 6, 6, {1, 1, 1, 0}},      {"v-min", 8, 16, {1, 2, 1, 0.25}},
+  };
+  std::printf("\nOther cost-aware families: largest rank span / peak memory (reference unit)\n\n");
+  std::printf("| family | p | m | F,B,W | c | ours | textbook order |\n|---|---|---|---|---|---|---|\n");
+  for (row const& r : rows) {
+    std::string const f = r.family;
+    pipesched::params const pr{r.p, r.m, f == "zb-h1" || f == "zb-h2" ? 0 : 2, 0, r.c};
+    table const mine = f == "zb-h1"   ? pipesched::zb_h1_family::generate(pr)
+                       : f == "zb-h2" ? pipesched::zb_h2_family::generate(pr)
+                       : f == "zb-v"  ? pipesched::zb_v_family::generate(pr)
+                       : f == "v-half" ? pipesched::v_half_family::generate(pr)
+                                       : pipesched::v_min_family::generate(pr);
+    table const book = f == "zb-h1"   ? textbook::zb_h1(r.p, r.m)
+                       : f == "zb-h2" ? textbook::zb_h2(r.p, r.m)
+                       : f == "zb-v"  ? textbook::zb_v(r.p, r.m)
+                                      : textbook::v_block(f == "v-half", r.p, r.m);
+    std::printf("| %s | %d | %d | %g,%g,%g | %g | %s | %s |\n", r.family, r.p, r.m, r.c.f, r.c.b, r.c.w, r.c.c,
+                cell(measure(mine, r.c)).c_str(), cell(measure(book, r.c)).c_str());
   }
 }
 
@@ -183,5 +224,6 @@ int main(int argc, char** argv) {
   bool run_sweep = false;
   for (int i = 1; i < argc; ++i) run_sweep = run_sweep || std::strcmp(argv[i], "--sweep") == 0;
   print_table();
+  print_families();
   return run_sweep ? sweep() : 0;
 }

@@ -5,7 +5,7 @@
 #include <pipesched/pipesched.hpp>
 
 int main() {
-  using S = pipesched::one_f_one_b<pipesched::stages<4>, pipesched::microbatches<8>>;
+  using S = pipesched::one_f_one_b<pipesched::ranks<4>, pipesched::microbatches<8>>;
   pipesched::table const t = S::make(); // the same table the compiler checked
 
   std::printf("%s: p=%d ranks, m=%d micro-batches\n", S::name, S::ranks, S::microbatches);

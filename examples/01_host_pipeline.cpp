@@ -20,7 +20,7 @@
 
 using namespace pipesched;
 
-using schedule_t = zb_h1<stages<4>, microbatches<8>>; // <- pick the schedule here
+using schedule_t = zb_h1<ranks<4>, microbatches<8>>; // <- pick the schedule here
 
 constexpr int layers = 8, width = 8, classes = 4, samples = 16; // samples per micro-batch
 constexpr int stages_n = schedule_t::lowered.stages, mbs = schedule_t::microbatches;

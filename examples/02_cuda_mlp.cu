@@ -23,10 +23,10 @@
 
 // ---- the schedule: one line ------------------------------------------------------------
 constexpr int stages = 4, microbatches = 8;
-using schedule = pipesched::zb_h1<pipesched::stages<stages>, pipesched::microbatches<microbatches>>;
+using schedule = pipesched::zb_h1<pipesched::ranks<stages>, pipesched::microbatches<microbatches>>;
 // e.g. pipesched::one_f_one_b<...>, pipesched::interleaved_1f1b<..., pipesched::chunks<2>>, pipesched::zb_v<...>
 // The single-stage run that checks it:
-using single = pipesched::gpipe<pipesched::stages<1>, pipesched::microbatches<microbatches>>;
+using single = pipesched::gpipe<pipesched::ranks<1>, pipesched::microbatches<microbatches>>;
 
 namespace {
 

@@ -1,6 +1,6 @@
 // 04: a schedule chosen on the command line — no recompiling per setting.
 //
-//   example_04_runtime_schedule --schedule NAME --stages P --microbatches M [--chunks V]
+//   example_04_runtime_schedule --schedule NAME --ranks P --microbatches M [--chunks V]
 //                               [--keep K] [--steps N]
 //
 // NAME is any registered schedule (gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min) or
@@ -199,7 +199,7 @@ struct stage {
 };
 
 int usage(char const* why) {
-  std::fprintf(stderr, "example_04_runtime_schedule: %s\nusage: example_04_runtime_schedule --schedule NAME --stages P "
+  std::fprintf(stderr, "example_04_runtime_schedule: %s\nusage: example_04_runtime_schedule --schedule NAME --ranks P "
                        "--microbatches M [--chunks V] [--keep K] [--steps N]\n",
                why);
   return 2;
@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
     bool const number = *val && end && *end == 0 && n >= 0 && n < 100000;
     if (a == "--schedule") name = val;
     else if (!number) return usage((a + " needs a number").c_str());
-    else if (a == "--stages") p = static_cast<int>(n);
+    else if (a == "--ranks" || a == "--stages") p = static_cast<int>(n);
     else if (a == "--microbatches") m = static_cast<int>(n);
     else if (a == "--chunks") v = static_cast<int>(n);
     else if (a == "--keep") keep = static_cast<int>(n);

@@ -51,56 +51,56 @@ expect(0 "commands:" --help)
 
 # the numbers of the reference cases, through the tool
 # reference: schedules.md, Cases (c = 0), row 1F1B 1,1,1: makespan 33, memory "4 (ranks 4 3 2 1)"
-expect(0 "\"makespan\":33,.*\"peak_memory\":\\[4,3,2,1\\],.*\"verified\":true" show --schedule 1f1b --stages 4
+expect(0 "\"makespan\":33,.*\"peak_memory\":\\[4,3,2,1\\],.*\"verified\":true" show --schedule 1f1b --ranks 4
        --microbatches 8 --json)
 # reference: schedules.md, Cases (c = 0), row ZB-V: makespan 51, span 48
-expect(0 "\"makespan\":51,\"max_rank_span\":48" show --schedule zb-v --stages 4 --microbatches 8 --json)
+expect(0 "\"makespan\":51,\"max_rank_span\":48" show --schedule zb-v --ranks 4 --microbatches 8 --json)
 # reference: schedules.md, Cases (c = 0), row "1F1B, c = 0.5": 41
-expect(0 "\"makespan\":41" show --schedule 1f1b --stages 4 --microbatches 8 --costs 1,1,1,0.5 --json)
-expect(0 "\"schedule\":\"v-min\"" compare --stages 4 --microbatches 8 --json)
+expect(0 "\"makespan\":41" show --schedule 1f1b --ranks 4 --microbatches 8 --costs 1,1,1,0.5 --json)
+expect(0 "\"schedule\":\"v-min\"" compare --ranks 4 --microbatches 8 --json)
 # reference: schedules.md, memories at p = 8: V-Half ⌊(p+2)/2⌋ = 5 and V-Min ⌊(p+4)/3⌋ = 4 fit 6
 # units; 1F1B, ZB-H1, ZB-V (p = 8), ZB-H2 (2p−1 to 2p), interleaved (rank 0 p + (p−1)/v) and GPipe
 # (m) do not. Of the two, V-Half is the faster ("V-shape family": about half of 1F1B's bubble
 # against V-Min's two thirds, and V-Min "degrades when F, B, W differ", as here)
-expect(0 "^v-half" compare --stages 8 --microbatches 24 --costs 1,2,1 --memory-budget 6 --best)
+expect(0 "^v-half" compare --ranks 8 --microbatches 24 --costs 1,2,1 --memory-budget 6 --best)
 # closed form: the reference's 1F1B rule (schedules.md, 1F1B) for rank 0 by hand: warm-up
 # min(p−1, m) = 3 forwards, then the pairs (F3, B0), (F4, B1), ...
-expect(0 "^0F0,0F1,0F2,0F3,0B0,0F4,0B1" export --schedule 1f1b --stages 4 --microbatches 8 --format csv)
-expect(0 "traceEvents" export --schedule zb-h1 --stages 4 --microbatches 8 --format chrome --transfers)
-expect(0 "<svg" export --schedule v-half --stages 4 --microbatches 8 --format svg)
+expect(0 "^0F0,0F1,0F2,0F3,0B0,0F4,0B1" export --schedule 1f1b --ranks 4 --microbatches 8 --format csv)
+expect(0 "traceEvents" export --schedule zb-h1 --ranks 4 --microbatches 8 --format chrome --transfers)
+expect(0 "<svg" export --schedule v-half --ranks 4 --microbatches 8 --format svg)
 
 # export, import back, same metrics
-execute_process(COMMAND "${TOOL}" export --schedule zb-h2 --stages 4 --microbatches 8 --format csv --transfers
+execute_process(COMMAND "${TOOL}" export --schedule zb-h2 --ranks 4 --microbatches 8 --format csv --transfers
                 OUTPUT_FILE "${WORK}/zb-h2.csv" RESULT_VARIABLE rc)
 expect(0 "\"verified\":true" import "${WORK}/zb-h2.csv" --json)
 
 # bad arguments: exit 2 and a message
-expect(2 "unknown schedule 'nope'" show --schedule nope --stages 4 --microbatches 8)
-expect(2 "--stages needs an integer" show --schedule 1f1b --stages four --microbatches 8)
-expect(2 "--stages must be between" show --schedule 1f1b --stages 0 --microbatches 8)
-expect(2 "--microbatches M is required" show --schedule 1f1b --stages 4)
-expect(2 "--costs takes F,B,W or F,B,W,C" show --schedule 1f1b --stages 4 --microbatches 8 --costs 1,2)
-expect(2 "non-negative number" show --schedule 1f1b --stages 4 --microbatches 8 --costs 1,-2,1)
+expect(2 "unknown schedule 'nope'" show --schedule nope --ranks 4 --microbatches 8)
+expect(2 "--ranks needs an integer" show --schedule 1f1b --ranks four --microbatches 8)
+expect(2 "--ranks must be between" show --schedule 1f1b --ranks 0 --microbatches 8)
+expect(2 "--microbatches M is required" show --schedule 1f1b --ranks 4)
+expect(2 "--costs takes F,B,W or F,B,W,C" show --schedule 1f1b --ranks 4 --microbatches 8 --costs 1,2)
+expect(2 "non-negative number" show --schedule 1f1b --ranks 4 --microbatches 8 --costs 1,-2,1)
 # JSON has no infinity: a makespan that overflows is written null (and the output parses)
 # closed form: 1F1B's (m+p−1)(F+B+W) = 3 × 3e308 (reference formula, schedules.md, 1F1B) is
 # beyond the largest double, about 1.8e308, so the makespan is infinite
-expect_json(makespan null show --schedule 1f1b --stages 2 --microbatches 2 --costs 1e308,1e308,1e308 --json)
+expect_json(makespan null show --schedule 1f1b --ranks 2 --microbatches 2 --costs 1e308,1e308,1e308 --json)
 # reference: schedules.md, Cases (c = 0), row 1F1B 1,1,1: makespan 33
-expect_json(makespan 33 show --schedule 1f1b --stages 4 --microbatches 8 --json)
+expect_json(makespan 33 show --schedule 1f1b --ranks 4 --microbatches 8 --json)
 # slot reuse (fixed slots, as on a GPU) and one extra slot per rank: regression values of the
 # simulator (tests/cpu/analysis_slot_reuse.cpp has the same case)
-expect_json(slot_reuse_makespan 85 show --schedule 1f1b --stages 4 --microbatches 16 --costs 1,1,1,0.5 --json)
-expect_json(slot_reuse_makespan 71 show --schedule 1f1b --stages 4 --microbatches 16 --costs 1,1,1,0.5
+expect_json(slot_reuse_makespan 85 show --schedule 1f1b --ranks 4 --microbatches 16 --costs 1,1,1,0.5 --json)
+expect_json(slot_reuse_makespan 71 show --schedule 1f1b --ranks 4 --microbatches 16 --costs 1,1,1,0.5
             --extra-slots 1 --json)
-expect(2 "extra-slots must be between 0 and 64" show --schedule 1f1b --stages 4 --microbatches 8 --extra-slots 65)
-expect(0 "makespan inf" show --schedule 1f1b --stages 2 --microbatches 2 --costs 1e308,1e308,1e308)
-expect(2 "unknown option --frobnicate" compare --stages 4 --microbatches 8 --frobnicate)
-expect(2 "holds one chunk per rank" show --schedule 1f1b --stages 4 --microbatches 8 --chunks 2)
-expect(2 "unknown --format" export --schedule 1f1b --stages 4 --microbatches 8 --format png)
+expect(2 "extra-slots must be between 0 and 64" show --schedule 1f1b --ranks 4 --microbatches 8 --extra-slots 65)
+expect(0 "makespan inf" show --schedule 1f1b --ranks 2 --microbatches 2 --costs 1e308,1e308,1e308)
+expect(2 "unknown option --frobnicate" compare --ranks 4 --microbatches 8 --frobnicate)
+expect(2 "holds one chunk per rank" show --schedule 1f1b --ranks 4 --microbatches 8 --chunks 2)
+expect(2 "unknown --format" export --schedule 1f1b --ranks 4 --microbatches 8 --format png)
 expect(2 "unknown command" frobnicate)
 # reference: the least memory of any schedule at p = 8 is V-Min's ⌊(p+4)/3⌋ = 4 units (schedules.md,
 # "V-shape family"), above the budget of 1
-expect(1 "no schedule fits" compare --stages 8 --microbatches 24 --memory-budget 1 --best)
+expect(1 "no schedule fits" compare --ranks 8 --microbatches 24 --memory-budget 1 --best)
 
 # bad files: exit non-zero with a message naming the row and cell, never a crash
 file(WRITE "${WORK}/bad_cell.csv" "0F0,0F1,0B0,0B1\n1F0,1X0\n")
@@ -133,20 +133,20 @@ expect(2 "cannot open" import "${WORK}/does_not_exist.csv")
 expect(2 "import takes one FILE" import "${WORK}/zb-h2.csv" "${WORK}/zb-h2.csv")
 
 # absurd sizes: refused at once with the limit stated (not bad_alloc after seconds)
-expect(2 "too large: --stages 4096 x 1 chunks x --microbatches 65535.*limit is 1048576" show --schedule 1f1b
-       --stages 4096 --microbatches 65535)
-expect(2 "too large: --stages 512 x 2 chunks x --microbatches 4096.*limit is 1048576" show --schedule zb-v
-       --stages 512 --microbatches 4096)
-expect(2 "too large.*limit is 1048576" export --schedule interleaved --stages 4096 --microbatches 65535 --format csv)
-expect(2 "too large: compare --stages 4096 x --microbatches 65535.*limit is 262144" compare --stages 4096
+expect(2 "too large: --ranks 4096 x 1 chunks x --microbatches 65535.*limit is 1048576" show --schedule 1f1b
+       --ranks 4096 --microbatches 65535)
+expect(2 "too large: --ranks 512 x 2 chunks x --microbatches 4096.*limit is 1048576" show --schedule zb-v
+       --ranks 512 --microbatches 4096)
+expect(2 "too large.*limit is 1048576" export --schedule interleaved --ranks 4096 --microbatches 65535 --format csv)
+expect(2 "too large: compare --ranks 4096 x --microbatches 65535.*limit is 262144" compare --ranks 4096
        --microbatches 65535)
-expect(2 "too large.*limits are 2048 and 65536" paths --stages 4095 --keep 2 --microbatches 65535)
-expect(2 "too large.*limits are 2048 and 65536" paths --stages 64 --keep 32 --microbatches 32)
-expect(2 "too large.*limits are 65536 and 8388608" paths --stages 1024 --keep 512 --microbatches 1024 --search 0)
-expect(2 "too large" export --schedule skip --stages 4095 --keep 2 --microbatches 65535 --format csv)
+expect(2 "too large.*limits are 2048 and 65536" paths --ranks 4095 --keep 2 --microbatches 65535)
+expect(2 "too large.*limits are 2048 and 65536" paths --ranks 64 --keep 32 --microbatches 32)
+expect(2 "too large.*limits are 65536 and 8388608" paths --ranks 1024 --keep 512 --microbatches 1024 --search 0)
+expect(2 "too large" export --schedule skip --ranks 4095 --keep 2 --microbatches 65535 --format csv)
 expect(0 "ranks x chunks x micro-batches at most 1048576" --help)
 # just inside the limits: accepted (regression values of the simulator: 1F1B's (m+p−1)·3 = 3·(1024+1023))
-expect_json(makespan 6141 show --schedule 1f1b --stages 1024 --microbatches 1024 --json)
+expect_json(makespan 6141 show --schedule 1f1b --ranks 1024 --microbatches 1024 --json)
 
 # CSV import: a UTF-8 byte-order mark is accepted; a blank line between rows and an
 # unterminated quote are named with their line
@@ -166,26 +166,35 @@ expect(1 "line 2, cell 2: .*rank 1, position 1" import "${WORK}/bad_cell.csv")
 
 # --costs: any finite non-negative number (subnormal, leading +, bare fraction, exponent, blanks)
 # closed form: 1F1B's (m+p−1)(F+B+W) = 11 × (0 + 1 + 0.5) = 16.5 (F = 4.9e-324 adds nothing)
-expect_json(makespan 16.5 show --schedule 1f1b --stages 4 --microbatches 8 --costs 4.9e-324,+1,.5 --json)
+expect_json(makespan 16.5 show --schedule 1f1b --ranks 4 --microbatches 8 --costs 4.9e-324,+1,.5 --json)
 # closed form: 11 × (1e-400 → 0, + 1E0 + 0.5e0) = 16.5
-expect_json(makespan 16.5 show --schedule 1f1b --stages 4 --microbatches 8 "--costs= 1e-400, 1E0 ,0.5e0" --json)
+expect_json(makespan 16.5 show --schedule 1f1b --ranks 4 --microbatches 8 "--costs= 1e-400, 1E0 ,0.5e0" --json)
 foreach(bad inf nan 1e400 -0.5 0x 1,,1 "")
-  expect(2 "--costs (needs a finite non-negative number|takes F,B,W)" show --schedule 1f1b --stages 4
+  expect(2 "--costs (needs a finite non-negative number|takes F,B,W)" show --schedule 1f1b --ranks 4
          --microbatches 8 "--costs=1,${bad},1")
 endforeach()
-expect(2 "--costs: F \\+ B \\+ W must be positive" show --schedule 1f1b --stages 4 --microbatches 8 --costs 0,0,0)
+expect(2 "--costs: F \\+ B \\+ W must be positive" show --schedule 1f1b --ranks 4 --microbatches 8 --costs 0,0,0)
 
 # messages speak in flags, not C++ parameters
-expect(2 "use --chunks 2 or drop it" show --schedule zb-v --stages 4 --microbatches 8 --chunks 3)
-expect_lacks(2 "chunks<|group_size<|stages<" show --schedule zb-v --stages 4 --microbatches 8 --chunks 3)
-expect(2 "drop --chunks, or use --schedule interleaved" show --schedule 1f1b --stages 4 --microbatches 8 --chunks 2)
-expect(2 "--group must be between 1 and --microbatches" show --schedule interleaved --stages 4 --microbatches 8
+expect(2 "use --chunks 2 or drop it" show --schedule zb-v --ranks 4 --microbatches 8 --chunks 3)
+expect_lacks(2 "chunks<|group_size<|stages<" show --schedule zb-v --ranks 4 --microbatches 8 --chunks 3)
+expect(2 "drop --chunks, or use --schedule interleaved" show --schedule 1f1b --ranks 4 --microbatches 8 --chunks 2)
+expect(2 "--group must be between 1 and --microbatches" show --schedule interleaved --ranks 4 --microbatches 8
        --group 9)
-expect_lacks(2 "[a-z_]<[A-Z]" show --schedule interleaved --stages 4 --microbatches 8 --group 9)
+expect_lacks(2 "[a-z_]<[A-Z]" show --schedule interleaved --ranks 4 --microbatches 8 --group 9)
 
 # a repeated flag is an error
-expect(2 "--stages given more than once" show --schedule 1f1b --stages 4 --stages 5 --microbatches 8)
-expect(2 "--json given more than once" compare --stages 4 --microbatches 8 --json --json)
+expect(2 "--ranks given more than once" show --schedule 1f1b --ranks 4 --ranks 5 --microbatches 8)
+# --stages is the former name of --ranks (docs/00_quickstart.md): it still works, it is the
+# same option (given with --ranks: twice), and the JSON counts ranks and model stages apart
+expect(0 "\"makespan\":33," show --schedule 1f1b --stages 4 --microbatches 8 --json)
+expect(0 "^(zb-v|zb-h2|zb-h1|v-half|v-min|interleaved|1f1b|gpipe)\n" compare --stages 4 --microbatches 8 --best)
+expect(2 "--ranks given more than once \\(--stages is its former name" show --schedule 1f1b --ranks 4 --stages 4
+       --microbatches 8)
+# closed form: interleaved with 2 chunks on 4 ranks has 4 x 2 = 8 model stages
+expect(0 "\"ranks\":4,\"model_stages\":8,\"stages\":4," show --schedule interleaved --ranks 4 --microbatches 8
+       --chunks 2 --json)
+expect(2 "--json given more than once" compare --ranks 4 --microbatches 8 --json --json)
 expect(2 "--costs given more than once" import "${WORK}/zb-h2.csv" --costs 1,1,1 --costs=2,2,2)
 
 # an invalid import prints what is wrong and no metrics
@@ -199,17 +208,17 @@ expect(0 "usage: pipesched list" list --help)
 expect(0 "commands:" help)
 expect(2 "commands:" )
 # docs/02_analysis.md's comparison: zb-v is the fastest, with peak memory 8
-expect(0 "^zb-v\n" compare --stages=8 --microbatches=24 --costs=1,2,1 --best --memory-budget 8)
-expect(2 "unknown option --frobnicate" show --schedule 1f1b --stages 4 --microbatches 8 --frobnicate=3)
-expect(2 "show takes no argument 'extra'" show --schedule 1f1b --stages 4 --microbatches 8 extra)
-expect(2 "unknown option --schedule" compare --schedule 1f1b --stages 4 --microbatches 8)
+expect(0 "^zb-v\n" compare --ranks=8 --microbatches=24 --costs=1,2,1 --best --memory-budget 8)
+expect(2 "unknown option --frobnicate" show --schedule 1f1b --ranks 4 --microbatches 8 --frobnicate=3)
+expect(2 "show takes no argument 'extra'" show --schedule 1f1b --ranks 4 --microbatches 8 extra)
+expect(2 "unknown option --schedule" compare --schedule 1f1b --ranks 4 --microbatches 8)
 expect(0 "^gpipe\t" list)
 # docs/00_quickstart.md, docs/02_analysis.md, docs/04_cuda.md, docs/05_skip_paths.md
-expect(0 "verified: yes" show --schedule 1f1b --stages 4 --microbatches 8 --no-color)
+expect(0 "verified: yes" show --schedule 1f1b --ranks 4 --microbatches 8 --no-color)
 # docs/02_analysis.md: "fastest: zb-v (makespan 103, peak memory 8)"
-expect(0 "fastest: zb-v \\(makespan 103, peak memory 8\\)" compare --stages 8 --microbatches 24 --costs 1,2,1)
-expect(0 "makespan 85" show --schedule 1f1b --stages 4 --microbatches 16 --costs 1,1,1,0.5 --no-color)
-expect(0 "makespan 71" show --schedule 1f1b --stages 4 --microbatches 16 --costs 1,1,1,0.5 --extra-slots 1 --no-color)
-expect(0 "<svg" export --schedule skip --stages 6 --keep 4 --microbatches 8 --format svg)
-expect(0 "verified: yes" paths --stages 6 --keep 4 --microbatches 8)
-expect(0 "^0F0,0F1" export --schedule skip --stages 6 --keep 4 --microbatches 8 --memory 3 --format csv)
+expect(0 "fastest: zb-v \\(makespan 103, peak memory 8\\)" compare --ranks 8 --microbatches 24 --costs 1,2,1)
+expect(0 "makespan 85" show --schedule 1f1b --ranks 4 --microbatches 16 --costs 1,1,1,0.5 --no-color)
+expect(0 "makespan 71" show --schedule 1f1b --ranks 4 --microbatches 16 --costs 1,1,1,0.5 --extra-slots 1 --no-color)
+expect(0 "<svg" export --schedule skip --ranks 6 --keep 4 --microbatches 8 --format svg)
+expect(0 "verified: yes" paths --ranks 6 --keep 4 --microbatches 8)
+expect(0 "^0F0,0F1" export --schedule skip --ranks 6 --keep 4 --microbatches 8 --memory 3 --format csv)

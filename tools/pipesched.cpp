@@ -73,8 +73,10 @@ struct command {
   std::vector<std::pair<std::string, CLI::Option*>> opts; // name without the dashes
   CLI::Option* file = nullptr;
 
-  command& value(std::string const& name, std::string const& type, std::string const& help) {
-    CLI::Option* o = app->add_option("--" + name, help);
+  /// An option --name (and --former, its former spelling, when given).
+  command& value(std::string const& name, std::string const& type, std::string const& help,
+                 std::string const& former = "") {
+    CLI::Option* o = app->add_option("--" + name + (former.empty() ? "" : ",--" + former), help);
     o->type_name(type)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)->allow_extra_args(false);
     opts.emplace_back(name, o);
     return *this;
@@ -87,7 +89,8 @@ struct command {
   }
   command& schedule_options() {
     value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min forward-only");
-    value("stages", "P", "pipeline ranks (devices), 1 to 4096");
+    value("ranks", "P", "pipeline ranks (devices), 1 to 4096; the model has P x V stages (--stages: former name)",
+          "stages");
     value("microbatches", "M", "micro-batches per iteration, 1 to 65535");
     value("chunks", "V", "model chunks per rank (interleaved; V-shape schedules use 2)");
     value("group", "G", "interleaved micro-batch group size (default min(p, m))");
@@ -109,7 +112,9 @@ struct command {
   options collect() const {
     options o;
     for (auto const& [name, opt] : opts) {
-      if (opt->count() > 1) throw usage_error("--" + name + " given more than once");
+      if (opt->count() > 1)
+        throw usage_error("--" + name + " given more than once" +
+                          (name == "ranks" ? " (--stages is its former name, the same option)" : ""));
       if (opt->count() == 1) o.values[name] = opt->get_expected_min() == 0 ? "" : opt->results().front();
     }
     if (file && file->count() > 0) o.positional = file->results();
@@ -169,10 +174,10 @@ bool slice_costs_given = false;
 
 params schedule_params(options const& o, bool need_name) {
   if (need_name && !o.has("schedule")) throw usage_error("--schedule NAME is required");
-  if (!o.has("stages")) throw usage_error("--stages P is required");
+  if (!o.has("ranks")) throw usage_error("--ranks P is required");
   if (!o.has("microbatches")) throw usage_error("--microbatches M is required");
   params pr{};
-  pr.p = to_int("stages", o.get("stages"), 1, max_ranks);
+  pr.p = to_int("ranks", o.get("ranks"), 1, max_ranks);
   pr.m = to_int("microbatches", o.get("microbatches"), 1, max_index);
   if (o.has("chunks")) pr.v = to_int("chunks", o.get("chunks"), 1, 64);
   if (o.has("group")) pr.g = to_int("group", o.get("group"), 1, max_index);
@@ -220,7 +225,10 @@ std::string metrics_json(std::string_view name, table const& t, simulation const
   std::ostringstream o;
   o << "{";
   if (!name.empty()) o << "\"schedule\":" << json_string(name) << ",";
-  o << "\"stages\":" << t.ranks << ",\"microbatches\":" << t.microbatches << ",\"chunks\":" << t.chunks
+  // "stages" is the former name of "ranks", kept for existing scripts; the model's stage
+  // count (ranks x chunks) is "model_stages"
+  o << "\"ranks\":" << t.ranks << ",\"model_stages\":" << t.stages << ",\"stages\":" << t.ranks
+    << ",\"microbatches\":" << t.microbatches << ",\"chunks\":" << t.chunks
     << ",\"makespan\":" << json_number(sim.makespan) << ",\"max_rank_span\":" << json_number(sim.max_rank_span)
     << ",\"bubble_ratio\":" << json_number(sim.bubble_ratio) << ",\"peak_memory\":[";
   double peak = 0;
@@ -272,24 +280,24 @@ void print_lists(std::ostream& os, table const& t) {
 /// not the C++ parameters (chunks<2>) the library's messages speak of.
 std::string tool_message(diagnostic const& d) {
   switch (d.code) {
-  case errc::zero_ranks: return "--stages must be at least 1";
+  case errc::zero_ranks: return "--ranks must be at least 1";
   case errc::zero_microbatches: return "--microbatches must be at least 1";
   case errc::zero_chunks: return "--chunks must be at least 1";
   case errc::needs_one_chunk:
     return "this schedule holds one chunk per rank: drop --chunks, or use --schedule interleaved for --chunks above 1";
   case errc::needs_two_chunks: return "V-shape schedules hold exactly two chunks per rank: use --chunks 2 or drop it";
   case errc::group_size_out_of_range:
-    return "--group must be between 1 and --microbatches (without it: min(--stages, --microbatches))";
+    return "--group must be between 1 and --microbatches (without it: min(--ranks, --microbatches))";
   case errc::too_large:
-    return "too many ranks, stages or micro-batches: at most 4096 ranks (--stages) and 65535 stages "
-           "(--stages x --chunks) or micro-batches (--microbatches)";
+    return "too many ranks, stages or micro-batches: at most 4096 ranks (--ranks) and 65535 stages "
+           "(--ranks x --chunks) or micro-batches (--microbatches)";
   case errc::negative_cost: return "--costs must be non-negative numbers with F + B + W positive";
   case errc::extra_slots_out_of_range: return "--extra-slots must be between 0 and 64";
   default: break;
   }
   std::string s = to_string(d);
   // a detail that names a C++ parameter (skip paths given as a type): say the flag
-  for (auto const& [cpp, flag] : {std::pair<std::string_view, std::string_view>{"stages<P>", "--stages"},
+  for (auto const& [cpp, flag] : {std::pair<std::string_view, std::string_view>{"ranks<P>", "--ranks"},
                                   {"microbatches<M>", "--microbatches"},
                                   {"chunks<V>", "--chunks"},
                                   {"group_size<G>", "--group"},
@@ -319,7 +327,7 @@ void check_size(std::string const& name, params const& pr) {
   long const v = probe.ok() ? probe.chunks : (pr.v > 1 ? pr.v : 1);
   long const pairs = static_cast<long>(pr.p) * v * pr.m;
   if (pairs > max_pairs)
-    throw usage_error("too large: --stages " + std::to_string(pr.p) + " x " + std::to_string(v) +
+    throw usage_error("too large: --ranks " + std::to_string(pr.p) + " x " + std::to_string(v) +
                       " chunks x --microbatches " + std::to_string(pr.m) + " = " + std::to_string(pairs) +
                       " (stage, micro-batch) pairs; the limit is " + std::to_string(max_pairs) + "");
 }
@@ -376,7 +384,7 @@ int cmd_compare(options const& o) {
   params base = schedule_params(o, false);
   slice_costs_given = true; // compare: costs are always those of a rank's slice
   if (long const pairs = static_cast<long>(base.p) * base.m; pairs > max_compare_pairs)
-    throw usage_error("too large: compare --stages " + std::to_string(base.p) + " x --microbatches " +
+    throw usage_error("too large: compare --ranks " + std::to_string(base.p) + " x --microbatches " +
                       std::to_string(base.m) + " = " + std::to_string(pairs) + "; the limit is " +
                       std::to_string(max_compare_pairs));
   double budget = o.has("memory-budget") ? to_double("--memory-budget", o.get("memory-budget")) : -1;
@@ -472,11 +480,11 @@ vec<double> read_latency(std::string const& file, int S) {
 
 /// The skip-path options shared by 'paths' and 'export --schedule skip'.
 skip_config skip_options(options const& o) {
-  if (!o.has("stages")) throw usage_error("--stages S is required");
+  if (!o.has("ranks")) throw usage_error("--ranks S is required (S stages, one per rank)");
   if (!o.has("keep")) throw usage_error("--keep K is required");
   if (!o.has("microbatches")) throw usage_error("--microbatches M is required");
   skip_config c{};
-  c.stages = to_int("stages", o.get("stages"), 1, max_ranks - 1);
+  c.stages = to_int("ranks", o.get("ranks"), 1, max_ranks - 1);
   c.keep = to_int("keep", o.get("keep"), 1, c.stages);
   c.microbatches = to_int("microbatches", o.get("microbatches"), 1, max_index);
   if (o.has("memory")) c.memory = to_int("memory", o.get("memory"), 1, max_index);
@@ -496,9 +504,9 @@ skip_config skip_options(options const& o) {
   long const pair_limit = search ? max_search_pairs : max_path_pairs;
   long const square_limit = search ? max_search_square : max_path_square;
   if (pairs > pair_limit || pairs * c.stages > square_limit)
-    throw usage_error("too large: --stages " + std::to_string(c.stages) + " x --microbatches " +
+    throw usage_error("too large: --ranks " + std::to_string(c.stages) + " x --microbatches " +
                       std::to_string(c.microbatches) + " = " + std::to_string(pairs) +
-                      " and x --stages again = " + std::to_string(pairs * c.stages) + "; the limits are " +
+                      " and x --ranks again = " + std::to_string(pairs * c.stages) + "; the limits are " +
                       std::to_string(pair_limit) + " and " + std::to_string(square_limit) +
                       (search ? " with the local search (--search 0 or --method rotation: 65536 and 8388608)" : ""));
   return c;
@@ -697,7 +705,7 @@ int main(int argc, char** argv) {
   command show = sub("show", "one schedule's per-rank order and its metrics",
                      "Draws the schedule as a grid (one row per rank, time to the right; F/B/I/W with the\n"
                      "micro-batch number, lower case for a rank's second chunk) and prints the simulated\n"
-                     "metrics. Required: --schedule, --stages, --microbatches.\n"
+                     "metrics. Required: --schedule, --ranks, --microbatches.\n"
                      "Limit: ranks x chunks x micro-batches at most 1048576 (see 'pipesched --help').");
   show.schedule_options()
       .flag("json", "one JSON object of metrics")
@@ -709,8 +717,8 @@ int main(int argc, char** argv) {
                         "Every training schedule for the same model: costs are those of one rank's whole slice\n"
                         "(1/p of the layers); a schedule with V chunks per rank gets 1/V of them per chunk.\n"
                         "Memory is in the unit of one micro-batch's activations on one rank's slice.\n"
-                        "Required: --stages, --microbatches. Limit: ranks x micro-batches at most 262144.");
-  compare.value("stages", "P", "pipeline ranks (devices), 1 to 4096")
+                        "Required: --ranks, --microbatches. Limit: ranks x micro-batches at most 262144.");
+  compare.value("ranks", "P", "pipeline ranks (devices), 1 to 4096 (--stages: former name)", "stages")
       .value("microbatches", "M", "micro-batches per iteration, 1 to 65535")
       .value("costs", "F,B,W[,C]", "costs of one rank's whole slice (default 1,1,1,0)")
       .value("memory-budget", "X", "mark which schedules fit X (that unit) on every rank")
@@ -748,11 +756,11 @@ int main(int argc, char** argv) {
                       "Assigns each micro-batch a path through K of the S stages (stage s on rank s) and\n"
                       "prints one line per micro-batch, 'j: s0 s1 ...', then the simulated iteration time\n"
                       "next to the full pipeline's (every stage kept, same cap and costs).\n"
-                      "Required: --stages, --keep, --microbatches. Limits: stages x micro-batches at most\n"
+                      "Required: --ranks, --keep, --microbatches. Limits: stages x micro-batches at most\n"
                       "65536 and stages x stages x micro-batches at most 8388608; with the local search\n"
                       "(--method cost and --search above 0, the default) at most 2048 and 65536.\n"
                       "--json: {\"paths\": [[...], ...], \"makespan\": T, \"full_pipeline_makespan\": T}");
-  paths.value("stages", "S", "stages (= ranks)")
+  paths.value("ranks", "S", "ranks, one stage each (--stages: former name)", "stages")
       .value("keep", "K", "stages each micro-batch visits, stage 0 (and S-1 in layout last) counted")
       .value("microbatches", "M", "micro-batches per iteration")
       .value("memory", "C", "at most C micro-batches in flight on any rank (default M)")

@@ -299,12 +299,12 @@ int main(int argc, char** argv) {
   }
   using namespace pipesched;
   try {
-    bench<one_f_one_b<stages<P>, microbatches<8>>>("1F1B", warmup, iters);
-    bench<one_f_one_b<stages<P>, microbatches<32>>>("1F1B", warmup, iters);
-    bench<gpipe<stages<P>, microbatches<8>>>("GPipe", warmup, iters);
-    bench<gpipe<stages<P>, microbatches<32>>>("GPipe", warmup, iters);
-    bench<interleaved_1f1b<stages<P>, microbatches<8>, chunks<2>>>("Interleaved1F1B", warmup, iters);
-    bench<interleaved_1f1b<stages<P>, microbatches<32>, chunks<2>>>("Interleaved1F1B", warmup, iters);
+    bench<one_f_one_b<ranks<P>, microbatches<8>>>("1F1B", warmup, iters);
+    bench<one_f_one_b<ranks<P>, microbatches<32>>>("1F1B", warmup, iters);
+    bench<gpipe<ranks<P>, microbatches<8>>>("GPipe", warmup, iters);
+    bench<gpipe<ranks<P>, microbatches<32>>>("GPipe", warmup, iters);
+    bench<interleaved_1f1b<ranks<P>, microbatches<8>, chunks<2>>>("Interleaved1F1B", warmup, iters);
+    bench<interleaved_1f1b<ranks<P>, microbatches<32>, chunks<2>>>("Interleaved1F1B", warmup, iters);
   } catch (std::exception const& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
 #ifdef BENCH_MPI

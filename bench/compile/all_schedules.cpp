@@ -17,7 +17,7 @@
 #endif
 
 namespace ps = pipesched;
-using p = ps::stages<PIPESCHED_P>;
+using p = ps::ranks<PIPESCHED_P>;
 using m = ps::microbatches<PIPESCHED_M>;
 
 static_assert(ps::gpipe<p, m>::valid);

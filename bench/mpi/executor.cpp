@@ -62,9 +62,9 @@ template <class S> void measure(int rank, double pass_us, int iterations, int ru
 template <int P> void all(int rank, int iterations, int runs) {
   for (double pass_us : {0.0, 20.0})
     for (bool sync : {false, true}) {
-      measure<one_f_one_b<stages<P>, microbatches<32>>>(rank, pass_us, iterations, runs, sync);
+      measure<one_f_one_b<ranks<P>, microbatches<32>>>(rank, pass_us, iterations, runs, sync);
       if constexpr (P == 4)
-        measure<interleaved_1f1b<stages<P>, microbatches<32>, chunks<2>>>(rank, pass_us, iterations, runs, sync);
+        measure<interleaved_1f1b<ranks<P>, microbatches<32>, chunks<2>>>(rank, pass_us, iterations, runs, sync);
     }
 }
 

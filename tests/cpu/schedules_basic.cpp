@@ -4,6 +4,8 @@
 // computed another way in the test; "regression value" = the generator's own output.
 #include <doctest/doctest.h>
 
+#include <type_traits>
+
 #include "../support/conformance.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/schedules/forward_only.hpp"
@@ -100,7 +102,11 @@ TEST_CASE("schedule.parameters.refused") {
 }
 
 // compile time: the same generators, run by the compiler
-using s_1f1b = one_f_one_b<stages<4>, microbatches<8>>;
+using s_1f1b = one_f_one_b<ranks<4>, microbatches<8>>;
+// stages<P> is the former name of ranks<P>: the same type, so the same schedule type
+static_assert(std::is_same_v<stages<4>, ranks<4>>);
+static_assert(std::is_same_v<one_f_one_b<stages<4>, microbatches<8>>, s_1f1b>);
+static_assert(one_f_one_b<microbatches<8>, stages<4>>::parameters.p == 4); // any order, old spelling
 static_assert(s_1f1b::valid);
 static_assert(s_1f1b::lowered.ranks == 4 && s_1f1b::lowered.size(0) > 0); // closed form: one list per rank, p = 4
 // reference: schedules.md, Cases (c = 0), row 1F1B 1,1,1: makespan 33 (simulate's default costs are 1,1,1,0)

@@ -1,15 +1,20 @@
-// pipesched: compile-time parameters as small types (stages<P>, microbatches<M>, ...).
+// pipesched: compile-time parameters as small types (ranks<P>, microbatches<M>, ...).
 #pragma once
 
 #include <type_traits>
 
 namespace pipesched {
 
-/// Number of pipeline ranks (devices), p.
-template <int P> struct stages {
-  using pipesched_param = stages;
+/// Number of pipeline ranks (devices), p. With v chunks per rank the model is cut into
+/// S = p * v stages: a 4-stage model with 2 chunks per rank is ranks<2>, chunks<2>.
+template <int P> struct ranks {
+  using pipesched_param = ranks;
   static constexpr int value = P;
 };
+/// The former spelling of ranks<P>, kept so existing programs build: the same type
+/// (gpipe<stages<4>, ...> and gpipe<ranks<4>, ...> are one schedule). It counts ranks, not
+/// model stages; new code writes ranks<P>.
+template <int P> using stages = ranks<P>;
 /// Micro-batches per iteration, m.
 template <int M> struct microbatches {
   using pipesched_param = microbatches;

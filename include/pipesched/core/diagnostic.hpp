@@ -53,7 +53,7 @@ enum class errc : std::uint8_t {
 constexpr const char* message(errc e) {
   switch (e) {
   case errc::ok: return "ok";
-  case errc::zero_ranks: return "stages<P> must be at least 1: a pipeline needs one rank or more";
+  case errc::zero_ranks: return "ranks<P> must be at least 1: a pipeline needs one rank or more";
   case errc::zero_microbatches: return "microbatches<M> must be at least 1";
   case errc::zero_chunks: return "chunks<V> must be at least 1";
   case errc::needs_one_chunk:

@@ -26,19 +26,42 @@ concept schedule_family = requires(params const& pr) {
 namespace detail {
 
 template <class T> constexpr void apply_param(params& pr) {
-  if constexpr (is_int_param<T, stages>::value) pr.p = T::value;
+  if constexpr (is_int_param<T, ranks>::value) pr.p = T::value;
   else if constexpr (is_int_param<T, microbatches>::value) pr.m = T::value;
   else if constexpr (is_int_param<T, chunks>::value) pr.v = T::value;
   else if constexpr (is_int_param<T, group_size>::value) pr.g = T::value;
   else if constexpr (is_int_param<T, extra_slots>::value) pr.extra_slots = T::value;
   else if constexpr (is_costs<T>::value) pr.cost = cost_model{T::f, T::b, T::w, T::c};
   else
-    static_assert(dependent_false<T>, "pipesched: unknown schedule parameter; a schedule takes stages<P>, "
+    static_assert(dependent_false<T>, "pipesched: unknown schedule parameter; a schedule takes ranks<P>, "
                                       "microbatches<M> and optionally chunks<V>, group_size<G>, costs<F,B,W,C>, "
                                       "extra_slots<N>");
 }
 
+/// Which parameter a type sets (0: none), to catch one given twice.
+template <class T> constexpr int param_kind() {
+  if constexpr (is_int_param<T, ranks>::value) return 1;
+  else if constexpr (is_int_param<T, microbatches>::value) return 2;
+  else if constexpr (is_int_param<T, chunks>::value) return 3;
+  else if constexpr (is_int_param<T, group_size>::value) return 4;
+  else if constexpr (is_int_param<T, extra_slots>::value) return 5;
+  else if constexpr (is_costs<T>::value) return 6;
+  else return 0;
+}
+
+template <class... Ps> constexpr bool each_param_once() {
+  int seen[7] = {};
+  ((++seen[param_kind<Ps>()]), ...);
+  for (int k = 1; k < 7; ++k)
+    if (seen[k] > 1) return false;
+  return true;
+}
+
 template <class... Ps> constexpr params parse_params() {
+  static_assert(each_param_once<Ps...>(),
+                "pipesched: a schedule parameter is given twice (ranks<P> and stages<P> are one parameter, "
+                "stages<P> being its former name): give each of ranks, microbatches, chunks, group_size, "
+                "extra_slots and costs at most once");
   params pr{};
   (apply_param<Ps>(pr), ...);
   return pr;
@@ -172,7 +195,7 @@ constexpr diagnostic verify_frozen_flow(static_table<R, S, N, L> const& st, diag
 /// (-1: not applicable); the compiler prints them in its "In instantiation of" line, e.g.
 /// `[with errc E = errc::cyclic_wait; int Rank = 1; int Position = 0; int Stage = 1; int Microbatch = 1]`.
 template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbatch = -1> constexpr bool report() {
-  static_assert(E != errc::zero_ranks, "pipesched: stages<P> must be at least 1: a pipeline needs one rank or more");
+  static_assert(E != errc::zero_ranks, "pipesched: ranks<P> must be at least 1: a pipeline needs one rank or more");
   static_assert(E != errc::zero_microbatches, "pipesched: microbatches<M> must be at least 1");
   static_assert(E != errc::zero_chunks, "pipesched: chunks<V> must be at least 1");
   static_assert(E != errc::needs_one_chunk, "pipesched: this schedule holds one chunk per rank: drop chunks<V> or "
@@ -224,7 +247,7 @@ template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbat
 } // namespace detail
 
 /// A schedule as a type: Family's generator run by the compiler for the parameters Ps...
-/// (stages<P>, microbatches<M>, chunks<V>, group_size<G>, costs<...>, in any order),
+/// (ranks<P> -- formerly stages<P> --, microbatches<M>, chunks<V>, group_size<G>, costs<...>, in any order),
 /// lowered and verified; a failure stops compilation with a message that says what to
 /// change. `lowered` is the device-usable table a plan unrolls; `make()` gives the same
 /// table at run time for analysis.

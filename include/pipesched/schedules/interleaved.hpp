@@ -328,7 +328,7 @@ struct interleaved_1f1b_family {
   }
 };
 
-/// Interleaved 1F1B as a type: `interleaved_1f1b<stages<4>, microbatches<8>, chunks<2>>`.
+/// Interleaved 1F1B as a type: `interleaved_1f1b<ranks<4>, microbatches<8>, chunks<2>>`.
 template <class... Ps> using interleaved_1f1b = schedule<interleaved_1f1b_family, Ps...>;
 
 } // namespace pipesched

@@ -80,15 +80,15 @@ template <double... PeakMemory> struct memory_report<false, PeakMemory...> {
 } // namespace detail
 
 /// Picks, inside the compiler, the schedule with the smallest simulated makespan whose peak
-/// memory fits the budget on every rank: `select_schedule<stages<8>, microbatches<32>,
+/// memory fits the budget on every rank: `select_schedule<ranks<8>, microbatches<32>,
 /// memory_budget<5.0>, costs<1.0, 2.0, 1.0>>::type` is a schedule type. Costs are those of
 /// one rank's whole slice of the model; a schedule with v chunks per rank gets 1/v of them
 /// per chunk, so all candidates describe the same model. When nothing fits, compilation
 /// stops and names the candidates' peak memory.
 template <class P, class M, class Budget, class Costs = costs<>> struct select_schedule {
-  static_assert(detail::is_int_param<P, stages>::value && detail::is_int_param<M, microbatches>::value &&
+  static_assert(detail::is_int_param<P, ranks>::value && detail::is_int_param<M, microbatches>::value &&
                     detail::is_memory_budget<Budget>::value && detail::is_costs<Costs>::value,
-                "pipesched: select_schedule<stages<P>, microbatches<M>, memory_budget<X>, costs<F,B,W,C>>");
+                "pipesched: select_schedule<ranks<P>, microbatches<M>, memory_budget<X>, costs<F,B,W,C>>");
   static constexpr int p = P::value;
   static constexpr int m = M::value;
   static constexpr double budget = Budget::value;

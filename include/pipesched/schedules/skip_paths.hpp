@@ -775,7 +775,7 @@ constexpr skip_config skip_config_of(params const& pr, int keep, int memory, pat
 template <class Set, path_layout Layout = path_layout::last>
 inline constexpr bool valid_paths = detail::report_path_rule<detail::check_path_set<Set>(Layout)>();
 
-/// Assigned paths (cost-aware) as a family: stages<S> ranks, each micro-batch keeps K.
+/// Assigned paths (cost-aware) as a family: ranks<S> ranks, each micro-batch keeps K.
 template <int K, int Memory = 0, path_layout Layout = path_layout::last, path_method Method = path_method::cost_aware>
 struct skip_paths_family {
   static constexpr const char* name = "skip";
@@ -801,7 +801,7 @@ template <class Set, path_layout Layout = path_layout::last, int Memory = 0> str
   static constexpr const char* name = "skip-given";
   static constexpr diagnostic check(params const& pr) {
     if (auto d = check_common(pr)) return d;
-    if (pr.p != Set::stage_count) return {errc::bad_path, -1, -1, -1, -1, "stages<P> must equal the path set's S"};
+    if (pr.p != Set::stage_count) return {errc::bad_path, -1, -1, -1, -1, "ranks<P> must equal the path set's S (one stage per rank)"};
     if (pr.m != Set::count) return {errc::bad_path, -1, -1, -1, -1, "microbatches<M> must equal the number of paths"};
     return {};
   }
@@ -814,9 +814,9 @@ template <class Set, path_layout Layout = path_layout::last, int Memory = 0> str
   }
 };
 
-/// skip_paths<K, stages<S>, microbatches<M>, ...>: cost-aware paths keeping K stages.
+/// skip_paths<K, ranks<S>, microbatches<M>, ...>: cost-aware paths keeping K stages.
 template <int K, class... Ps> using skip_paths = schedule<skip_paths_family<K>, Ps...>;
-/// skip_given<path_set<S, path<...>, ...>, stages<S>, microbatches<M>>: the given paths.
+/// skip_given<path_set<S, path<...>, ...>, ranks<S>, microbatches<M>>: the given paths.
 template <class Set, class... Ps> using skip_given = schedule<given_paths_family<Set>, Ps...>;
 
 } // namespace pipesched

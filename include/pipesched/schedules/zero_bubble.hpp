@@ -238,9 +238,9 @@ struct zb_h2_family {
   }
 };
 
-/// ZB-H1 as a type: `zb_h1<stages<4>, microbatches<8>, costs<1.0, 1.0, 1.0>>`.
+/// ZB-H1 as a type: `zb_h1<ranks<4>, microbatches<8>, costs<1.0, 1.0, 1.0>>`.
 template <class... Ps> using zb_h1 = schedule<zb_h1_family, Ps...>;
-/// ZB-H2 as a type: `zb_h2<stages<4>, microbatches<8>, costs<1.0, 2.0, 1.0>>`.
+/// ZB-H2 as a type: `zb_h2<ranks<4>, microbatches<8>, costs<1.0, 2.0, 1.0>>`.
 template <class... Ps> using zb_h2 = schedule<zb_h2_family, Ps...>;
 
 } // namespace pipesched
