@@ -307,20 +307,22 @@ TEST_CASE("schedule.textbook.zb_v") {
 
 TEST_CASE("schedule.textbook.v_half") {
   // Textbook: V-Half's building block (schedules.md, V-shape family), W's into idle slots.
-  // Never worse asserted for c = 0 and m >= 2p; known gap elsewhere (docs/01_schedules.md).
+  // Never worse asserted on every case, any costs and latency (docs/01_schedules.md): the
+  // generator times the textbook block order among its candidates (before: 9 known longer).
   check_family(
       "v-half", 0x16'05, 100, 1,
       [](one_case const& c) { return pipesched::v_half_family::generate({c.p, c.m, 2, 0, c.cost}); },
-      [](one_case const& c) { return textbook::v_block(true, c.p, c.m); },
-      [](one_case const& c) { return c.cost.c == 0 && c.m >= 2 * c.p; }, 0, 9);
+      [](one_case const& c) { return textbook::v_block(true, c.p, c.m); }, [](one_case const&) { return true; }, 0,
+      0);
 }
 
 TEST_CASE("schedule.textbook.v_min") {
   // Textbook: V-Min's building block (schedules.md, V-shape family), W's into idle slots.
-  // Never worse asserted for W <= F; known gap elsewhere (docs/01_schedules.md).
+  // Never worse asserted on every case, any costs and latency (docs/01_schedules.md), as
+  // V-Half (before: 2 known longer).
   check_family(
       "v-min", 0x16'06, 100, 1,
       [](one_case const& c) { return pipesched::v_min_family::generate({c.p, c.m, 2, 0, c.cost}); },
-      [](one_case const& c) { return textbook::v_block(false, c.p, c.m); },
-      [](one_case const& c) { return c.cost.w <= c.cost.f; }, 0, 2);
+      [](one_case const& c) { return textbook::v_block(false, c.p, c.m); }, [](one_case const&) { return true; }, 0,
+      0);
 }

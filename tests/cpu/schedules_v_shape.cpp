@@ -226,13 +226,28 @@ TEST_CASE("schedule.v_shape.conformance.p1-16") {
     }
 }
 
-TEST_CASE("schedule.v_shape.order_ignores_costs") {
-  // the per-rank order depends on (p, m) only
+TEST_CASE("schedule.v_shape.costs_only_shorten") {
+  // With F = B = W (any scale), c = 0 and m >= 2p the order is the unit-cost building-block
+  // order whatever the scale; otherwise the costs may change it, only to a shorter largest rank
+  // span under those costs than the unit-cost order's, at no more memory than the bound.
   for (int p : {1, 3, 4, 7})
     for (int m : {1, 5, 2 * p + 9}) {
       INFO(label("v-shape", p, m));
-      CHECK(make<v_half_family>(p, m).lists == make<v_half_family>(p, m, cost_model{1, 3, 0.5, 0.25}).lists);
-      CHECK(make<v_min_family>(p, m).lists == make<v_min_family>(p, m, cost_model{2, 1, 1, 0}).lists);
+      if (m >= 2 * p) {
+        CHECK(make<v_half_family>(p, m).lists == make<v_half_family>(p, m, cost_model{2, 2, 2, 0}).lists);
+        CHECK(make<v_min_family>(p, m).lists == make<v_min_family>(p, m, cost_model{0.5, 0.5, 0.5, 0}).lists);
+      }
+      for (cost_model const c : {cost_model{1, 3, 0.5, 0.25}, cost_model{2, 1, 1, 0}}) {
+        for (bool half : {true, false}) {
+          table const unit_order = half ? make<v_half_family>(p, m) : make<v_min_family>(p, m);
+          table const ours = half ? make<v_half_family>(p, m, c) : make<v_min_family>(p, m, c);
+          simulation const a = simulate(ours, sim_costs{c}), b = simulate(unit_order, sim_costs{c});
+          REQUIRE(a.ok());
+          CHECK(a.max_rank_span <= b.max_rank_span + 1e-9);
+          CHECK(largest(a.peak_memory) <= (half ? v_half_units(p) : v_min_units(p)));
+          CHECK(verify(ours).ok());
+        }
+      }
     }
 }
 

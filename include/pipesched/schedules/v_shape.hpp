@@ -3,6 +3,7 @@
 
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/core/vec.hpp"
+#include "pipesched/schedules/split_timing.hpp"
 
 namespace pipesched {
 
@@ -521,6 +522,72 @@ constexpr table v_shape_schedule(bool half, int p, int m, int budget, bool repea
   return t;
 }
 
+/// The textbook order of a building block (schedules.md, "V-shape family", without its
+/// last step): micro-batch j's passes at the block's slots + 6j, each free slot taking the
+/// oldest pending W (one whose I ran in an earlier slot), the W's left at the end. A failed
+/// table when the block's passes collide.
+constexpr table v_block_plain(v_block const& blk, int p, int m) {
+  vec<int> base_v(static_cast<std::size_t>(4 * p), 0);
+  block_slots(blk, p, base_v.data());
+  v_layout L{};
+  L.p = p;
+  L.m = m;
+  if (!block_usable(base_v.data(), p) || !lay_out(L, base_v.data()))
+    return failed({errc::memory_bound_exceeded, -1, -1, -1, -1, "the building block's passes collide"});
+  final_weights(L);
+  vec<int> order;
+  v_order(L, order);
+  return v_table(p, m, order);
+}
+
+/// V-Half (half) or V-Min for params `pr` within `budget` chunk-activations: the building-
+/// block order of v_shape_schedule, which is made for F = B = W and no latency, and, where
+/// the costs are other or m < 2p (the blocks' warm-up and cool-down then dominate), more
+/// candidates timed under pr.cost: the family's own block squeezed (the reference greedy's
+/// order, when another block won at unit costs) and laid out plainly (the textbook order,
+/// v_block_plain), and the winner and the plain order with their W's moved into the waits
+/// for late inputs (float_weights_into_waits, at most `budget`). The shortest largest rank span (then
+/// makespan) wins, so the result is never longer than the textbook order under any costs
+/// and latency, at no more than `budget` (tests/cpu/schedules_textbook.cpp).
+constexpr table v_shape_for_costs(bool half, params const& pr, int budget) {
+  int const p = pr.p, m = pr.m;
+  table ours = v_shape_schedule(half, p, m, budget);
+  cost_model const& c = pr.cost;
+  bool const balanced = c.f == c.b && c.b == c.w && c.c == 0;
+  if (!ours.ok() || (balanced && m >= 2 * p)) return ours;
+  split_timing best_time = time_split_order(ours, c);
+  table plain = v_block_plain(half ? v_half_block(p) : v_min_block(p), p, m);
+  floated_order floated_ours = float_weights_into_waits(ours, c, budget);
+  table winner = static_cast<table&&>(ours);
+  auto consider = [&](table&& t, split_timing const& time) {
+    if (t.ok() && time.ok && peak_chunks(t) <= budget && shorter(time, best_time)) {
+      winner = static_cast<table&&>(t);
+      best_time = time;
+    }
+  };
+  consider(static_cast<table&&>(floated_ours.t), floated_ours.time);
+  {
+    // the family's own block with the reference's last step (squeezed): the reference greedy's
+    // order, when another block won at unit costs
+    v_layout L{};
+    if (v_block_layout(half ? v_half_block(p) : v_min_block(p), p, m, budget, L)) {
+      vec<int> order;
+      v_order(L, order);
+      table own = v_table(p, m, order);
+      split_timing const own_time = time_split_order(own, c);
+      consider(static_cast<table&&>(own), own_time);
+    }
+  }
+  if (plain.ok() && peak_chunks(plain) <= budget) {
+    split_timing const plain_time = time_split_order(plain, c);
+    floated_order floated_plain = float_weights_into_waits(plain, c, peak_chunks(plain));
+    consider(static_cast<table&&>(plain), plain_time);
+    consider(static_cast<table&&>(floated_plain.t), floated_plain.time);
+  }
+  winner.memory_bound_chunks = budget;
+  return winner;
+}
+
 } // namespace detail
 
 /// V-Half (Qi et al. 2024, V placement, backward split into I and W): peak activation
@@ -529,25 +596,27 @@ constexpr table v_shape_schedule(bool half, int p, int m, int budget, bool repea
 /// few others that fit the same memory (detail::v_candidates) are laid out, squeezed and run
 /// at unit costs, and the one with the fewest idle slots on the worst rank is kept (idle
 /// slots: with F = B = W = 1 per chunk and no latency, a rank's span from its first pass to
-/// its last, minus its 6m busy slots). The order does not depend on the costs.
+/// its last, minus its 6m busy slots). With other costs or latency, or m < 2p, the textbook
+/// block order and W's moved into waits are timed as well (detail::v_shape_for_costs): never
+/// longer than the textbook order.
 struct v_half_family {
   static constexpr const char* name = "v-half";
   static constexpr diagnostic check(params const& pr) { return detail::check_v_shape(pr); }
   static constexpr table generate(params const& pr) {
     if (auto d = check(pr)) return failed(d);
-    return detail::v_shape_schedule(true, pr.p, pr.m, 2 * ((pr.p + 2) / 2));
+    return detail::v_shape_for_costs(true, pr, 2 * ((pr.p + 2) / 2));
   }
 };
 
 /// V-Min: peak activation memory floor((p+4)/3) in the reference unit on every rank (about
 /// a third of 1F1B's), for any m >= 1; built as V-Half, from V-Min's block and the others
-/// that fit. The order does not depend on the costs; it suits F = B = W best.
+/// that fit, and timed against the textbook order as V-Half (detail::v_shape_for_costs).
 struct v_min_family {
   static constexpr const char* name = "v-min";
   static constexpr diagnostic check(params const& pr) { return detail::check_v_shape(pr); }
   static constexpr table generate(params const& pr) {
     if (auto d = check(pr)) return failed(d);
-    return detail::v_shape_schedule(false, pr.p, pr.m, 2 * ((pr.p + 4) / 3));
+    return detail::v_shape_for_costs(false, pr, 2 * ((pr.p + 4) / 3));
   }
 };
 
