@@ -183,6 +183,10 @@ expect(2 "--group must be between 1 and --microbatches" show --schedule interlea
        --group 9)
 expect_lacks(2 "[a-z_]<[A-Z]" show --schedule interleaved --ranks 4 --microbatches 8 --group 9)
 
+# docs/02_analysis.md: compare --json writes fits_budget only with --memory-budget
+expect_lacks(0 "fits_budget" compare --ranks 4 --microbatches 8 --json)
+expect(0 "\"fits_budget\":true" compare --ranks 4 --microbatches 8 --memory-budget 100 --json)
+
 # a repeated flag is an error
 expect(2 "--ranks given more than once" show --schedule 1f1b --ranks 4 --ranks 5 --microbatches 8)
 # --stages is the former name of --ranks (docs/00_quickstart.md): it still works, it is the
