@@ -86,10 +86,10 @@ struct command {
     return *this;
   }
   command& schedule_options() {
-    value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min forward-only");
+    value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min looped-bfs interleaved-zb forward-only");
     value("stages", "P", "pipeline ranks (devices), 1 to 4096");
     value("microbatches", "M", "micro-batches per iteration, 1 to 65535");
-    value("chunks", "V", "model chunks per rank (interleaved; V-shape schedules use 2)");
+    value("chunks", "V", "model chunks per rank (interleaved, looped-bfs, interleaved-zb: default 2; V-shape schedules use 2)");
     value("group", "G", "interleaved micro-batch group size (default min(p, m))");
     value("costs", "F,B,W[,C]",
           "per-stage (per-chunk when V > 1) costs of the forward, the input-gradient backward and the "
@@ -276,7 +276,8 @@ std::string tool_message(diagnostic const& d) {
   case errc::zero_microbatches: return "--microbatches must be at least 1";
   case errc::zero_chunks: return "--chunks must be at least 1";
   case errc::needs_one_chunk:
-    return "this schedule holds one chunk per rank: drop --chunks, or use --schedule interleaved for --chunks above 1";
+    return "this schedule holds one chunk per rank: drop --chunks, or use --schedule interleaved, looped-bfs or "
+           "interleaved-zb for --chunks above 1";
   case errc::needs_two_chunks: return "V-shape schedules hold exactly two chunks per rank: use --chunks 2 or drop it";
   case errc::group_size_out_of_range:
     return "--group must be between 1 and --microbatches (without it: min(--stages, --microbatches))";
