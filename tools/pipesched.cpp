@@ -427,7 +427,7 @@ int cmd_compare(options const& o) {
     std::cout << "]\n";
     return 0;
   }
-  std::printf("%-13s %6s %10s %8s %8s  %-s\n", "schedule", "chunks", "makespan", "bubble", "memory",
+  std::printf("%-14s %6s %10s %8s %8s  %-s\n", "schedule", "chunks", "makespan", "bubble", "memory",
               budget >= 0 ? "fits  peak memory per rank" : "peak memory per rank");
   for (auto const& r : results) {
     double peak = 0;
@@ -436,7 +436,7 @@ int cmd_compare(options const& o) {
       peak = m > peak ? m : peak;
       per += text_number(m) + " ";
     }
-    std::printf("%-13s %6d %10s %7.1f%% %8s  %s%s%s\n", r.name.c_str(), r.t.chunks, text_number(r.sim.makespan).c_str(),
+    std::printf("%-14s %6d %10s %7.1f%% %8s  %s%s%s\n", r.name.c_str(), r.t.chunks, text_number(r.sim.makespan).c_str(),
                 100.0 * r.sim.bubble_ratio, text_number(peak).c_str(),
                 budget < 0 ? "" : (peak <= budget + 1e-9 ? "yes   " : "no    "), per.c_str(),
                 r.verdict.ok() ? "" : " (NOT VERIFIED)");
