@@ -91,7 +91,7 @@ constexpr table interleaved_zb_table(int p, int m, int v) {
 /// p micro-batches when m >= p (floor(m/rounds) >= p), so no group needs the phantom padding
 /// of interleaved 1F1B, and the first group is the largest, so each rank's warm-up, sized by
 /// the first group, covers the chunk-(v-1) forward each later group's first backward needs.
-/// The test verifies the order over p = 1..8, m = 1..64, v = 1..4 (compute-only and
+/// The test verifies the order over p = 1..8, m = 1..48, v = 1..4 (compute-only and
 /// lowered); with m < p (one group of m) PyTorch's rule itself never waits on itself.
 ///
 /// Memory: on rank r, before the I of backward k, w_r + k + 1 forwards and max(0, k - r) W's
