@@ -108,6 +108,19 @@ TEST_CASE("schedule.looped_bfs.sweep.verify_time_memory") {
       }
 }
 
+TEST_CASE("schedule.looped_bfs.sweep.verify.p9-16.m1-64") {
+  // the rest of the project's usual sweep (p = 1..16, m = 1..64): verify() compute-only (which
+  // enforces memory_bound_chunks), every v = 1..4
+  for (int p = 9; p <= 16; ++p)
+    for (int m = 1; m <= 64; ++m)
+      for (int v = 1; v <= 4; ++v) {
+        CAPTURE(label(p, m, v));
+        table const t = looped_bfs_family::generate({p, m, v});
+        REQUIRE(t.ok());
+        CHECK(verify(t).ok());
+      }
+}
+
 TEST_CASE("schedule.looped_bfs.defaults") {
   table t = looped_bfs_family::generate({4, 8});
   CHECK(t.chunks == 2); // documented default: docs/01_schedules.md, Parameters, chunks<V>
