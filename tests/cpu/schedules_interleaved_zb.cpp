@@ -85,7 +85,7 @@ table padded_alternative(int p, int m, int v) {
 
 // Compile time: the schedule type (generate, lower, verify) and the reference cases.
 static_assert(interleaved_zb<stages<4>, microbatches<8>, chunks<2>>::valid);
-static_assert(interleaved_zb<stages<4>, microbatches<8>>::valid); // default v = 2
+static_assert(interleaved_zb<stages<4>, microbatches<8>>::valid);                                  // default v = 2
 static_assert(interleaved_zb<stages<4>, microbatches<9>, chunks<3>, costs<1.0, 2.0, 1.0>>::valid); // m mod rounds != 0
 static_assert(interleaved_zb<stages<5>, microbatches<2>, chunks<2>>::valid);                       // m < p
 // reference: schedules.md, Interleaved zero bubble: p = 4, m = 8, v = 2, F = B = W = 1: 51;

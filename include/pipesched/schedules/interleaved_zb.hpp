@@ -1,8 +1,8 @@
 // pipesched: interleaved zero bubble (PyTorch's interleaved zero bubble, ZB1P over v chunks).
 #pragma once
 
-#include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/core/vec.hpp"
+#include "pipesched/pipeline/schedule.hpp"
 
 namespace pipesched {
 
