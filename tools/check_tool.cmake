@@ -65,9 +65,32 @@ expect(0 "\"schedule\":\"v-min\"" compare --ranks 4 --microbatches 8 --json)
 expect(0 "^v-half" compare --ranks 8 --microbatches 24 --costs 1,2,1 --memory-budget 6 --best)
 # closed form: the reference's 1F1B rule (schedules.md, 1F1B) for rank 0 by hand: warm-up
 # min(p−1, m) = 3 forwards, then the pairs (F3, B0), (F4, B1), ...
+<<<<<<< ours
 expect(0 "^0F0,0F1,0F2,0F3,0B0,0F4,0B1" export --schedule 1f1b --ranks 4 --microbatches 8 --format csv)
 expect(0 "traceEvents" export --schedule zb-h1 --ranks 4 --microbatches 8 --format chrome --transfers)
 expect(0 "<svg" export --schedule v-half --ranks 4 --microbatches 8 --format svg)
+=======
+expect(0 "^0F0,0F1,0F2,0F3,0B0,0F4,0B1" export --schedule 1f1b --ranks 4 --microbatches 8 --format csv)
+# reference: schedules.md, Looped BFS: p = 4, m = 8, v = 2, F = B = W = 1 per chunk: makespan 57,
+# memory 8 (closed form: every rank runs all its forwards first, so 8 on every rank)
+expect(0 "\"makespan\":57,.*\"peak_memory\":\\[8,8,8,8\\],.*\"verified\":true" show --schedule looped-bfs
+       --ranks 4 --microbatches 8 --chunks 2 --json)
+# reference: schedules.md, Interleaved zero bubble: p = 4, m = 8, v = 2: makespan 51, memory 4 on
+# every rank; F, B, W = 1, 2, 1: 70
+expect(0 "\"makespan\":51,.*\"peak_memory\":\\[4,4,4,4\\],.*\"verified\":true" show --schedule interleaved-zb
+       --ranks 4 --microbatches 8 --chunks 2 --json)
+expect(0 "\"makespan\":70," show --schedule interleaved-zb --ranks 4 --microbatches 8 --costs 1,2,1 --json)
+# closed form: the reference's Looped BFS rule by hand, rank 0 (stages 0 and 4): forwards of
+# micro-batches 0..7 on stage 0, then on stage 4, then stage 4's backwards 7..0
+expect(0 "^0F0,0F1,0F2,0F3,0F4,0F5,0F6,0F7,4F0,4F1,4F2,4F3,4F4,4F5,4F6,4F7,4B7,4B6" export --schedule looped-bfs
+       --ranks 4 --microbatches 8 --chunks 2 --format csv)
+# closed form: the reference's Interleaved zero bubble rule by hand at p = 2, m = 4, v = 2
+# (derived in tests/cpu/schedules_interleaved_zb.cpp, p2.m4.v2.order), rank 0
+expect(0 "^0F0,0F1,2F0,2F1,2I0,2W0,0F2,2I1,2W1,0F3,0I0,0W0,2F2,0I1,0W1,2F3,2I2,2W2,2I3,2W3,0I2,0W2,0I3,0W3\n"
+       export --schedule interleaved-zb --ranks 2 --microbatches 4 --format csv)
+expect(0 "traceEvents" export --schedule zb-h1 --ranks 4 --microbatches 8 --format chrome --transfers)
+expect(0 "<svg" export --schedule v-half --ranks 4 --microbatches 8 --format svg)
+>>>>>>> theirs
 
 # export, import back, same metrics
 execute_process(COMMAND "${TOOL}" export --schedule zb-h2 --ranks 4 --microbatches 8 --format csv --transfers
@@ -192,7 +215,8 @@ expect(2 "--ranks given more than once" show --schedule 1f1b --ranks 4 --ranks 5
 # --stages is the former name of --ranks (docs/00_quickstart.md): it still works, it is the
 # same option (given with --ranks: twice), and the JSON counts ranks and model stages apart
 expect(0 "\"makespan\":33," show --schedule 1f1b --stages 4 --microbatches 8 --json)
-expect(0 "^(zb-v|zb-h2|zb-h1|v-half|v-min|interleaved|1f1b|gpipe)\n" compare --stages 4 --microbatches 8 --best)
+expect(0 "^(zb-v|zb-h2|zb-h1|v-half|v-min|interleaved|interleaved-zb|looped-bfs|1f1b|gpipe)\n" compare --stages 4
+       --microbatches 8 --best)
 expect(2 "--ranks given more than once \\(--stages is its former name" show --schedule 1f1b --ranks 4 --stages 4
        --microbatches 8)
 # closed form: interleaved with 2 chunks on 4 ranks has 4 x 2 = 8 model stages

@@ -88,11 +88,12 @@ struct command {
     return *this;
   }
   command& schedule_options() {
-    value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min forward-only");
+    value("schedule", "NAME",
+          "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min looped-bfs interleaved-zb forward-only");
     value("ranks", "P", "pipeline ranks (devices), 1 to 4096; the model has P x V stages (--stages: former name)",
           "stages");
     value("microbatches", "M", "micro-batches per iteration, 1 to 65535");
-    value("chunks", "V", "model chunks per rank (interleaved; V-shape schedules use 2)");
+    value("chunks", "V", "model chunks per rank (interleaved, looped-bfs, interleaved-zb: default 2; V-shape schedules use 2)");
     value("group", "G", "interleaved micro-batch group size (default min(p, m))");
     value("costs", "F,B,W[,C]",
           "per-stage (per-chunk when V > 1) costs of the forward, the input-gradient backward and the "
@@ -284,7 +285,8 @@ std::string tool_message(diagnostic const& d) {
   case errc::zero_microbatches: return "--microbatches must be at least 1";
   case errc::zero_chunks: return "--chunks must be at least 1";
   case errc::needs_one_chunk:
-    return "this schedule holds one chunk per rank: drop --chunks, or use --schedule interleaved for --chunks above 1";
+    return "this schedule holds one chunk per rank: drop --chunks, or use --schedule interleaved, looped-bfs or "
+           "interleaved-zb for --chunks above 1";
   case errc::needs_two_chunks: return "V-shape schedules hold exactly two chunks per rank: use --chunks 2 or drop it";
   case errc::group_size_out_of_range:
     return "--group must be between 1 and --microbatches (without it: min(--ranks, --microbatches))";
@@ -434,7 +436,7 @@ int cmd_compare(options const& o) {
     std::cout << "]\n";
     return 0;
   }
-  std::printf("%-13s %6s %10s %8s %8s  %-s\n", "schedule", "chunks", "makespan", "bubble", "memory",
+  std::printf("%-14s %6s %10s %8s %8s  %-s\n", "schedule", "chunks", "makespan", "bubble", "memory",
               budget >= 0 ? "fits  peak memory per rank" : "peak memory per rank");
   for (auto const& r : results) {
     double peak = 0;
@@ -443,7 +445,7 @@ int cmd_compare(options const& o) {
       peak = m > peak ? m : peak;
       per += text_number(m) + " ";
     }
-    std::printf("%-13s %6d %10s %7.1f%% %8s  %s%s%s\n", r.name.c_str(), r.t.chunks, text_number(r.sim.makespan).c_str(),
+    std::printf("%-14s %6d %10s %7.1f%% %8s  %s%s%s\n", r.name.c_str(), r.t.chunks, text_number(r.sim.makespan).c_str(),
                 100.0 * r.sim.bubble_ratio, text_number(peak).c_str(),
                 budget < 0 ? "" : (peak <= budget + 1e-9 ? "yes   " : "no    "), per.c_str(),
                 r.verdict.ok() ? "" : " (NOT VERIFIED)");

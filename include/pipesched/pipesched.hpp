@@ -33,6 +33,8 @@
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"
+#include "pipesched/schedules/interleaved_zb.hpp"
+#include "pipesched/schedules/looped_bfs.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
 #include "pipesched/schedules/registry.hpp"
 #include "pipesched/schedules/select.hpp"

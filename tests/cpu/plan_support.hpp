@@ -14,6 +14,8 @@
 #include "pipesched/plan/step.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"
+#include "pipesched/schedules/interleaved_zb.hpp"
+#include "pipesched/schedules/looped_bfs.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
 #include "pipesched/schedules/v_shape.hpp"
 #include "pipesched/schedules/zb_v.hpp"
@@ -36,7 +38,9 @@ using training_schedules =
               pipesched::zb_h2<pipesched::stages<P>, pipesched::microbatches<M>>,
               pipesched::zb_v<pipesched::stages<P>, pipesched::microbatches<M>>,
               pipesched::v_half<pipesched::stages<P>, pipesched::microbatches<M>>,
-              pipesched::v_min<pipesched::stages<P>, pipesched::microbatches<M>>>;
+              pipesched::v_min<pipesched::stages<P>, pipesched::microbatches<M>>,
+              pipesched::looped_bfs<pipesched::stages<P>, pipesched::microbatches<M>, pipesched::chunks<2>>,
+              pipesched::interleaved_zb<pipesched::stages<P>, pipesched::microbatches<M>, pipesched::chunks<2>>>;
 
 /// A readable test-case suffix: "1f1b.p4.m8".
 template <class S> std::string label() {

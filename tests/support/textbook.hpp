@@ -216,4 +216,65 @@ inline table v_block(bool half, int p, int m) {
   return t;
 }
 
+/// Looped BFS, schedules.md "Looped BFS" (PyTorch's ScheduleLoopedBFS): loop placement; rank r
+/// runs, for each of its stages ascending, the forwards of micro-batches 0..m-1, then for each
+/// of its stages descending the fused backwards of micro-batches m-1..0. Written from the
+/// rank's stage set (stages s with s mod p = r), not from chunk indices.
+inline table looped_bfs(int p, int m, int v) {
+  table t = pipesched::make_table(p, m, v, placement::loop);
+  for (int r = 0; r < p; ++r) {
+    std::vector<int> mine;
+    for (int s = 0; s < p * v; ++s)
+      if (s % p == r) mine.push_back(s); // ascending
+    for (int s : mine)
+      for (int j = 0; j < m; ++j) pipesched::push(t, op::forward, s, j);
+    for (auto it = mine.rbegin(); it != mine.rend(); ++it)
+      for (int j = m - 1; j >= 0; --j) pipesched::push(t, op::backward, *it, j);
+  }
+  return t;
+}
+
+/// Whether PyTorch accepts m for its interleaved zero bubble: rounds = max(1, floor(m/p))
+/// must divide m (schedules.md, "Interleaved zero bubble").
+inline bool interleaved_zb_accepts(int p, int m) { return m % std::max(1, m / p) == 0; }
+
+/// Interleaved zero bubble as schedules.md "Interleaved zero bubble" transcribes PyTorch's
+/// ScheduleInterleavedZeroBubble, step by step: rounds = max(1, floor(m/p)), mpr = m/rounds;
+/// rank r has w_r = min((v-1) mpr + (p-1-r), m v) warm-up steps; step i < v m runs a forward of
+/// stage ((i / mpr) mod v) p + r, step i >= w_r an input backward of stage
+/// (v-1 - ((i - w_r)/mpr) mod v) p + r; within a stage micro-batches are taken in order (a
+/// counter per stage and pass, as PyTorch keeps them); each step's forward comes before its
+/// backward; the k-th input backward (k from 0) is followed, when k >= r, by the W of the
+/// oldest input backward still without one; the W's left run at the end. Only for m that
+/// PyTorch accepts (interleaved_zb_accepts).
+inline table interleaved_zb(int p, int m, int v) {
+  table t = pipesched::make_table(p, m, v, placement::loop);
+  t.split_backward = true;
+  int const rounds = std::max(1, m / p), mpr = m / rounds, total = m * v;
+  for (int r = 0; r < p; ++r) {
+    int const w = std::min((v - 1) * mpr + (p - 1 - r), total);
+    std::vector<int> next_f(static_cast<std::size_t>(p * v), 0), next_i(next_f);
+    std::deque<std::pair<int, int>> pending; // (stage, micro-batch) of I's without their W
+    for (int i = 0; i < total + w; ++i) { // w warm-up steps, v m - w steps with both, w cool-down
+      if (i < total) {
+        int const s = ((i / mpr) % v) * p + r;
+        pipesched::push(t, op::forward, s, next_f[static_cast<std::size_t>(s)]++);
+      }
+      if (i >= w) {
+        int const k = i - w;
+        int const s = (v - 1 - (k / mpr) % v) * p + r;
+        int const j = next_i[static_cast<std::size_t>(s)]++;
+        pipesched::push(t, op::backward_input, s, j);
+        pending.emplace_back(s, j);
+        if (k >= r) {
+          pipesched::push(t, op::backward_weight, pending.front().first, pending.front().second);
+          pending.pop_front();
+        }
+      }
+    }
+    for (auto const& [s, j] : pending) pipesched::push(t, op::backward_weight, s, j);
+  }
+  return t;
+}
+
 } // namespace textbook

@@ -7,6 +7,8 @@
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"
+#include "pipesched/schedules/interleaved_zb.hpp"
+#include "pipesched/schedules/looped_bfs.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
 #include "pipesched/schedules/v_shape.hpp"
 #include "pipesched/schedules/zb_v.hpp"
@@ -38,6 +40,10 @@ inline constexpr schedule_info schedule_registry[] = {
     detail::entry<zb_v_family>("zero bubble V: two chunks per rank in a V; memory p"),
     detail::entry<v_half_family>("V-shape, half of 1F1B's memory"),
     detail::entry<v_min_family>("V-shape, a third of 1F1B's memory"),
+    detail::entry<looped_bfs_family>(
+        "looped BFS: per chunk all forwards, then backwards in reverse (loop placement); memory m"),
+    detail::entry<interleaved_zb_family>(
+        "interleaved zero bubble (PyTorch's, any m): I/W split, W deferred; memory p for m a multiple of p"),
     detail::entry<forward_only_family>("inference: forwards only"),
 };
 

@@ -9,6 +9,8 @@
 #include "pipesched/core/counts.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"
+#include "pipesched/schedules/interleaved_zb.hpp"
+#include "pipesched/schedules/looped_bfs.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
 #include "pipesched/schedules/v_shape.hpp"
 #include "pipesched/schedules/zb_v.hpp"
@@ -36,6 +38,8 @@ inline constexpr candidate selection_candidates[] = {
     {v_half_family::name, &v_half_family::check, &v_half_family::generate, 2},
     {v_min_family::name, &v_min_family::check, &v_min_family::generate, 2},
     {gpipe_family::name, &gpipe_family::check, &gpipe_family::generate, 1},
+    {interleaved_zb_family::name, &interleaved_zb_family::check, &interleaved_zb_family::generate, 2},
+    {looped_bfs_family::name, &looped_bfs_family::check, &looped_bfs_family::generate, 2},
 };
 inline constexpr std::size_t selection_candidate_count = std::size(selection_candidates);
 
@@ -67,7 +71,7 @@ constexpr candidate_score score(candidate const& c, int p, int m, cost_model sli
 
 /// Shown by the compiler when nothing fits: the candidates' peak memory, in the order of
 /// selection_candidates (1f1b, zb-h1, zb-h2, interleaved v=2, interleaved v=4, zb-v,
-/// v-half, v-min, gpipe; -1: not applicable).
+/// v-half, v-min, gpipe, interleaved-zb v=2, looped-bfs v=2; -1: not applicable).
 template <double... PeakMemory> struct no_schedule_fits_the_memory_budget;
 
 template <bool Fits, double... PeakMemory> struct memory_report {
@@ -116,7 +120,8 @@ template <class P, class M, class Budget, class Costs = costs<>> struct select_s
   }
   static_assert(fits, "pipesched: select_schedule: no schedule fits memory_budget<X> on every rank; the error "
                       "naming no_schedule_fits_the_memory_budget lists the candidates' peak memory (1f1b, zb-h1, "
-                      "zb-h2, interleaved v=2, interleaved v=4, zb-v, v-half, v-min, gpipe; -1: not applicable): "
+                      "zb-h2, interleaved v=2, interleaved v=4, zb-v, v-half, v-min, gpipe, interleaved-zb v=2, "
+                      "looped-bfs v=2; -1: not applicable): "
                       "raise the budget or lower the micro-batch count");
   static_assert(report_memory(std::make_index_sequence<detail::selection_candidate_count>{}));
 
@@ -124,7 +129,8 @@ private:
   template <double F> using per = costs<Costs::f / F, Costs::b / F, Costs::w / F, Costs::c>;
   using all = std::tuple<one_f_one_b<P, M, per<1.0>>, zb_h1<P, M, per<1.0>>, zb_h2<P, M, per<1.0>>,
                          interleaved_1f1b<P, M, chunks<2>, per<2.0>>, interleaved_1f1b<P, M, chunks<4>, per<4.0>>,
-                         zb_v<P, M, per<2.0>>, v_half<P, M, per<2.0>>, v_min<P, M, per<2.0>>, gpipe<P, M, per<1.0>>>;
+                         zb_v<P, M, per<2.0>>, v_half<P, M, per<2.0>>, v_min<P, M, per<2.0>>, gpipe<P, M, per<1.0>>,
+                         interleaved_zb<P, M, chunks<2>, per<2.0>>, looped_bfs<P, M, chunks<2>, per<2.0>>>;
 
 public:
   /// The chosen schedule type (one_f_one_b when nothing fits, after the error above).
