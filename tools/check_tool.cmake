@@ -65,11 +65,6 @@ expect(0 "\"schedule\":\"v-min\"" compare --ranks 4 --microbatches 8 --json)
 expect(0 "^v-half" compare --ranks 8 --microbatches 24 --costs 1,2,1 --memory-budget 6 --best)
 # closed form: the reference's 1F1B rule (schedules.md, 1F1B) for rank 0 by hand: warm-up
 # min(p−1, m) = 3 forwards, then the pairs (F3, B0), (F4, B1), ...
-<<<<<<< ours
-expect(0 "^0F0,0F1,0F2,0F3,0B0,0F4,0B1" export --schedule 1f1b --ranks 4 --microbatches 8 --format csv)
-expect(0 "traceEvents" export --schedule zb-h1 --ranks 4 --microbatches 8 --format chrome --transfers)
-expect(0 "<svg" export --schedule v-half --ranks 4 --microbatches 8 --format svg)
-=======
 expect(0 "^0F0,0F1,0F2,0F3,0B0,0F4,0B1" export --schedule 1f1b --ranks 4 --microbatches 8 --format csv)
 # reference: schedules.md, Looped BFS: p = 4, m = 8, v = 2, F = B = W = 1 per chunk: makespan 57,
 # memory 8 (closed form: every rank runs all its forwards first, so 8 on every rank)
@@ -90,7 +85,6 @@ expect(0 "^0F0,0F1,2F0,2F1,2I0,2W0,0F2,2I1,2W1,0F3,0I0,0W0,2F2,0I1,0W1,2F3,2I2,2
        export --schedule interleaved-zb --ranks 2 --microbatches 4 --format csv)
 expect(0 "traceEvents" export --schedule zb-h1 --ranks 4 --microbatches 8 --format chrome --transfers)
 expect(0 "<svg" export --schedule v-half --ranks 4 --microbatches 8 --format svg)
->>>>>>> theirs
 
 # export, import back, same metrics
 execute_process(COMMAND "${TOOL}" export --schedule zb-h2 --ranks 4 --microbatches 8 --format csv --transfers
@@ -205,6 +199,14 @@ expect(2 "drop --chunks, or use --schedule interleaved" show --schedule 1f1b --r
 expect(2 "--group must be between 1 and --microbatches" show --schedule interleaved --ranks 4 --microbatches 8
        --group 9)
 expect_lacks(2 "[a-z_]<[A-Z]" show --schedule interleaved --ranks 4 --microbatches 8 --group 9)
+
+# compare --chunks: the interleaved families at the chunk counts given (closed form: 4 ranks x 4
+# chunks = 16 model stages); a bad chunk count is a usage error
+expect(0 "\"schedule\":\"interleaved\",\"ranks\":4,\"model_stages\":16," compare --ranks 4 --microbatches 8
+       --chunks 2,4 --json)
+expect(0 "\"schedule\":\"looped-bfs\",\"ranks\":4,\"model_stages\":12," compare --ranks 4 --microbatches 8
+       --chunks 3 --json)
+expect(2 "--chunks must be between 2 and 64" compare --ranks 4 --microbatches 8 --chunks 1)
 
 # docs/02_analysis.md: compare --json writes fits_budget only with --memory-budget
 expect_lacks(0 "fits_budget" compare --ranks 4 --microbatches 8 --json)

@@ -26,6 +26,7 @@
 #include "pipesched/pipeline/simulate_lowered.hpp"
 #include "pipesched/pipeline/verify.hpp"
 #include "pipesched/schedules/registry.hpp"
+#include "pipesched/schedules/select.hpp"
 #include "pipesched/schedules/skip_paths.hpp"
 
 namespace {
@@ -382,6 +383,19 @@ int cmd_show(options const& o) {
   return verdict.ok() ? 0 : 1;
 }
 
+/// --chunks LIST for compare: chunk counts, each 2 to 64, comma-separated.
+std::vector<int> parse_chunk_list(std::string const& s) {
+  std::vector<int> v;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    auto comma = s.find(',', pos);
+    if (comma == std::string::npos) comma = s.size();
+    v.push_back(to_int("chunks", s.substr(pos, comma - pos), 2, 64));
+    pos = comma + 1;
+  }
+  return v;
+}
+
 int cmd_compare(options const& o) {
   params base = schedule_params(o, false);
   slice_costs_given = true; // compare: costs are always those of a rank's slice
@@ -390,6 +404,26 @@ int cmd_compare(options const& o) {
                       std::to_string(base.m) + " = " + std::to_string(pairs) + "; the limit is " +
                       std::to_string(max_compare_pairs));
   double budget = o.has("memory-budget") ? to_double("--memory-budget", o.get("memory-budget")) : -1;
+  // The candidates of select_schedule, in its order; --chunks replaces the chunk counts of the
+  // loop-placement families that take any (interleaved, interleaved-zb, looped-bfs) with its list.
+  std::vector<detail::candidate> cands;
+  std::vector<int> const chunk_list = o.has("chunks") ? parse_chunk_list(o.get("chunks")) : std::vector<int>{};
+  for (detail::candidate const& c : detail::selection_candidates) {
+    std::string_view const n = c.name;
+    bool const any_chunks = n == "interleaved" || n == "interleaved-zb" || n == "looped-bfs";
+    if (!any_chunks || chunk_list.empty()) {
+      cands.push_back(c);
+      continue;
+    }
+    bool seen = false; // the family's first entry stands for all its chunk counts
+    for (auto const& d : cands) seen = seen || std::string_view(d.name) == n;
+    if (seen) continue;
+    for (int v : chunk_list) {
+      detail::candidate e = c;
+      e.chunks = v;
+      cands.push_back(e);
+    }
+  }
   struct row {
     std::string name;
     table t;
@@ -397,35 +431,36 @@ int cmd_compare(options const& o) {
     diagnostic verdict;
   };
   std::vector<row> results;
-  for (auto const& e : schedule_registry) {
-    if (e.name == "forward-only") continue;
-    params pr = base;
-    pr.v = 0;
-    table probe = make_schedule(e.name, pr, false);
-    if (!probe.ok()) continue;
-    pr = per_chunk(pr, probe);
-    table t = make_schedule(e.name, pr);
-    results.push_back({std::string(e.name), t, simulate(t, sim_costs{pr.cost}), verify(t)});
+  std::vector<detail::candidate_score> scores;
+  for (detail::candidate const& c : cands) {
+    params const pr = detail::candidate_params(c, base.p, base.m, base.cost);
+    if (c.check(pr)) continue;
+    table t = make_schedule(c.name, pr);
+    if (!t.ok()) continue;
+    results.push_back({std::string(c.name), t, simulate(t, sim_costs{pr.cost}), verify(t)});
+    // the choice: select_schedule's own score and rule (detail::score, choose_candidate), so
+    // `compare --best` and select_schedule give one answer
+    detail::candidate_score sc = detail::score(c, base.p, base.m, base.cost);
+    sc.valid = sc.valid && results.back().verdict.ok();
+    scores.push_back(sc);
   }
-  // the fastest verified schedule within the budget (ties: the smaller peak memory)
-  row const* best = nullptr;
-  double best_peak = 0;
-  for (auto const& r : results) {
-    double peak = 0;
-    for (double m : r.sim.peak_memory) peak = m > peak ? m : peak;
-    if (!r.verdict.ok() || (budget >= 0 && peak > budget + 1e-9)) continue;
-    if (!best || r.sim.makespan < best->sim.makespan - 1e-9 ||
-        (r.sim.makespan < best->sim.makespan + 1e-9 && peak < best_peak)) {
-      best = &r;
-      best_peak = peak;
-    }
-  }
+  std::size_t const chosen = detail::choose_candidate(scores.data(), scores.size(), budget);
+  row const* best = chosen < results.size() ? &results[chosen] : nullptr;
+  double const best_peak = best ? scores[chosen].peak_memory : 0;
   if (o.has("best")) {
     if (!best) {
       std::cerr << "pipesched compare: no schedule fits the memory budget\n";
       return 1;
     }
-    std::cout << best->name << "\n";
+    // the name, and --chunks V when the winner has other than its family's default chunk
+    // count: ready to paste after `show --schedule`
+    params dflt{};
+    dflt.p = base.p;
+    dflt.m = base.m;
+    int const default_chunks = make_schedule(best->name, dflt, false).chunks;
+    std::cout << best->name
+              << (best->t.chunks != default_chunks ? " --chunks " + std::to_string(best->t.chunks) : std::string())
+              << "\n";
     return 0;
   }
   if (o.has("json")) {
@@ -724,7 +759,11 @@ int main(int argc, char** argv) {
       .value("microbatches", "M", "micro-batches per iteration, 1 to 65535")
       .value("costs", "F,B,W[,C]", "costs of one rank's whole slice (default 1,1,1,0)")
       .value("memory-budget", "X", "mark which schedules fit X (that unit) on every rank")
-      .flag("best", "print only the name of the fastest schedule that fits")
+      .value("chunks", "V[,V...]",
+             "chunk counts for interleaved, interleaved-zb and looped-bfs, 2 to 64 (default: interleaved 2 "
+             "and 4, the others 2: select_schedule's candidates)")
+      .flag("best", "print only the name of the fastest schedule that fits (ties: less memory, then the "
+                    "order of the list; select_schedule's rule)")
       .flag("json", "a list of JSON objects, one per schedule");
   command exp = sub("export", "one schedule as csv (PyTorch's action format)",
                     "Writes one CSV row per rank (rank 0 first); each cell is an action in PyTorch's\n"

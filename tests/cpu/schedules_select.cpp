@@ -17,7 +17,7 @@
 
 using namespace pipesched;
 
-using p4 = stages<4>;
+using p4 = ranks<4>;
 using m8 = microbatches<8>;
 using unit = costs<2.0, 2.0, 2.0>; // per rank slice: 1 per chunk for v = 2, 2 per stage for v = 1
 
@@ -54,4 +54,43 @@ TEST_CASE("select.p4.m8.budgets") {
   // the chosen type is a real schedule: its own simulation agrees
   // reference: schedules.md, Cases (c = 0), row V-Half: makespan 53
   CHECK(simulate(three::type::make(), sim_costs{three::type::parameters.cost}).makespan == doctest::Approx(53));
+}
+
+// One answer to "which schedule is best" (issue 15): select_schedule and `pipesched compare
+// --best` share the candidates (detail::selection_candidates), the score (detail::score) and
+// the rule (detail::choose_candidate: shorter makespan, then less peak memory, then the
+// earlier candidate). The tool runs the rule at run time; here the compiler's pick must equal
+// the run-time pick for the issue's setting (p = 8, m = 24, slice costs 1, 2, 1) at several
+// budgets. An independent check of the rule's order: the run-time pick is recomputed below
+// by sorting all fitting candidates on (makespan, memory, index).
+namespace {
+using p8 = ranks<8>;
+using m24 = microbatches<24>;
+using c121 = costs<1.0, 2.0, 1.0>;
+
+std::string_view runtime_pick(double budget) {
+  detail::candidate_score s[detail::selection_candidate_count];
+  for (std::size_t i = 0; i < detail::selection_candidate_count; ++i)
+    s[i] = detail::score(detail::selection_candidates[i], 8, 24, cost_model{1, 2, 1, 0});
+  std::size_t const k = detail::choose_candidate(s, detail::selection_candidate_count, budget);
+  // independent: the lexicographic minimum of (makespan, memory, index) over the fitting ones
+  std::size_t lex = detail::selection_candidate_count;
+  for (std::size_t i = 0; i < detail::selection_candidate_count; ++i) {
+    if (!s[i].valid || s[i].peak_memory > budget + 1e-9) continue;
+    if (lex == detail::selection_candidate_count || s[i].makespan < s[lex].makespan - 1e-9 ||
+        (s[i].makespan <= s[lex].makespan + 1e-9 && s[i].peak_memory < s[lex].peak_memory))
+      lex = i;
+  }
+  CHECK(k == lex);
+  return k < detail::selection_candidate_count ? detail::selection_candidates[k].name : "";
+}
+} // namespace
+
+TEST_CASE("select.one_answer.p8.m24.costs121") {
+  CHECK(std::string_view(select_schedule<p8, m24, memory_budget<4.0>, c121>::name) == runtime_pick(4.0));
+  CHECK(std::string_view(select_schedule<p8, m24, memory_budget<6.0>, c121>::name) == runtime_pick(6.0));
+  CHECK(std::string_view(select_schedule<p8, m24, memory_budget<8.0>, c121>::name) == runtime_pick(8.0));
+  CHECK(std::string_view(select_schedule<p8, m24, memory_budget<16.0>, c121>::name) == runtime_pick(16.0));
+  // the tool's case (tools/check_tool.cmake, "^v-half" with --memory-budget 6)
+  CHECK(runtime_pick(6.0) == "v-half");
 }

@@ -27,7 +27,8 @@ struct candidate {
   int chunks; ///< 0: the family's own (1); costs are shared out over this many chunks
 };
 
-/// What select_schedule considers, in this order (ties go to the earlier one).
+/// What select_schedule and `pipesched compare` consider, in this order (on a tie in makespan
+/// and memory the earlier one wins: see choose_candidate).
 inline constexpr candidate selection_candidates[] = {
     {one_f_one_b_family::name, &one_f_one_b_family::check, &one_f_one_b_family::generate, 1},
     {zb_h1_family::name, &zb_h1_family::check, &zb_h1_family::generate, 1},
@@ -69,6 +70,25 @@ constexpr candidate_score score(candidate const& c, int p, int m, cost_model sli
   return s;
 }
 
+/// The one rule of select_schedule and `pipesched compare --best`: among the valid scores
+/// whose peak memory fits `budget` (budget < 0: no limit), the shortest makespan; on a tie
+/// (relative 1e-9) the smaller peak memory; then the earlier candidate. Returns n when none
+/// fits.
+constexpr std::size_t choose_candidate(candidate_score const* s, std::size_t n, double budget) {
+  std::size_t best = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!s[i].valid || (budget >= 0 && s[i].peak_memory > budget + 1e-9)) continue;
+    if (best == n) {
+      best = i;
+      continue;
+    }
+    double const a = s[i].makespan, b = s[best].makespan;
+    double const tol = 1e-9 * (1.0 + (a > b ? a : b));
+    if (a < b - tol || (a <= b + tol && s[i].peak_memory < s[best].peak_memory - 1e-9)) best = i;
+  }
+  return best;
+}
+
 /// Shown by the compiler when nothing fits: the candidates' peak memory, in the order of
 /// selection_candidates (1f1b, zb-h1, zb-h2, interleaved v=2, interleaved v=4, zb-v,
 /// v-half, v-min, gpipe, interleaved-zb v=2, looped-bfs v=2; -1: not applicable).
@@ -84,7 +104,8 @@ template <double... PeakMemory> struct memory_report<false, PeakMemory...> {
 } // namespace detail
 
 /// Picks, inside the compiler, the schedule with the smallest simulated makespan whose peak
-/// memory fits the budget on every rank: `select_schedule<ranks<8>, microbatches<32>,
+/// memory fits the budget on every rank (ties: the smaller peak memory, then the earlier
+/// candidate; the same rule and candidates as `pipesched compare --best`): `select_schedule<ranks<8>, microbatches<32>,
 /// memory_budget<5.0>, costs<1.0, 2.0, 1.0>>::type` is a schedule type. Costs are those of
 /// one rank's whole slice of the model; a schedule with v chunks per rank gets 1/v of them
 /// per chunk, so all candidates describe the same model. When nothing fits, compilation
@@ -104,12 +125,7 @@ template <class P, class M, class Budget, class Costs = costs<>> struct select_s
 
   template <std::size_t... I> static constexpr std::size_t pick(std::index_sequence<I...>) {
     detail::candidate_score const s[] = {score<I>...};
-    std::size_t best = sizeof...(I);
-    for (std::size_t i = 0; i < sizeof...(I); ++i) {
-      if (!s[i].valid || s[i].peak_memory > budget + 1e-9) continue;
-      if (best == sizeof...(I) || s[i].makespan < s[best].makespan - 1e-9) best = i;
-    }
-    return best;
+    return detail::choose_candidate(s, sizeof...(I), budget);
   }
   static constexpr std::size_t chosen = pick(std::make_index_sequence<detail::selection_candidate_count>{});
   static constexpr bool fits = chosen < detail::selection_candidate_count;
