@@ -3,7 +3,8 @@
 # A compile-failure test: SOURCE's first line is "// expect: <regex>" (CMake regex syntax);
 # more "// expect:" lines right after it add regexes that must match too. The test passes
 # only when compiling SOURCE FAILS and the compiler's output matches every regex; a file
-# that compiles, or fails for another reason, fails the test.
+# that compiles, or fails for another reason, fails the test. A line "// errors: N" among
+# them requires exactly N lines with "error:" in the output (one mistake, one message).
 foreach(v IN ITEMS COMPILER SOURCE INCLUDE_DIR)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "compile_fail.cmake: -D${v}=... is required")
@@ -12,7 +13,12 @@ endforeach()
 
 file(STRINGS "${SOURCE}" head LIMIT_COUNT 8)
 set(expects)
+set(error_count)
 foreach(line IN LISTS head)
+  if(line MATCHES "^[ \t]*//[ \t]*errors:[ \t]*([0-9]+)[ \t]*$")
+    set(error_count "${CMAKE_MATCH_1}")
+    continue()
+  endif()
   if(NOT line MATCHES "^[ \t]*//[ \t]*expect:[ \t]*(.+)$")
     break()
   endif()
@@ -43,4 +49,11 @@ foreach(expect IN LISTS expects)
     message(FATAL_ERROR "${SOURCE} failed to compile, but no message matches: ${expect}\n--- compiler output ---\n${out}")
   endif()
 endforeach()
+if(error_count)
+  string(REGEX MATCHALL "error:" errors "${out}")
+  list(LENGTH errors n)
+  if(NOT n EQUAL error_count)
+    message(FATAL_ERROR "${SOURCE}: ${n} errors, expected ${error_count}\n--- compiler output ---\n${out}")
+  endif()
+endif()
 message(STATUS "${SOURCE}: failed to compile as expected (matched: ${expects})")

@@ -397,7 +397,9 @@ std::vector<int> parse_chunk_list(std::string const& s) {
 }
 
 int cmd_compare(options const& o) {
-  params base = schedule_params(o, false);
+  options without_chunks = o; // compare's --chunks is a list, read below
+  without_chunks.values.erase("chunks");
+  params base = schedule_params(without_chunks, false);
   slice_costs_given = true; // compare: costs are always those of a rank's slice
   if (long const pairs = static_cast<long>(base.p) * base.m; pairs > max_compare_pairs)
     throw usage_error("too large: compare --ranks " + std::to_string(base.p) + " x --microbatches " +

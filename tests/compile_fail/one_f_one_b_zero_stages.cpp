@@ -1,4 +1,4 @@
-// expect: stages<P> must be at least 1
+// expect: ranks<P> must be at least 1
 // A pipeline needs at least one rank: instantiating a schedule with stages<0> must stop
 // the build with the parameter check's message.
 #include <pipesched/schedules/one_f_one_b.hpp>

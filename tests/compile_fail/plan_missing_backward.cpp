@@ -1,4 +1,4 @@
-// expect: needs_backward<pipesched::schedule<pipesched::one_f_one_b_family.*has no member.*void backward\(Step
+// expect: stage_functor_member_error<pipesched::schedule<pipesched::one_f_one_b_family.*has no member.*void backward\(Step
 // 1F1B runs fused backward passes: a functor that only has the split I and W members must
 // stop the build with a message naming the schedule and the missing member.
 #include <pipesched/plan/plan.hpp>

@@ -1,4 +1,4 @@
-// expect: needs_backward_input<pipesched::schedule<pipesched::zb_h1_family.*has no member.*void backward_input\(Step
+// expect: stage_functor_member_error<pipesched::schedule<pipesched::zb_h1_family.*has no member.*void backward_input\(Step
 // ZB-H1 splits the backward into I and W: a functor with only forward and a fused backward
 // must stop the build with a message naming the schedule and the missing member.
 #include <pipesched/plan/plan.hpp>

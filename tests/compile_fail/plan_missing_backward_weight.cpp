@@ -1,4 +1,4 @@
-// expect: needs_backward_weight<pipesched::schedule<pipesched::zb_v_family.*has no member.*void backward_weight\(Step
+// expect: stage_functor_member_error<pipesched::schedule<pipesched::zb_v_family.*has no member.*void backward_weight\(Step
 // ZB-V runs W passes: a functor without backward_weight must stop the build with a message
 // naming the schedule and the missing member.
 #include <pipesched/plan/plan.hpp>

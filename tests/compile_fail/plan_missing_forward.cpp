@@ -1,4 +1,4 @@
-// expect: needs_forward<pipesched::schedule<pipesched::gpipe_family.*has no member.*void forward\(Step
+// expect: stage_functor_member_error<pipesched::schedule<pipesched::gpipe_family.*has no member.*void forward\(Step
 // Every schedule runs forward passes: a functor without forward must stop the build with a
 // message naming the schedule and the missing member.
 #include <pipesched/plan/plan.hpp>

@@ -28,8 +28,18 @@ namespace detail {
 template <class T> constexpr void apply_param(params& pr) {
   if constexpr (is_int_param<T, ranks>::value) pr.p = T::value;
   else if constexpr (is_int_param<T, microbatches>::value) pr.m = T::value;
-  else if constexpr (is_int_param<T, chunks>::value) pr.v = T::value;
-  else if constexpr (is_int_param<T, group_size>::value) pr.g = T::value;
+  else if constexpr (is_int_param<T, chunks>::value) {
+    // params::v = 0 means "the family's default" at run time; as a type it would be a
+    // number that silently means something else
+    static_assert(T::value != 0, "pipesched: chunks<0> is not a chunk count: leave chunks<V> out for the "
+                                 "family's default (2 for interleaved, looped-bfs, interleaved-zb and the V "
+                                 "schedules, 1 otherwise), or give V >= 1");
+    pr.v = T::value;
+  } else if constexpr (is_int_param<T, group_size>::value) {
+    static_assert(T::value != 0, "pipesched: group_size<0> is not a group size: leave group_size<G> out for the "
+                                 "default (chosen by simulation: docs/01_schedules.md), or give 1 <= G <= M");
+    pr.g = T::value;
+  }
   else if constexpr (is_int_param<T, extra_slots>::value) pr.extra_slots = T::value;
   else if constexpr (is_costs<T>::value) pr.cost = cost_model{T::f, T::b, T::w, T::c};
   else

@@ -57,31 +57,66 @@ using sample_step =
 
 template <class S, op K, int Rank> constexpr bool uses() { return first_of<S>(K, Rank) >= 0; }
 
-// One check per member. The class name says which member is missing and its template
-// arguments name the schedule, so the compiler's "In instantiation of" line reads e.g.
-// `stage_functor_needs_backward_input<pipesched::schedule<zb_h1_family, ...>, my_block>`.
-template <class S, class F, class Step> struct stage_functor_needs_forward {
-  static constexpr bool value = has_forward<F, Step>;
-  static_assert(value, "pipesched: the stage functor has no member `template <class Step> void forward(Step, "
-                       "pipesched::io const&)`, which every schedule (named in the instantiation above) calls");
+/// What is wrong with a member a schedule calls.
+enum class member_problem {
+  missing,      ///< no callable member of that name for the step
+  mutable_io,   ///< declared with `io&`: the plan passes `io const&`
+  runtime_step, ///< takes a runtime_step: a compiled plan passes a compile-time step type
 };
-template <class S, class F, class Step> struct stage_functor_needs_backward {
-  static constexpr bool value = has_backward<F, Step>;
-  static_assert(value, "pipesched: the stage functor has no member `template <class Step> void backward(Step, "
-                       "pipesched::io const&)`, the fused backward pass that this schedule (named in the "
-                       "instantiation above) calls");
-};
-template <class S, class F, class Step> struct stage_functor_needs_backward_input {
-  static constexpr bool value = has_backward_input<F, Step>;
-  static_assert(value, "pipesched: the stage functor has no member `template <class Step> void backward_input(Step, "
-                       "pipesched::io const&)`: this schedule (named in the instantiation above) splits the backward "
-                       "pass into I (input gradient) and W (weight gradient)");
-};
-template <class S, class F, class Step> struct stage_functor_needs_backward_weight {
-  static constexpr bool value = has_backward_weight<F, Step>;
-  static_assert(value, "pipesched: the stage functor has no member `template <class Step> void backward_weight(Step, "
-                       "pipesched::io const&)`: this schedule (named in the instantiation above) splits the backward "
-                       "pass into I (input gradient) and W (weight gradient)");
+
+/// How F's member for pass kind K fails for step Step (K a compute kind).
+template <class F, op K, class Step> constexpr member_problem diagnose_member() {
+  if constexpr (K == op::forward) {
+    if constexpr (requires(F& f, io& x) { f.forward(Step{}, x); }) return member_problem::mutable_io;
+    else if constexpr (requires(F& f, io const& x) { f.forward(runtime_step{}, x); })
+      return member_problem::runtime_step;
+  } else if constexpr (K == op::backward) {
+    if constexpr (requires(F& f, io& x) { f.backward(Step{}, x); }) return member_problem::mutable_io;
+    else if constexpr (requires(F& f, io const& x) { f.backward(runtime_step{}, x); })
+      return member_problem::runtime_step;
+  } else if constexpr (K == op::backward_input) {
+    if constexpr (requires(F& f, io& x) { f.backward_input(Step{}, x); }) return member_problem::mutable_io;
+    else if constexpr (requires(F& f, io const& x) { f.backward_input(runtime_step{}, x); })
+      return member_problem::runtime_step;
+  } else {
+    if constexpr (requires(F& f, io& x) { f.backward_weight(Step{}, x); }) return member_problem::mutable_io;
+    else if constexpr (requires(F& f, io const& x) { f.backward_weight(runtime_step{}, x); })
+      return member_problem::runtime_step;
+  }
+  return member_problem::missing;
+}
+
+// The one report of a functor's first unusable member. Its template arguments name the
+// schedule, the functor, the pass and the problem, so the compiler's "In instantiation of"
+// line reads e.g. `stage_functor_member_error<pipesched::schedule<zb_h1_family, ...>, my_block,
+// op::backward_input, member_problem::missing>`; exactly one static_assert below fires.
+template <class S, class F, op K, member_problem P> struct stage_functor_member_error {
+  static constexpr bool value = false;
+  static_assert(!(K == op::forward && P == member_problem::missing),
+                "pipesched: the stage functor has no member `template <class Step> void forward(Step, "
+                "pipesched::io const&)`, which every schedule (named in the instantiation above) calls");
+  static_assert(!(K == op::backward && P == member_problem::missing),
+                "pipesched: the stage functor has no member `template <class Step> void backward(Step, "
+                "pipesched::io const&)`, the fused backward pass that this schedule (named in the "
+                "instantiation above) calls");
+  static_assert(!(K == op::backward_input && P == member_problem::missing),
+                "pipesched: the stage functor has no member `template <class Step> void backward_input(Step, "
+                "pipesched::io const&)`: this schedule (named in the instantiation above) splits the backward "
+                "pass into I (input gradient) and W (weight gradient)");
+  static_assert(!(K == op::backward_weight && P == member_problem::missing),
+                "pipesched: the stage functor has no member `template <class Step> void backward_weight(Step, "
+                "pipesched::io const&)`: this schedule (named in the instantiation above) splits the backward "
+                "pass into I (input gradient) and W (weight gradient)");
+  static_assert(P != member_problem::mutable_io,
+                "pipesched: the stage functor's member (the pass named in the instantiation above) takes "
+                "`pipesched::io&`; the plan passes `pipesched::io const&`: declare it `(Step, pipesched::io "
+                "const&)` (the views are const, the memory they point to is yours to write)");
+  static_assert(P != member_problem::runtime_step,
+                "pipesched: the stage functor's member (the pass named in the instantiation above) takes a "
+                "`pipesched::runtime_step`, but a compiled plan passes a compile-time step type: make it "
+                "`template <class Step> void NAME(Step step, pipesched::io const&)` and hand "
+                "`pipesched::runtime_of(step)` to your run-time code, or run the schedule with a runtime "
+                "executor (docs/06)");
 };
 template <class S, class T, class Step> struct transport_needs_send_recv {
   static constexpr bool value = transport_for<T, Step>;
@@ -90,40 +125,67 @@ template <class S, class T, class Step> struct transport_needs_send_recv {
                        "above) moves boundaries between ranks");
 };
 
+template <class F, op K, class Step> constexpr bool has_member() {
+  if constexpr (K == op::forward) return has_forward<F, Step>;
+  else if constexpr (K == op::backward) return has_backward<F, Step>;
+  else if constexpr (K == op::backward_input) return has_backward_input<F, Step>;
+  else return has_backward_weight<F, Step>;
+}
+
+/// Whether rank Rank of S (Rank < 0: any rank) finds F's member for pass kind K usable.
+template <class S, class F, op K, int Rank> constexpr bool member_usable() {
+  if constexpr (!uses<S, K, Rank>()) return true;
+  else return has_member<F, K, sample_step<S, K, Rank>>();
+}
+
+/// Fires the one report for F's member for K: checked with the schedule's first step of that
+/// kind, which is the same class whichever rank asks, so the compiler reports it once.
+template <class S, class F, op K, int Rank> constexpr bool report_member() {
+  using global = sample_step<S, K, -1>;
+  if constexpr (!has_member<F, K, global>())
+    return stage_functor_member_error<S, F, K, diagnose_member<F, K, global>()>::value;
+  else // usable for the first step, not for this rank's: report with this rank's step
+    return stage_functor_member_error<S, F, K, diagnose_member<F, K, sample_step<S, K, Rank>>()>::value;
+}
+
+template <class S, class T, op K, int Rank> constexpr bool transport_usable() {
+  if constexpr (!uses<S, K, Rank>()) return true;
+  else return transport_for<T, sample_step<S, K, -1>>;
+}
+
+/// The transport's first unusable member, reported once (see report_member).
+template <class S, class T, int Rank> constexpr bool report_transport() {
+  if constexpr (!transport_usable<S, T, op::send_act, Rank>())
+    return transport_needs_send_recv<S, T, sample_step<S, op::send_act, -1>>::value;
+  else if constexpr (!transport_usable<S, T, op::recv_act, Rank>())
+    return transport_needs_send_recv<S, T, sample_step<S, op::recv_act, -1>>::value;
+  else if constexpr (!transport_usable<S, T, op::send_grad, Rank>())
+    return transport_needs_send_recv<S, T, sample_step<S, op::send_grad, -1>>::value;
+  else if constexpr (!transport_usable<S, T, op::recv_grad, Rank>())
+    return transport_needs_send_recv<S, T, sample_step<S, op::recv_grad, -1>>::value;
+  else return true;
+}
+
 /// Whether F (and T, when not void) provide every member that rank Rank of S calls
-/// (Rank < 0: any rank). Fires the static_assert that names the first missing member.
+/// (Rank < 0: any rank). When not, fires one static_assert, for the first unusable member
+/// (forward, backward, backward_input, backward_weight, then the transport), whichever rank
+/// asks: a functor that lacks two members on four ranks gets one message, not eight.
 template <class S, int Rank, class F, class T = void> constexpr bool check_members() {
-  bool ok = true;
-  if constexpr (uses<S, op::forward, Rank>())
-    ok = ok && stage_functor_needs_forward<S, F, sample_step<S, op::forward, Rank>>::value;
-  if constexpr (uses<S, op::backward, Rank>())
-    ok = ok && stage_functor_needs_backward<S, F, sample_step<S, op::backward, Rank>>::value;
-  if constexpr (uses<S, op::backward_input, Rank>())
-    ok = ok && stage_functor_needs_backward_input<S, F, sample_step<S, op::backward_input, Rank>>::value;
-  if constexpr (uses<S, op::backward_weight, Rank>())
-    ok = ok && stage_functor_needs_backward_weight<S, F, sample_step<S, op::backward_weight, Rank>>::value;
-  if constexpr (!std::is_void_v<T>) {
-    if constexpr (uses<S, op::send_act, Rank>())
-      ok = ok && transport_needs_send_recv<S, T, sample_step<S, op::send_act, Rank>>::value;
-    if constexpr (uses<S, op::recv_act, Rank>())
-      ok = ok && transport_needs_send_recv<S, T, sample_step<S, op::recv_act, Rank>>::value;
-    if constexpr (uses<S, op::send_grad, Rank>())
-      ok = ok && transport_needs_send_recv<S, T, sample_step<S, op::send_grad, Rank>>::value;
-    if constexpr (uses<S, op::recv_grad, Rank>())
-      ok = ok && transport_needs_send_recv<S, T, sample_step<S, op::recv_grad, Rank>>::value;
-  }
-  return ok;
+  if constexpr (!member_usable<S, F, op::forward, Rank>()) return report_member<S, F, op::forward, Rank>();
+  else if constexpr (!member_usable<S, F, op::backward, Rank>()) return report_member<S, F, op::backward, Rank>();
+  else if constexpr (!member_usable<S, F, op::backward_input, Rank>())
+    return report_member<S, F, op::backward_input, Rank>();
+  else if constexpr (!member_usable<S, F, op::backward_weight, Rank>())
+    return report_member<S, F, op::backward_weight, Rank>();
+  else if constexpr (std::is_void_v<T>) return true;
+  else return report_transport<S, T, Rank>();
 }
 
 /// check_members as a constant (usable in device code, where host constexpr functions are not).
 template <class S, int Rank, class F, class T> inline constexpr bool members_ok = check_members<S, Rank, F, T>();
 
 template <class S, class F, op K, int Rank = -1> constexpr bool member_ok() {
-  if constexpr (!uses<S, K, Rank>()) return true;
-  else if constexpr (K == op::forward) return has_forward<F, sample_step<S, K, Rank>>;
-  else if constexpr (K == op::backward) return has_backward<F, sample_step<S, K, Rank>>;
-  else if constexpr (K == op::backward_input) return has_backward_input<F, sample_step<S, K, Rank>>;
-  else return has_backward_weight<F, sample_step<S, K, Rank>>;
+  return member_usable<S, F, K, Rank>();
 }
 
 } // namespace detail
