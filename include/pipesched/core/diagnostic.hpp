@@ -30,6 +30,7 @@ enum class errc : std::uint8_t {
   backward_before_forward,
   weight_before_input,
   cyclic_wait,
+  bad_overlap,
   // lowering and transfers
   missing_recv,
   transfer_mismatch,
@@ -73,6 +74,9 @@ constexpr const char* message(errc e) {
   case errc::backward_before_forward: return "a backward pass comes before its own forward on the same rank";
   case errc::weight_before_input: return "a weight-gradient pass W comes before its input-gradient pass I";
   case errc::cyclic_wait: return "the ranks' orders wait on each other in a cycle: the schedule would hang";
+  case errc::bad_overlap:
+    return "an overlapped pair must be a forward followed by a B or I of another stage or micro-batch on the same "
+           "rank, neither half needing the other's output";
   case errc::missing_recv: return "a pass that needs a boundary from another rank has no receive before it";
   case errc::transfer_mismatch: return "a send and the receive its peer posts at the same point do not match";
   case errc::transfer_deadlock: return "the blocking sends and receives wait on each other: the lowered schedule would hang";

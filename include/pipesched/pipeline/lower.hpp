@@ -161,6 +161,23 @@ constexpr table copy_without_lists(table const& t) {
 /// `timing(r, i)` gives pass i of rank r as a sweep_key with phase 0 (its start), and its end.
 template <class Timing> constexpr table insert_transfers(table const& t, Timing const& timing) {
   std::size_t const p = static_cast<std::size_t>(t.ranks);
+  // An overlapped pair (a flagged F and the action after it) is one point of the sweep: both
+  // halves take the later of their two dependency-order indices (both start together, both
+  // end together), so every receive either half needs comes before the pair, and both sends
+  // after it.
+  auto key_of = [&t, &timing](std::size_t r, std::size_t i) {
+    auto kt = timing(r, i);
+    action const* l = t.lists[r].data();
+    std::size_t const n = t.lists[r].size();
+    std::size_t other = i;
+    if ((l[i].flags & overlap_next) != 0 && i + 1 < n) other = i + 1;
+    else if (i > 0 && (l[i - 1].flags & overlap_next) != 0) other = i - 1;
+    if (other != i) {
+      int const o = timing(r, other).first.topo;
+      kt.first.topo = o > kt.first.topo ? o : kt.first.topo;
+    }
+    return kt;
+  };
   struct incoming {
     sweep_key key;
     action recv;
@@ -198,13 +215,14 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
                       static_cast<std::uint16_t>(r),
                       no_slot,
                       no_slot,
-                      no_slot};
+                      no_slot,
+                      0};
       std::size_t const qs = static_cast<std::size_t>(q);
       if (last_sender[qs] != static_cast<int>(r)) {
         run_start[qs].push_back(in[qs].size());
         last_sender[qs] = static_cast<int>(r);
       }
-      auto const [start, end] = timing(r, i);
+      auto const [start, end] = key_of(r, i);
       in[qs].push_back(incoming{sweep_key{end, start.topo, 1}, rv});
     }
   }
@@ -231,15 +249,29 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
     action* const dst = mine.data();
     std::size_t written = 0;
     // The hot loop avoids function calls (nvcc's constexpr budget charges each call).
-    std::size_t e = 0; // own event: pass e/2, phase e%2
+    // own event e: pass e/2, phase e%2 (start, end) — except in an overlapped pair (i, i+1),
+    // whose events run start i, start i+1, end i, end i+1
+    std::size_t e = 0;
+    std::size_t own_pass = 0, own_phase = 0;
     sweep_key own_key{};
     bool own_fresh = false;
     for (;;) {
       bool const own = e < 2 * n;
       if (own && !own_fresh) {
-        auto const [start, end] = timing(q, e / 2);
+        std::size_t const x = e / 2, ph = e % 2;
+        if ((list[x].flags & overlap_next) != 0 && x + 1 < n) {
+          own_pass = x + ph;
+          own_phase = 0;
+        } else if (x > 0 && (list[x - 1].flags & overlap_next) != 0) {
+          own_pass = x - 1 + ph;
+          own_phase = 1;
+        } else {
+          own_pass = x;
+          own_phase = ph;
+        }
+        auto const [start, end] = key_of(q, own_pass);
         own_key = start;
-        if (e % 2) {
+        if (own_phase) {
           own_key.time = end;
           own_key.phase = 1;
         }
@@ -265,8 +297,8 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
         dst[written++] = inc[cu[pick]++].recv;
         continue;
       }
-      std::size_t const i = e / 2;
-      if (e % 2 == 0) {
+      std::size_t const i = own_pass;
+      if (own_phase == 0) {
         dst[written++] = list[i];
       } else if (d[i] >= 0) {
         action const& a = list[i];
@@ -277,7 +309,8 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
                                 static_cast<std::uint16_t>(d[i]),
                                 no_slot,
                                 no_slot,
-                                no_slot};
+                                no_slot,
+                                0};
       }
       ++e;
       own_fresh = false;

@@ -199,6 +199,8 @@ template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbat
   static_assert(E != errc::weight_before_input, "pipesched: a W pass comes before its I pass: move it later");
   static_assert(E != errc::cyclic_wait, "pipesched: the ranks' orders wait on each other in a cycle: the schedule "
                                         "would hang; reorder the passes so each waits only on earlier work");
+  static_assert(E != errc::bad_overlap, "pipesched: an overlapped pair must be a forward followed by a B or I of "
+                                       "another stage or micro-batch, neither half needing the other's output");
   static_assert(E != errc::missing_recv, "pipesched: a pass reads a boundary that was not received before it");
   static_assert(E != errc::transfer_mismatch, "pipesched: a send and its peer's receive do not match");
   static_assert(E != errc::transfer_deadlock, "pipesched: blocking sends and receives wait on each other: the "
