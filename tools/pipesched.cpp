@@ -86,16 +86,17 @@ struct command {
     return *this;
   }
   command& schedule_options() {
-    value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min forward-only");
+    value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min dualpipe-v forward-only");
     value("stages", "P", "pipeline ranks (devices), 1 to 4096");
     value("microbatches", "M", "micro-batches per iteration, 1 to 65535");
     value("chunks", "V", "model chunks per rank (interleaved; V-shape schedules use 2)");
     value("group", "G", "interleaved micro-batch group size (default min(p, m))");
-    value("costs", "F,B,W[,C]",
+    value("costs", "F,B,W[,C[,FB]]",
           "per-stage (per-chunk when V > 1) costs of the forward, the input-gradient backward and the "
-          "weight-gradient backward, and the link latency; finite non-negative numbers; a fused backward "
-          "costs B+W (default 1,1,1,0)");
-    value("slice-costs", "F,B,W[,C]",
+          "weight-gradient backward, the link latency, and an overlapped forward-backward pair (F with a "
+          "fused B; 0: F+B+W, no gain); finite non-negative numbers; a fused backward "
+          "costs B+W (default 1,1,1,0,0)");
+    value("slice-costs", "F,B,W[,C[,FB]]",
           "the same for one rank's whole slice of the model, shared out over the schedule's chunks "
           "(compare schedules on one model)");
     value("extra-slots", "N",
@@ -159,8 +160,8 @@ cost_model parse_costs(std::string const& s) {
     v.push_back(to_double("--costs", s.substr(pos, comma - pos)));
     pos = comma + 1;
   }
-  if (v.size() < 3 || v.size() > 4) throw usage_error("--costs takes F,B,W or F,B,W,C");
-  cost_model c{v[0], v[1], v[2], v.size() == 4 ? v[3] : 0.0};
+  if (v.size() < 3 || v.size() > 5) throw usage_error("--costs takes F,B,W or F,B,W,C or F,B,W,C,FB");
+  cost_model c{v[0], v[1], v[2], v.size() >= 4 ? v[3] : 0.0, v.size() == 5 ? v[4] : 0.0};
   if (c.f + c.b + c.w <= 0) throw usage_error("--costs: F + B + W must be positive");
   return c;
 }
@@ -193,6 +194,7 @@ params per_chunk(params pr, table const& probe) {
   pr.cost.f /= v;
   pr.cost.b /= v;
   pr.cost.w /= v;
+  pr.cost.fb /= v;
   return pr;
 }
 

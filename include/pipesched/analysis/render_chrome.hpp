@@ -31,7 +31,8 @@ struct chrome_options {
 /// microseconds (cost units × us_per_unit), args: rank, position in the rank's list,
 /// stage, micro-batch, chunk and pass letter. A table that cannot be drawn gives an empty
 /// trace whose otherData.error says why.
-inline std::string render_chrome_trace(table const& t, simulation const& sim, chrome_options const& opt = {}) {
+inline std::string render_chrome_trace(table const& t, simulation const& sim_in, chrome_options const& opt = {}) {
+  simulation const sim = detail::draw_pairs(t, sim_in); // overlapped pairs side by side
   using detail::format_number;
   std::string out = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"generator\":\"pipesched\",\"us_per_unit\":";
   out += format_number(opt.us_per_unit);

@@ -47,7 +47,8 @@ constexpr svg_paint svg_color(op k, int chunk) {
 /// shade) holding its micro-batch number and a tooltip, a thin grey lane under each row for
 /// transfers when they have times (`simulate_lowered`), a time axis with ticks in cost
 /// units, and a legend. Self-contained XML with no scripts or external references.
-inline std::string render_svg(table const& t, simulation const& sim, svg_options const& opt = {}) {
+inline std::string render_svg(table const& t, simulation const& sim_in, svg_options const& opt = {}) {
+  simulation const sim = detail::draw_pairs(t, sim_in); // overlapped pairs side by side
   using detail::format_number;
   std::string const head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   if (const char* why = detail::render_mismatch(t, sim))

@@ -45,7 +45,8 @@ inline constexpr const char* ansi_reset = "\x1b[0m";
 /// '-' in the cells it continues over ('-' is a blank when coloured); idle cells show '.'.
 /// Transfers are not drawn. With `width`, long rows wrap into bands of whole cells (a pass
 /// that crosses into the next band continues there with '-').
-inline std::string render_text(table const& t, simulation const& sim, text_options const& opt = {}) {
+inline std::string render_text(table const& t, simulation const& sim_in, text_options const& opt = {}) {
+  simulation const sim = detail::draw_pairs(t, sim_in); // overlapped pairs side by side
   if (const char* why = detail::render_mismatch(t, sim)) return std::string("pipesched: cannot draw: ") + why + "\n";
   std::size_t const max_cells = opt.max_cells > 0 ? opt.max_cells : 4096;
   double const span = sim.makespan > 0 ? sim.makespan : 1.0;
