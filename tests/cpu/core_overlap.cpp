@@ -34,6 +34,7 @@ constexpr const char* one_pair = "0F0,0F1,0B0,0B1\n1F0,(1F1;1B0)OVERLAP_F_B,1B1"
 TEST_CASE("core.overlap.action_stays_pod") {
   static_assert(std::is_trivially_default_constructible_v<action>);
   static_assert(std::is_trivially_copyable_v<action>);
+  static_assert(sizeof(action) <= 16);
   constexpr action a = make_action(op::forward, 1, 2);
   static_assert(!overlaps_next(a));
   constexpr action b = [] {

@@ -114,6 +114,9 @@ static_assert(dualpipe_v<stages<4>, microbatches<8>>::valid);
 static_assert(dualpipe_v<stages<3>, microbatches<1>>::valid);
 static_assert(dualpipe_v<stages<16>, microbatches<128>>::valid);
 static_assert(dualpipe_v_family::check({4, 8, 3}).code == errc::needs_two_chunks);
+// the pair cost as a type parameter reaches the schedule's cost model (FB = 2.5)
+static_assert(dualpipe_v<stages<4>, microbatches<8>, costs<1.0, 1.0, 1.0, 0.0, 2.5>>::valid);
+static_assert(dualpipe_v<stages<4>, microbatches<8>, costs<1.0, 1.0, 1.0, 0.0, 2.5>>::parameters.cost.fb == 2.5);
 // reference: schedules.md, DualPipeV: p = 4, m = 8, pairs run as F then B: makespan 51
 static_assert(simulate(without_pairs(dualpipe_v_family::generate({4, 8})), sim_costs{unit}).makespan == 51);
 

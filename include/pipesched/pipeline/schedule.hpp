@@ -31,7 +31,7 @@ template <class T> constexpr void apply_param(params& pr) {
   else if constexpr (is_int_param<T, chunks>::value) pr.v = T::value;
   else if constexpr (is_int_param<T, group_size>::value) pr.g = T::value;
   else if constexpr (is_int_param<T, extra_slots>::value) pr.extra_slots = T::value;
-  else if constexpr (is_costs<T>::value) pr.cost = cost_model{T::f, T::b, T::w, T::c};
+  else if constexpr (is_costs<T>::value) pr.cost = cost_model{T::f, T::b, T::w, T::c, T::fb};
   else
     static_assert(dependent_false<T>, "pipesched: unknown schedule parameter; a schedule takes stages<P>, "
                                       "microbatches<M> and optionally chunks<V>, group_size<G>, costs<F,B,W,C>, "
