@@ -86,7 +86,7 @@ struct command {
     return *this;
   }
   command& schedule_options() {
-    value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min dualpipe-v forward-only");
+    value("schedule", "NAME", "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min dualpipe-v dualpipe forward-only");
     value("stages", "P", "pipeline ranks (devices), 1 to 4096");
     value("microbatches", "M", "micro-batches per iteration, 1 to 65535");
     value("chunks", "V", "model chunks per rank (interleaved; V-shape schedules use 2)");
@@ -190,6 +190,8 @@ params schedule_params(options const& o, bool need_name) {
 /// --slice-costs: costs of one rank's whole slice, shared out over the schedule's chunks.
 params per_chunk(params pr, table const& probe) {
   if (!slice_costs_given || probe.chunks <= 1) return pr;
+  // DualPipe (V placement with routes): each chunk is a whole model stage, costing the slice
+  if (probe.place == placement::v_shape && !probe.paths.empty()) return pr;
   double v = probe.chunks;
   pr.cost.f /= v;
   pr.cost.b /= v;
@@ -391,6 +393,9 @@ int cmd_compare(options const& o) {
   std::vector<row> results;
   for (auto const& e : schedule_registry) {
     if (e.name == "forward-only") continue;
+    // DualPipe's two chunks per rank are whole model stages (2x parameters): neither its
+    // memory nor --slice-costs shared over chunks are in this comparison's units
+    if (e.name == "dualpipe") continue;
     params pr = base;
     pr.v = 0;
     table probe = make_schedule(e.name, pr, false);

@@ -340,6 +340,14 @@ TEST_CASE("csv.round_trip.registry") {
           if (e.check(pr)) continue;
           table t = e.generate(pr);
           if (!t.ok()) continue;
+          if (!t.paths.empty()) {
+            // routes (dualpipe: half of the micro-batches through the mirror stages) are not
+            // in PyTorch's format: the text reads back as a table whose micro-batches miss
+            // half of the stages, which from_csv refuses (docs/01, DualPipe)
+            CHECK(from_csv(to_csv(t)).error.code == errc::missing_pass);
+            ++tables;
+            continue;
+          }
           check_round_trip(t, std::string(e.name) + " p" + std::to_string(p) + " m" + std::to_string(m) + " v" +
                                   std::to_string(v));
           ++tables;

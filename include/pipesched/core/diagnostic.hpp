@@ -16,6 +16,7 @@ enum class errc : std::uint8_t {
   zero_chunks,
   needs_one_chunk,
   needs_two_chunks,
+  needs_even_split,
   group_size_out_of_range,
   too_large,
   negative_cost,
@@ -60,6 +61,9 @@ constexpr const char* message(errc e) {
   case errc::needs_one_chunk:
     return "this schedule holds one chunk per rank: drop chunks<V> or use interleaved_1f1b for V > 1";
   case errc::needs_two_chunks: return "V-shape schedules hold exactly two chunks per rank: use chunks<2> or drop it";
+  case errc::needs_even_split:
+    return "dualpipe needs an even number of ranks and of micro-batches: half of the micro-batches enter from each "
+           "end, half of the ranks lie on each side of the middle";
   case errc::group_size_out_of_range:
     return "group_size<G> must be between 1 and the number of micro-batches (0 picks the default, min(p, m))";
   case errc::too_large: return "too many ranks, stages or micro-batches: at most 4096 ranks and 65535 stages or micro-batches";

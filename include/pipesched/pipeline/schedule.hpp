@@ -179,6 +179,8 @@ template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbat
                                             "use interleaved_1f1b for V > 1");
   static_assert(E != errc::needs_two_chunks,
                 "pipesched: V-shape schedules hold exactly two chunks per rank: use chunks<2> or drop it");
+  static_assert(E != errc::needs_even_split, "pipesched: dualpipe needs an even number of ranks (stages<P>) and of "
+                                            "micro-batches (microbatches<M>): half of them enter from each end");
   static_assert(E != errc::group_size_out_of_range,
                 "pipesched: group_size<G> must be between 1 and the number of micro-batches (0 picks min(p, m))");
   static_assert(E != errc::too_large,

@@ -25,10 +25,16 @@ namespace detail {
 /// its m passes are out (a pair one of whose halves is gone is its other half alone). Each
 /// kind's totals over phases 1-7 are then 2p-r-1 > m, so every pass is still emitted, in the
 /// same relative order as a longer run's prefix.
-constexpr void dualpipe_v_rank(table& t, int r) {
-  int const p = t.ranks, m = t.microbatches;
-  int const s0 = r, s1 = 2 * p - 1 - r;
-  // next micro-batch of F(s0), F(s1), B/I(s0), B/I(s1)
+constexpr void dualpipe_v_rank(table& t, int r);
+
+/// The eight phases on one rank, in DualPipe's terms: `hp` ranks in the (half) pipeline, this
+/// rank at position `h` of it, `mc` micro-batches through each of its two chunks; the rank's
+/// chunk 0 is stage s0 with micro-batches base0.., its chunk 1 stage s1 with base1..
+/// (DualPipeV: hp = p, h = r, mc = m, both bases 0). The rank at h = hp - 1 runs its first
+/// (F(s0), B(s1)) of phase 4 apart.
+constexpr void dualpipe_phases(table& t, int r, int hp, int h, int mc, int s0, int s1, int base0, int base1) {
+  int const p = hp, m = mc;
+  // next micro-batch (from 0) of F(s0), F(s1), B/I(s0), B/I(s1)
   int nf0 = 0, nf1 = 0, nb0 = 0, nb1 = 0;
   // pending W's: stages and micro-batches of the I's not yet closed, oldest first
   vec<int> wq_stage, wq_mb;
@@ -37,17 +43,18 @@ constexpr void dualpipe_v_rank(table& t, int r) {
   auto fwd = [&](int chunk) -> bool {
     int& n = chunk == 0 ? nf0 : nf1;
     if (n >= m) return false;
-    push(t, op::forward, chunk == 0 ? s0 : s1, n++);
+    push(t, op::forward, chunk == 0 ? s0 : s1, (chunk == 0 ? base0 : base1) + n++);
     return true;
   };
   auto bwd = [&](int chunk, bool split) -> bool {
     int& n = chunk == 0 ? nb0 : nb1;
     if (n >= m) return false;
     int const s = chunk == 0 ? s0 : s1;
-    push(t, split ? op::backward_input : op::backward, s, n);
+    int const j = (chunk == 0 ? base0 : base1) + n;
+    push(t, split ? op::backward_input : op::backward, s, j);
     if (split) {
       wq_stage.push_back(s);
-      wq_mb.push_back(n);
+      wq_mb.push_back(j);
     }
     ++n;
     return true;
@@ -63,9 +70,9 @@ constexpr void dualpipe_v_rank(table& t, int r) {
     bool const has_b = bwd(b, false);
     if (has_f && has_b) list[list.size() - 2].flags = overlap_next;
   };
-  int const step1 = 2 * (p - r - 1), step2 = r + 1, step3 = p - r - 1;
-  int const step4 = m - 2 * p + r + 1 > 0 ? m - 2 * p + r + 1 : 0;
-  int const step5 = p - r - 1, step6 = r + 1, step7 = p - r - 1;
+  int const step1 = 2 * (p - h - 1), step2 = h + 1, step3 = p - h - 1;
+  int const step4 = m - 2 * p + h + 1 > 0 ? m - 2 * p + h + 1 : 0;
+  int const step5 = p - h - 1, step6 = h + 1, step7 = p - h - 1;
   for (int i = 0; i < step1; ++i) fwd(0);
   for (int i = 0; i < step2; ++i) {
     fwd(0);
@@ -77,7 +84,7 @@ constexpr void dualpipe_v_rank(table& t, int r) {
     fwd(1);
   }
   for (int i = 0; i < step4; ++i) {
-    if (i == 0 && r == p - 1) {
+    if (i == 0 && h == p - 1) {
       fwd(0);
       bwd(1, false);
     } else {
@@ -91,9 +98,9 @@ constexpr void dualpipe_v_rank(table& t, int r) {
   }
   bool zb = false;
   for (int i = 0; i < step6; ++i) {
-    if (i == step6 / 2 && r % 2 == 1) zb = true;
+    if (i == step6 / 2 && h % 2 == 1) zb = true;
     bwd(1, zb);
-    if (i == step6 / 2 && r % 2 == 0) zb = true;
+    if (i == step6 / 2 && h % 2 == 0) zb = true;
     bwd(0, zb);
   }
   for (int i = 0; i < step7; ++i) {
@@ -101,6 +108,10 @@ constexpr void dualpipe_v_rank(table& t, int r) {
     bwd(0, true);
   }
   while (whead < wq_stage.size()) weight();
+}
+
+constexpr void dualpipe_v_rank(table& t, int r) {
+  dualpipe_phases(t, r, t.ranks, r, t.microbatches, r, 2 * t.ranks - 1 - r, 0, 0);
 }
 
 } // namespace detail

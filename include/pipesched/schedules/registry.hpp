@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "pipesched/pipeline/lower.hpp"
+#include "pipesched/schedules/dualpipe.hpp"
 #include "pipesched/schedules/dualpipe_v.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
@@ -40,6 +41,8 @@ inline constexpr schedule_info schedule_registry[] = {
     detail::entry<v_half_family>("V-shape, half of 1F1B's memory"),
     detail::entry<v_min_family>("V-shape, a third of 1F1B's memory"),
     detail::entry<dualpipe_v_family>("DualPipeV: V placement, overlapped forward-backward pairs; memory p + 1/2"),
+    detail::entry<dualpipe_family>("DualPipe: bidirectional, half of the micro-batches from each end, overlapped pairs; "
+                                   "2x parameters, p + 1 stage-activations"),
     detail::entry<forward_only_family>("inference: forwards only"),
 };
 
