@@ -6,6 +6,7 @@
 
 #include "../support/conformance.hpp"
 #include "pipesched/analysis/csv.hpp"
+#include "pipesched/analysis/render.hpp"
 #include "pipesched/pipeline/lower.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/simulate_lowered.hpp"
@@ -243,4 +244,28 @@ TEST_CASE("core.overlap.csv.round_trip") {
   CHECK(overlaps_next(t.lists[0][2]));
   CHECK(t.lists[0][3] == make_action(op::backward, 0, 0));
   CHECK(verify(t).ok());
+}
+
+TEST_CASE("core.overlap.pictures") {
+  // one_pair at unit costs: the pair F(1,1) + B(1,0) spans [2, 5]; drawn side by side, F over
+  // [2, 3.5] and B over [3.5, 5], inside one outline in the SVG, tagged in the trace.
+  table t = parse(one_pair);
+  simulation s = simulate(t, sim_costs{unit});
+  REQUIRE(s.ok());
+  std::string const svg = render_svg(t, s);
+  CHECK(svg.find("overlapped pair: F1 with B0, 2 to 5") != std::string::npos);
+  std::string const trace = render_chrome_trace(t, s);
+  std::size_t n = 0;
+  for (std::size_t at = trace.find("\"overlapped\":true"); at != std::string::npos;
+       at = trace.find("\"overlapped\":true", at + 1))
+    ++n;
+  CHECK(n == 2);
+  // the text grid (cells of 0.5) shows both halves: F1 from t = 2, B0 from t = 3.5
+  std::string const text = render_text(t, s);
+  std::size_t const row = text.find("rank 1 ");
+  REQUIRE(row != std::string::npos);
+  std::string const line = text.substr(row, text.find('\n', row) - row);
+  CHECK(line.find("F1") != std::string::npos);
+  CHECK(line.find("B0") != std::string::npos);
+  CHECK(line.find("B0") > line.find("F1"));
 }
