@@ -8,25 +8,6 @@ namespace pipesched {
 
 namespace detail {
 
-/// Rank r's DualPipeV order, s0 = r (chunk 0) and s1 = 2p-1-r (chunk 1). The eight phases
-/// of the reference, each pass of a (kind, chunk) taking that kind's next micro-batch:
-///   1. 2(p-r-1) x F(s0)
-///   2. (r+1) x (F(s0), F(s1))
-///   3. (p-r-1) x (I(s1), W of the oldest pending I, F(s1))
-///   4. (m-2p+r+1) x ((F(s0); B(s1)) overlapped, (F(s1); B(s0)) overlapped) — the last
-///      rank's very first (F(s0), B(s1)) is not overlapped
-///   5. (p-r-1) x (B(s1), (F(s1); B(s0)) overlapped)
-///   6. (r+1) x (B(s1), B(s0)), I instead of B from step (r+1)/2 on: before s1's pass when r
-///      is odd, before s0's when r is even
-///   7. (p-r-1) x (W of the oldest pending I, I(s0))
-///   8. the pending W's, oldest first ((r+1) of them when m >= 2p).
-/// Every (kind, chunk) runs m passes over phases 1-7 when m >= 2p - r - 1. Below that the
-/// count of phase 4 is negative: it is taken as 0, and each (kind, chunk) stops emitting once
-/// its m passes are out (a pair one of whose halves is gone is its other half alone). Each
-/// kind's totals over phases 1-7 are then 2p-r-1 > m, so every pass is still emitted, in the
-/// same relative order as a longer run's prefix.
-constexpr void dualpipe_v_rank(table& t, int r);
-
 /// The eight phases on one rank, in DualPipe's terms: `hp` ranks in the (half) pipeline, this
 /// rank at position `h` of it, `mc` micro-batches through each of its two chunks; the rank's
 /// chunk 0 is stage s0 with micro-batches base0.., its chunk 1 stage s1 with base1..
@@ -110,6 +91,23 @@ constexpr void dualpipe_phases(table& t, int r, int hp, int h, int mc, int s0, i
   while (whead < wq_stage.size()) weight();
 }
 
+/// Rank r's DualPipeV order, s0 = r (chunk 0) and s1 = 2p-1-r (chunk 1). The eight phases
+/// of the reference, each pass of a (kind, chunk) taking that kind's next micro-batch:
+///   1. 2(p-r-1) x F(s0)
+///   2. (r+1) x (F(s0), F(s1))
+///   3. (p-r-1) x (I(s1), W of the oldest pending I, F(s1))
+///   4. (m-2p+r+1) x ((F(s0); B(s1)) overlapped, (F(s1); B(s0)) overlapped) — the last
+///      rank's very first (F(s0), B(s1)) is not overlapped
+///   5. (p-r-1) x (B(s1), (F(s1); B(s0)) overlapped)
+///   6. (r+1) x (B(s1), B(s0)), I instead of B from step (r+1)/2 on: before s1's pass when r
+///      is odd, before s0's when r is even
+///   7. (p-r-1) x (W of the oldest pending I, I(s0))
+///   8. the pending W's, oldest first ((r+1) of them when m >= 2p).
+/// Every (kind, chunk) runs m passes over phases 1-7 when m >= 2p - r - 1. Below that the
+/// count of phase 4 is negative: it is taken as 0, and each (kind, chunk) stops emitting once
+/// its m passes are out (a pair one of whose halves is gone is its other half alone). Each
+/// kind's totals over phases 1-7 are then 2p-r-1 > m, so every pass is still emitted, in the
+/// same relative order as a longer run's prefix.
 constexpr void dualpipe_v_rank(table& t, int r) {
   dualpipe_phases(t, r, t.ranks, r, t.microbatches, r, 2 * t.ranks - 1 - r, 0, 0);
 }
