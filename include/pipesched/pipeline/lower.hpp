@@ -159,25 +159,10 @@ constexpr table copy_without_lists(table const& t) {
 /// merges its own events with one sorted run per sending peer — a few streams, which is
 /// cheap enough to run inside the compiler for large tables.
 /// `timing(r, i)` gives pass i of rank r as a sweep_key with phase 0 (its start), and its end.
+/// An overlapped pair (a flagged F and the pass after it) must have one time and one `topo`
+/// for both halves (topo_order gives that); its own events run start F, start B, end F, end B.
 template <class Timing> constexpr table insert_transfers(table const& t, Timing const& timing) {
   std::size_t const p = static_cast<std::size_t>(t.ranks);
-  // An overlapped pair (a flagged F and the action after it) is one point of the sweep: both
-  // halves take the later of their two dependency-order indices (both start together, both
-  // end together), so every receive either half needs comes before the pair, and both sends
-  // after it.
-  auto key_of = [&t, &timing](std::size_t r, std::size_t i) {
-    auto kt = timing(r, i);
-    action const* l = t.lists[r].data();
-    std::size_t const n = t.lists[r].size();
-    std::size_t other = i;
-    if ((l[i].flags & overlap_next) != 0 && i + 1 < n) other = i + 1;
-    else if (i > 0 && (l[i - 1].flags & overlap_next) != 0) other = i - 1;
-    if (other != i) {
-      int const o = timing(r, other).first.topo;
-      kt.first.topo = o > kt.first.topo ? o : kt.first.topo;
-    }
-    return kt;
-  };
   struct incoming {
     sweep_key key;
     action recv;
@@ -222,7 +207,7 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
         run_start[qs].push_back(in[qs].size());
         last_sender[qs] = static_cast<int>(r);
       }
-      auto const [start, end] = key_of(r, i);
+      auto const [start, end] = timing(r, i);
       in[qs].push_back(incoming{sweep_key{end, start.topo, 1}, rv});
     }
   }
@@ -269,7 +254,7 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
           own_pass = x;
           own_phase = ph;
         }
-        auto const [start, end] = key_of(q, own_pass);
+        auto const [start, end] = timing(q, own_pass);
         own_key = start;
         if (own_phase) {
           own_key.time = end;
@@ -321,12 +306,27 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
   return out;
 }
 
-/// Dependency-order index of every pass of a simulation, per rank.
+/// Whether entries k-1 and k of a simulation's order are the two halves of one overlapped
+/// pair (the simulation places them one after the other).
+constexpr bool pair_in_order(table const& t, vec<op_ref> const& order, std::size_t k) {
+  if (k == 0) return false;
+  op_ref const a = order[k - 1], b = order[k];
+  return a.rank == b.rank && b.pos == a.pos + 1 &&
+         (t.lists[static_cast<std::size_t>(a.rank)][static_cast<std::size_t>(a.pos)].flags & overlap_next) != 0;
+}
+
+/// Dependency-order index of every pass of a simulation, per rank. The two halves of an
+/// overlapped pair share the later one: the pair is one point of the sweep, so the receives
+/// of both halves come before it and both sends after it (insert_transfers).
 constexpr vec<vec<int>> topo_order(table const& t, simulation const& sim) {
   vec<vec<int>> topo(static_cast<std::size_t>(t.ranks));
   for (std::size_t r = 0; r < topo.size(); ++r) topo[r].assign(t.lists[r].size(), 0);
-  for (std::size_t k = 0; k < sim.order.size(); ++k)
+  for (std::size_t k = 0; k < sim.order.size(); ++k) {
     topo[static_cast<std::size_t>(sim.order[k].rank)][static_cast<std::size_t>(sim.order[k].pos)] = static_cast<int>(k);
+    if (pair_in_order(t, sim.order, k))
+      topo[static_cast<std::size_t>(sim.order[k - 1].rank)][static_cast<std::size_t>(sim.order[k - 1].pos)] =
+          static_cast<int>(k);
+  }
   return topo;
 }
 

@@ -121,9 +121,12 @@ constexpr static_timeline<NC> freeze_timeline(static_table<R, S, NC, L> const& c
       tl.end[base + i] = sim.times[r][i].end;
     }
   }
-  for (std::size_t k = 0; k < sim.order.size(); ++k)
-    tl.topo[compute.offset[static_cast<std::size_t>(sim.order[k].rank)] + static_cast<std::size_t>(sim.order[k].pos)] =
-        static_cast<int>(k);
+  for (std::size_t k = 0; k < sim.order.size(); ++k) {
+    std::size_t const g =
+        compute.offset[static_cast<std::size_t>(sim.order[k].rank)] + static_cast<std::size_t>(sim.order[k].pos);
+    tl.topo[g] = static_cast<int>(k);
+    if (pair_in_order(t, sim.order, k)) tl.topo[g - 1] = static_cast<int>(k); // an overlapped pair: one point
+  }
   return tl;
 }
 
