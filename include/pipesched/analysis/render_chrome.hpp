@@ -95,8 +95,9 @@ inline std::string render_chrome_trace(table const& t, simulation const& sim_in,
       std::string args = "\"rank\":" + std::to_string(r) + ",\"position\":" + std::to_string(i) +
                          ",\"stage\":" + std::to_string(a.stage) + ",\"microbatch\":" + std::to_string(a.mb) +
                          ",\"chunk\":" + std::to_string(a.chunk) + ",\"pass\":\"" + op_name(a.kind) + "\"";
-      bool const pair_second = i > 0 && overlaps_next(t.lists[r][i - 1]) && is_compute(a.kind);
-      if (overlaps_next(a) || pair_second) args += ",\"overlapped\":true";
+      bool const pair_second = i > 0 && overlaps_next(t.lists[r][i - 1]) && makes_input_grad(a.kind);
+      bool const pair_first = overlaps_next(a) && i + 1 < t.lists[r].size() && makes_input_grad(t.lists[r][i + 1].kind);
+      if (pair_first || pair_second) args += ",\"overlapped\":true";
       std::size_t tid = r;
       if (is_transfer(a.kind)) {
         if (!comm || !(tm.end > tm.start)) continue;

@@ -39,7 +39,7 @@ inline simulation draw_pairs(table const& t, simulation const& sim) {
     auto const& l = t.lists[r];
     if (out.times[r].size() != l.size()) return sim;
     for (std::size_t i = 0; i + 1 < l.size(); ++i)
-      if (overlaps_next(l[i]) && is_compute(l[i + 1].kind)) {
+      if (overlaps_next(l[i]) && makes_input_grad(l[i + 1].kind)) {
         op_time& a = out.times[r][i];
         op_time& b = out.times[r][i + 1];
         double const mid = (a.start + a.end) / 2;

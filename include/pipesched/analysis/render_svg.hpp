@@ -157,7 +157,7 @@ inline std::string render_svg(table const& t, simulation const& sim_in, svg_opti
                format_number(y + row_h / 2, 2) + "\" font-size=\"" + format_number(font, 1) +
                "\" text-anchor=\"middle\" dominant-baseline=\"central\" fill=\"" + paint.text + "\">" + num +
                "</text>\n";
-      if (i > 0 && overlaps_next(t.lists[r][i - 1]) && is_compute(t.lists[r][i - 1].kind)) {
+      if (i > 0 && overlaps_next(t.lists[r][i - 1]) && makes_input_grad(a.kind)) {
         // an overlapped pair: one outline around its two halves (drawn side by side)
         double const from = sim.times[r][i - 1].start;
         out += "<rect x=\"" + x_of(from) + "\" y=\"" + format_number(y + 0.75, 2) + "\" width=\"" +

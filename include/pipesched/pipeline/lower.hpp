@@ -244,10 +244,12 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
       bool const own = e < 2 * n;
       if (own && !own_fresh) {
         std::size_t const x = e / 2, ph = e % 2;
-        if ((list[x].flags & overlap_next) != 0 && x + 1 < n) {
+        if ((list[x].flags & overlap_next) != 0 && x + 1 < n &&
+            (list[x + 1].kind == op::backward || list[x + 1].kind == op::backward_input)) {
           own_pass = x + ph;
           own_phase = 0;
-        } else if (x > 0 && (list[x - 1].flags & overlap_next) != 0) {
+        } else if (x > 0 && (list[x - 1].flags & overlap_next) != 0 &&
+                   (list[x].kind == op::backward || list[x].kind == op::backward_input)) {
           own_pass = x - 1 + ph;
           own_phase = 1;
         } else {
@@ -312,7 +314,8 @@ constexpr bool pair_in_order(table const& t, vec<op_ref> const& order, std::size
   if (k == 0) return false;
   op_ref const a = order[k - 1], b = order[k];
   return a.rank == b.rank && b.pos == a.pos + 1 &&
-         (t.lists[static_cast<std::size_t>(a.rank)][static_cast<std::size_t>(a.pos)].flags & overlap_next) != 0;
+         (t.lists[static_cast<std::size_t>(a.rank)][static_cast<std::size_t>(a.pos)].flags & overlap_next) != 0 &&
+         makes_input_grad(t.lists[static_cast<std::size_t>(b.rank)][static_cast<std::size_t>(b.pos)].kind);
 }
 
 /// Dependency-order index of every pass of a simulation, per rank. The two halves of an

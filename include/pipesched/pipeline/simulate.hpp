@@ -74,7 +74,7 @@ constexpr void finish_metrics(table const& t, simulation& sim, sim_costs const& 
       }
       sim.rank_end[r] = tm.end > sim.rank_end[r] ? tm.end : sim.rank_end[r];
       // the second half of an overlapped pair shares the first half's interval
-      bool const second = i > 0 && overlaps_next(t.lists[r][i - 1]) && is_compute(t.lists[r][i].kind);
+      bool const second = i > 0 && overlaps_next(t.lists[r][i - 1]) && makes_input_grad(t.lists[r][i].kind);
       if (!second) sim.busy[r] += tm.end - tm.start;
     }
     double span = sim.rank_end[r] - sim.rank_start[r];
