@@ -217,7 +217,7 @@ expect(2 "--ranks given more than once" show --schedule 1f1b --ranks 4 --ranks 5
 # --stages is the former name of --ranks (docs/00_quickstart.md): it still works, it is the
 # same option (given with --ranks: twice), and the JSON counts ranks and model stages apart
 expect(0 "\"makespan\":33," show --schedule 1f1b --stages 4 --microbatches 8 --json)
-expect(0 "^(zb-v|zb-h2|zb-h1|v-half|v-min|interleaved|interleaved-zb|looped-bfs|1f1b|gpipe)\n" compare --stages 4
+expect(0 "^(zb-v|zb-h2|zb-h1|v-half|v-min|interleaved|interleaved-zb|looped-bfs|dualpipe-v|1f1b|gpipe)\n" compare --stages 4
        --microbatches 8 --best)
 expect(2 "--ranks given more than once \\(--stages is its former name" show --schedule 1f1b --ranks 4 --stages 4
        --microbatches 8)

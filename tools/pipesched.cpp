@@ -90,17 +90,19 @@ struct command {
   }
   command& schedule_options() {
     value("schedule", "NAME",
-          "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min looped-bfs interleaved-zb forward-only");
+          "gpipe 1f1b interleaved zb-h1 zb-h2 zb-v v-half v-min looped-bfs interleaved-zb dualpipe-v dualpipe"
+          " forward-only");
     value("ranks", "P", "pipeline ranks (devices), 1 to 4096; the model has P x V stages (--stages: former name)",
           "stages");
     value("microbatches", "M", "micro-batches per iteration, 1 to 65535");
     value("chunks", "V", "model chunks per rank (interleaved, looped-bfs, interleaved-zb: default 2; V-shape schedules use 2)");
     value("group", "G", "interleaved micro-batch group size (default min(p, m))");
-    value("costs", "F,B,W[,C]",
+    value("costs", "F,B,W[,C[,FB]]",
           "per-stage (per-chunk when V > 1) costs of the forward, the input-gradient backward and the "
-          "weight-gradient backward, and the link latency; finite non-negative numbers; a fused backward "
-          "costs B+W (default 1,1,1,0)");
-    value("slice-costs", "F,B,W[,C]",
+          "weight-gradient backward, the link latency, and an overlapped forward-backward pair (F with a "
+          "fused B; 0: F+B+W, no gain); finite non-negative numbers; a fused backward "
+          "costs B+W (default 1,1,1,0,0)");
+    value("slice-costs", "F,B,W[,C[,FB]]",
           "the same for one rank's whole slice of the model, shared out over the schedule's chunks "
           "(compare schedules on one model)");
     value("extra-slots", "N",
@@ -166,8 +168,8 @@ cost_model parse_costs(std::string const& s) {
     v.push_back(to_double("--costs", s.substr(pos, comma - pos)));
     pos = comma + 1;
   }
-  if (v.size() < 3 || v.size() > 4) throw usage_error("--costs takes F,B,W or F,B,W,C");
-  cost_model c{v[0], v[1], v[2], v.size() == 4 ? v[3] : 0.0};
+  if (v.size() < 3 || v.size() > 5) throw usage_error("--costs takes F,B,W or F,B,W,C or F,B,W,C,FB");
+  cost_model c{v[0], v[1], v[2], v.size() >= 4 ? v[3] : 0.0, v.size() == 5 ? v[4] : 0.0};
   if (c.f + c.b + c.w <= 0) throw usage_error("--costs: F + B + W must be positive");
   return c;
 }
@@ -196,10 +198,13 @@ params schedule_params(options const& o, bool need_name) {
 /// --slice-costs: costs of one rank's whole slice, shared out over the schedule's chunks.
 params per_chunk(params pr, table const& probe) {
   if (!slice_costs_given || probe.chunks <= 1) return pr;
+  // DualPipe (V placement with routes): each chunk is a whole model stage, costing the slice
+  if (probe.place == placement::v_shape && !probe.paths.empty()) return pr;
   double v = probe.chunks;
   pr.cost.f /= v;
   pr.cost.b /= v;
   pr.cost.w /= v;
+  pr.cost.fb /= v;
   return pr;
 }
 

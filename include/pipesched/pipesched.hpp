@@ -30,6 +30,8 @@
 
 // schedules: one header per family, and the run-time registry of names
 #include "pipesched/schedules/custom.hpp"
+#include "pipesched/schedules/dualpipe.hpp"
+#include "pipesched/schedules/dualpipe_v.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"

@@ -169,12 +169,16 @@ TEST_CASE("csv.import.pytorch_text_forms") {
   CHECK(t.lists[1].size() == 4);
   CHECK(verify(t).ok());
   // PyTorch's FSDP and gradient-reduction actions are skipped; OVERLAP_F_B expands in order
+  // into an overlapped pair (the F flagged overlap_next)
   table u = from_csv("0UNSHARD,0F0,0F1,0B0,0B1,0REDUCE_GRAD,0RESHARD\n1F0,(1F1;1B0)OVERLAP_F_B,1B1");
   REQUIRE_MESSAGE(u.ok(), to_string(u.error));
   // independent: row 0 keeps its 4 F/B cells; row 1's F0, (F1; B0), B1 expand to 4
   CHECK(u.lists[0].size() == 4);
   REQUIRE(u.lists[1].size() == 4);
-  CHECK(u.lists[1][1] == make_action(op::forward, 1, 1));
+  action f1 = make_action(op::forward, 1, 1);
+  f1.flags = overlap_next;
+  CHECK(u.lists[1][1] == f1);
+  CHECK(!overlaps_next(u.lists[1][2]));
   CHECK(u.lists[1][2] == make_action(op::backward, 1, 0));
   CHECK(verify(u).ok());
 }
@@ -336,6 +340,14 @@ TEST_CASE("csv.round_trip.registry") {
           if (e.check(pr)) continue;
           table t = e.generate(pr);
           if (!t.ok()) continue;
+          if (!t.paths.empty()) {
+            // routes (dualpipe: half of the micro-batches through the mirror stages) are not
+            // in PyTorch's format: the text reads back as a table whose micro-batches miss
+            // half of the stages, which from_csv refuses (docs/01, DualPipe)
+            CHECK(from_csv(to_csv(t)).error.code == errc::missing_pass);
+            ++tables;
+            continue;
+          }
           check_round_trip(t, std::string(e.name) + " p" + std::to_string(p) + " m" + std::to_string(m) + " v" +
                                   std::to_string(v));
           ++tables;

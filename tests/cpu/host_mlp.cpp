@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "pipesched/host/executor.hpp"
+#include "pipesched/schedules/dualpipe_v.hpp"
 #include "plan_mlp.hpp"
 #include "plan_support.hpp"
 
@@ -53,6 +54,83 @@ TEST_CASE("host.mlp.p1.m3.l8") { train_all<1, 3>(8); }
 TEST_CASE("host.mlp.p2.m5.l12") { train_all<2, 5>(12); }
 TEST_CASE("host.mlp.p4.m8.l12") { train_all<4, 8>(12); }
 TEST_CASE("host.mlp.p8.m12.l16") { train_all<8, 12>(16); }
+
+namespace {
+
+/// The MLP's stage functor with forward_backward: an overlapped pair runs as one call, here
+/// the backward half first, then the forward (the halves are independent), counted per rank.
+struct pair_functor : mlp::stage_functor {
+  int* pairs = nullptr;
+  template <class SF, class SB> void forward_backward(SF const& f, SB const& b, io const& xf, io const& xb) {
+    ++*pairs;
+    if (b.kind == op::backward) backward(b, xb);
+    else backward_input(b, xb);
+    forward(f, xf);
+  }
+};
+static_assert(has_forward_backward<pair_functor, runtime_step, runtime_step>);
+static_assert(!has_forward_backward<mlp::stage_functor, runtime_step, runtime_step>);
+
+/// Trains with schedule S (a compile-time plan) and with the same table run at run time
+/// (runtime_executor), once with the plain functor (pairs run as forward then backward) and
+/// once with forward_backward; every run bit-exact to the reference.
+template <class S> int train_pairs(int layers) {
+  int want_pairs = 0;
+  for (int r = 0; r < S::ranks; ++r)
+    for (std::size_t i = 0; i < S::lowered.size(static_cast<std::size_t>(r)); ++i)
+      want_pairs += overlaps_next(S::lowered.at(static_cast<std::size_t>(r), i)) ? 1 : 0;
+  for (int variant = 0; variant < 4; ++variant) {
+    bool const fused = variant % 2 == 1, at_run_time = variant >= 2;
+    INFO(plan_test::label<S>(), fused ? " with forward_backward" : " forward then backward",
+         at_run_time ? " (run time)" : " (plan)");
+    mlp::config c;
+    c.layers = layers;
+    c.microbatches = S::microbatches;
+    c.stages = S::lowered.stages;
+    mlp::model reference(c), piped(c);
+    host::options o;
+    o.slot_bytes = piped.boundary_bytes();
+    o.timeout = std::chrono::seconds(30);
+    std::vector<int> pairs(static_cast<std::size_t>(S::ranks), 0);
+    std::vector<mlp::stage_functor> plain(static_cast<std::size_t>(S::ranks), mlp::stage_functor{&piped});
+    std::vector<pair_functor> with(static_cast<std::size_t>(S::ranks));
+    for (std::size_t r = 0; r < with.size(); ++r) {
+      with[r].net = &piped;
+      with[r].pairs = &pairs[r];
+    }
+    host::executor<S> ex(o);
+    host::runtime_executor rex(runtime_schedule(thaw(S::lowered)), o);
+    for (int step = 0; step < steps; ++step) {
+      double const want = reference.reference_step(S::lowered.split_backward);
+      if (at_run_time) {
+        if (fused) rex.run(with);
+        else rex.run(plain);
+      } else {
+        if (fused) ex.run(with);
+        else ex.run(plain);
+      }
+      double const got = piped.apply_all();
+      CHECK(got == want); // to the last bit
+    }
+    CHECK(piped.stale_inputs() == 0);
+    CHECK(mlp::max_relative_difference(piped, reference, 0, c.layers) == 0.0);
+    int total = 0;
+    for (int n : pairs) total += n;
+    CHECK(total == (fused ? steps * want_pairs : 0));
+  }
+  return want_pairs;
+}
+
+} // namespace
+
+TEST_CASE("host.mlp.dualpipe_v.pairs") {
+  using namespace pipesched;
+  // m >= 2p: phases 4 and 5 hold pairs
+  SUBCASE("p2.m4") { CHECK(train_pairs<dualpipe_v<stages<2>, microbatches<4>>>(12) > 0); }
+  SUBCASE("p4.m8") { CHECK(train_pairs<dualpipe_v<stages<4>, microbatches<8>>>(12) > 0); }
+  SUBCASE("p4.m11") { CHECK(train_pairs<dualpipe_v<stages<4>, microbatches<11>>>(16) > 0); }
+  SUBCASE("p3.m2") { train_pairs<dualpipe_v<stages<3>, microbatches<2>>>(12); }
+}
 
 TEST_CASE("mlp.split_backward_equals_fused") {
   // I then W computes bit for bit what the fused B computes.

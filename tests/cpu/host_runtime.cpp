@@ -52,6 +52,9 @@ TEST_CASE("host.runtime.every_registered_schedule") {
       if (e.check(pr) || e.name == std::string_view("forward-only")) continue; // forward-only trains nothing
       table const t = make_schedule(e.name, pr);
       REQUIRE(t.ok());
+      // dualpipe's mirror stages are copies of the model's stages (shared weights), which the
+      // test MLP, one set of weights per table stage, does not model
+      if (!t.paths.empty()) continue;
       std::string const name = std::string(e.name) + " p" + std::to_string(p) + " m" + std::to_string(m);
       SUBCASE(name.c_str()) { train_exact(t, name); }
     }

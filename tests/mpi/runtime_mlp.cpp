@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   try {
     for (auto const& e : schedule_registry) {
       if (e.name == std::string_view("forward-only")) continue;
+      // dualpipe's mirror stages are copies of the model's stages (shared weights), which the
+      // test MLP, one set of weights per table stage, does not model
+      if (e.name == std::string_view("dualpipe")) continue;
       train(std::string(e.name).c_str(), rank);
       ++schedules;
     }

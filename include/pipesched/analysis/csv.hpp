@@ -20,7 +20,8 @@ namespace pipesched {
 enum class csv_format : std::uint8_t { compute_only, compute_comms };
 
 /// Writes one row per rank (rank 0 first), each cell one action in PyTorch's syntax
-/// `{stage}{F|B|I|W}{micro-batch}` with the global stage index; with compute_comms the
+/// `{stage}{F|B|I|W}{micro-batch}` with the global stage index, an overlapped pair as
+/// `({F};{B or I})OVERLAP_F_B`; with compute_comms the
 /// transfers of a lowered table too: `{stage}SEND_F{mb}` / `{stage}SEND_B{mb}` carry the
 /// sending stage, `{stage}RECV_F{mb}` / `{stage}RECV_B{mb}` the receiving stage. Rows end
 /// with '\n'. A failed table gives an empty string.
@@ -29,11 +30,21 @@ inline std::string to_csv(table const& t, csv_format format = csv_format::comput
   if (!t.ok()) return out;
   for (auto const& list : t.lists) {
     bool first = true;
-    for (action const& a : list) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      action const& a = list[i];
       if (format == csv_format::compute_only && !is_compute(a.kind)) continue;
       if (!first) out += ',';
-      out += format_action(a);
       first = false;
+      if (overlaps_next(a) && i + 1 < list.size()) {
+        // an overlapped pair: PyTorch's (F;B)OVERLAP_F_B
+        out += '(';
+        out += format_action(a);
+        out += ';';
+        out += format_action(list[++i]);
+        out += ")OVERLAP_F_B";
+        continue;
+      }
+      out += format_action(a);
     }
     out += '\n';
   }
@@ -72,6 +83,7 @@ struct csv_cell {
   op kind = op::forward;
   int stage = 0;
   int mb = 0;
+  bool overlap_next = false; ///< the first of an OVERLAP_F_B group's two compute actions
 };
 
 /// A number at s[i..]: -1 when there is none, -2 when it exceeds `limit`.
@@ -145,8 +157,11 @@ constexpr int csv_action(std::string_view s, long limit, csv_cell& out, const ch
   return 1;
 }
 
-/// One cell: an action, or PyTorch's `(a;b;...)OVERLAP_F_B` whose compute sub-actions run
-/// in the order given. Appends to `out`; returns false on error.
+/// One cell: an action, or PyTorch's `(a;b)OVERLAP_F_B`: two compute sub-actions that form
+/// one overlapped pair (the first is flagged overlap_next; verify() checks the pair is an F
+/// and then a B or I). A group that holds one compute action (PyTorch's FSDP actions are
+/// skipped) is that action alone; one with more than two is refused. Appends to `out`;
+/// returns false on error.
 constexpr bool csv_parse_cell(std::string_view cell, long limit, std::vector<csv_cell>& out, const char*& why) {
   if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"') cell = csv_trim(cell.substr(1, cell.size() - 2));
   if (cell.empty()) return true;
@@ -161,6 +176,7 @@ constexpr bool csv_parse_cell(std::string_view cell, long limit, std::vector<csv
       return false;
     }
     std::string_view inner = cell.substr(1, close - 1);
+    std::size_t const first = out.size();
     std::size_t pos = 0;
     while (pos <= inner.size()) {
       std::size_t semi = inner.find(';', pos);
@@ -182,6 +198,11 @@ constexpr bool csv_parse_cell(std::string_view cell, long limit, std::vector<csv
       }
       out.push_back(c);
     }
+    if (out.size() - first > 2) {
+      why = "bad token: an OVERLAP_F_B group pairs two compute actions, a forward and a backward";
+      return false;
+    }
+    if (out.size() - first == 2) out[first].overlap_next = true;
     return true;
   }
   csv_cell c{};
@@ -204,7 +225,8 @@ constexpr diagnostic csv_error(int row, int cell, const char* why, int stage = -
 /// skipped. Cells: `{stage}{F|B|I|W}{mb}`, the transfers `{stage}{SEND_F|RECV_F|SEND_B|
 /// RECV_B}{mb}` (stage: the sender for SEND_*, the receiver for RECV_*; the peer is the rank
 /// of the stage after (SEND_F, RECV_B) or before (RECV_F, SEND_B) it), PyTorch's
-/// `(...;...)OVERLAP_F_B` (its compute sub-actions in order), and UNSHARD / RESHARD /
+/// `(F;B)OVERLAP_F_B` (an overlapped pair: its two compute sub-actions in order, the first
+/// flagged overlap_next), and UNSHARD / RESHARD /
 /// REDUCE_GRAD, which are accepted and skipped.
 ///
 /// The table: p = rows, S = largest stage + 1, m = largest micro-batch + 1; each stage on
@@ -342,6 +364,7 @@ constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}
     for (auto const& [c, cell] : rows[static_cast<std::size_t>(r)]) {
       int chunk = t.chunk_of(c.stage);
       action a = make_action(c.kind, c.stage, c.mb, chunk > 255 ? 255 : chunk);
+      if (c.overlap_next) a.flags = overlap_next;
       if (is_transfer(c.kind)) {
         std::size_t key = (static_cast<std::size_t>(c.kind) - static_cast<std::size_t>(op::send_act)) * sm +
                           static_cast<std::size_t>(c.stage) * static_cast<std::size_t>(m) +

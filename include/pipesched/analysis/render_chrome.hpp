@@ -31,7 +31,8 @@ struct chrome_options {
 /// microseconds (cost units × us_per_unit), args: rank, position in the rank's list,
 /// stage, micro-batch, chunk and pass letter. A table that cannot be drawn gives an empty
 /// trace whose otherData.error says why.
-inline std::string render_chrome_trace(table const& t, simulation const& sim, chrome_options const& opt = {}) {
+inline std::string render_chrome_trace(table const& t, simulation const& sim_in, chrome_options const& opt = {}) {
+  simulation const sim = detail::draw_pairs(t, sim_in); // overlapped pairs side by side
   using detail::format_number;
   std::string out = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"generator\":\"pipesched\",\"us_per_unit\":";
   out += format_number(opt.us_per_unit);
@@ -94,6 +95,9 @@ inline std::string render_chrome_trace(table const& t, simulation const& sim, ch
       std::string args = "\"rank\":" + std::to_string(r) + ",\"position\":" + std::to_string(i) +
                          ",\"stage\":" + std::to_string(a.stage) + ",\"microbatch\":" + std::to_string(a.mb) +
                          ",\"chunk\":" + std::to_string(a.chunk) + ",\"pass\":\"" + op_name(a.kind) + "\"";
+      bool const pair_second = i > 0 && overlaps_next(t.lists[r][i - 1]) && makes_input_grad(a.kind);
+      bool const pair_first = overlaps_next(a) && i + 1 < t.lists[r].size() && makes_input_grad(t.lists[r][i + 1].kind);
+      if (pair_first || pair_second) args += ",\"overlapped\":true";
       std::size_t tid = r;
       if (is_transfer(a.kind)) {
         if (!comm || !(tm.end > tm.start)) continue;

@@ -29,6 +29,27 @@ inline const char* render_mismatch(table const& t, simulation const& sim) {
   return nullptr;
 }
 
+/// The simulation as drawn: the two halves of an overlapped pair share one interval in the
+/// simulation; a picture puts them side by side, the forward in its first half and the
+/// backward in its second, so both stay visible (a pair's box is the pair's whole time).
+inline simulation draw_pairs(table const& t, simulation const& sim) {
+  simulation out = sim;
+  if (out.times.size() != t.lists.size()) return out;
+  for (std::size_t r = 0; r < t.lists.size(); ++r) {
+    auto const& l = t.lists[r];
+    if (out.times[r].size() != l.size()) return sim;
+    for (std::size_t i = 0; i + 1 < l.size(); ++i)
+      if (overlaps_next(l[i]) && makes_input_grad(l[i + 1].kind)) {
+        op_time& a = out.times[r][i];
+        op_time& b = out.times[r][i + 1];
+        double const mid = (a.start + a.end) / 2;
+        a.end = mid;
+        b.start = mid;
+      }
+  }
+  return out;
+}
+
 /// The pass letter: F, B, I, W (upper case for even chunks, lower case for odd chunks).
 constexpr char pass_letter(op k, int chunk) {
   char c = k == op::forward ? 'F' : k == op::backward ? 'B' : k == op::backward_input ? 'I' : 'W';

@@ -46,8 +46,10 @@ constexpr svg_paint svg_color(op k, int chunk) {
 /// compute pass coloured by pass (F blue, B green, I teal, W amber; odd chunks a lighter
 /// shade) holding its micro-batch number and a tooltip, a thin grey lane under each row for
 /// transfers when they have times (`simulate_lowered`), a time axis with ticks in cost
-/// units, and a legend. Self-contained XML with no scripts or external references.
-inline std::string render_svg(table const& t, simulation const& sim, svg_options const& opt = {}) {
+/// units, and a legend; an overlapped pair's two halves side by side over the pair's time,
+/// inside one dark outline. Self-contained XML with no scripts or external references.
+inline std::string render_svg(table const& t, simulation const& sim_in, svg_options const& opt = {}) {
+  simulation const sim = detail::draw_pairs(t, sim_in); // overlapped pairs side by side
   using detail::format_number;
   std::string const head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   if (const char* why = detail::render_mismatch(t, sim))
@@ -155,6 +157,15 @@ inline std::string render_svg(table const& t, simulation const& sim, svg_options
                format_number(y + row_h / 2, 2) + "\" font-size=\"" + format_number(font, 1) +
                "\" text-anchor=\"middle\" dominant-baseline=\"central\" fill=\"" + paint.text + "\">" + num +
                "</text>\n";
+      if (i > 0 && overlaps_next(t.lists[r][i - 1]) && makes_input_grad(a.kind)) {
+        // an overlapped pair: one outline around its two halves (drawn side by side)
+        double const from = sim.times[r][i - 1].start;
+        out += "<rect x=\"" + x_of(from) + "\" y=\"" + format_number(y + 0.75, 2) + "\" width=\"" +
+               format_number((tm.end - from) * unit, 2) + "\" height=\"" + format_number(row_h - 1.5, 2) +
+               "\" fill=\"none\" stroke=\"#1a1a1a\" stroke-width=\"1.5\"><title>overlapped pair: " +
+               detail::action_label(t.lists[r][i - 1], t.chunks) + " with " + label + ", " + format_number(from) +
+               " to " + format_number(tm.end) + "</title></rect>\n";
+      }
     }
   }
 

@@ -43,9 +43,11 @@ inline constexpr const char* ansi_reset = "\x1b[0m";
 /// its letter and micro-batch in its first cell ("F3", "B3", "I3", "W3"; lower case for
 /// chunk 1 and other odd chunks; ":k" after it when there are more than two chunks) and
 /// '-' in the cells it continues over ('-' is a blank when coloured); idle cells show '.'.
-/// Transfers are not drawn. With `width`, long rows wrap into bands of whole cells (a pass
+/// Transfers are not drawn. The halves of an overlapped pair are drawn side by side, each over
+/// half of the pair's time. With `width`, long rows wrap into bands of whole cells (a pass
 /// that crosses into the next band continues there with '-').
-inline std::string render_text(table const& t, simulation const& sim, text_options const& opt = {}) {
+inline std::string render_text(table const& t, simulation const& sim_in, text_options const& opt = {}) {
+  simulation const sim = detail::draw_pairs(t, sim_in); // overlapped pairs side by side
   if (const char* why = detail::render_mismatch(t, sim)) return std::string("pipesched: cannot draw: ") + why + "\n";
   std::size_t const max_cells = opt.max_cells > 0 ? opt.max_cells : 4096;
   double const span = sim.makespan > 0 ? sim.makespan : 1.0;

@@ -43,6 +43,9 @@ constexpr const char* op_name(op k) {
   return "?";
 }
 
+/// Bits of action::flags.
+inline constexpr std::uint8_t overlap_next = 1; ///< this F and the next action (a B or I) are one overlapped pair
+
 inline constexpr std::uint16_t no_slot = 0xffff;
 inline constexpr std::uint16_t no_rank = 0xffff;
 
@@ -56,6 +59,10 @@ inline constexpr std::uint16_t no_rank = 0xffff;
 ///   B and I read `in` (output gradient) and `aux` (the saved input activation) and write
 ///   `out` (input gradient); W reads `in` (output gradient) and `aux` (input activation);
 ///   SEND_* reads `in`; RECV_* writes `out`.
+/// - flags: `overlap_next` on an F means it and the action right after it in the rank's
+///   list (a B or I of another stage or micro-batch) form one overlapped pair: both halves
+///   start together once both halves' inputs are ready and end together (PyTorch's
+///   `(0F3;7B1)OVERLAP_F_B`). Zero otherwise.
 ///
 /// Trivially default-constructible on purpose (cheap arrays in constant expressions):
 /// make one with make_action(), which sets every field.
@@ -68,6 +75,7 @@ struct action {
   std::uint16_t in;
   std::uint16_t out;
   std::uint16_t aux;
+  std::uint8_t flags;
 
   friend constexpr bool operator==(action const&, action const&) = default;
 };
@@ -75,7 +83,10 @@ struct action {
 /// Compute action for (kind, stage, micro-batch).
 PIPESCHED_HD constexpr action make_action(op k, int stage, int mb, int chunk = 0) {
   return action{k,       static_cast<std::uint8_t>(chunk), static_cast<std::uint16_t>(stage),
-                static_cast<std::uint16_t>(mb), no_rank, no_slot, no_slot, no_slot};
+                static_cast<std::uint16_t>(mb), no_rank, no_slot, no_slot, no_slot, 0};
 }
+
+/// Whether a opens an overlapped pair with the action after it.
+PIPESCHED_HD constexpr bool overlaps_next(action const& a) { return (a.flags & overlap_next) != 0; }
 
 } // namespace pipesched

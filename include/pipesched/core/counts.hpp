@@ -38,10 +38,11 @@ template <int N> struct extra_slots {
 };
 /// Per-pass costs of one stage (one chunk when v > 1): forward F, input-gradient backward
 /// B (the zero-bubble papers' B, PyTorch's I), weight-gradient backward W, link latency C.
-/// A fused backward costs B + W.
-template <double F = 1.0, double B = 1.0, double W = 1.0, double C = 0.0> struct costs {
+/// A fused backward costs B + W. FB: an overlapped forward-backward pair (F with a fused B);
+/// 0: F + B + W, no gain (cost_model::fb).
+template <double F = 1.0, double B = 1.0, double W = 1.0, double C = 0.0, double FB = 0.0> struct costs {
   using pipesched_param = costs;
-  static constexpr double f = F, b = B, w = W, c = C;
+  static constexpr double f = F, b = B, w = W, c = C, fb = FB;
 };
 /// Peak activation memory allowed on every rank, in the reference unit (the activations
 /// one micro-batch leaves on one rank's whole slice of the model).
@@ -55,7 +56,8 @@ template <class T> inline constexpr bool dependent_false = false;
 template <class T, template <int> class Tmpl> struct is_int_param : std::false_type {};
 template <template <int> class Tmpl, int V> struct is_int_param<Tmpl<V>, Tmpl> : std::true_type {};
 template <class T> struct is_costs : std::false_type {};
-template <double F, double B, double W, double C> struct is_costs<costs<F, B, W, C>> : std::true_type {};
+template <double F, double B, double W, double C, double FB>
+struct is_costs<costs<F, B, W, C, FB>> : std::true_type {};
 template <class T> struct is_memory_budget : std::false_type {};
 template <double X> struct is_memory_budget<memory_budget<X>> : std::true_type {};
 } // namespace detail

@@ -16,6 +16,7 @@ enum class errc : std::uint8_t {
   zero_chunks,
   needs_one_chunk,
   needs_two_chunks,
+  needs_even_split,
   group_size_out_of_range,
   too_large,
   negative_cost,
@@ -30,6 +31,7 @@ enum class errc : std::uint8_t {
   backward_before_forward,
   weight_before_input,
   cyclic_wait,
+  bad_overlap,
   // lowering and transfers
   missing_recv,
   transfer_mismatch,
@@ -59,6 +61,9 @@ constexpr const char* message(errc e) {
   case errc::needs_one_chunk:
     return "this schedule holds one chunk per rank: drop chunks<V> or use interleaved_1f1b for V > 1";
   case errc::needs_two_chunks: return "V-shape schedules hold exactly two chunks per rank: use chunks<2> or drop it";
+  case errc::needs_even_split:
+    return "dualpipe needs an even number of ranks and of micro-batches: half of the micro-batches enter from each "
+           "end, half of the ranks lie on each side of the middle";
   case errc::group_size_out_of_range:
     return "group_size<G> must be between 1 and the number of micro-batches (0 picks the default, min(p, m))";
   case errc::too_large: return "too many ranks, stages or micro-batches: at most 4096 ranks and 65535 stages or micro-batches";
@@ -73,6 +78,9 @@ constexpr const char* message(errc e) {
   case errc::backward_before_forward: return "a backward pass comes before its own forward on the same rank";
   case errc::weight_before_input: return "a weight-gradient pass W comes before its input-gradient pass I";
   case errc::cyclic_wait: return "the ranks' orders wait on each other in a cycle: the schedule would hang";
+  case errc::bad_overlap:
+    return "an overlapped pair must be a forward followed by a B or I of another stage or micro-batch on the same "
+           "rank, neither half needing the other's output";
   case errc::missing_recv: return "a pass that needs a boundary from another rank has no receive before it";
   case errc::transfer_mismatch: return "a send and the receive its peer posts at the same point do not match";
   case errc::transfer_deadlock: return "the blocking sends and receives wait on each other: the lowered schedule would hang";

@@ -25,6 +25,25 @@ struct op_index {
   constexpr op_ref at(int slot, int s, int j) const { return refs[key(slot, s, j)]; }
 };
 
+/// The pair rule at position i of rank r's list: an action flagged overlap_next is an F,
+/// and the action after it is a B or I of another (stage, micro-batch) that carries no flag.
+constexpr diagnostic check_pair(vec<action> const& l, int r, int i) {
+  action const& a = l[static_cast<std::size_t>(i)];
+  if (!overlaps_next(a)) return {};
+  if (a.kind != op::forward)
+    return {errc::bad_overlap, r, i, a.stage, a.mb, "a pair opens with its forward half: (F;B) or (F;I)"};
+  if (static_cast<std::size_t>(i) + 1 >= l.size())
+    return {errc::bad_overlap, r, i, a.stage, a.mb, "a pair at the end of the rank's list has no second half"};
+  action const& b = l[static_cast<std::size_t>(i) + 1];
+  if (b.kind != op::backward && b.kind != op::backward_input)
+    return {errc::bad_overlap, r, i, a.stage, a.mb, "the second half of a pair must be a B or an I"};
+  if (overlaps_next(b))
+    return {errc::bad_overlap, r, i + 1, b.stage, b.mb, "the second half of a pair cannot open another pair"};
+  if (b.stage == a.stage && b.mb == a.mb)
+    return {errc::bad_overlap, r, i, a.stage, a.mb, "the backward half needs its own forward: the halves are of one stage and micro-batch"};
+  return {};
+}
+
 /// Builds the index of a table's compute passes, checking ranges, placement, duplicates
 /// and mixed fused/split backwards. Transfers are skipped.
 constexpr diagnostic build_index(table const& t, op_index& ix) {
@@ -39,6 +58,7 @@ constexpr diagnostic build_index(table const& t, op_index& ix) {
     auto const& l = t.lists[static_cast<std::size_t>(r)];
     for (int i = 0; i < static_cast<int>(l.size()); ++i) {
       action const& a = l[static_cast<std::size_t>(i)];
+      if (auto d = check_pair(l, r, i)) return d;
       if (!is_compute(a.kind)) continue;
       if (a.stage >= t.stages) return {errc::stage_out_of_range, r, i, a.stage, a.mb};
       if (a.mb >= t.microbatches) return {errc::microbatch_out_of_range, r, i, a.stage, a.mb};

@@ -39,6 +39,18 @@ struct sim_costs {
     default: return 0.0;
     }
   }
+  /// Duration of an overlapped pair: forward `f` at stage sf with backward `k` (B or I) at
+  /// stage sb. The pair saves (f + b + w) - fb of the forward's stage (nothing when fb is 0)
+  /// off running the halves back to back, and never ends before its longer half would:
+  /// with uniform costs a pair F + B costs fb, a pair F + I costs fb - w.
+  constexpr double pair_duration(int sf, op k, int sb) const {
+    double const df = duration(op::forward, sf), db = duration(k, sb);
+    cost_model const& c = of(sf);
+    double d = df + db;
+    if (c.fb > 0) d -= c.f + c.b + c.w - c.fb;
+    double const longer = df > db ? df : db;
+    return d > longer ? d : longer;
+  }
   /// Time for a boundary to go from rank a to rank b (0 on the same rank).
   constexpr double link(int a, int b, int p) const {
     if (a == b) return 0.0;

@@ -159,6 +159,8 @@ constexpr table copy_without_lists(table const& t) {
 /// merges its own events with one sorted run per sending peer — a few streams, which is
 /// cheap enough to run inside the compiler for large tables.
 /// `timing(r, i)` gives pass i of rank r as a sweep_key with phase 0 (its start), and its end.
+/// An overlapped pair (a flagged F and the pass after it) must have one time and one `topo`
+/// for both halves (topo_order gives that); its own events run start F, start B, end F, end B.
 template <class Timing> constexpr table insert_transfers(table const& t, Timing const& timing) {
   std::size_t const p = static_cast<std::size_t>(t.ranks);
   struct incoming {
@@ -198,7 +200,8 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
                       static_cast<std::uint16_t>(r),
                       no_slot,
                       no_slot,
-                      no_slot};
+                      no_slot,
+                      0};
       std::size_t const qs = static_cast<std::size_t>(q);
       if (last_sender[qs] != static_cast<int>(r)) {
         run_start[qs].push_back(in[qs].size());
@@ -231,15 +234,31 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
     action* const dst = mine.data();
     std::size_t written = 0;
     // The hot loop avoids function calls (nvcc's constexpr budget charges each call).
-    std::size_t e = 0; // own event: pass e/2, phase e%2
+    // own event e: pass e/2, phase e%2 (start, end) — except in an overlapped pair (i, i+1),
+    // whose events run start i, start i+1, end i, end i+1
+    std::size_t e = 0;
+    std::size_t own_pass = 0, own_phase = 0;
     sweep_key own_key{};
     bool own_fresh = false;
     for (;;) {
       bool const own = e < 2 * n;
       if (own && !own_fresh) {
-        auto const [start, end] = timing(q, e / 2);
+        std::size_t const x = e / 2, ph = e % 2;
+        if ((list[x].flags & overlap_next) != 0 && x + 1 < n &&
+            (list[x + 1].kind == op::backward || list[x + 1].kind == op::backward_input)) {
+          own_pass = x + ph;
+          own_phase = 0;
+        } else if (x > 0 && (list[x - 1].flags & overlap_next) != 0 &&
+                   (list[x].kind == op::backward || list[x].kind == op::backward_input)) {
+          own_pass = x - 1 + ph;
+          own_phase = 1;
+        } else {
+          own_pass = x;
+          own_phase = ph;
+        }
+        auto const [start, end] = timing(q, own_pass);
         own_key = start;
-        if (e % 2) {
+        if (own_phase) {
           own_key.time = end;
           own_key.phase = 1;
         }
@@ -265,8 +284,8 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
         dst[written++] = inc[cu[pick]++].recv;
         continue;
       }
-      std::size_t const i = e / 2;
-      if (e % 2 == 0) {
+      std::size_t const i = own_pass;
+      if (own_phase == 0) {
         dst[written++] = list[i];
       } else if (d[i] >= 0) {
         action const& a = list[i];
@@ -277,7 +296,8 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
                                 static_cast<std::uint16_t>(d[i]),
                                 no_slot,
                                 no_slot,
-                                no_slot};
+                                no_slot,
+                                0};
       }
       ++e;
       own_fresh = false;
@@ -288,12 +308,28 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
   return out;
 }
 
-/// Dependency-order index of every pass of a simulation, per rank.
+/// Whether entries k-1 and k of a simulation's order are the two halves of one overlapped
+/// pair (the simulation places them one after the other).
+constexpr bool pair_in_order(table const& t, vec<op_ref> const& order, std::size_t k) {
+  if (k == 0) return false;
+  op_ref const a = order[k - 1], b = order[k];
+  return a.rank == b.rank && b.pos == a.pos + 1 &&
+         (t.lists[static_cast<std::size_t>(a.rank)][static_cast<std::size_t>(a.pos)].flags & overlap_next) != 0 &&
+         makes_input_grad(t.lists[static_cast<std::size_t>(b.rank)][static_cast<std::size_t>(b.pos)].kind);
+}
+
+/// Dependency-order index of every pass of a simulation, per rank. The two halves of an
+/// overlapped pair share the later one: the pair is one point of the sweep, so the receives
+/// of both halves come before it and both sends after it (insert_transfers).
 constexpr vec<vec<int>> topo_order(table const& t, simulation const& sim) {
   vec<vec<int>> topo(static_cast<std::size_t>(t.ranks));
   for (std::size_t r = 0; r < topo.size(); ++r) topo[r].assign(t.lists[r].size(), 0);
-  for (std::size_t k = 0; k < sim.order.size(); ++k)
+  for (std::size_t k = 0; k < sim.order.size(); ++k) {
     topo[static_cast<std::size_t>(sim.order[k].rank)][static_cast<std::size_t>(sim.order[k].pos)] = static_cast<int>(k);
+    if (pair_in_order(t, sim.order, k))
+      topo[static_cast<std::size_t>(sim.order[k - 1].rank)][static_cast<std::size_t>(sim.order[k - 1].pos)] =
+          static_cast<int>(k);
+  }
   return topo;
 }
 

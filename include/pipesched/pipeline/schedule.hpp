@@ -41,7 +41,7 @@ template <class T> constexpr void apply_param(params& pr) {
     pr.g = T::value;
   }
   else if constexpr (is_int_param<T, extra_slots>::value) pr.extra_slots = T::value;
-  else if constexpr (is_costs<T>::value) pr.cost = cost_model{T::f, T::b, T::w, T::c};
+  else if constexpr (is_costs<T>::value) pr.cost = cost_model{T::f, T::b, T::w, T::c, T::fb};
   else
     static_assert(dependent_false<T>, "pipesched: unknown schedule parameter; a schedule takes ranks<P>, "
                                       "microbatches<M> and optionally chunks<V>, group_size<G>, costs<F,B,W,C>, "
@@ -154,9 +154,12 @@ constexpr static_timeline<NC> freeze_timeline(static_table<R, S, NC, L> const& c
       tl.end[base + i] = sim.times[r][i].end;
     }
   }
-  for (std::size_t k = 0; k < sim.order.size(); ++k)
-    tl.topo[compute.offset[static_cast<std::size_t>(sim.order[k].rank)] + static_cast<std::size_t>(sim.order[k].pos)] =
-        static_cast<int>(k);
+  for (std::size_t k = 0; k < sim.order.size(); ++k) {
+    std::size_t const g =
+        compute.offset[static_cast<std::size_t>(sim.order[k].rank)] + static_cast<std::size_t>(sim.order[k].pos);
+    tl.topo[g] = static_cast<int>(k);
+    if (pair_in_order(t, sim.order, k)) tl.topo[g - 1] = static_cast<int>(k); // an overlapped pair: one point
+  }
   return tl;
 }
 
@@ -212,6 +215,8 @@ template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbat
                                             "use interleaved_1f1b for V > 1");
   static_assert(E != errc::needs_two_chunks,
                 "pipesched: V-shape schedules hold exactly two chunks per rank: use chunks<2> or drop it");
+  static_assert(E != errc::needs_even_split, "pipesched: dualpipe needs an even number of ranks (stages<P>) and of "
+                                            "micro-batches (microbatches<M>): half of them enter from each end");
   static_assert(E != errc::group_size_out_of_range,
                 "pipesched: group_size<G> must be between 1 and the number of micro-batches (0 picks min(p, m))");
   static_assert(E != errc::too_large,
@@ -232,6 +237,8 @@ template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbat
   static_assert(E != errc::weight_before_input, "pipesched: a W pass comes before its I pass: move it later");
   static_assert(E != errc::cyclic_wait, "pipesched: the ranks' orders wait on each other in a cycle: the schedule "
                                         "would hang; reorder the passes so each waits only on earlier work");
+  static_assert(E != errc::bad_overlap, "pipesched: an overlapped pair must be a forward followed by a B or I of "
+                                       "another stage or micro-batch, neither half needing the other's output");
   static_assert(E != errc::missing_recv, "pipesched: a pass reads a boundary that was not received before it");
   static_assert(E != errc::transfer_mismatch, "pipesched: a send and its peer's receive do not match");
   static_assert(E != errc::transfer_deadlock, "pipesched: blocking sends and receives wait on each other: the "

@@ -73,7 +73,9 @@ constexpr void finish_metrics(table const& t, simulation& sim, sim_costs const& 
         first = false;
       }
       sim.rank_end[r] = tm.end > sim.rank_end[r] ? tm.end : sim.rank_end[r];
-      sim.busy[r] += tm.end - tm.start;
+      // the second half of an overlapped pair shares the first half's interval
+      bool const second = i > 0 && overlaps_next(t.lists[r][i - 1]) && makes_input_grad(t.lists[r][i].kind);
+      if (!second) sim.busy[r] += tm.end - tm.start;
     }
     double span = sim.rank_end[r] - sim.rank_start[r];
     sim.idle[r] = span - sim.busy[r];
@@ -178,36 +180,44 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
         ++done;
         continue;
       }
-      int const s = a.stage, j = a.mb;
-      // what the pass waits for: F: F of the previous stage; B/I: B/I of the next stage
+      // an overlapped pair (a flagged F and the B or I after it) starts once both halves'
+      // inputs are ready; both halves end together
+      bool const pair = (a.flags & overlap_next) != 0 && i + 1 < len &&
+                        (list[i + 1].kind == op::backward || list[i + 1].kind == op::backward_input);
+      int const halves = pair ? 2 : 1;
+      // what a pass waits for: F: F of the previous stage; B/I: B/I of the next stage
       // (or the own F for the loss) and the own F; W: its I. This is detail::dependencies()
       // (core/graph.hpp, used by simulate_lowered) written out without calls, for the
       // compilers' constexpr budgets; tests/cpu/analysis_simulate_lowered.cpp checks the
       // two simulators agree pass by pass.
-      int dep[2] = {-1, -1};
-      int dep_rank[2] = {0, 0};
+      int dep[4] = {-1, -1, -1, -1};
+      int dep_rank[4] = {0, 0, 0, 0};
       int nd = 0;
-      int consumer = -1;
-      std::size_t const base_key = (static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)) * 3;
-      if (a.kind == op::forward) {
-        int prev = straight ? s - 1 : t.prev_stage(j, s);
-        if (prev >= 0) {
-          dep_rank[nd] = srank[prev];
-          dep[nd++] = kid[(static_cast<std::size_t>(prev) * m + static_cast<std::size_t>(j)) * 3];
+      int consumer[2] = {-1, -1};
+      for (int h = 0; h < halves; ++h) {
+        action const& x = list[i + static_cast<std::size_t>(h)];
+        int const s = x.stage, j = x.mb;
+        std::size_t const base_key = (static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)) * 3;
+        if (x.kind == op::forward) {
+          int prev = straight ? s - 1 : t.prev_stage(j, s);
+          if (prev >= 0) {
+            dep_rank[nd] = srank[prev];
+            dep[nd++] = kid[(static_cast<std::size_t>(prev) * m + static_cast<std::size_t>(j)) * 3];
+          }
+          consumer[h] = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
+        } else if (x.kind == op::backward_weight) {
+          dep_rank[nd] = static_cast<int>(r);
+          dep[nd++] = kid[base_key + 1];
+        } else {
+          int next = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
+          if (next >= 0) {
+            dep_rank[nd] = srank[next];
+            dep[nd++] = kid[(static_cast<std::size_t>(next) * m + static_cast<std::size_t>(j)) * 3 + 1];
+          }
+          dep_rank[nd] = static_cast<int>(r);
+          dep[nd++] = kid[base_key];
+          consumer[h] = straight ? s - 1 : t.prev_stage(j, s);
         }
-        consumer = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
-      } else if (a.kind == op::backward_weight) {
-        dep_rank[nd] = static_cast<int>(r);
-        dep[nd++] = kid[base_key + 1];
-      } else {
-        int next = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
-        if (next >= 0) {
-          dep_rank[nd] = srank[next];
-          dep[nd++] = kid[(static_cast<std::size_t>(next) * m + static_cast<std::size_t>(j)) * 3 + 1];
-        }
-        dep_rank[nd] = static_cast<int>(r);
-        dep[nd++] = kid[base_key];
-        consumer = straight ? s - 1 : t.prev_stage(j, s);
       }
       double begin = fr;
       bool ready = true;
@@ -226,27 +236,31 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
       }
       if (!ready) break;
       double dur;
-      if (uniform_costs) {
+      if (pair) {
+        dur = costs.pair_duration(a.stage, list[i + 1].kind, list[i + 1].stage);
+      } else if (uniform_costs) {
         dur = a.kind == op::forward ? base.f
               : a.kind == op::backward ? base.b + base.w
               : a.kind == op::backward_input ? base.b
                                              : base.w;
       } else {
-        dur = costs.duration(a.kind, s);
+        dur = costs.duration(a.kind, a.stage);
       }
-      st[g] = begin;
-      en[g] = begin + dur;
-      fr = begin + dur;
-      order[ordered++] = detail::op_ref{static_cast<int>(r), static_cast<int>(i)};
-      ++i;
-      ++done;
-      if (consumer >= 0) {
-        std::size_t q = static_cast<std::size_t>(srank[consumer]);
-        if (q != r && !queued[q]) {
-          queued[q] = 1;
-          work.push_back(static_cast<int>(q));
+      for (int h = 0; h < halves; ++h) {
+        st[g + static_cast<std::size_t>(h)] = begin;
+        en[g + static_cast<std::size_t>(h)] = begin + dur;
+        order[ordered++] = detail::op_ref{static_cast<int>(r), static_cast<int>(i)};
+        ++i;
+        ++done;
+        if (consumer[h] >= 0) {
+          std::size_t q = static_cast<std::size_t>(srank[consumer[h]]);
+          if (q != r && !queued[q]) {
+            queued[q] = 1;
+            work.push_back(static_cast<int>(q));
+          }
         }
       }
+      fr = begin + dur;
     }
     ptr[r] = i;
     free_at[r] = fr;
@@ -256,7 +270,10 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
     for (std::size_t r = 0; r < p; ++r)
       if (ptr[r] < t.lists[r].size()) {
         action const& a = t.lists[r][ptr[r]];
-        sim.error = diagnostic{errc::cyclic_wait, static_cast<int>(r), static_cast<int>(ptr[r]), a.stage, a.mb};
+        sim.error = diagnostic{errc::cyclic_wait, static_cast<int>(r), static_cast<int>(ptr[r]), a.stage, a.mb,
+                               overlaps_next(a) ? "an overlapped pair waits for both halves' inputs: one half may need "
+                                                  "the other's output"
+                                                : nullptr};
         return sim;
       }
   }

@@ -126,37 +126,47 @@ inline simulation simulate_lowered(table const& t, sim_costs const& costs = {}) 
           ++cptr[r];
           continue;
         }
-        auto dp = detail::dependencies(t, ix, a);
+        // an overlapped pair: both halves start once both halves' inputs are ready and end together
+        bool const pair = overlaps_next(a) && cptr[r] + 1 < list.size() && makes_input_grad(list[cptr[r] + 1].kind);
+        std::size_t const halves = pair ? 2 : 1;
         double start = compute_free[r];
         bool ready = true;
-        for (int k = 0; k < dp.n && ready; ++k) {
-          auto d = dp.d[k];
-          std::size_t dr = static_cast<std::size_t>(d.rank), dpos = static_cast<std::size_t>(d.pos);
-          if (dr != r) {
-            // a remote input arrives with its RECV on this rank
-            std::size_t base = a.kind == op::forward ? 0 : sm;
-            int rp = recv_pos[base + sm_key(a.stage, a.mb)];
-            if (rp < 0) return fail(errc::missing_recv, r, cptr[r], "no receive for a remote input");
-            dr = r;
-            dpos = static_cast<std::size_t>(rp);
+        for (std::size_t h = 0; h < halves && ready; ++h) {
+          action const& x = list[cptr[r] + h];
+          auto dp = detail::dependencies(t, ix, x);
+          for (int k = 0; k < dp.n && ready; ++k) {
+            auto d = dp.d[k];
+            std::size_t dr = static_cast<std::size_t>(d.rank), dpos = static_cast<std::size_t>(d.pos);
+            if (dr != r) {
+              // a remote input arrives with its RECV on this rank
+              std::size_t base = x.kind == op::forward ? 0 : sm;
+              int rp = recv_pos[base + sm_key(x.stage, x.mb)];
+              if (rp < 0) return fail(errc::missing_recv, r, cptr[r] + h, "no receive for a remote input");
+              dr = r;
+              dpos = static_cast<std::size_t>(rp);
+            }
+            if (!done[dr][dpos]) ready = false;
+            else start = sim.times[dr][dpos].end > start ? sim.times[dr][dpos].end : start;
           }
-          if (!done[dr][dpos]) ready = false;
-          else start = sim.times[dr][dpos].end > start ? sim.times[dr][dpos].end : start;
+          if (costs.slot_reuse)
+            for (std::size_t k = war_start[r][cptr[r] + h]; k < war_start[r][cptr[r] + h + 1] && ready; ++k) {
+              std::size_t const w = war_pos[r][k];
+              if (w >= cptr[r] && w < cptr[r] + halves) continue; // the pair itself
+              if (!done[r][w]) ready = false;
+              else start = sim.times[r][w].end > start ? sim.times[r][w].end : start;
+            }
         }
-        if (costs.slot_reuse)
-          for (std::size_t k = war_start[r][cptr[r]]; k < war_start[r][cptr[r] + 1] && ready; ++k) {
-            std::size_t const w = war_pos[r][k];
-            if (!done[r][w]) ready = false;
-            else start = sim.times[r][w].end > start ? sim.times[r][w].end : start;
-          }
         if (!ready) break;
-        double end = start + costs.duration(a.kind, a.stage);
-        sim.times[r][cptr[r]] = op_time{start, end};
-        done[r][cptr[r]] = 1;
+        double end = start + (pair ? costs.pair_duration(a.stage, list[cptr[r] + 1].kind, list[cptr[r] + 1].stage)
+                                   : costs.duration(a.kind, a.stage));
+        for (std::size_t h = 0; h < halves; ++h) {
+          sim.times[r][cptr[r]] = op_time{start, end};
+          done[r][cptr[r]] = 1;
+          sim.order.push_back(detail::op_ref{static_cast<int>(r), static_cast<int>(cptr[r])});
+          ++cptr[r];
+          --remaining;
+        }
         compute_free[r] = end;
-        sim.order.push_back(detail::op_ref{static_cast<int>(r), static_cast<int>(cptr[r])});
-        ++cptr[r];
-        --remaining;
         progress = true;
       }
       // communication stream: a SEND pairs with the RECV its peer has reached

@@ -70,6 +70,24 @@ constexpr diagnostic check_rendezvous(table const& t) {
       int const prev = straight ? s - 1 : t.prev_stage(j, s);
       int const next = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
       if (a.kind == op::forward) {
+        if ((a.flags & overlap_next) != 0 && ptr[r] + 1 < len) {
+          // an overlapped pair: the backward half's inputs must be there before the pair
+          // starts, so it cannot depend on the forward half
+          action const& b = list[ptr[r] + 1];
+          if (b.kind == op::backward || b.kind == op::backward_input) {
+            std::size_t const bh = (static_cast<std::size_t>(b.stage) * m + static_cast<std::size_t>(b.mb)) * 5;
+            if (!st[bh]) return fail(errc::bad_overlap, r, a, "the backward half's own forward has not run before the pair");
+            int const bn = straight ? (b.stage < last_stage ? b.stage + 1 : -1) : t.next_stage(b.mb, b.stage);
+            if (bn >= 0) {
+              bool const local = srank[bn] == static_cast<int>(r);
+              std::size_t const need =
+                  local ? (static_cast<std::size_t>(bn) * m + static_cast<std::size_t>(b.mb)) * 5 + 1 : bh + 4;
+              if (!st[need])
+                return fail(local ? errc::cyclic_wait : errc::missing_recv, r, a,
+                            "the backward half of an overlapped pair: output gradient not there before the pair");
+            }
+          }
+        }
         if (prev >= 0) {
           bool const local = srank[prev] == static_cast<int>(r);
           std::size_t const need = local ? (static_cast<std::size_t>(prev) * m + static_cast<std::size_t>(j)) * 5 : here + 3;

@@ -112,6 +112,40 @@ template <schedule_type S, int Rank> struct plan {
     else transport.recv(st{}, x);
   }
 
+  /// Whether the rank's I-th action opens an overlapped pair with action I + 1.
+  template <std::size_t I> static constexpr bool pair_at = I + 1 < size && overlaps_next(action_of<S, Rank, I>);
+  /// Whether `Functor` runs the pair that action I opens with its forward_backward member.
+  template <std::size_t I, class Functor> static constexpr bool fused_pair_at() {
+    if constexpr (pair_at<I>) return has_forward_backward<Functor, step_at<I>, step_at<I + 1>>;
+    else return false;
+  }
+
+  /// Runs action I as plan::run does: like run_one, except that an overlapped pair runs as
+  /// one call of the functor's forward_backward when it has one (at the pair's forward; its
+  /// backward's position then does nothing but tell the transport). Executors that give each
+  /// action its own place in a stream program call run_one, which runs the halves apart.
+  PIPESCHED_EXEC_CHECK_DISABLE
+  template <std::size_t I, class Functor, class Transport, class Views>
+  PIPESCHED_PLAN_INLINE PIPESCHED_HD static void run_step(Functor& functor, Transport& transport, Views const& views,
+                                                          stream_handle stream = nullptr) {
+    if constexpr (fused_pair_at<I, Functor>()) {
+      using sf = step_at<I>;
+      using sb = step_at<I + 1>;
+      io const xf{detail::view_of<sf::in, key_at<I, field::in>>(views),
+                  detail::view_of<sf::out, key_at<I, field::out>>(views),
+                  detail::view_of<sf::aux, key_at<I, field::aux>>(views), stream, Rank};
+      io const xb{detail::view_of<sb::in, key_at<I + 1, field::in>>(views),
+                  detail::view_of<sb::out, key_at<I + 1, field::out>>(views),
+                  detail::view_of<sb::aux, key_at<I + 1, field::aux>>(views), stream, Rank};
+      if constexpr (requires { transport.on_action(sf{}); }) transport.on_action(sf{});
+      functor.forward_backward(sf{}, sb{}, xf, xb);
+    } else if constexpr (I > 0 && fused_pair_at<(I > 0 ? I - 1 : 0), Functor>()) {
+      // the backward half of a pair that forward_backward ran
+    } else {
+      run_one<I>(functor, transport, views, stream);
+    }
+  }
+
 private:
   /// Actions Base + I..., in order (none on a rank whose stages no micro-batch visits).
   PIPESCHED_EXEC_CHECK_DISABLE
@@ -119,7 +153,7 @@ private:
   PIPESCHED_PLAN_INLINE PIPESCHED_HD static void
   run_range(Functor& functor, Transport& transport, [[maybe_unused]] Views const& v,
             [[maybe_unused]] stream_handle stream, std::index_sequence<I...>) {
-    (run_one<Base + I>(functor, transport, v, stream), ...);
+    (run_step<Base + I>(functor, transport, v, stream), ...);
   }
 
 #if !defined(__CUDACC__) && PIPESCHED_PLAN_BLOCK > 0

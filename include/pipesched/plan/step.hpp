@@ -109,6 +109,15 @@ struct io {
   int rank = 0;
 };
 
+/// F has `forward_backward(StepF, StepB, io const& f, io const& b)`: it runs an overlapped
+/// pair (a forward and a B or I of another stage or micro-batch) together, e.g. one half's
+/// communication under the other's compute. Optional: without it a pair runs as its forward
+/// then its backward.
+template <class F, class StepF, class StepB>
+concept has_forward_backward = requires(F& f, io const& x) {
+  f.forward_backward(StepF{}, StepB{}, x, x);
+};
+
 namespace detail {
 PIPESCHED_HD constexpr int slot_or_none(std::uint16_t s) { return s == no_slot ? -1 : static_cast<int>(s); }
 PIPESCHED_HD constexpr int rank_or_none(std::uint16_t r) { return r == no_rank ? -1 : static_cast<int>(r); }

@@ -4,6 +4,8 @@
 #include <string_view>
 
 #include "pipesched/pipeline/lower.hpp"
+#include "pipesched/schedules/dualpipe.hpp"
+#include "pipesched/schedules/dualpipe_v.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"
@@ -44,6 +46,9 @@ inline constexpr schedule_info schedule_registry[] = {
         "looped BFS: per chunk all forwards, then backwards in reverse (loop placement); memory m"),
     detail::entry<interleaved_zb_family>(
         "interleaved zero bubble (PyTorch's, any m): I/W split, W deferred; memory p for m a multiple of p"),
+    detail::entry<dualpipe_v_family>("DualPipeV: V placement, overlapped forward-backward pairs; memory p + 1/2"),
+    detail::entry<dualpipe_family>("DualPipe: bidirectional, half of the micro-batches from each end, overlapped pairs; "
+                                   "2x parameters, p + 1 stage-activations"),
     detail::entry<forward_only_family>("inference: forwards only"),
 };
 

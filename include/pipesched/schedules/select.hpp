@@ -7,6 +7,7 @@
 
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/core/counts.hpp"
+#include "pipesched/schedules/dualpipe_v.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"
 #include "pipesched/schedules/interleaved_zb.hpp"
@@ -41,6 +42,9 @@ inline constexpr candidate selection_candidates[] = {
     {gpipe_family::name, &gpipe_family::check, &gpipe_family::generate, 1},
     {interleaved_zb_family::name, &interleaved_zb_family::check, &interleaved_zb_family::generate, 2},
     {looped_bfs_family::name, &looped_bfs_family::check, &looped_bfs_family::generate, 2},
+    // DualPipeV: V placement, memory p + 1/2 in the same unit. (DualPipe is left out: its two
+    // chunks per rank are two whole model stages, 2x parameters, not one slice cut in two.)
+    {dualpipe_v_family::name, &dualpipe_v_family::check, &dualpipe_v_family::generate, 2},
 };
 inline constexpr std::size_t selection_candidate_count = std::size(selection_candidates);
 
@@ -53,7 +57,8 @@ struct candidate_score {
 /// Parameters of candidate c for a model whose rank slice costs `slice`.
 constexpr params candidate_params(candidate const& c, int p, int m, cost_model slice) {
   double const v = c.chunks;
-  return params{p, m, c.chunks > 1 ? c.chunks : 0, 0, cost_model{slice.f / v, slice.b / v, slice.w / v, slice.c}};
+  return params{p, m, c.chunks > 1 ? c.chunks : 0, 0,
+                cost_model{slice.f / v, slice.b / v, slice.w / v, slice.c, slice.fb / v}};
 }
 
 constexpr candidate_score score(candidate const& c, int p, int m, cost_model slice) {
@@ -91,7 +96,7 @@ constexpr std::size_t choose_candidate(candidate_score const* s, std::size_t n, 
 
 /// Shown by the compiler when nothing fits: the candidates' peak memory, in the order of
 /// selection_candidates (1f1b, zb-h1, zb-h2, interleaved v=2, interleaved v=4, zb-v,
-/// v-half, v-min, gpipe, interleaved-zb v=2, looped-bfs v=2; -1: not applicable).
+/// v-half, v-min, gpipe, interleaved-zb v=2, looped-bfs v=2, dualpipe-v; -1: not applicable).
 template <double... PeakMemory> struct no_schedule_fits_the_memory_budget;
 
 template <bool Fits, double... PeakMemory> struct memory_report {
@@ -117,7 +122,7 @@ template <class P, class M, class Budget, class Costs = costs<>> struct select_s
   static constexpr int p = P::value;
   static constexpr int m = M::value;
   static constexpr double budget = Budget::value;
-  static constexpr cost_model slice{Costs::f, Costs::b, Costs::w, Costs::c};
+  static constexpr cost_model slice{Costs::f, Costs::b, Costs::w, Costs::c, Costs::fb};
 
   /// One constant evaluation per candidate, so each gets the compiler's whole budget.
   template <std::size_t I>
@@ -137,16 +142,17 @@ template <class P, class M, class Budget, class Costs = costs<>> struct select_s
   static_assert(fits, "pipesched: select_schedule: no schedule fits memory_budget<X> on every rank; the error "
                       "naming no_schedule_fits_the_memory_budget lists the candidates' peak memory (1f1b, zb-h1, "
                       "zb-h2, interleaved v=2, interleaved v=4, zb-v, v-half, v-min, gpipe, interleaved-zb v=2, "
-                      "looped-bfs v=2; -1: not applicable): "
+                      "looped-bfs v=2, dualpipe-v; -1: not applicable): "
                       "raise the budget or lower the micro-batch count");
   static_assert(report_memory(std::make_index_sequence<detail::selection_candidate_count>{}));
 
 private:
-  template <double F> using per = costs<Costs::f / F, Costs::b / F, Costs::w / F, Costs::c>;
+  template <double F> using per = costs<Costs::f / F, Costs::b / F, Costs::w / F, Costs::c, Costs::fb / F>;
   using all = std::tuple<one_f_one_b<P, M, per<1.0>>, zb_h1<P, M, per<1.0>>, zb_h2<P, M, per<1.0>>,
                          interleaved_1f1b<P, M, chunks<2>, per<2.0>>, interleaved_1f1b<P, M, chunks<4>, per<4.0>>,
                          zb_v<P, M, per<2.0>>, v_half<P, M, per<2.0>>, v_min<P, M, per<2.0>>, gpipe<P, M, per<1.0>>,
-                         interleaved_zb<P, M, chunks<2>, per<2.0>>, looped_bfs<P, M, chunks<2>, per<2.0>>>;
+                         interleaved_zb<P, M, chunks<2>, per<2.0>>, looped_bfs<P, M, chunks<2>, per<2.0>>,
+                         dualpipe_v<P, M, per<2.0>>>;
 
 public:
   /// The chosen schedule type (one_f_one_b when nothing fits, after the error above).
