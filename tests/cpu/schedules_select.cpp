@@ -39,13 +39,21 @@ static_assert(two::makespan == 59.0); // reference: Cases, row V-Min
 // 1 per chunk at v = 2). reference: schedules.md, Interleaved zero bubble (p = 4, m = 8, v = 2,
 // F = B = W = 1 per chunk): 51, memory 4; Looped BFS (same case): 57, memory 8. With budget 4
 // ZB-V keeps the pick above: interleaved-zb ties it at 51 and ties go to the earlier candidate.
-constexpr std::size_t izb_at = detail::selection_candidate_count - 2, bfs_at = detail::selection_candidate_count - 1;
+constexpr std::size_t izb_at = detail::selection_candidate_count - 3, bfs_at = detail::selection_candidate_count - 2,
+                      dpv_at = detail::selection_candidate_count - 1;
 static_assert(std::string_view(detail::selection_candidates[izb_at].name) == "interleaved-zb");
 static_assert(std::string_view(detail::selection_candidates[bfs_at].name) == "looped-bfs");
 static_assert(roomy::score<izb_at>.valid && roomy::score<izb_at>.makespan == 51.0 &&
               roomy::score<izb_at>.peak_memory == 4.0);
 static_assert(roomy::score<bfs_at>.valid && roomy::score<bfs_at>.makespan == 57.0 &&
               roomy::score<bfs_at>.peak_memory == 8.0);
+// DualPipeV too: reference, schedules.md DualPipeV (p = 4, m = 8): memory 4.5, so it does not
+// fit budget 4. Its makespan as coupled pairs at FB = F + B is 54 (regression value:
+// docs/01_schedules.md, DualPipeV; the reference's 51 is the same order with its pairs run
+// as F then B).
+static_assert(std::string_view(detail::selection_candidates[dpv_at].name) == "dualpipe-v");
+static_assert(roomy::score<dpv_at>.valid && roomy::score<dpv_at>.peak_memory == 4.5 &&
+              roomy::score<dpv_at>.makespan == 54.0);
 
 TEST_CASE("select.p4.m8.budgets") {
   CHECK(std::string_view(roomy::name) == "zb-v");

@@ -278,7 +278,7 @@ void check_family(char const* family, std::uint64_t seed, int draws, int p_lo,
   MESSAGE(t.text(family) << "; span asserted in " << in_subset << gap_text);
   CHECK(in_subset > 0); // the subset is not empty in this sample
   // regression value: the known gap's count in this seeded sample, docs/01_schedules.md
-  // ("Never worse than the textbook rule"); lower is fine, higher is a regression
+  // ("Never longer than the textbook rule"); lower is fine, higher is a regression
   CHECK(outside.count <= known_gap);
 }
 
