@@ -3,6 +3,8 @@
 # configurations, built four ways, each with -O2:
 #   table    only the schedules' lowered tables (S::valid): generation, lowering, verification
 #   host     host::executor<S>::run for each (compiled plans, every rank's unrolled list)
+#   host-thick  the same with a functor whose work (a small dense layer) sits in its member
+#            templates, compiled once per step type
 #   mpi      mpi::executor<S>::run for each (the same plans over MPI)
 #   runtime  host::runtime_executor over make_schedule(...) for each (one plan for all)
 # The functor forwards every pass to one external function through runtime_of(step), the
@@ -47,6 +49,20 @@ write_tu() { # kind file
     echo '  template <class Step> void backward_input(Step s, io const& x) { pass(runtime_of(s), x); }'
     echo '  template <class Step> void backward_weight(Step s, io const& x) { pass(runtime_of(s), x); }'
     echo '};'
+    # thick: the same work written inside the member templates (a small dense layer per pass),
+    # so it is compiled once per step type
+    echo 'struct thick {'
+    echo '  double w[16][16]{}, a[64][16]{};'
+    echo '  template <class Step> void layer(Step, io const& x) {'
+    echo '    double* out = static_cast<double*>(x.out.data); double const* in = static_cast<double const*>(x.in.data);'
+    echo '    if (!out || !in) return;'
+    echo '    for (int i = 0; i < 16; ++i) { double t = 0; for (int k = 0; k < 16; ++k) t += w[i][k] * in[k]; out[i] = t > 0 ? t : 0; a[Step::mb % 64][i] = out[i]; }'
+    echo '  }'
+    echo '  template <class Step> void forward(Step s, io const& x) { layer(s, x); }'
+    echo '  template <class Step> void backward(Step s, io const& x) { layer(s, x); }'
+    echo '  template <class Step> void backward_input(Step s, io const& x) { layer(s, x); }'
+    echo '  template <class Step> void backward_weight(Step s, io const& x) { layer(s, x); }'
+    echo '};'
     for entry in "${schedules[@]}"; do
       IFS='|' read -r type name v <<< "$entry"
       type=${type//P/$p}
@@ -55,6 +71,7 @@ write_tu() { # kind file
       case $kind in
       table) echo "bool ok$i() { return S$i::valid; }" ;;
       host) echo "void run$i(std::vector<thin>& f) { host::executor<S$i> ex({.slot_bytes = 64}); ex.run(f); }" ;;
+      host-thick) echo "void run$i(std::vector<thick>& f) { host::executor<S$i> ex({.slot_bytes = 128}); ex.run(f); }" ;;
       mpi) echo "void run$i(thin& f) { mpi::executor<S$i> ex(MPI_COMM_WORLD, {.slot_bytes = 64}); ex.run(f); }" ;;
       runtime)
         echo "void run$i(std::vector<thin>& f) {"
@@ -72,7 +89,7 @@ echo "p = $p, m = $m, ${#schedules[@]} schedules in one unit, $cxx $flags"
 echo
 echo "| unit | user s | peak MB | .text KB |"
 echo "|---|---|---|---|"
-for kind in table host mpi runtime; do
+for kind in table host host-thick mpi runtime; do
   [[ $kind == mpi && -z $mpi_flags ]] && continue
   write_tu "$kind" "$work/$kind.cpp"
   extra=""
