@@ -236,12 +236,15 @@ constexpr diagnostic csv_error(int row, int cell, const char* why, int stage = -
 /// transfer cells are kept (their buffer slots are assigned when `verify` passes; run
 /// `verify(t)` on every imported table before using it).
 ///
-/// Errors come back in the table's `error`: errc::parse_error with rank = row, position =
+/// A leading UTF-8 byte-order mark is skipped. Errors come back in the table's `error`:
+/// errc::parse_error with rank = row, position =
 /// cell index in the row (counting empty cells, from 0) and a detail; errc::duplicate_pass
 /// for a repeated transfer cell; errc::missing_pass when there are fewer F cells than
 /// stages × micro-batches (the bound that keeps `verify` and `simulate` memory in check).
 constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}) {
   csv_limits const& lim = opt.limits;
+  // a UTF-8 byte-order mark (spreadsheets write one) is not part of the first cell
+  if (text.size() >= 3 && text[0] == '\xEF' && text[1] == '\xBB' && text[2] == '\xBF') text.remove_prefix(3);
   if (text.size() > lim.max_bytes)
     return failed(detail::csv_error(-1, -1, "input larger than the size limit (64 MiB)"));
   long const index_limit = static_cast<long>(lim.max_index) - 1;
