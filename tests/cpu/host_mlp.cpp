@@ -18,15 +18,27 @@ namespace {
 
 constexpr int steps = 3;
 
-template <class S> void train_and_compare(int layers) {
+/// The MLP of `layers` layers split over S's stages.
+template <class S> mlp::config config_of(int layers) {
   mlp::config c;
   c.layers = layers;
   c.microbatches = S::microbatches;
   c.stages = S::lowered.stages;
-  mlp::model reference(c), piped(c);
+  return c;
+}
+
+/// Host executor options for a model: its boundary sizes, a 30 s backstop.
+host::options options_for(mlp::model const& net) {
   host::options o;
-  o.slot_bytes = piped.boundary_bytes();
+  o.slot_bytes = net.boundary_bytes();
   o.timeout = std::chrono::seconds(30);
+  return o;
+}
+
+template <class S> void train_and_compare(int layers) {
+  mlp::config const c = config_of<S>(layers);
+  mlp::model reference(c), piped(c);
+  host::options const o = options_for(piped);
   host::executor<S> ex(o);
   std::vector<mlp::stage_functor> fs(static_cast<std::size_t>(S::ranks), mlp::stage_functor{&piped});
   for (int step = 0; step < steps; ++step) {
@@ -83,14 +95,9 @@ template <class S> int train_pairs(int layers) {
     bool const fused = variant % 2 == 1, at_run_time = variant >= 2;
     INFO(plan_test::label<S>(), fused ? " with forward_backward" : " forward then backward",
          at_run_time ? " (run time)" : " (plan)");
-    mlp::config c;
-    c.layers = layers;
-    c.microbatches = S::microbatches;
-    c.stages = S::lowered.stages;
+    mlp::config const c = config_of<S>(layers);
     mlp::model reference(c), piped(c);
-    host::options o;
-    o.slot_bytes = piped.boundary_bytes();
-    o.timeout = std::chrono::seconds(30);
+    host::options const o = options_for(piped);
     std::vector<int> pairs(static_cast<std::size_t>(S::ranks), 0);
     std::vector<mlp::stage_functor> plain(static_cast<std::size_t>(S::ranks), mlp::stage_functor{&piped});
     std::vector<pair_functor> with(static_cast<std::size_t>(S::ranks));
