@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "pipesched/host/executor.hpp"
+#include "pipesched/schedules/dualpipe.hpp"
 #include "pipesched/schedules/dualpipe_v.hpp"
 #include "plan_mlp.hpp"
 #include "plan_support.hpp"
@@ -83,10 +84,15 @@ struct pair_functor : mlp::stage_functor {
 static_assert(has_forward_backward<pair_functor, runtime_step, runtime_step>);
 static_assert(!has_forward_backward<mlp::stage_functor, runtime_step, runtime_step>);
 
+static_assert(has_forward_backward<mlp::copies_of_model_stages<pair_functor>, runtime_step, runtime_step>);
+static_assert(!has_forward_backward<mlp::copies_of_model_stages<mlp::stage_functor>, runtime_step, runtime_step>);
+
 /// Trains with schedule S (a compile-time plan) and with the same table run at run time
 /// (runtime_executor), once with the plain functor (pairs run as forward then backward) and
-/// once with forward_backward; every run bit-exact to the reference.
-template <class S> int train_pairs(int layers) {
+/// once with forward_backward; every run bit-exact to the reference. The model has
+/// `model_stages` stages (0: S's table stages); with fewer, table stage s runs model stage
+/// s mod model_stages (DualPipe).
+template <class S, class Plain, class Fused> int train_pairs_with(int layers, int model_stages) {
   int want_pairs = 0;
   for (int r = 0; r < S::ranks; ++r)
     for (std::size_t i = 0; i < S::lowered.size(static_cast<std::size_t>(r)); ++i)
@@ -95,15 +101,17 @@ template <class S> int train_pairs(int layers) {
     bool const fused = variant % 2 == 1, at_run_time = variant >= 2;
     INFO(plan_test::label<S>(), fused ? " with forward_backward" : " forward then backward",
          at_run_time ? " (run time)" : " (plan)");
-    mlp::config const c = config_of<S>(layers);
+    mlp::config c = config_of<S>(layers);
+    c.stages = model_stages;
     mlp::model reference(c), piped(c);
     host::options const o = options_for(piped);
     std::vector<int> pairs(static_cast<std::size_t>(S::ranks), 0);
-    std::vector<mlp::stage_functor> plain(static_cast<std::size_t>(S::ranks), mlp::stage_functor{&piped});
-    std::vector<pair_functor> with(static_cast<std::size_t>(S::ranks));
+    std::vector<Plain> plain(static_cast<std::size_t>(S::ranks));
+    std::vector<Fused> with(static_cast<std::size_t>(S::ranks));
     for (std::size_t r = 0; r < with.size(); ++r) {
-      with[r].net = &piped;
+      plain[r].net = with[r].net = &piped;
       with[r].pairs = &pairs[r];
+      if constexpr (requires { plain[r].model_stages; }) plain[r].model_stages = with[r].model_stages = model_stages;
     }
     host::executor<S> ex(o);
     host::runtime_executor rex(runtime_schedule(thaw(S::lowered)), o);
@@ -128,6 +136,17 @@ template <class S> int train_pairs(int layers) {
   return want_pairs;
 }
 
+/// S's table stages are the model's stages.
+template <class S> int train_pairs(int layers) {
+  return train_pairs_with<S, mlp::stage_functor, pair_functor>(layers, S::lowered.stages);
+}
+
+/// S's table stages are two copies of a model of half as many stages (DualPipe).
+template <class S> int train_pairs_mirrored(int layers) {
+  return train_pairs_with<S, mlp::copies_of_model_stages<mlp::stage_functor>,
+                          mlp::copies_of_model_stages<pair_functor>>(layers, S::lowered.stages / 2);
+}
+
 } // namespace
 
 TEST_CASE("host.mlp.dualpipe_v.pairs") {
@@ -137,6 +156,17 @@ TEST_CASE("host.mlp.dualpipe_v.pairs") {
   SUBCASE("p4.m8") { CHECK(train_pairs<dualpipe_v<stages<4>, microbatches<8>>>(12) > 0); }
   SUBCASE("p4.m11") { CHECK(train_pairs<dualpipe_v<stages<4>, microbatches<11>>>(16) > 0); }
   SUBCASE("p3.m2") { train_pairs<dualpipe_v<stages<3>, microbatches<2>>>(12); }
+}
+
+TEST_CASE("host.mlp.dualpipe.pairs") {
+  using namespace pipesched;
+  // the model's p stages run twice, direction A on ranks 0..p-1 and B on p-1..0, sharing
+  // weights; both directions' micro-batches train the same model as the sequential reference
+  SUBCASE("p2.m2") { train_pairs_mirrored<dualpipe<stages<2>, microbatches<2>>>(12); }
+  SUBCASE("p2.m6") { CHECK(train_pairs_mirrored<dualpipe<stages<2>, microbatches<6>>>(12) > 0); }
+  SUBCASE("p4.m8") { CHECK(train_pairs_mirrored<dualpipe<stages<4>, microbatches<8>>>(12) > 0); }
+  SUBCASE("p4.m14") { CHECK(train_pairs_mirrored<dualpipe<stages<4>, microbatches<14>>>(16) > 0); }
+  SUBCASE("p6.m12") { CHECK(train_pairs_mirrored<dualpipe<stages<6>, microbatches<12>>>(12) > 0); }
 }
 
 TEST_CASE("mlp.split_backward_equals_fused") {

@@ -283,6 +283,13 @@ public:
     return apply_all();
   }
 
+  /// Micro-batch mb's weight and bias gradients of layer l and its loss, as computed by the
+  /// pipeline: a process that ran part of the micro-batches of a layer receives the others'
+  /// (DualPipe's two copies of a stage on MPI) before apply().
+  std::vector<double>& weight_grad_of(int mb, int l) { return gw_[at(mb, l)]; }
+  std::vector<double>& bias_grad_of(int mb, int l) { return gb_[at(mb, l)]; }
+  double& loss_of(int mb) { return loss_[static_cast<std::size_t>(mb)]; }
+
   /// Boundaries read at B, I or W that differ from the input seen at F (0 when the buffer
   /// plan kept every saved input alive).
   int stale_inputs() const { return stale_.load(); }
@@ -337,6 +344,42 @@ private:
   }
   template <class St> double* input_grad_out(St const& s, pipesched::io const& x) const {
     return s.has_out ? x.out.as<double>() : nullptr;
+  }
+};
+
+/// A functor F for a schedule whose table stages run copies of the model's stages: table
+/// stage s is model stage s mod `model_stages`. DualPipe is one: its 2p table stages are the
+/// model's p stages twice — direction A's micro-batches take table stages 0..p-1, direction
+/// B's the mirror copies p..2p-1 (on ranks p-1..0) — so each rank holds two model stages. Here
+/// both copies of a stage share one set of weights, read-only during the iteration, and each
+/// micro-batch's gradients land in its own buffers whichever copy computed them: the
+/// iteration sums them in micro-batch order like the sequential reference, bit for bit. (On
+/// separate processes each copy keeps its own gradients and the pair of ranks exchanges them;
+/// see tests/mpi/runtime_mlp.cpp.) F's forward_backward, when it has one, is kept.
+template <class F> struct copies_of_model_stages : F {
+  int model_stages = 1;
+
+  template <class St> void forward(St const& s, pipesched::io const& x) { F::forward(model_step(s), x); }
+  template <class St> void backward(St const& s, pipesched::io const& x) { F::backward(model_step(s), x); }
+  template <class St> void backward_input(St const& s, pipesched::io const& x) {
+    F::backward_input(model_step(s), x);
+  }
+  template <class St> void backward_weight(St const& s, pipesched::io const& x) {
+    F::backward_weight(model_step(s), x);
+  }
+  template <class SF, class SB>
+    requires requires(F& f, pipesched::runtime_step const& a, pipesched::io const& x) {
+      f.forward_backward(a, a, x, x);
+    }
+  void forward_backward(SF const& f, SB const& b, pipesched::io const& xf, pipesched::io const& xb) {
+    F::forward_backward(model_step(f), model_step(b), xf, xb);
+  }
+
+private:
+  template <class St> pipesched::runtime_step model_step(St const& s) const {
+    pipesched::runtime_step r = pipesched::runtime_of(s);
+    r.stage %= model_stages;
+    return r;
   }
 };
 
