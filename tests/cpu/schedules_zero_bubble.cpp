@@ -221,7 +221,7 @@ TEST_CASE("schedule.zb_h2.formula.bound_when_f_ge_b") {
   // where it is zero bubble (F + B <= 2W, formula test above), below it elsewhere. Random
   // costs in quarter units (seeded), every p <= 16, every third m from 2p - 1 to 64. (Before
   // ZB-H2 timed the textbook order as a candidate, about 2k of 17k such points were above it
-  // by up to 0.5(p-1)W.) With F < B the formula is out of reach (docs/01, ZB-H2).
+  // by up to about 0.5(p-1)W: docs/01.) With F < B the formula is out of reach (docs/01, ZB-H2).
   std::uint64_t seed = 12345;
   auto quarter = [&] { // 0.25 .. 3 in quarter units, splitmix64 (closed form, independent of the library)
     std::uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
