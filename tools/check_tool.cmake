@@ -208,6 +208,16 @@ expect(0 "\"schedule\":\"looped-bfs\",\"ranks\":4,\"model_stages\":12," compare 
        --chunks 3 --json)
 expect(2 "--chunks must be between 2 and 64" compare --ranks 4 --microbatches 8 --chunks 1)
 
+# compare shows DualPipe (p, m even) with its two parameter copies, memory in the same unit as
+# the other rows: p + 1 stage-activations (reference: schedules.md, DualPipe, "PP + 1"), and
+# never picks it; it is left out when p is odd (closed form: DualPipe needs p and m even)
+expect(0 "\"schedule\":\"dualpipe\",\"ranks\":4,[^}]*\"peak_memory\":\\[5,5,5,5\\][^}]*\"parameter_copies\":2}"
+       compare --ranks 4 --microbatches 8 --json)
+expect(0 "\"schedule\":\"zb-v\"[^}]*\"parameter_copies\":1}" compare --ranks 4 --microbatches 8 --json)
+expect(0 "dualpipe  +2 .*\\(2x parameters; not chosen\\)" compare --ranks 4 --microbatches 8)
+expect_lacks(0 "dualpipe " compare --ranks 3 --microbatches 8)
+expect_lacks(0 "^dualpipe\n" compare --ranks 4 --microbatches 16 --costs 1,1,1,0,1 --best)
+
 # docs/02_analysis.md: compare --json writes fits_budget only with --memory-budget
 expect_lacks(0 "fits_budget" compare --ranks 4 --microbatches 8 --json)
 expect(0 "\"fits_budget\":true" compare --ranks 4 --microbatches 8 --memory-budget 100 --json)

@@ -258,6 +258,13 @@ std::string metrics_json(std::string_view name, table const& t, simulation const
   return o.str();
 }
 
+/// compare --json: a row's "parameter_copies" (2 for DualPipe, whose ranks each hold two
+/// copies' worth of parameters; 1 for every other schedule).
+std::string with_parameter_copies(std::string json, int copies) {
+  json.insert(json.size() - 1, ",\"parameter_copies\":" + std::to_string(copies));
+  return json;
+}
+
 void print_metrics(std::ostream& os, table const& t, simulation const& sim, diagnostic const& verdict,
                    double reuse = -1) {
   os << "ranks " << t.ranks << ", stages " << t.stages << ", micro-batches " << t.microbatches << "\n";
@@ -436,6 +443,7 @@ int cmd_compare(options const& o) {
     table t;
     simulation sim;
     diagnostic verdict;
+    bool two_copies = false; ///< DualPipe: two copies of the model's parameters, not a --best candidate
   };
   std::vector<row> results;
   std::vector<detail::candidate_score> scores;
@@ -452,7 +460,23 @@ int cmd_compare(options const& o) {
     scores.push_back(sc);
   }
   std::size_t const chosen = detail::choose_candidate(scores.data(), scores.size(), budget);
-  row const* best = chosen < results.size() ? &results[chosen] : nullptr;
+  // DualPipe, shown for comparison but never chosen: its 2p table stages are two copies of
+  // the model's p stages (2x parameters per rank, the copies' gradients summed by the user),
+  // so it cannot replace the others by one `using` line. Each chunk is a whole rank slice:
+  // the slice's costs per chunk, and memory in stage-activations (peak_chunks), the same
+  // unit as the other rows (simulate's peak_memory counts a chunk as half a slice).
+  params dual = base;
+  dual.v = 2;
+  if (!dualpipe_family::check(dual)) {
+    table t = make_schedule(dualpipe_family::name, dual);
+    if (t.ok()) {
+      simulation sim = simulate(t, sim_costs{dual.cost});
+      for (std::size_t r = 0; r < sim.peak_memory.size(); ++r)
+        sim.peak_memory[r] = static_cast<double>(sim.peak_chunks[r]);
+      results.push_back({std::string(dualpipe_family::name), t, sim, verify(t), true});
+    }
+  }
+  row const* best = chosen < scores.size() ? &results[chosen] : nullptr; // the rows after the scored ones are never chosen
   double const best_peak = best ? scores[chosen].peak_memory : 0;
   if (o.has("best")) {
     if (!best) {
@@ -474,7 +498,9 @@ int cmd_compare(options const& o) {
     std::cout << "[";
     for (std::size_t i = 0; i < results.size(); ++i)
       std::cout << (i ? ",\n " : "")
-                << metrics_json(results[i].name, results[i].t, results[i].sim, results[i].verdict, budget);
+                << with_parameter_copies(
+                       metrics_json(results[i].name, results[i].t, results[i].sim, results[i].verdict, budget),
+                       results[i].two_copies ? 2 : 1);
     std::cout << "]\n";
     return 0;
   }
@@ -487,10 +513,10 @@ int cmd_compare(options const& o) {
       peak = m > peak ? m : peak;
       per += text_number(m) + " ";
     }
-    std::printf("%-14s %6d %10s %7.1f%% %8s  %s%s%s\n", r.name.c_str(), r.t.chunks, text_number(r.sim.makespan).c_str(),
+    std::printf("%-14s %6d %10s %7.1f%% %8s  %s%s%s%s\n", r.name.c_str(), r.t.chunks, text_number(r.sim.makespan).c_str(),
                 100.0 * r.sim.bubble_ratio, text_number(peak).c_str(),
                 budget < 0 ? "" : (peak <= budget + 1e-9 ? "yes   " : "no    "), per.c_str(),
-                r.verdict.ok() ? "" : " (NOT VERIFIED)");
+                r.verdict.ok() ? "" : " (NOT VERIFIED)", r.two_copies ? " (2x parameters; not chosen)" : "");
   }
   if (best)
     std::printf("fastest%s: %s (makespan %s, peak memory %s)\n", budget >= 0 ? " within the budget" : "",
