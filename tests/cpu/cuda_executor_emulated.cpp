@@ -17,6 +17,8 @@
 
 #include "pipesched/cuda/basic_executor.hpp"
 #include "pipesched/schedules/forward_only.hpp"
+#include "pipesched/schedules/dualpipe.hpp"
+#include "pipesched/schedules/dualpipe_v.hpp"
 #include "plan_mlp.hpp"
 #include "plan_support.hpp"
 
@@ -93,19 +95,23 @@ TEST_CASE("cuda.emulated.one_rank_per_device") {
 }
 
 namespace {
-template <class S> void train_exact(std::uint64_t seed) {
+/// F: the MLP's stage functor, or copies_of_model_stages of it when S's table stages are two
+/// copies of a model of model_stages stages (DualPipe).
+template <class S, class F = mlp::stage_functor> void train_exact(std::uint64_t seed, int model_stages = S::lowered.stages) {
   emu::reset(seed);
   constexpr int steps = 3;
   mlp::config c;
   c.layers = 12;
   c.microbatches = S::microbatches;
-  c.stages = S::lowered.stages;
+  c.stages = model_stages;
   mlp::model reference(c), piped(c);
   cuda::options o;
   o.slot_bytes = piped.boundary_bytes();
   emu_executor<S> ex(o);
-  mlp::stage_functor f{&piped};
-  std::vector<emu::deferred<mlp::stage_functor>> kernels(static_cast<std::size_t>(S::ranks), {&f});
+  F f;
+  f.net = &piped;
+  if constexpr (requires { f.model_stages; }) f.model_stages = model_stages;
+  std::vector<emu::deferred<F>> kernels(static_cast<std::size_t>(S::ranks), {&f});
   for (int step = 0; step < steps; ++step) {
     double const want = reference.reference_step(S::lowered.split_backward);
     ex.run(kernels);
@@ -326,4 +332,18 @@ TEST_CASE("cuda.emulated.extra_slots") {
   using base = zb_h2<stages<4>, microbatches<8>>;
   for (int r = 0; r < 4; ++r) CHECK(S::lowered.slot_count[r] == base::lowered.slot_count[r] + 2);
   for (std::uint64_t seed = 91; seed <= 94; ++seed) run_checked<S>(seed);
+}
+
+TEST_CASE("cuda.emulated.overlapped_pairs") {
+  // DualPipeV and DualPipe (overlapped forward-backward pairs; DualPipe's routes, its model
+  // stages run twice) through the CUDA executor: every boundary arrives as its pass expects,
+  // passes in list order, and the MLP trains to the last bit of the sequential reference.
+  using V = dualpipe_v<stages<4>, microbatches<8>>;
+  using D = dualpipe<stages<4>, microbatches<8>>;
+  for (std::uint64_t seed = 41; seed <= 44; ++seed) {
+    run_checked<V>(seed);
+    run_checked<D>(seed);
+  }
+  train_exact<V>(45);
+  train_exact<D, mlp::copies_of_model_stages<mlp::stage_functor>>(46, D::lowered.stages / 2);
 }
