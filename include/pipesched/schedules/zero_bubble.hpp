@@ -31,6 +31,7 @@ constexpr table zb_greedy(params const& pr, int cap, double& span) {
   table t = make_table(p, m, 1, placement::loop);
   t.split_backward = true;
   for (auto& l : t.lists) l.reserve(3 * static_cast<std::size_t>(m));
+  vec<action>* const lst = t.lists.data();
   std::size_t const up = static_cast<std::size_t>(p), um = static_cast<std::size_t>(m), pm = up * um;
   std::vector<double> buf(2 * pm + 4 * up, -1.0);
   double* const f_end = buf.data();        // [r*m + j]
@@ -69,17 +70,17 @@ constexpr table zb_greedy(params const& pr, int cap, double& span) {
     }
     double end = now;
     if (i_in <= now) {
-      push(t, op::backward_input, static_cast<int>(r), ji);
+      lst[r].push_back(make_action(op::backward_input, static_cast<int>(r), ji)); // stage r: one chunk per rank
       end = i_end[row + static_cast<std::size_t>(ji)] = now + pr.cost.b;
       ++ni[r];
       if (r > 0) wake(r - 1, end + c);
     } else if (f_in <= now) {
-      push(t, op::forward, static_cast<int>(r), jf);
+      lst[r].push_back(make_action(op::forward, static_cast<int>(r), jf));
       end = f_end[row + static_cast<std::size_t>(jf)] = now + pr.cost.f;
       ++nf[r];
       if (r + 1 < up) wake(r + 1, end + c);
     } else if (nw[r] < ji) {
-      push(t, op::backward_weight, static_cast<int>(r), nw[r]);
+      lst[r].push_back(make_action(op::backward_weight, static_cast<int>(r), nw[r]));
       end = now + pr.cost.w;
       ++nw[r];
     } else {
@@ -98,6 +99,145 @@ constexpr table zb_greedy(params const& pr, int cap, double& span) {
   }
   t.memory_bound_chunks = cap < m ? cap : m;
   return t;
+}
+
+/// An order of passes and its list-order times.
+struct timed_order {
+  table t;
+  split_timing time; ///< time.ok false: no order was made
+};
+
+/// The zero-bubble repository's ZB-H2-like greedy, as shared/reference/schedules.md describes
+/// it ("How the reference greedy generators use costs and link latency"), one chunk per rank,
+/// at most `limit` live activations per rank:
+///  1. micro-batch 0's forwards on every rank; then, from the last rank down, rank j adds
+///     warm-up forwards (each with the forwards of the same micro-batch on the ranks below
+///     that lack it, so every input exists) while it and they hold fewer than `limit` and
+///     the forward ends no later than micro-batch 0's input gradient reaches rank j (rank
+///     j+1's I end + c; on the last rank its own loss, so none), then runs that I;
+///  2. for each following micro-batch: one forward per rank (ranks up, where the rank below
+///     is ahead), then one I per rank (ranks down);
+///  3. what a full memory held back, then the W's left, at the end.
+/// Before every F or I the rank runs pending W's (oldest first) while they fit in the wait
+/// for its input, then one more if the wait left exceeds the largest idle time any rank has
+/// gathered so far minus its own; before an F, also while it holds `limit`. Every pass is
+/// placed at max(rank free, input there), as time_split_order runs lists, so the times it
+/// returns are the list-order run's.
+constexpr timed_order zb_h2_reference_greedy(params const& pr, int limit) {
+  int const p = pr.p, m = pr.m;
+  double const F = pr.cost.f, B = pr.cost.b, W = pr.cost.w, c = pr.cost.c;
+  timed_order out{};
+  out.t = make_table(p, m, 1, placement::loop);
+  table& t = out.t;
+  t.split_backward = true;
+  t.memory_bound_chunks = limit;
+  std::size_t const up = static_cast<std::size_t>(p), um = static_cast<std::size_t>(m), pm = up * um;
+  for (auto& l : t.lists) l.reserve(3 * um);
+  vec<double> times(2 * pm + 3 * up, -1.0);
+  double* const f_end = times.data();   // [r*m + j], < 0: not placed
+  double* const i_end = f_end + pm;     // [r*m + j]
+  double* const now = i_end + pm;       // [r] the rank's clock
+  double* const idle = now + up;        // [r] idle since the rank's first pass
+  double* const first = idle + up;      // [r] start of its first pass, < 0: none yet
+  vec<int> counts(4 * up, 0);
+  int* const nf = counts.data(); // F's placed
+  int* const ni = nf + up;       // I's placed
+  int* const nw = ni + up;       // W's placed
+  int* const held = nw + up;     // live activations (F +1, W -1)
+  for (std::size_t r = 0; r < up; ++r) now[r] = idle[r] = 0.0;
+  double worst_idle = 0;
+  auto run_weight = [&](std::size_t r) {
+    t.lists[r].push_back(make_action(op::backward_weight, static_cast<int>(r), nw[r]++));
+    --held[r];
+    now[r] += W;
+  };
+  // pass kind k (F or I) of micro-batch j on rank r, its input there at `in`
+  auto place = [&](std::size_t r, op k, int j, double in) {
+    if (k == op::forward)
+      while (held[r] >= limit && nw[r] < ni[r]) run_weight(r);
+    while (nw[r] < ni[r] && now[r] + W <= in) run_weight(r);
+    if (nw[r] < ni[r] && in - now[r] > 0 && in - now[r] > worst_idle - idle[r]) run_weight(r);
+    double const begin = in > now[r] ? in : now[r];
+    if (first[r] < 0) first[r] = begin;
+    else if (begin > now[r]) {
+      idle[r] += begin - now[r];
+      worst_idle = idle[r] > worst_idle ? idle[r] : worst_idle;
+    }
+    std::size_t const at = r * um + static_cast<std::size_t>(j);
+    t.lists[r].push_back(make_action(k, static_cast<int>(r), j));
+    if (k == op::forward) {
+      now[r] = begin + F;
+      f_end[at] = now[r];
+      ++nf[r];
+      ++held[r];
+    } else {
+      now[r] = begin + B;
+      i_end[at] = now[r];
+      ++ni[r];
+    }
+  };
+  // when the input of F(r, j) / I(r, j) is there (its producer placed)
+  auto forward_input = [&](std::size_t r, int j) { return r == 0 ? 0.0 : f_end[(r - 1) * um + static_cast<std::size_t>(j)] + c; };
+  auto grad_input = [&](std::size_t r, int j) {
+    return r + 1 == up ? f_end[r * um + static_cast<std::size_t>(j)] : i_end[(r + 1) * um + static_cast<std::size_t>(j)] + c;
+  };
+  // a rank may run its next forward: one left, memory for it (or a W to make some), and
+  // its input placed (the rank below ahead of it)
+  auto forward_ok = [&](std::size_t r) {
+    return nf[r] < m && (held[r] < limit || nw[r] < ni[r]) && (r == 0 || nf[r - 1] > nf[r]);
+  };
+  // 1. warm-up
+  for (std::size_t r = 0; r < up; ++r) place(r, op::forward, 0, forward_input(r, 0));
+  for (std::size_t j = up; j-- > 0;) {
+    if (j + 1 < up) {
+      double const arrival = grad_input(j, 0);
+      while (nf[j] < m) {
+        // rank j's next forward k, with the ranks below placing theirs first where missing:
+        // when would it end, and is there memory on each?
+        int const k = nf[j];
+        double end = 0;
+        bool room = true;
+        for (std::size_t q = 0; q <= j && room; ++q) {
+          if (nf[q] > k) {
+            end = f_end[q * um + static_cast<std::size_t>(k)];
+            continue;
+          }
+          room = held[q] < limit;
+          double const in = q == 0 ? 0.0 : end + c;
+          end = (in > now[q] ? in : now[q]) + F;
+        }
+        if (!room || end > arrival) break;
+        for (std::size_t q = 0; q <= j; ++q)
+          if (nf[q] == k) place(q, op::forward, k, forward_input(q, k));
+      }
+    }
+    place(j, op::backward_input, 0, grad_input(j, 0));
+  }
+  // 2. steady state and cool-down: one round per micro-batch
+  for (int k = 1; k < m; ++k) {
+    for (std::size_t r = 0; r < up; ++r)
+      if (forward_ok(r)) place(r, op::forward, nf[r], forward_input(r, nf[r]));
+    for (std::size_t r = up; r-- > 0;)
+      if (ni[r] < nf[r] && (r + 1 == up || ni[r + 1] > ni[r])) place(r, op::backward_input, ni[r], grad_input(r, ni[r]));
+  }
+  // 3. what a full memory or a missing input held back, then the W's
+  for (bool more = true; more;) {
+    more = false;
+    for (std::size_t r = 0; r < up; ++r)
+      for (; forward_ok(r); more = true) place(r, op::forward, nf[r], forward_input(r, nf[r]));
+    for (std::size_t r = up; r-- > 0;)
+      for (; ni[r] < nf[r] && (r + 1 == up || ni[r + 1] > ni[r]); more = true)
+        place(r, op::backward_input, ni[r], grad_input(r, ni[r]));
+  }
+  for (std::size_t r = 0; r < up; ++r) {
+    if (nf[r] < m || ni[r] < m) return out; // not reached: every rank can always go on
+    while (nw[r] < ni[r]) run_weight(r);
+    double const span = now[r] - first[r];
+    out.time.span = span > out.time.span ? span : out.time.span;
+    out.time.makespan = now[r] > out.time.makespan ? now[r] : out.time.makespan;
+  }
+  out.time.ok = true;
+  return out;
 }
 
 /// ZB-H1's order: 1F1B with I for B, and rank r's W's deferred by r.
@@ -187,8 +327,10 @@ struct zb_h1_family {
 ///  2. while that winner leaves some rank idle: the cost-blind textbook order
 ///     (detail::zb_h2_unit_step_table), and the textbook order and the winner with their W's
 ///     moved into the waits for late inputs (detail::float_weights_into_waits, limit
-///     min(2p, m)). Each replaces the best so far only when its list-order run has a shorter
-///     largest rank span (or an equal one and a shorter makespan).
+///     min(2p, m)), and the reference repository's ZB-H2-like greedy as schedules.md
+///     describes it (detail::zb_h2_reference_greedy, same limit). Each replaces the best so
+///     far only when its list-order run has a shorter largest rank span (or an equal one and
+///     a shorter makespan).
 /// Hence the rank span never exceeds ZB-H1's nor the textbook order's, for any costs and
 /// latency, and the memory is at most min(2p, m) (min(p, m) when the ZB-H1 order is kept,
 /// e.g. often for m < 2p-1, where the warm-up cannot grow).
@@ -198,7 +340,8 @@ struct zb_h1_family {
 ///  - F = B, W <= F/2, m >= 2p: at most the formula (the cap of 2p fills more);
 ///  - F < B: the first gradient reaches rank 0 after pF + (p-1)B, more than 2p forwards
 ///    can cover, so the warm-up idles and the formula is out of reach;
-///  - other F > B, W < F: within a fraction of (p-1)W of it, above or below.
+///  - other F >= B: at most the formula (tests/cpu/schedules_zero_bubble.cpp,
+///    schedule.zb_h2.formula.bound_when_f_ge_b).
 struct zb_h2_family {
   static constexpr const char* name = "zb-h2";
   static constexpr diagnostic check(params const& pr) { return detail::zb_check(pr); }
@@ -233,6 +376,8 @@ struct zb_h2_family {
       consider(static_cast<table&&>(book), book_time);
       consider(static_cast<table&&>(floated_book.t), floated_book.time);
       consider(static_cast<table&&>(floated_best.t), floated_best.time);
+      detail::timed_order greedy = detail::zb_h2_reference_greedy(pr, limit);
+      consider(static_cast<table&&>(greedy.t), greedy.time);
     }
     return best;
   }
