@@ -247,6 +247,23 @@ TEST_CASE("schedule.zb_h2.formula.bound_when_f_ge_b") {
   MESSAGE("ZB-H2, F >= B, m >= 2p - 1: ", points, " points, ", below, " strictly below the paper's time");
 }
 
+TEST_CASE("schedule.zb_h2.reference_greedy") {
+  // Issue 16's reference figure: the reference repository's ZB-H2-like greedy gives a
+  // largest rank span of 50.5 at p = 8, m = 16, F = B = W = 1, c = 0.25 (ours was 53, then
+  // 51.5). detail::zb_h2_reference_greedy, written from schedules.md's description of it,
+  // reproduces it; zb_h2 times it among its candidates. Valid, within min(2p, m), timed
+  // exactly as simulate times it.
+  params const pr{8, 16, 0, 0, {1, 1, 1, 0.25}};
+  pipesched::detail::timed_order g = pipesched::detail::zb_h2_reference_greedy(pr, 16);
+  REQUIRE(g.time.ok);
+  CHECK(verify(g.t).ok());
+  CHECK(pipesched::detail::peak_chunks(g.t) <= 16);
+  auto sg = run(g.t, pr.cost);
+  CHECK(near(sg.max_rank_span, g.time.span));
+  CHECK(near(sg.max_rank_span, 50.5));
+  CHECK(run(zb_h2_family::generate(pr), pr.cost).max_rank_span <= 50.5 + 1e-9);
+}
+
 TEST_CASE("schedule.zb_h2.formula.f_equals_b") {
   // F = B with W <= F/2 and m >= 2p: the span is at most the paper's (2p live activations
   // fill more of the tail); at m = 2p-1 it can exceed it by a fraction of W.

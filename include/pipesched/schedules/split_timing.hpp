@@ -14,6 +14,13 @@ struct split_timing {
   bool ok = false;     ///< false when the orders wait on each other
 };
 
+/// An order of passes and its list-order times (a generator that places every pass at
+/// max(rank free, input there) knows them without a run).
+struct timed_order {
+  table t;
+  split_timing time; ///< time.ok false: no order was made
+};
+
 /// Largest number of chunk-activations any rank holds in `order` (F +1, W -1).
 constexpr int peak_chunks(table const& order) {
   int peak = 0;

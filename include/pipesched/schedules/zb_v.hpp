@@ -210,6 +210,238 @@ constexpr table zb_v_textbook_table(params const& pr) {
   return t;
 }
 
+/// How one run of the reference ZB-V greedy fills waits (zb_v_reference_greedy).
+struct zb_v_greedy_rule {
+  bool fill_before_forward = true;  ///< an extra W may go before an F
+  bool fill_before_backward = true; ///< an extra W may go before chunk 1's I
+};
+
+/// A run of zb_v_reference_greedy: the order, its list-order times, its largest per-rank idle.
+struct zb_v_greedy_run {
+  timed_order order;
+  vec<double> idle; ///< per rank: idle time after its first forward
+  double worst_idle = 0;
+};
+
+/// The zero-bubble repository's ZB-V greedy (its rules as shared/reference/schedules.md
+/// describes them, "How the reference greedy generators use costs and link latency"), on
+/// V placement: rank r holds stage r (chunk 0) and 2p-1-r (chunk 1); every pass starts at
+/// max(rank free, input there), an input from another rank after its producer's end + c.
+///  1. one chunk-0 forward on every rank; from the last rank down, rank i adds chunk-0
+///     forwards (one on each of ranks 0..i) while it holds at most `limit` - 2 - 2i and
+///     its clock plus F is no later than its first chunk-1 input arrives, then runs its
+///     first chunk-1 forward; then, rank by rank upwards, ranks i..p-1 (from the top) add
+///     forwards of alternating chunks until rank i has run as many as rank i-1 and more
+///     chunk-1 forwards than it;
+///  2. 2m rounds: every rank places one I — chunk 0's (its gradient from rank i+1, or the
+///     turn on the last rank) when that is placed and chunk 0 is behind, else chunk 1's;
+///     ranks with chunk 0's in descending order, then the others ascending — then, ranks
+///     ascending, one F — chunk 1's when its input is placed and chunk 1 is behind, else
+///     chunk 0's when its input is;
+///  3. the W's left.
+/// Before an F or I whose input comes from another rank, the rank runs pending W's (oldest
+/// first) while the input arrives no earlier than now + W, then one more when the wait
+/// left exceeds the largest idle any rank has gathered (or the largest approved idle minus
+/// its own approved idle) minus its own — before chunk 1's I only when
+/// `fill_before_backward`, before an F only when `fill_before_forward`. Before an F, W's
+/// also run while the rank holds `limit`. `approved`: per-rank idle of an earlier run (or
+/// null).
+constexpr zb_v_greedy_run zb_v_reference_greedy(params const& pr, int limit, zb_v_greedy_rule rule,
+                                                double const* approved) {
+  int const p = pr.p, m = pr.m, S = 2 * p;
+  double const F = pr.cost.f, B = pr.cost.b, W = pr.cost.w, c = pr.cost.c;
+  zb_v_greedy_run run{};
+  timed_order& out = run.order;
+  out.t = make_table(p, m, 2, placement::v_shape);
+  table& t = out.t;
+  t.split_backward = true;
+  t.memory_bound_chunks = limit;
+  std::size_t const up = static_cast<std::size_t>(p), um = static_cast<std::size_t>(m);
+  std::size_t const sm = static_cast<std::size_t>(S) * um;
+  for (auto& l : t.lists) l.reserve(6 * um);
+  vec<action>* const lists = t.lists.data();
+  vec<double> times(2 * sm + 3 * up, -1.0);
+  double* const f_end = times.data(); // [s*m + j], < 0: not placed
+  double* const i_end = f_end + sm;   // [s*m + j]
+  double* const now = i_end + sm;     // [r]
+  double* const idle = now + up;      // [r]
+  double* const first = idle + up;    // [r] < 0: nothing run yet
+  vec<int> counts(8 * up, 0);
+  int* const nf = counts.data();  // [2r + k] forwards placed of chunk k
+  int* const ni = nf + 2 * up;    // [2r + k] I's placed of chunk k
+  int* const held = ni + 2 * up;  // [r] chunk-activations held
+  int* const whead = held + up;   // [r] W's placed
+  int* const wtail = whead + up;  // [r] I's placed: the W queue's end
+  vec<int> wq(up * 2 * um, 0);    // per rank, its I's in order, as s*m + j
+  int* const queue = wq.data();
+  for (std::size_t r = 0; r < up; ++r) now[r] = idle[r] = 0.0;
+  double approved_worst = -1;
+  if (approved)
+    for (std::size_t r = 0; r < up; ++r) approved_worst = approved[r] > approved_worst ? approved[r] : approved_worst;
+  double worst_idle = 0;
+  auto stage_of = [&](std::size_t r, int k) { return k == 0 ? static_cast<int>(r) : S - 1 - static_cast<int>(r); };
+  // end of the producer of F / I (chunk k, micro-batch j) on rank r on another rank, or -1
+  // when its input is local (or the batch, or the loss); placed: >= 0
+  auto f_producer = [&](std::size_t r, int k, int j) {
+    std::size_t const jj = static_cast<std::size_t>(j);
+    if (k == 0) return r == 0 ? -2.0 : f_end[(r - 1) * um + jj];
+    return r + 1 == up ? -2.0 : f_end[static_cast<std::size_t>(S - 2 - static_cast<int>(r)) * um + jj];
+  };
+  auto i_producer = [&](std::size_t r, int k, int j) {
+    std::size_t const jj = static_cast<std::size_t>(j);
+    if (k == 1) return r == 0 ? -2.0 : i_end[static_cast<std::size_t>(S - static_cast<int>(r)) * um + jj];
+    return r + 1 == up ? -2.0 : i_end[(r + 1) * um + jj];
+  };
+  auto run_weight = [&](std::size_t r) {
+    int const key = queue[r * 2 * um + static_cast<std::size_t>(whead[r]++)];
+    int const s = key / m;
+    lists[r].push_back(make_action(op::backward_weight, s, key % m, s < p ? 0 : 1));
+    --held[r];
+    now[r] += W;
+  };
+  auto fill = [&](std::size_t r, double producer_end, bool extra) {
+    if (producer_end < 0) return; // the input is local (or the batch): nothing to wait for
+    double const arrival = producer_end + c;
+    while (whead[r] < wtail[r] && arrival >= now[r] + W) run_weight(r);
+    double allowed = worst_idle;
+    if (approved && approved_worst - approved[r] > allowed) allowed = approved_worst - approved[r];
+    if (extra && whead[r] < wtail[r] && arrival - now[r] > allowed - idle[r]) run_weight(r);
+  };
+  auto place = [&](std::size_t r, op kind, int k) {
+    std::size_t const slot = 2 * r + static_cast<std::size_t>(k);
+    int const j = kind == op::forward ? nf[slot] : ni[slot];
+    int const s = stage_of(r, k);
+    std::size_t const at = static_cast<std::size_t>(s) * um + static_cast<std::size_t>(j);
+    // ready: after the local predecessor (F chunk 0 -> F chunk 1 at the turn, the loss, the
+    // I of the other chunk at the turn) and the producer on another rank
+    double ready = now[r];
+    double local = -1;
+    if (kind == op::forward && k == 1 && r + 1 == up) local = f_end[static_cast<std::size_t>(p - 1) * um + static_cast<std::size_t>(j)];
+    if (kind == op::backward_input && k == 1 && r == 0) local = f_end[at];
+    if (kind == op::backward_input && k == 0 && r + 1 == up) local = i_end[static_cast<std::size_t>(p) * um + static_cast<std::size_t>(j)];
+    ready = local > ready ? local : ready;
+    double const prod = kind == op::forward ? f_producer(r, k, j) : i_producer(r, k, j);
+    if (prod >= 0 && prod + c > ready) ready = prod + c;
+    if (first[r] < 0) first[r] = ready;
+    if (nf[2 * r] > 0 && ready > now[r]) {
+      idle[r] += ready - now[r];
+      worst_idle = idle[r] > worst_idle ? idle[r] : worst_idle;
+    }
+    lists[r].push_back(make_action(kind, s, j, k));
+    if (kind == op::forward) {
+      now[r] = ready + F;
+      f_end[at] = now[r];
+      ++nf[slot];
+      ++held[r];
+    } else {
+      now[r] = ready + B;
+      i_end[at] = now[r];
+      ++ni[slot];
+      queue[r * 2 * um + static_cast<std::size_t>(wtail[r]++)] = s * m + j;
+    }
+  };
+  // 1. warm-up
+  for (std::size_t r = 0; r < up; ++r) place(r, op::forward, 0);
+  for (std::size_t i = up; i-- > 0;) {
+    if (i + 1 < up) {
+      double const arrival = f_end[static_cast<std::size_t>(S - 2 - static_cast<int>(i)) * um] + c;
+      while (held[i] + 2 + 2 * static_cast<int>(i) <= limit && now[i] + F <= arrival && nf[2 * i] < m)
+        for (std::size_t q = 0; q <= i; ++q) place(q, op::forward, 0);
+    }
+    place(i, op::forward, 1);
+  }
+  int turn = 0;
+  for (std::size_t i = 1; i < up; ++i)
+    while (nf[2 * i] + nf[2 * i + 1] < nf[2 * i - 2] + nf[2 * i - 1] ||
+           (nf[2 * i + 1] <= nf[2 * i - 1] && nf[2 * i - 1] < m)) {
+      bool any = false;
+      for (std::size_t q = up; q-- > i;) {
+        std::size_t const slot = 2 * q + static_cast<std::size_t>(turn);
+        if (nf[slot] >= m || held[q] >= limit) continue;
+        // chunk 1 needs its input placed (from above, or the turn)
+        if (turn == 1 && (nf[2 * q + 1] >= nf[2 * q] || (q + 1 < up && f_producer(q, 1, nf[slot]) < 0))) continue;
+        if (turn == 0 && q > 0 && f_producer(q, 0, nf[slot]) < 0) continue;
+        place(q, op::forward, turn);
+        any = true;
+      }
+      turn = 1 - turn;
+      if (!any && !(nf[2 * i] + nf[2 * i + 1] < nf[2 * i - 2] + nf[2 * i - 1])) break;
+      if (!any && turn == 0) break; // neither chunk can move: stop catching up
+    }
+  // 2. rounds
+  vec<int> order_v(up, 0);
+  int* const order = order_v.data();
+  for (int round = 0; round < 2 * m; ++round) {
+    // chunk 0's I where its gradient is placed (or the turn), else chunk 1's
+    std::size_t n0 = 0;
+    for (std::size_t r = up; r-- > 0;) {
+      int const j0 = ni[2 * r], j1 = ni[2 * r + 1];
+      bool const zero = j0 < j1 && (r + 1 == up || i_producer(r, 0, j0) >= 0 || j1 >= m);
+      if (zero) order[n0++] = static_cast<int>(r);
+    }
+    for (std::size_t n = 0; n < n0; ++n) { // descending
+      std::size_t const r = static_cast<std::size_t>(order[n]);
+      if (r + 1 < up && i_producer(r, 0, ni[2 * r]) < 0) continue;
+      fill(r, r + 1 < up ? i_producer(r, 0, ni[2 * r]) : -1.0, true);
+      place(r, op::backward_input, 0);
+    }
+    for (std::size_t r = 0; r < up; ++r) {
+      bool was_zero = false;
+      for (std::size_t n = 0; n < n0; ++n) was_zero = was_zero || static_cast<std::size_t>(order[n]) == r;
+      if (was_zero) continue;
+      int const j1 = ni[2 * r + 1];
+      if (j1 >= nf[2 * r + 1]) continue;
+      double const prod = i_producer(r, 1, j1);
+      if (r > 0 && prod < 0) continue;
+      fill(r, r > 0 ? prod : -1.0, rule.fill_before_backward);
+      place(r, op::backward_input, 1);
+    }
+    for (std::size_t r = 0; r < up; ++r) {
+      if (nf[2 * r + 1] >= m) continue;
+      int k = -1;
+      if (nf[2 * r + 1] >= nf[2 * r]) k = 0;
+      else if (r + 1 == up || f_producer(r, 1, nf[2 * r + 1]) >= 0) k = 1;
+      else if (nf[2 * r] < m && (r == 0 || f_producer(r, 0, nf[2 * r]) >= 0)) k = 0;
+      if (k < 0 || (k == 0 && nf[2 * r] >= m)) continue;
+      if (k == 0 && r > 0 && f_producer(r, 0, nf[2 * r]) < 0) continue;
+      while (held[r] >= limit && whead[r] < wtail[r]) run_weight(r);
+      if (held[r] >= limit) continue;
+      double const prod = k == 0 ? (r == 0 ? -1.0 : f_producer(r, 0, nf[2 * r])) : (r + 1 == up ? -1.0 : f_producer(r, 1, nf[2 * r + 1]));
+      fill(r, prod, rule.fill_before_forward);
+      place(r, op::forward, k);
+    }
+  }
+  for (std::size_t r = 0; r < up; ++r) {
+    if (nf[2 * r] < m || nf[2 * r + 1] < m || ni[2 * r] < m || ni[2 * r + 1] < m) return run;
+    while (whead[r] < wtail[r]) run_weight(r);
+    double const span = now[r] - first[r];
+    out.time.span = span > out.time.span ? span : out.time.span;
+    out.time.makespan = now[r] > out.time.makespan ? now[r] : out.time.makespan;
+  }
+  for (std::size_t r = 0; r < up; ++r) run.idle.push_back(idle[r]);
+  run.worst_idle = worst_idle;
+  out.time.ok = true;
+  return run;
+}
+
+/// The reference's four variants (W's filling before F's, before I's), each re-run with its
+/// per-rank idle as the approved idle while that lowers its largest idle; of all runs, the
+/// shortest list-order span (then makespan).
+constexpr timed_order zb_v_reference_best(params const& pr, int limit) {
+  timed_order best{};
+  for (int v = 0; v < 4; ++v) {
+    zb_v_greedy_rule const rule{(v & 1) != 0, (v & 2) != 0};
+    zb_v_greedy_run run = zb_v_reference_greedy(pr, limit, rule, nullptr);
+    for (int again = 0; again < 4 && run.order.time.ok; ++again) {
+      if (!best.time.ok || shorter(run.order.time, best.time)) best = run.order;
+      zb_v_greedy_run next = zb_v_reference_greedy(pr, limit, rule, run.idle.data());
+      if (!next.order.time.ok || next.worst_idle >= run.worst_idle) break;
+      run = static_cast<zb_v_greedy_run&&>(next);
+    }
+  }
+  return best;
+}
+
 } // namespace detail
 
 /// ZB-V (zero bubble, V placement): rank r holds stages r and 2p-1-r; backward split into
@@ -223,7 +455,8 @@ constexpr table zb_v_textbook_table(params const& pr) {
 ///     detail::zb_v_textbook_table), as built and with its W's moved into the waits for late
 ///     inputs (detail::float_weights_into_waits, limited to its own peak memory). Each
 ///     replaces the best so far only when its largest rank span is shorter (or equal with a
-///     shorter makespan). (Floating the list scheduler's W's too wins rarely, 2 of the 100
+///     shorter makespan); and the reference repository's ZB-V greedy, its four variants
+///     and re-runs (detail::zb_v_reference_best). (Floating the list scheduler's W's too wins rarely, 2 of the 100
 ///     cases of tests/cpu/schedules_textbook.cpp, and costs constexpr operations that
 ///     generation near p = 16 cannot spare.)
 /// So the largest rank span is never longer than the textbook order's, for any costs and
@@ -263,6 +496,8 @@ struct zb_v_family {
       detail::floated_order floated_book = detail::float_weights_into_waits(book, pr.cost, detail::peak_chunks(book));
       consider(static_cast<table&&>(book), book_time);
       consider(static_cast<table&&>(floated_book.t), floated_book.time);
+      detail::timed_order greedy = detail::zb_v_reference_best(pr, limit);
+      consider(static_cast<table&&>(greedy.t), greedy.time);
       return winner;
     }
     return static_cast<table&&>(best.t);

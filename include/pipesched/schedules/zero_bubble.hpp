@@ -101,12 +101,6 @@ constexpr table zb_greedy(params const& pr, int cap, double& span) {
   return t;
 }
 
-/// An order of passes and its list-order times.
-struct timed_order {
-  table t;
-  split_timing time; ///< time.ok false: no order was made
-};
-
 /// The zero-bubble repository's ZB-H2-like greedy, as shared/reference/schedules.md describes
 /// it ("How the reference greedy generators use costs and link latency"), one chunk per rank,
 /// at most `limit` live activations per rank:
