@@ -23,7 +23,26 @@ concept schedule_family = requires(params const& pr) {
   { F::generate(pr) } -> std::same_as<table>;
 };
 
+/// A family whose generator is too heavy for one constant evaluation may split it in two:
+/// `generate_own(pr)`, its own order, and `alternative(pr)`, another order timed against it,
+/// with `prefer_alternative(own, alt, pr)` the choice; its `generate(pr)` must return
+/// exactly `prefer_alternative(own, alt, pr) ? alt : own`. schedule<> then builds the two
+/// in separate constant evaluations, each with the compiler's whole budget; run-time callers
+/// of generate() get the same table.
+template <class F>
+concept split_generator = schedule_family<F> && requires(params const& pr, table const& t) {
+  { F::generate_own(pr) } -> std::same_as<table>;
+  { F::alternative(pr) } -> std::same_as<table>;
+  { F::prefer_alternative(t, t, pr) } -> std::same_as<bool>;
+};
+
 namespace detail {
+
+/// The family's first (or only) constant evaluation of its generator.
+template <schedule_family Family> constexpr table generate_first(params const& pr) {
+  if constexpr (split_generator<Family>) return Family::generate_own(pr);
+  else return Family::generate(pr);
+}
 
 template <class T> constexpr void apply_param(params& pr) {
   if constexpr (is_int_param<T, ranks>::value) pr.p = T::value;
@@ -101,7 +120,7 @@ template <schedule_family Family> constexpr build_summary summarize(params const
     s.verdict = d;
     return s;
   }
-  table t = Family::generate(pr);
+  table t = generate_first<Family>(pr); // (a split generator's alternative has the same sizes)
   if (!t.ok()) {
     s.verdict = t.error;
     return s;
@@ -126,8 +145,24 @@ template <schedule_family Family> constexpr build_summary summarize(params const
 template <schedule_family Family, std::size_t R, std::size_t S, std::size_t N, std::size_t L = 0>
 constexpr static_table<R, S, N, L> freeze_generated(params const& pr, bool ok) {
   if (!ok) return static_table<R, S, N, L>{};
-  table t = Family::generate(pr);
+  table t = generate_first<Family>(pr);
   return freeze<R, S, N, L>(t);
+}
+
+/// A split generator's second constant evaluation: its alternative, and the choice between
+/// it and the frozen first order (see split_generator); other families: the first order.
+template <schedule_family Family, std::size_t R, std::size_t S, std::size_t N, std::size_t L>
+constexpr static_table<R, S, N, L> with_alternative(static_table<R, S, N, L> const& first, params const& pr, bool ok) {
+  if constexpr (split_generator<Family>) {
+    if (ok) {
+      table alt = Family::alternative(pr);
+      if (alt.ok() && alt.total_actions() == N && route_entries(alt) == L) {
+        table const own = thaw(first);
+        if (Family::prefer_alternative(own, alt, pr)) return freeze<R, S, N, L>(alt);
+      }
+    }
+  }
+  return first;
 }
 
 /// Start, end and dependency order of every pass of a compute table (flat, in the
@@ -282,10 +317,11 @@ template <schedule_family Family, class... Ps> struct schedule {
   static constexpr int microbatches = summary.microbatches;
   static constexpr int stages = summary.stages;
   static constexpr std::size_t rank_count = static_cast<std::size_t>(ranks > 0 ? ranks : 1);
-  /// The generator's compute table.
-  static constexpr auto compute =
+  /// The generator's compute table (a split generator's in two steps: split_generator).
+  static constexpr auto generated =
       detail::freeze_generated<Family, rank_count, static_cast<std::size_t>(stages), summary.compute, summary.routes>(
           parameters, parameters_ok);
+  static constexpr auto compute = detail::with_alternative<Family>(generated, parameters, parameters_ok);
   /// When each pass runs under the family's cost model: the order transfers are placed in.
   /// The compute table's coverage, placement and same-rank order, checked before anything
   /// runs it (so a misplaced pass is reported as such, not as the wait it would cause).

@@ -4,6 +4,7 @@
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/core/vec.hpp"
 #include "pipesched/schedules/split_timing.hpp"
+#include "pipesched/schedules/v_shape_reference.hpp"
 
 namespace pipesched {
 
@@ -588,6 +589,32 @@ constexpr table v_shape_for_costs(bool half, params const& pr, int budget) {
   return winner;
 }
 
+/// The reference's construction (v_shape_reference.hpp) with the family's memory bound,
+/// `budget` chunk-activations.
+constexpr table reference_v_candidate(bool half, params const& pr, int budget) {
+  table t = reference_v_order(pr.p, pr.m, !half);
+  t.memory_bound_chunks = budget;
+  return t;
+}
+
+/// Whether the reference's construction `alt` beats `own` under `cost`: it fits `budget`
+/// chunk-activations and its list-order run has a shorter largest rank span (or an equal one
+/// and a shorter makespan).
+constexpr bool reference_v_order_shorter(table const& own, table const& alt, cost_model const& cost, int budget) {
+  if (!own.ok() || !alt.ok() || peak_chunks(alt) > budget) return false;
+  split_timing const a = time_split_order(alt, cost);
+  return a.ok && shorter(a, time_split_order(own, cost));
+}
+
+/// v_shape_for_costs and the reference repository's construction (v_shape_reference.hpp),
+/// the shorter (reference_v_order_shorter). The V-shape families' generate().
+constexpr table v_shape_with_reference(bool half, params const& pr, int budget) {
+  table own = v_shape_for_costs(half, pr, budget);
+  table alt = reference_v_candidate(half, pr, budget);
+  if (reference_v_order_shorter(own, alt, pr.cost, budget)) return alt;
+  return own;
+}
+
 } // namespace detail
 
 /// V-Half (Qi et al. 2024, V placement, backward split into I and W): peak activation
@@ -601,22 +628,42 @@ constexpr table v_shape_for_costs(bool half, params const& pr, int budget) {
 /// longer than the textbook order.
 struct v_half_family {
   static constexpr const char* name = "v-half";
+  static constexpr int budget(params const& pr) { return 2 * ((pr.p + 2) / 2); }
   static constexpr diagnostic check(params const& pr) { return detail::check_v_shape(pr); }
   static constexpr table generate(params const& pr) {
     if (auto d = check(pr)) return failed(d);
-    return detail::v_shape_for_costs(true, pr, 2 * ((pr.p + 2) / 2));
+    return detail::v_shape_with_reference(true, pr, budget(pr));
+  }
+  // the same in two constant evaluations for the compiler (split_generator)
+  static constexpr table generate_own(params const& pr) {
+    if (auto d = check(pr)) return failed(d);
+    return detail::v_shape_for_costs(true, pr, budget(pr));
+  }
+  static constexpr table alternative(params const& pr) { return detail::reference_v_candidate(true, pr, budget(pr)); }
+  static constexpr bool prefer_alternative(table const& own, table const& alt, params const& pr) {
+    return detail::reference_v_order_shorter(own, alt, pr.cost, budget(pr));
   }
 };
 
 /// V-Min: peak activation memory floor((p+4)/3) in the reference unit on every rank (about
 /// a third of 1F1B's), for any m >= 1; built as V-Half, from V-Min's block and the others
-/// that fit, and timed against the textbook order as V-Half (detail::v_shape_for_costs).
+/// that fit, and timed against the textbook order and the reference's construction as
+/// V-Half (detail::v_shape_for_costs, detail::v_shape_with_reference).
 struct v_min_family {
   static constexpr const char* name = "v-min";
+  static constexpr int budget(params const& pr) { return 2 * ((pr.p + 4) / 3); }
   static constexpr diagnostic check(params const& pr) { return detail::check_v_shape(pr); }
   static constexpr table generate(params const& pr) {
     if (auto d = check(pr)) return failed(d);
-    return detail::v_shape_for_costs(false, pr, 2 * ((pr.p + 4) / 3));
+    return detail::v_shape_with_reference(false, pr, budget(pr));
+  }
+  static constexpr table generate_own(params const& pr) {
+    if (auto d = check(pr)) return failed(d);
+    return detail::v_shape_for_costs(false, pr, budget(pr));
+  }
+  static constexpr table alternative(params const& pr) { return detail::reference_v_candidate(false, pr, budget(pr)); }
+  static constexpr bool prefer_alternative(table const& own, table const& alt, params const& pr) {
+    return detail::reference_v_order_shorter(own, alt, pr.cost, budget(pr));
   }
 };
 
