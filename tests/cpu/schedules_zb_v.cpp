@@ -170,6 +170,23 @@ TEST_CASE("schedule.zb_v.reference_greedy") {
   check({4, 8, 0, 0, {1, 1, 1, 0}}, 48); // reference: schedules.md, ZB-V p4 m8: span 48
 }
 
+TEST_CASE("schedule.zb_v.split_generator") {
+  // generate() is the split generator's two orders and its choice, as schedule<> builds them
+  // (the reference greedy only where the first order leaves a rank idle)
+  static_assert(split_generator<zb_v_family>);
+  for (int p : {3, 6, 8})
+    for (int m : {p, 2 * p, 3 * p + 1})
+      for (cost_model const c : {cost_model{1, 1, 1, 0}, cost_model{1, 2, 1, 0.25}, cost_model{2, 1, 0.5, 0}}) {
+        params const pr{p, m, 0, 0, c};
+        INFO("p=", p, " m=", m);
+        table const own = zb_v_family::generate_own(pr), alt = zb_v_family::alternative(pr);
+        table const full = zb_v_family::generate(pr);
+        CHECK(full.lists == (zb_v_family::prefer_alternative(own, alt, pr) ? alt : own).lists);
+      }
+  using S = zb_v<ranks<8>, microbatches<24>, costs<1.0, 2.0, 1.0, 0.25>>;
+  CHECK(thaw(S::compute).lists == zb_v_family::generate(S::parameters).lists);
+}
+
 TEST_CASE("schedule.zb_v.refuses_other_chunks") {
   for (int v : {1, 3, 4}) {
     table t = zb_v_family::generate({4, 8, v});

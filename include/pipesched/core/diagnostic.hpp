@@ -49,6 +49,8 @@ enum class errc : std::uint8_t {
   program_unordered_rewrite,
   program_hang,
   program_malformed,
+  // generators
+  not_generated,
 };
 
 /// A short sentence that says what is wrong and what to change.
@@ -97,6 +99,9 @@ constexpr const char* message(errc e) {
   case errc::program_hang: return "the streams of the stream program wait on each other in a cycle: it would hang";
   case errc::program_malformed:
     return "the stream program does not run each action of the table exactly once, passes in their rank's order";
+  case errc::not_generated:
+    return "the generator made no such order for these parameters (a split generator's alternative that is not "
+           "needed)";
   }
   return "unknown error";
 }

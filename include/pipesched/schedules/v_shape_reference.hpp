@@ -425,7 +425,7 @@ constexpr table reference_v_order(int p, int m, bool v_min) {
       if (j - i > best_len) best_len = j - i, best = i;
       i = j + 1;
     }
-    if (best_len < 6) return failed({errc::missing_pass}); // not reached for p <= 16 (test)
+    if (best_len < 6) return failed({errc::not_generated}); // not reached for p <= 16 (test)
     int const cut = best + 6; // repeat the six passes before it
     auto& list = t.lists[static_cast<std::size_t>(r)];
     list.reserve(6 * static_cast<std::size_t>(m));

@@ -468,6 +468,31 @@ struct zb_v_family {
   static constexpr const char* name = "zb-v";
   static constexpr diagnostic check(params const& pr) { return detail::check_zb_v(pr); }
   static constexpr table generate(params const& pr) {
+    table own = generate_own(pr);
+    table alt = alternative(pr);
+    if (prefer_alternative(own, alt, pr)) return alt;
+    return own;
+  }
+  // generate() in two constant evaluations for the compiler (split_generator): the orders
+  // above, then the reference repository's greedy (detail::zb_v_reference_best), taken when
+  // the first leaves a rank idle and it is shorter
+  static constexpr table alternative(params const& pr) {
+    if (auto d = check(pr)) return failed(d);
+    cost_model const& c = pr.cost;
+    if (c.f == c.b && c.b == c.w && c.c == 0 && pr.m >= 2 * pr.p) return failed({errc::not_generated}); // zero bubble already
+    detail::timed_order greedy = detail::zb_v_reference_best(pr, 2 * pr.p);
+    if (!greedy.time.ok) return failed({errc::not_generated});
+    return static_cast<table&&>(greedy.t);
+  }
+  static constexpr bool prefer_alternative(table const& own, table const& alt, params const& pr) {
+    if (!own.ok() || !alt.ok()) return false;
+    detail::split_timing const mine = detail::time_split_order(own, pr.cost);
+    double const busy = 2.0 * pr.m * (pr.cost.f + pr.cost.b + pr.cost.w);
+    if (mine.ok && mine.span <= busy) return false; // no rank idles: nothing to gain
+    detail::split_timing const theirs = detail::time_split_order(alt, pr.cost);
+    return theirs.ok && (!mine.ok || detail::shorter(theirs, mine));
+  }
+  static constexpr table generate_own(params const& pr) {
     if (auto d = check(pr)) return failed(d);
     int const limit = 2 * pr.p;
     constexpr detail::zb_v_rule rules[] = {{2, true}, {3, true}, {2, false}};
@@ -496,8 +521,6 @@ struct zb_v_family {
       detail::floated_order floated_book = detail::float_weights_into_waits(book, pr.cost, detail::peak_chunks(book));
       consider(static_cast<table&&>(book), book_time);
       consider(static_cast<table&&>(floated_book.t), floated_book.time);
-      detail::timed_order greedy = detail::zb_v_reference_best(pr, limit);
-      consider(static_cast<table&&>(greedy.t), greedy.time);
       return winner;
     }
     return static_cast<table&&>(best.t);
