@@ -2,6 +2,8 @@
 // public entry points assign_paths and make_skip.
 #pragma once
 
+#include <initializer_list>
+
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/schedules/skip_paths/cheapest_paths.hpp"
 #include "pipesched/schedules/skip_paths/event_order.hpp"
