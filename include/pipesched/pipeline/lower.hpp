@@ -160,9 +160,9 @@ struct incoming_transfer {
 /// so each run is sorted by sweep key (a rank's passes follow one another in time and in
 /// dependency order).
 struct incoming_runs {
-  vec<incoming_transfer> recvs;  ///< run after run
-  vec<std::size_t> run_start;    ///< index in recvs of each run's first RECV
-  int last_sender = -1;          ///< the sender of the last run
+  vec<incoming_transfer> recvs; ///< run after run
+  vec<std::size_t> run_start;   ///< index in recvs of each run's first RECV
+  int last_sender = -1;         ///< the sender of the last run
 };
 
 /// The RECV, on the reader's rank, of the output of `pass` (on rank `sender`): stage
@@ -280,9 +280,9 @@ constexpr void merge_rank_events(table const& t, Timing const& timing, std::size
     for (std::size_t k = 0; k < runs; ++k) {
       if (run_next[k] == run_end[k]) continue;
       sweep_key const& head = recvs[run_next[k]].key;
-      bool const smaller = !have || head.time < best.time ||
-                           (head.time == best.time &&
-                            (head.topo < best.topo || (head.topo == best.topo && head.phase < best.phase)));
+      bool const smaller =
+          !have || head.time < best.time ||
+          (head.time == best.time && (head.topo < best.topo || (head.topo == best.topo && head.phase < best.phase)));
       if (smaller) {
         pick = k;
         best = head;

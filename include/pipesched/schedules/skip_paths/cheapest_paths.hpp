@@ -60,15 +60,15 @@ struct path_state {
 /// What one micro-batch's path search reads and writes. The tables are sized once for the
 /// configuration; prepare_micro_batch refills the per-micro-batch ones.
 struct path_search {
-  int stages = 0;         ///< S
-  int to_keep = 0;        ///< skippable stages every path keeps
-  int last_skippable = 0; ///< the skippable stages are 1..last_skippable
-  bool head_last = false; ///< layout last: every path ends at S-1, a stage that is not skippable
-  vec<double> round_trip; ///< [a S + b]: link time from stage a's rank to b's and back
-  vec<double> visit_cost; ///< per stage: what visiting it costs this micro-batch (0 if not skippable)
-  vec<char> must_visit;   ///< per stage: this micro-batch must visit it (its quota needs every one left)
-  vec<char> may_visit;    ///< per stage: this micro-batch may visit it (quota left, or not skippable)
-  vec<int> must_before;   ///< [s] (S + 1 entries): how many stages below s must be visited
+  int stages = 0;          ///< S
+  int to_keep = 0;         ///< skippable stages every path keeps
+  int last_skippable = 0;  ///< the skippable stages are 1..last_skippable
+  bool head_last = false;  ///< layout last: every path ends at S-1, a stage that is not skippable
+  vec<double> round_trip;  ///< [a S + b]: link time from stage a's rank to b's and back
+  vec<double> visit_cost;  ///< per stage: what visiting it costs this micro-batch (0 if not skippable)
+  vec<char> must_visit;    ///< per stage: this micro-batch must visit it (its quota needs every one left)
+  vec<char> may_visit;     ///< per stage: this micro-batch may visit it (quota left, or not skippable)
+  vec<int> must_before;    ///< [s] (S + 1 entries): how many stages below s must be visited
   vec<double> cost_to_end; ///< per state (state_index): least cost from the state to the path's end
 };
 

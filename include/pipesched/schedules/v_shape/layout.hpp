@@ -38,12 +38,12 @@ constexpr int code_index(int x, int m) { return x >= first_weight_code(m) ? x - 
 
 /// The slot layout of a V-shape schedule while it is being built (codes above).
 struct v_layout {
-  int p = 0, m = 0, len = 0;      ///< ranks, micro-batches, slots per rank
-  int lag = 0;                    ///< after final_weights: the most slots between an I and its W
-  vec<int> pass_slot;             ///< [(4r + kind) m + mb]: slot of compute pass (kind, mb) on rank r
-  vec<int> weight_slot;           ///< [2m r + n]: slot of the rank's n-th W (explicit W's only)
-  vec<int> weight_source;         ///< [2m r + n]: code of the I pass whose weights the n-th W computes
-  vec<int> occupant;              ///< [len r + s]: code of the pass in slot s of rank r
+  int p = 0, m = 0, len = 0; ///< ranks, micro-batches, slots per rank
+  int lag = 0;               ///< after final_weights: the most slots between an I and its W
+  vec<int> pass_slot;        ///< [(4r + kind) m + mb]: slot of compute pass (kind, mb) on rank r
+  vec<int> weight_slot;      ///< [2m r + n]: slot of the rank's n-th W (explicit W's only)
+  vec<int> weight_source;    ///< [2m r + n]: code of the I pass whose weights the n-th W computes
+  vec<int> occupant;         ///< [len r + s]: code of the pass in slot s of rank r
 };
 
 /// Lays micro-batch j's passes at the block's slots + 6j; false when two passes collide.
@@ -63,7 +63,7 @@ constexpr bool lay_out(v_layout& L, int const* base) {
       for (int j = 0; j < m; ++j) {
         int const s = base[4 * r + kind] + 6 * j;
         if (occupant[L.len * r + s] >= 0) return false; // taken
-        occupant[L.len * r + s] = kind * m + j; // pass_code, inline (per pass inside the compiler)
+        occupant[L.len * r + s] = kind * m + j;         // pass_code, inline (per pass inside the compiler)
         pass_slot[(4 * r + kind) * m + j] = s;
       }
   return true;
@@ -123,7 +123,7 @@ constexpr int earliest_slot(v_layout const& L, int r, int x) {
     return (input > previous ? input : previous) + 1;
   }
   int const kind = x / m, j = x % m;
-  int const* const slot_of = L.pass_slot.data() + j; // slot_of[(4 rank + kind) m]: micro-batch j's pass
+  int const* const slot_of = L.pass_slot.data() + j;        // slot_of[(4 rank + kind) m]: micro-batch j's pass
   int after = j > 0 ? slot_of[(4 * r + kind) * m - 1] : -1; // the same pass of micro-batch j-1
   // same rank: F, f, B, b in turn
   if (kind > 0 && slot_of[(4 * r + kind - 1) * m] > after) after = slot_of[(4 * r + kind - 1) * m];

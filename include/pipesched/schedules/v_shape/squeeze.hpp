@@ -40,8 +40,8 @@ constexpr int explicit_move_target(int const* row, rank_counts const& counts, in
 /// moves, the earliest free slot u in [earliest, from) such that the counts replayed from u
 /// with the pass there (and slot `from` free) stay within the limit until they rejoin the
 /// old counts after `from`; -1 when there is none. The count rule is memory_profile's.
-constexpr int implicit_move_target(int const* row, rank_counts const& counts, int earliest, int from, int code,
-                                   int len, int first_input) {
+constexpr int implicit_move_target(int const* row, rank_counts const& counts, int earliest, int from, int code, int len,
+                                   int first_input) {
   int const* const held = counts.held;
   int const* const pending = counts.pending;
   for (int u = earliest; u < from; ++u) {
@@ -111,9 +111,11 @@ constexpr sweep_place steady_state_end(int const* last_forward, int p, sweep_pla
 constexpr void squeeze(v_layout& L, bool weights) {
   int const p = L.p, m = L.m, len = L.len, first_input = first_input_code(m), first_weight = first_weight_code(m);
   auto const N = static_cast<std::size_t>(p) * static_cast<std::size_t>(len);
-  vec<int> held_v(N, 0), pending_v(N, 0), limit_v(static_cast<std::size_t>(p), 0), last_forward_v(static_cast<std::size_t>(p), 0);
+  vec<int> held_v(N, 0), pending_v(N, 0), limit_v(static_cast<std::size_t>(p), 0),
+      last_forward_v(static_cast<std::size_t>(p), 0);
   int *const held = held_v.data(), *const pending = pending_v.data(), *const limit = limit_v.data();
-  int *const occupant = L.occupant.data(), *const pass_slot = L.pass_slot.data(), *const last_forward = last_forward_v.data();
+  int *const occupant = L.occupant.data(), *const pass_slot = L.pass_slot.data(),
+             *const last_forward = last_forward_v.data();
   int end = 0; // one past the last occupied slot
   for (int r = 0; r < p; ++r) {
     limit[r] = memory_profile(L, r, 0, 0, 0, !weights, held + len * r, pending + len * r);
