@@ -339,3 +339,59 @@ TEST_CASE("schedule.v_shape.refuses_other_chunks") {
   CHECK(v_min_family::generate({4, 8, 2}).ok());
   CHECK(v_min_family::generate({4, 0}).error.code == errc::zero_microbatches);
 }
+
+namespace {
+/// Every pass code in a layout, decoded by the pass-code helpers, sits where the layout's
+/// indexes say: a compute pass at pass_slot, a W (while squeezing) at weight_slot.
+void check_codes_agree(detail::v_layout const& L, bool squeeze_codes) {
+  int const m = L.m;
+  for (int r = 0; r < L.p; ++r)
+    for (int s = 0; s < L.len; ++s) {
+      int const x = L.occupant[static_cast<std::size_t>(L.len * r + s)];
+      if (x == detail::free_slot) continue;
+      REQUIRE(x >= 0);
+      if (detail::is_forward_code(x, m) || detail::is_input_backward_code(x, m)) {
+        int const kind = detail::code_kind(x, m), mb = detail::code_index(x, m);
+        CHECK(detail::pass_code(kind, mb, m) == x);
+        CHECK(L.pass_slot[static_cast<std::size_t>((4 * r + kind) * m + mb)] == s);
+      } else if (squeeze_codes) {
+        CHECK(detail::code_kind(x, m) == detail::squeeze_weight);
+        int const n = detail::code_index(x, m);
+        CHECK(detail::squeeze_weight_code(n, m) == x);
+        CHECK(L.weight_slot[static_cast<std::size_t>(2 * m * r + n)] == s);
+      } else {
+        CHECK(x < detail::first_weight_code(m) + 2 * m); // a final W code: (kind + 2) m + mb
+      }
+    }
+}
+} // namespace
+
+TEST_CASE("schedule.v_shape.layout_codes.p1-8") {
+  // The squeeze's hot loops read codes inline (x < 0 free, x < 2m forward, ...); the helpers
+  // name the same encoding.
+  static_assert(detail::first_input_code(5) == 10 && detail::first_weight_code(5) == 20);
+  static_assert(detail::is_forward_code(detail::pass_code(detail::v_forward1, 4, 5), 5));
+  static_assert(detail::is_input_backward_code(detail::pass_code(detail::v_input_backward0, 0, 5), 5));
+  static_assert(!detail::is_forward_code(detail::free_slot, 5));
+  for (int p = 1; p <= 8; ++p)
+    for (int m : {1, 2, 5, p + 3}) {
+      INFO(label("v-half block", p, m));
+      detail::v_layout L{};
+      vec<int> base(static_cast<std::size_t>(4 * p), 0);
+      detail::block_slots(detail::v_half_block(p), p, base.data());
+      if (!detail::block_usable(base.data(), p)) continue;
+      L.p = p;
+      L.m = m;
+      REQUIRE(detail::lay_out(L, base.data()));
+      check_codes_agree(L, true);
+      detail::place_weights(L);
+      check_codes_agree(L, true);
+      detail::squeeze(L, true);
+      check_codes_agree(L, true);
+      detail::drop_weights(L);
+      detail::squeeze(L, false);
+      check_codes_agree(L, true);
+      detail::final_weights(L);
+      check_codes_agree(L, false);
+    }
+}

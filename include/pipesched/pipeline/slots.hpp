@@ -1,0 +1,111 @@
+// pipesched: lowering, second step — a buffer slot for every boundary of a lowered table.
+#pragma once
+
+#include <cstdint>
+
+#include "pipesched/core/table.hpp"
+#include "pipesched/core/vec.hpp"
+
+namespace pipesched::detail {
+
+/// Gives every boundary of a lowered table a buffer slot, rank by rank in list order: a
+/// boundary takes a free slot when it is written first (a receive, or the pass that
+/// produces it) and frees it after its last reader (the send; for an input activation and
+/// an output gradient, the B or the W that closes its backward). Slots are taken at a
+/// boundary's first write, so a rank's slot count equals the largest number of boundaries
+/// alive at one position of its list. With `extra` > 0 (double buffering) the rank gets that
+/// many slots more and uses them as a round robin — a new boundary takes the slot freed
+/// longest ago, never the one just freed — so that a receive or a pass need not wait for the
+/// last reader of the newest free slot. A slot freed by an action is not reused by an output
+/// of the same action. Reads of boundaries with no writer (only in broken imported tables, which
+/// verify() rejects) stay no_slot.
+constexpr void assign_slots(table& t, int extra = 0) {
+  std::size_t const sm = static_cast<std::size_t>(t.stages) * static_cast<std::size_t>(t.microbatches);
+  // what holds each boundary: 0 activation entering s, 1 activation leaving s for another
+  // rank (sender side), 2 gradient of s's output, 3 input gradient leaving s (sender side)
+  vec<std::int32_t> where(sm * 4, -1);
+  auto key = [&](int what, int s, int j) {
+    return static_cast<std::size_t>(what) * sm +
+           static_cast<std::size_t>(s) * static_cast<std::size_t>(t.microbatches) + static_cast<std::size_t>(j);
+  };
+  t.slot_count.assign(static_cast<std::size_t>(t.ranks), 0);
+  vec<std::int32_t> free_slots;
+  // One walk of rank r's list. pool < 0: free slots reused last-freed-first, new slots made
+  // when none is free (the count is the peak of live boundaries). pool >= 0: a fixed pool of
+  // that many slots, reused first-freed-first (a round robin: the slot freed longest ago).
+  // Returns the number of slots used.
+  auto walk = [&](int r, std::int32_t pool) -> std::int32_t {
+    free_slots.clear();
+    std::size_t head = 0;
+    std::int32_t created = 0;
+    if (pool >= 0)
+      for (std::int32_t k = 0; k < pool; ++k) free_slots.push_back(k);
+    std::int32_t dying[2] = {-1, -1};
+    int ndying = 0;
+    auto take = [&](int what, int s, int j) -> std::uint16_t {
+      std::int32_t slot;
+      if (pool >= 0) {
+        slot = head < free_slots.size() ? free_slots[head++] : created; // a valid table never runs out
+        created = pool;
+      } else if (free_slots.empty()) {
+        slot = created++;
+      } else {
+        slot = free_slots.back();
+        free_slots.pop_back();
+      }
+      where[key(what, s, j)] = slot;
+      return static_cast<std::uint16_t>(slot);
+    };
+    auto read = [&](int what, int s, int j, bool last) -> std::uint16_t {
+      std::int32_t& w = where[key(what, s, j)];
+      if (w < 0) return no_slot;
+      std::uint16_t slot = static_cast<std::uint16_t>(w);
+      if (last) {
+        dying[ndying++] = w;
+        w = -1;
+      }
+      return slot;
+    };
+    auto& list = t.lists[static_cast<std::size_t>(r)];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      action& a = list[i];
+      int const s = a.stage, j = a.mb;
+      ndying = 0;
+      switch (a.kind) {
+      case op::forward: {
+        if (t.prev_stage(j, s) >= 0) a.in = read(0, s, j, t.forward_only);
+        int nx = t.next_stage(j, s);
+        if (nx >= 0) a.out = t.rank_of(nx) == r ? take(0, nx, j) : take(1, s, j);
+        break;
+      }
+      case op::backward:
+      case op::backward_input: {
+        bool const last = a.kind == op::backward;
+        if (t.next_stage(j, s) >= 0) a.in = read(2, s, j, last);
+        if (t.prev_stage(j, s) >= 0) a.aux = read(0, s, j, last);
+        int pv = t.prev_stage(j, s);
+        if (pv >= 0) a.out = t.rank_of(pv) == r ? take(2, pv, j) : take(3, s, j);
+        break;
+      }
+      case op::backward_weight:
+        if (t.next_stage(j, s) >= 0) a.in = read(2, s, j, true);
+        if (t.prev_stage(j, s) >= 0) a.aux = read(0, s, j, true);
+        break;
+      case op::recv_act: a.out = take(0, s, j); break;
+      case op::send_act: a.in = read(1, s, j, true); break;
+      case op::recv_grad: a.out = take(2, s, j); break;
+      case op::send_grad: a.in = read(3, s, j, true); break;
+      }
+      for (int k = 0; k < ndying; ++k) free_slots.push_back(dying[k]);
+    }
+    return created;
+  };
+  for (int r = 0; r < t.ranks; ++r) {
+    std::int32_t const peak = walk(r, -1);
+    // double buffering: a round robin over the peak plus `extra` slots, so that at every new
+    // boundary at least extra + 1 slots are free and the one freed last is not the one taken
+    t.slot_count[static_cast<std::size_t>(r)] = extra > 0 ? walk(r, peak + extra) : peak;
+  }
+}
+
+} // namespace pipesched::detail

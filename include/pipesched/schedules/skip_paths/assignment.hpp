@@ -1,0 +1,157 @@
+// pipesched: skip paths — assigning paths: the candidates, timed; the local search; the
+// public entry points assign_paths and make_skip.
+#pragma once
+
+#include <initializer_list>
+
+#include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/schedules/skip_paths/cheapest_paths.hpp"
+#include "pipesched/schedules/skip_paths/event_order.hpp"
+#include "pipesched/schedules/skip_paths/formula_paths.hpp"
+
+namespace pipesched {
+
+namespace detail {
+
+/// `path` with its stages in ascending order (insertion sort: paths are short).
+constexpr vec<int> ascending(vec<int> path) {
+  for (std::size_t i = 1; i < path.size(); ++i)
+    for (std::size_t k = i; k > 0 && path[k - 1] > path[k]; --k) {
+      int const x = path[k];
+      path[k] = path[k - 1];
+      path[k - 1] = x;
+    }
+  return path;
+}
+
+/// Whether `path` visits `stage`.
+constexpr bool visits(vec<int> const& path, int stage) {
+  bool found = false;
+  for (int x : path) found |= x == stage;
+  return found;
+}
+
+/// Local search from `paths` (valid) for c.search_rounds rounds: moves are an adjacent swap
+/// toggled in one path (x, x+1 <-> x+1, x) and one stage exchanged between micro-batches j
+/// and j+1 (paths re-sorted ascending); a move stays when it meets the rules and shortens
+/// the simulated iteration. Visit counts do not change, so balance holds.
+constexpr vec<vec<int>> improve_paths(skip_config const& c, vec<vec<int>> paths, double& best_time) {
+  sim_costs const costs = skip_sim_costs(c);
+  int const m = c.microbatches, last_skippable = last_skippable_stage(c);
+  // keeps `candidate` when it meets the rules and its iteration is shorter
+  auto try_move = [&](vec<vec<int>>& candidate) {
+    if (check_paths(candidate, c.stages, c.layout) != path_rule::ok) return false;
+    table t = skip_table_unchecked(c, candidate);
+    if (!t.ok()) return false;
+    double const time = simulate(t, costs).makespan;
+    if (time < best_time - 1e-12 * (1 + best_time)) {
+      best_time = time;
+      paths = candidate;
+      return true;
+    }
+    return false;
+  };
+  for (int round = 0; round < c.search_rounds; ++round) {
+    bool improved = false;
+    for (int j = 0; j < m; ++j) {
+      std::size_t const mb = static_cast<std::size_t>(j);
+      // toggle an adjacent swap: two consecutive skippable stages trade places
+      for (std::size_t i = 1; i + 1 < paths[mb].size(); ++i) {
+        int const a = paths[mb][i], b = paths[mb][i + 1];
+        if ((a + 1 == b || a == b + 1) && a >= 1 && b >= 1 && a <= last_skippable && b <= last_skippable) {
+          vec<vec<int>> candidate = paths;
+          candidate[mb][i] = b;
+          candidate[mb][i + 1] = a;
+          improved |= try_move(candidate);
+        }
+      }
+      // exchange one skippable stage with the next micro-batch (each visits one the other skips)
+      if (j + 1 >= m) continue;
+      std::size_t const next = mb + 1;
+      for (std::size_t i = 1; i < paths[mb].size(); ++i)
+        for (std::size_t q = 1; q < paths[next].size(); ++q) {
+          int const a = paths[mb][i], b = paths[next][q];
+          if (a > last_skippable || b > last_skippable || a == b) continue;
+          if (visits(paths[next], a) || visits(paths[mb], b)) continue;
+          vec<vec<int>> candidate = paths;
+          candidate[mb][i] = b;
+          candidate[next][q] = a;
+          candidate[mb] = ascending(candidate[mb]);
+          candidate[next] = ascending(candidate[next]);
+          improved |= try_move(candidate);
+        }
+    }
+    if (!improved) break;
+  }
+  return paths;
+}
+
+/// The cost-aware assignment: the candidates below that meet every rule, each run through
+/// the event simulation and simulate() under c's costs; the one with the shortest
+/// iteration wins (ties: the earlier candidate). Candidates: the plain rotation rule, the
+/// spread rule, and the greedy path search weighing the even spread of visits against the
+/// links at several ratios. The local search (c.search_rounds) then starts from the winner.
+constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
+  sim_costs const costs = skip_sim_costs(c);
+  vec<vec<int>> best;
+  double best_time = skip_infinity;
+  vec<vec<vec<int>>> timed; // candidates simulated already
+  auto consider = [&](vec<vec<int>> const& candidate) {
+    if (candidate.empty() || check_paths(candidate, c.stages, c.layout) != path_rule::ok) return;
+    for (auto const& x : timed)
+      if (x == candidate) return;
+    timed.push_back(candidate);
+    table t = skip_table_unchecked(c, candidate);
+    if (!t.ok()) return;
+    double const time = simulate(t, costs).makespan;
+    if (time < best_time) {
+      best_time = time;
+      best = candidate;
+    }
+  };
+  int const skippable = skippable_count(c.stages, c.layout);
+  if (skippable > 0) consider(rotation_paths(c));
+  if (skippable > 0 && c.keep < c.stages) consider(spread_paths(c));
+  for (double spread : {0.25, 1.0, 4.0, 16.0}) {
+    diagnostic e{};
+    vec<vec<int>> candidate = cost_aware_paths(c, spread, e);
+    if (!e) consider(candidate);
+  }
+  if (skippable == 0) consider(rotation_paths(c));
+  if (!best.empty()) best = improve_paths(c, best, best_time);
+  if (best.empty())
+    err = diagnostic{
+        errc::bad_path, -1, -1, -1, -1, "no assignment meets the jump limit and the balance rule: keep more stages"};
+  return best;
+}
+
+} // namespace detail
+
+/// Paths meeting every rule for configuration c (an empty result and `err` set when none
+/// could be found).
+constexpr vec<vec<int>> assign_paths(skip_config const& c, diagnostic& err) {
+  err = check_config(c);
+  if (err) return {};
+  vec<vec<int>> out;
+  if (c.method == path_method::rotation) {
+    out = detail::rotation_paths(c);
+  } else {
+    out = detail::best_paths(c, err);
+  }
+  if (err) return {};
+  if (auto r = check_paths(out, c.stages, c.layout); r != path_rule::ok) {
+    err = diagnostic{errc::bad_path, -1, -1, -1, -1, path_rule_text(r)};
+    return {};
+  }
+  return out;
+}
+
+/// Paths for c and their compute table (failed when no paths meet the rules).
+constexpr table make_skip(skip_config const& c) {
+  diagnostic err{};
+  vec<vec<int>> paths = assign_paths(c, err);
+  if (err) return failed(err);
+  return skip_table(c, paths);
+}
+
+} // namespace pipesched

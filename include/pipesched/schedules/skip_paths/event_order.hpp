@@ -1,0 +1,243 @@
+// pipesched: skip paths — the per-rank order of a skip schedule, from one event simulation of
+// every micro-batch's chain of passes along its path.
+#pragma once
+
+#include "pipesched/core/table.hpp"
+#include "pipesched/schedules/skip_paths/config.hpp"
+
+namespace pipesched {
+
+namespace detail {
+
+/// A skip table without passes: rank s holds stage s, and in layout round_trip one more
+/// stage S, the head, sits on rank 0 (chunk 1) at the end of every route. The routes are
+/// the model paths (plus S in round_trip).
+constexpr table skip_frame(skip_config const& c, vec<vec<int>> const& model_paths) {
+  int const S = c.stages;
+  bool const round_trip = c.layout == path_layout::round_trip;
+  table t = make_table(S, c.microbatches, 1, placement::loop);
+  if (round_trip) {
+    t.stages = S + 1;
+    t.place = placement::custom;
+    t.stage_rank.push_back(0);
+    t.stage_chunk.push_back(1);
+  }
+  t.paths = model_paths;
+  if (round_trip)
+    for (auto& route : t.paths) route.push_back(S);
+  return t;
+}
+
+/// The memory cap as places on each rank: a micro-batch takes one place on every rank of
+/// its model path when it enters stage 0, and frees a rank's place with its last backward
+/// there. A micro-batch enters only when all its places are free, so none waits for memory
+/// once started.
+struct rank_places {
+  int places = 0;            ///< per rank
+  vec<int> admitted;         ///< per rank: micro-batches let onto it so far
+  vec<vec<double>> released; ///< per rank: when each place was freed, in order
+};
+
+/// When a micro-batch with model path `model_path` may enter: the latest of the releases it
+/// waits for (on each rank of its path, release number admitted - places), or a negative
+/// value while some rank has no place free yet.
+constexpr double admission_time(rank_places const& ranks, vec<int> const& model_path) {
+  double at = 0;
+  for (int s : model_path) {
+    std::size_t const rank = static_cast<std::size_t>(s);
+    int const release = ranks.admitted[rank] - ranks.places; // the release it waits for
+    if (release < 0) continue;
+    if (static_cast<std::size_t>(release) >= ranks.released[rank].size()) return -1.0;
+    double const freed = ranks.released[rank][static_cast<std::size_t>(release)];
+    at = freed > at ? freed : at;
+  }
+  return at;
+}
+
+/// The event simulation's state. A micro-batch's chain has 2L - 1 steps for a route of L
+/// stages: forwards along the route (steps 0..L-2), the last forward with its backward
+/// (step L-1), backwards in reverse (steps L..2L-2). Open micro-batches (first_open up to
+/// the next to admit) compete for their next step's rank.
+struct skip_events {
+  std::size_t route_length = 0; ///< L (every route has it)
+  std::size_t steps = 0;        ///< 2L - 1
+  // per micro-batch
+  vec<std::size_t> next_step; ///< its next step (steps: done)
+  vec<double> input_ready;    ///< when its next step's input arrives
+  vec<int> next_rank;         ///< the rank of its next step
+  // per rank
+  vec<double> free_at;          ///< when the rank finishes its last pass
+  vec<int> candidate;           ///< the micro-batch the rank would run next this round, -1: none
+  vec<double> candidate_ready;  ///< when that pass's input (and admission) is ready
+  vec<char> candidate_backward; ///< whether that pass is a backward
+  rank_places ranks;
+  int next_admit = 0; ///< micro-batches enter stage 0 in id order; this one is next
+  int first_open = 0; ///< micro-batches below it are done
+};
+
+/// Stage of step k of a micro-batch with route `route` of length L.
+constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k) {
+  return k < L ? route[k] : route[2 * L - 2 - k];
+}
+
+/// Each rank's candidate among the open micro-batches: passes whose input is ready by the
+/// time the rank is free compete on (when they could start, input ready, backward first,
+/// micro-batch id). A micro-batch that has not entered yet needs its admission too.
+constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
+  // raw pointers: this loop runs inside the compiler, where every call counts
+  std::size_t const* const next_step = sim.next_step.data();
+  double const* const input_ready = sim.input_ready.data();
+  int const* const next_rank = sim.next_rank.data();
+  double const* const free_at = sim.free_at.data();
+  int* const candidate = sim.candidate.data();
+  double* const candidate_ready = sim.candidate_ready.data();
+  char* const candidate_backward = sim.candidate_backward.data();
+  std::size_t const ranks = sim.candidate.size(), steps = sim.steps, last_forward = sim.route_length - 1;
+  for (std::size_t r = 0; r < ranks; ++r) candidate[r] = -1;
+  int const m = static_cast<int>(sim.next_step.size());
+  while (sim.first_open < m && next_step[sim.first_open] >= steps) ++sim.first_open;
+  int const last_open = sim.next_admit < m ? sim.next_admit : m - 1;
+  for (int j = sim.first_open; j <= last_open; ++j) {
+    std::size_t const k = next_step[j];
+    if (k >= steps) continue;
+    int const r = next_rank[j];
+    double ready = input_ready[j];
+    if (k == 0) {
+      double const admitted_at = admission_time(sim.ranks, model_paths[static_cast<std::size_t>(j)]);
+      if (admitted_at < 0) continue;
+      ready = admitted_at > ready ? admitted_at : ready;
+    }
+    bool const backward = k >= last_forward;
+    double const rank_free = free_at[r];
+    bool better = candidate[r] < 0;
+    if (!better) {
+      double const held_ready = candidate_ready[r];
+      double const start = ready > rank_free ? ready : rank_free;
+      double const held_start = held_ready > rank_free ? held_ready : rank_free;
+      if (start != held_start) better = start < held_start;
+      else if (ready != held_ready) better = ready < held_ready;
+      else if (backward != static_cast<bool>(candidate_backward[r])) better = backward;
+    }
+    if (better) {
+      candidate[r] = j;
+      candidate_ready[r] = ready;
+      candidate_backward[r] = backward;
+    }
+  }
+}
+
+/// The rank candidate that starts first (ties: the lower rank): its micro-batch and start,
+/// micro-batch -1 when no rank has one.
+struct next_pass {
+  int mb = -1;
+  double start = 0;
+};
+
+constexpr next_pass earliest_candidate(skip_events const& sim) {
+  next_pass first{};
+  for (std::size_t r = 0; r < sim.candidate.size(); ++r) {
+    if (sim.candidate[r] < 0) continue;
+    double const start = sim.candidate_ready[r] > sim.free_at[r] ? sim.candidate_ready[r] : sim.free_at[r];
+    if (first.mb < 0 || start < first.start) first = next_pass{sim.candidate[r], start};
+  }
+  return first;
+}
+
+/// Runs the next step of micro-batch `run.mb` from `run.start`: appends its pass(es) to its
+/// rank's list, admits the micro-batch at its first step, frees its place on the rank at its
+/// last backward there (the backward of its first stage on that rank), and sets when its
+/// next step's input arrives.
+constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_costs const& costs,
+                        vec<vec<int>> const& model_paths, next_pass const& run) {
+  std::size_t const mb = static_cast<std::size_t>(run.mb);
+  std::size_t const L = sim.route_length;
+  std::size_t const k = sim.next_step[mb];
+  auto const& route = t.paths[mb];
+  int const s = stage_of_step(route, L, k);
+  std::size_t const r = static_cast<std::size_t>(t.rank_of(s));
+  double end = run.start;
+  if (k == 0) {
+    ++sim.next_admit;
+    for (int q : model_paths[mb]) ++sim.ranks.admitted[static_cast<std::size_t>(q)];
+  }
+  if (k == L - 1) { // last forward, then its backward
+    push(t, op::forward, s, run.mb);
+    push(t, op::backward, s, run.mb);
+    end += costs.duration(op::forward, s) + costs.duration(op::backward, s);
+  } else {
+    op const kind = k < L ? op::forward : op::backward;
+    push(t, kind, s, run.mb);
+    end += costs.duration(kind, s);
+  }
+  if (k >= L - 1) { // a backward: the place is freed by the one of the first stage on this rank
+    std::size_t first = 0;
+    while (t.rank_of(route[first]) != static_cast<int>(r)) ++first;
+    if (route[first] == s) sim.ranks.released[r].push_back(end);
+  }
+  sim.free_at[r] = end;
+  if (++sim.next_step[mb] < sim.steps) {
+    int const next_rank = t.rank_of(stage_of_step(route, L, sim.next_step[mb]));
+    sim.next_rank[mb] = next_rank;
+    sim.input_ready[mb] = end + costs.link(static_cast<int>(r), next_rank, c.stages);
+  }
+}
+
+/// skip_table without the checks (the candidates of the cost-aware assignment are checked
+/// by their caller).
+constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& model_paths) {
+  int const m = c.microbatches;
+  int const places = c.memory > 0 ? c.memory : m;
+  table t = skip_frame(c, model_paths);
+  sim_costs const costs = skip_sim_costs(c);
+  std::size_t const ranks = static_cast<std::size_t>(c.stages), mbs = static_cast<std::size_t>(m);
+  skip_events sim;
+  sim.route_length = t.paths[0].size();
+  sim.steps = 2 * sim.route_length - 1; // the last forward and its backward are one step
+  sim.next_step.assign(mbs, 0);
+  sim.input_ready.assign(mbs, 0.0);
+  sim.next_rank.assign(mbs, 0); // every route starts at stage 0, on rank 0
+  sim.free_at.assign(ranks, 0.0);
+  sim.candidate.assign(ranks, -1);
+  sim.candidate_ready.assign(ranks, 0.0);
+  sim.candidate_backward.assign(ranks, 0);
+  sim.ranks.places = places;
+  sim.ranks.admitted.assign(ranks, 0);
+  sim.ranks.released.resize(ranks);
+  for (std::size_t remaining = mbs * sim.steps; remaining > 0; --remaining) {
+    choose_rank_candidates(sim, model_paths);
+    next_pass const run = earliest_candidate(sim);
+    if (run.mb < 0) return failed({errc::cyclic_wait, -1, -1, -1, -1, "skip event simulation stalled"});
+    run_step(sim, t, c, costs, model_paths, run);
+  }
+  t.memory_bound_chunks = c.layout == path_layout::round_trip ? places + 1 : places;
+  return t;
+}
+
+} // namespace detail
+
+/// The compute table of paths `model_paths` (model stages; checked) under configuration c:
+/// rank s holds stage s (and the head stage S in layout round_trip). The per-rank order
+/// comes from one event simulation of every micro-batch's chain (forwards along its path,
+/// the last forward and its backward together, backwards in reverse): a rank runs one pass
+/// at a time, picking among the passes whose input has arrived by (arrival, backward first,
+/// micro-batch); micro-batches enter stage 0 in id order, and one enters only when every
+/// rank on its path has a free place among its `memory` (so none waits for memory later).
+constexpr table skip_table(skip_config const& c, vec<vec<int>> const& model_paths) {
+  if (auto d = check_config(c)) return failed(d);
+  if (static_cast<int>(model_paths.size()) != c.microbatches)
+    return failed({errc::bad_path, -1, -1, -1, -1, "one path per micro-batch"});
+  if (auto r = check_paths(model_paths, c.stages, c.layout); r != path_rule::ok)
+    return failed({errc::bad_path, -1, -1, -1, -1, path_rule_text(r)});
+  return detail::skip_table_unchecked(c, model_paths);
+}
+
+/// Model paths of a skip table (the head stage of layout round_trip dropped).
+constexpr vec<vec<int>> model_paths(table const& t) {
+  vec<vec<int>> out = t.paths;
+  if (t.place == placement::custom && t.stages == t.ranks + 1)
+    for (auto& path : out)
+      if (!path.empty() && path.back() == t.ranks) path.pop_back();
+  return out;
+}
+
+} // namespace pipesched
