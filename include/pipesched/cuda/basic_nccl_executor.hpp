@@ -138,6 +138,7 @@ public:
   /// `comm`: a communicator of S::ranks ranks in which this process is `rank` (made
   /// non-blocking, see nccl.cuh); the executor does not own it. Allocates this rank's
   /// boundary slots, streams and events on the current device, then warms up its edges.
+  /// When the constructor throws, the communicator is left as it is: its owner aborts it.
   basic_nccl_executor(comm_t comm, int rank, nccl_options const& o)
       : options_(o), bytes_(boundary_byte_table(S::stages, o.boundaries, o.slot_bytes)), comm_(comm), rank_(rank) {
     if (rank < 0 || rank >= ranks)
@@ -151,6 +152,7 @@ public:
       release();
       throw;
     }
+    constructing_ = false;
   }
   basic_nccl_executor(basic_nccl_executor const&) = delete;
   basic_nccl_executor& operator=(basic_nccl_executor const&) = delete;
@@ -224,12 +226,10 @@ private:
     fail_local(std::string(call) + " failed: " + Runtime::error_string(e), static_cast<int>(e));
     detail::throw_cuda<Runtime>(e, call, failure_);
   }
+  /// A call inside a group (start, send, recv): "in progress" is no error there; the group's
+  /// end is where the executor waits for the operations to be enqueued.
   void check_comm(comm_status e, char const* call) {
-    if (e == Comm::success || e == Comm::in_progress) {
-      if (e == Comm::in_progress) wait_enqueued(call);
-      return;
-    }
-    comm_failure(e, call);
+    if (e != Comm::success && e != Comm::in_progress) comm_failure(e, call);
   }
   [[noreturn]] void comm_failure(comm_status e, char const* call) {
     bool const remote = Comm::is_remote(e);
@@ -253,10 +253,12 @@ private:
     abort_comm();
   }
 
+  /// Aborts the communicator, once. Not while the constructor runs: a constructor that
+  /// throws leaves the communicator to its owner (who must abort it: the others may wait).
   void abort_comm() {
     if (!failed_) {
       failed_ = true;
-      (void)Comm::abort(comm_);
+      if (!constructing_) (void)Comm::abort(comm_);
     }
     in_group_ = false;
     pending_records_.clear();
@@ -582,6 +584,7 @@ private:
   failure_site failure_{};
   bool failed_ = false;
   bool noted_ = false;
+  bool constructing_ = true;
   std::chrono::steady_clock::time_point start_{};
   std::size_t groups_issued_ = 0;
   std::size_t warm_groups_ = 0;
