@@ -337,7 +337,7 @@ TEST_CASE("cuda.nccl_emulated.failure.communicator_error") {
   o.deadline = 10s;
   o.board = &board;
   outcome const r = run_faulty<S>(1, o, [](int rank, emu_nccl::comm& c, faulty&) {
-    if (rank == 1) c.fail_group_end_at = 3 + 2; // after its two warm-up groups
+    if (rank == 1) c.fail_group_end_at = 4 + 3; // its third group after its four warm-up groups (edges 0-1, 1-2)
   });
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
@@ -354,6 +354,33 @@ TEST_CASE("cuda.nccl_emulated.failure.communicator_error") {
     }
   }
   CHECK(r.seconds < 5.0);
+  std::filesystem::remove_all(board.folder());
+}
+
+TEST_CASE("cuda.nccl_emulated.failure.during_warm_up") {
+  // rank 2's second warm-up group fails: its constructor aborts the communicator and throws;
+  // every other rank ends with an exception too (at once, or at the deadline), none hangs
+  using S = one_f_one_b<stages<4>, microbatches<4>>;
+  cuda::file_failure_board board(fresh_folder("board_warm"));
+  cuda::nccl_options o;
+  o.deadline = 3s;
+  o.board = &board;
+  outcome const r = run_faulty<S>(1, o, [](int rank, emu_nccl::comm& c, faulty&) {
+    if (rank == 2) c.fail_group_end_at = 2;
+  });
+  for (int k = 0; k < 4; ++k) {
+    CAPTURE(k);
+    REQUIRE(r.errors[static_cast<std::size_t>(k)]);
+    try {
+      std::rethrow_exception(r.errors[static_cast<std::size_t>(k)]);
+    } catch (cuda::transport_error const& e) {
+      INFO(e.what());
+      CHECK(e.failed_rank == 2);
+    } catch (...) {
+      FAIL("rank ", k, " ended with another exception: ", message_of(r.errors[static_cast<std::size_t>(k)]));
+    }
+  }
+  CHECK(r.seconds < 3.0 + 1.0);
   std::filesystem::remove_all(board.folder());
 }
 

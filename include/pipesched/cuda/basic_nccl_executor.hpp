@@ -138,21 +138,24 @@ public:
   /// `comm`: a communicator of S::ranks ranks in which this process is `rank` (made
   /// non-blocking, see nccl.cuh); the executor does not own it. Allocates this rank's
   /// boundary slots, streams and events on the current device, then warms up its edges.
-  /// When the constructor throws, the communicator is left as it is: its owner aborts it.
+  /// When the constructor throws, it has aborted the communicator (whatever the reason: the
+  /// other ranks may be waiting for this one's warm-up).
   basic_nccl_executor(comm_t comm, int rank, nccl_options const& o)
-      : options_(o), bytes_(boundary_byte_table(S::stages, o.boundaries, o.slot_bytes)), comm_(comm), rank_(rank) {
-    if (rank < 0 || rank >= ranks)
-      throw std::invalid_argument("pipesched: rank " + std::to_string(rank) + " of a schedule of " +
-                                  std::to_string(ranks) + " ranks");
-    if (o.max_group_ops < 1) throw std::invalid_argument("pipesched: nccl_options::max_group_ops must be at least 1");
+      : options_(o), comm_(comm), rank_(rank) {
     try {
+      if (rank < 0 || rank >= ranks)
+        throw std::invalid_argument("pipesched: rank " + std::to_string(rank) + " of a schedule of " +
+                                    std::to_string(ranks) + " ranks");
+      if (o.max_group_ops < 1)
+        throw std::invalid_argument("pipesched: nccl_options::max_group_ops must be at least 1");
+      bytes_ = boundary_byte_table(S::stages, o.boundaries, o.slot_bytes);
       setup();
       if (o.warm_up) warm_up();
     } catch (...) {
+      abort_comm(); // the peers may be waiting for this rank's warm-up: they must not hang
       release();
       throw;
     }
-    constructing_ = false;
   }
   basic_nccl_executor(basic_nccl_executor const&) = delete;
   basic_nccl_executor& operator=(basic_nccl_executor const&) = delete;
@@ -253,12 +256,11 @@ private:
     abort_comm();
   }
 
-  /// Aborts the communicator, once. Not while the constructor runs: a constructor that
-  /// throws leaves the communicator to its owner (who must abort it: the others may wait).
+  /// Aborts the communicator, once.
   void abort_comm() {
     if (!failed_) {
       failed_ = true;
-      if (!constructing_) (void)Comm::abort(comm_);
+      (void)Comm::abort(comm_);
     }
     in_group_ = false;
     pending_records_.clear();
@@ -584,7 +586,6 @@ private:
   failure_site failure_{};
   bool failed_ = false;
   bool noted_ = false;
-  bool constructing_ = true;
   std::chrono::steady_clock::time_point start_{};
   std::size_t groups_issued_ = 0;
   std::size_t warm_groups_ = 0;

@@ -146,8 +146,7 @@ public:
     try {
       executor_ = std::make_unique<executor_type>(comm_, who.rank, options);
     } catch (...) {
-      (void)ncclCommAbort(comm_);
-      comm_ = nullptr;
+      comm_ = nullptr; // the executor's constructor aborted it
       throw;
     }
   }
