@@ -101,6 +101,7 @@ template <class S> void run_checked(int iterations, cuda::nccl_options o = {}) {
       CHECK(f.mismatches == 0); // (no REQUIRE on a rank's thread: the others would wait for the deadline)
     }
     largest[static_cast<std::size_t>(r)] = ex.largest_group();
+    CHECK(ex.iterations() == static_cast<std::size_t>(iterations));
   });
   for (int r = 0; r < S::ranks; ++r) {
     INFO(plan_test::label<S>(), " rank ", r);

@@ -203,6 +203,8 @@ public:
   std::size_t groups_issued() const { return groups_issued_; }
   int largest_group() const { return largest_group_; }
   std::size_t warm_up_groups() const { return warm_groups_; }
+  /// Iterations run to the end.
+  std::size_t iterations() const { return iterations_; }
   /// The edges this rank warms up (all ranks' edges, in the shared order).
   std::vector<detail::warm_edge> const& edges() const { return edges_; }
   /// Where the last failure of this rank happened (its rank and action).
@@ -226,7 +228,7 @@ private:
   void check(status e, char const* call) {
     if (e == Runtime::success) return;
     (void)Runtime::get_last_error();
-    fail_local(std::string(call) + " failed: " + Runtime::error_string(e), static_cast<int>(e));
+    fail_local(std::string(call) + " failed: " + Runtime::error_string(e));
     detail::throw_cuda<Runtime>(e, call, failure_);
   }
   /// A call inside a group (start, send, recv): "in progress" is no error there; the group's
@@ -237,12 +239,12 @@ private:
   [[noreturn]] void comm_failure(comm_status e, char const* call) {
     bool const remote = Comm::is_remote(e);
     std::string const why = std::string(call) + ": " + Comm::error_string(e);
-    if (!remote) fail_local(why, static_cast<int>(e));
+    if (!remote) fail_local(why);
     stop(why, static_cast<int>(e), false);
   }
 
   /// This rank is where the failure started: leave a note for the others, abort.
-  void fail_local(std::string const& what, int) {
+  void fail_local(std::string const& what) {
     if (options_.board && !noted_) {
       noted_ = true;
       edge_on const e = where();
@@ -489,11 +491,11 @@ private:
           plan<S, R>::template run_one<i>(f, tracker, boundary_views{views_.data(), bytes_.data()}, stream);
         } catch (std::exception const& ex) {
           failure_ = failure_site{R, current_};
-          fail_local(describe(current_) + " threw: " + ex.what(), 0);
+          fail_local(describe(current_) + " threw: " + ex.what());
           throw;
         } catch (...) {
           failure_ = failure_site{R, current_};
-          fail_local(describe(current_) + " threw", 0);
+          fail_local(describe(current_) + " threw");
           throw;
         }
         check(Runtime::get_last_error(), "a kernel launch of the stage functor");
