@@ -3,12 +3,14 @@
 #include <pipesched/pipesched.hpp>
 
 #include <cstdio>
+#include <string>
 
 #if CONSUMER_HAS_CUDA
 #include <cuda_runtime.h>
 #endif
 #if CONSUMER_HAS_NCCL
 #include <nccl.h>
+#include <pipesched/cuda/launch.hpp>
 #endif
 #if CONSUMER_HAS_MPI
 #include <mpi.h>
@@ -30,6 +32,12 @@ int main() {
   int nv = 0;
   if (ncclGetVersion(&nv) != ncclSuccess || nv <= 0) ++failures;
   std::printf("nccl %d\n", nv);
+  // the installed launch header: rank, size and local rank from torchrun-style variables
+  auto const who = pipesched::cuda::launch_from_env([](char const* name) -> char const* {
+    std::string const n = name;
+    return n == "RANK" ? "2" : n == "WORLD_SIZE" ? "4" : n == "LOCAL_RANK" ? "0" : nullptr;
+  });
+  if (who.rank != 2 || who.world_size != 4 || who.local_rank != 0) ++failures;
 #endif
 #if CONSUMER_HAS_MPI
   int major = 0, minor = 0;

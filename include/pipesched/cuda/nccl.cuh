@@ -1,0 +1,221 @@
+// pipesched: one process per GPU — the per-process executor bound to CUDA and NCCL, a
+// non-blocking communicator, and the bootstraps that give a process a ready executor
+// (shared file, or an id you distribute yourself; over MPI: nccl_mpi.cuh).
+//
+// Link pipesched::nccl (CMake: find_package(pipesched COMPONENTS nccl)).
+#pragma once
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "pipesched/cuda/basic_nccl_executor.hpp"
+#include "pipesched/cuda/launch.hpp"
+#include "pipesched/cuda/runtime.cuh"
+
+namespace pipesched::cuda {
+
+/// cuda_runtime plus the queries the NCCL executor polls with.
+struct nccl_cuda_runtime : cuda_runtime {
+  static constexpr status not_ready = cudaErrorNotReady;
+  static status stream_query(stream_t s) { return cudaStreamQuery(s); }
+  static status event_query(event_t e) { return cudaEventQuery(e); }
+};
+
+/// The communicator policy of basic_nccl_executor bound to NCCL: byte-wise point-to-point.
+struct nccl_comm {
+  using status = ncclResult_t;
+  using comm_t = ncclComm_t;
+  static constexpr status success = ncclSuccess;
+  static constexpr status in_progress = ncclInProgress;
+  static char const* error_string(status e) { return ncclGetErrorString(e); }
+  static bool is_remote(status e) { return e == ncclRemoteError; }
+  static status group_start() { return ncclGroupStart(); }
+  static status group_end() { return ncclGroupEnd(); }
+  static status send(void const* buf, std::size_t n, int peer, comm_t c, cudaStream_t s) {
+    return ncclSend(buf, n, ncclUint8, peer, c, s);
+  }
+  static status recv(void* buf, std::size_t n, int peer, comm_t c, cudaStream_t s) {
+    return ncclRecv(buf, n, ncclUint8, peer, c, s);
+  }
+  static status async_error(comm_t c, status* state) { return ncclCommGetAsyncError(c, state); }
+  static status abort(comm_t c) { return ncclCommAbort(c); }
+};
+
+/// Rank `rank`'s executor of schedule S, one process per GPU, over an NCCL communicator.
+template <schedule_type S> using nccl_executor = basic_nccl_executor<S, nccl_cuda_runtime, nccl_comm>;
+
+namespace detail {
+
+[[noreturn]] inline void throw_nccl(char const* call, ncclResult_t e, int rank) {
+  throw std::runtime_error(std::string("pipesched: ") + call + " failed on rank " + std::to_string(rank) + ": " +
+                           ncclGetErrorString(e) + " (set NCCL_DEBUG=WARN for NCCL's own account)");
+}
+
+/// Polls a non-blocking communicator until it leaves ncclInProgress, or `deadline` passes
+/// (then aborts it and throws).
+inline void wait_ready(ncclComm_t c, int rank, char const* what, std::chrono::milliseconds deadline) {
+  auto const until = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    ncclResult_t state = ncclSuccess;
+    ncclResult_t const e = ncclCommGetAsyncError(c, &state);
+    if (e != ncclSuccess) {
+      (void)ncclCommAbort(c);
+      throw_nccl("ncclCommGetAsyncError", e, rank);
+    }
+    if (state == ncclSuccess) return;
+    if (state != ncclInProgress) {
+      (void)ncclCommAbort(c);
+      throw_nccl(what, state, rank);
+    }
+    if (std::chrono::steady_clock::now() > until) {
+      (void)ncclCommAbort(c);
+      throw std::runtime_error(std::string("pipesched: ") + what + " did not finish within " +
+                               std::to_string(deadline.count()) + " ms on rank " + std::to_string(rank) +
+                               ": are all ranks started, with the same id, and can they reach each other?");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+} // namespace detail
+
+/// Picks this process's GPU: its local rank (one process per GPU). Throws naming the local
+/// rank when the node has fewer GPUs (NCCL refuses two ranks on one GPU).
+inline int select_local_device(launch_info const& who) {
+  int n = 0;
+  cudaError_t const e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw std::runtime_error(std::string("pipesched: cudaGetDeviceCount failed on rank ") + std::to_string(who.rank) +
+                             ": " + cudaGetErrorString(e));
+  }
+  if (who.local_rank >= n)
+    throw std::runtime_error("pipesched: rank " + std::to_string(who.rank) + " has local rank " +
+                             std::to_string(who.local_rank) + " but its node has " + std::to_string(n) +
+                             " GPU(s): start at most one process per GPU on each node");
+  if (cudaSetDevice(who.local_rank) != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw std::runtime_error("pipesched: cudaSetDevice(" + std::to_string(who.local_rank) + ") failed on rank " +
+                             std::to_string(who.rank));
+  }
+  return who.local_rank;
+}
+
+/// A non-blocking NCCL communicator of `world` ranks (config.blocking = 0), initialised
+/// within `deadline`. The caller owns it.
+inline ncclComm_t make_nonblocking_comm(ncclUniqueId const& id, int world, int rank, std::chrono::milliseconds deadline) {
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  ncclComm_t c = nullptr;
+  ncclResult_t const e = ncclCommInitRankConfig(&c, world, id, rank, &config);
+  if (e != ncclSuccess && e != ncclInProgress) {
+    if (c) (void)ncclCommAbort(c);
+    detail::throw_nccl("ncclCommInitRankConfig", e, rank);
+  }
+  detail::wait_ready(c, rank, "ncclCommInitRankConfig", deadline);
+  return c;
+}
+
+/// One process of a multi-process run, ready to go: its GPU selected (the local rank), a
+/// non-blocking communicator, and the executor of its rank. Made by nccl_from_file,
+/// nccl_from_id, or nccl_from_mpi (nccl_mpi.cuh). The communicator is destroyed with it —
+/// or, after a failure, was aborted already.
+template <schedule_type S> class nccl_process {
+public:
+  using executor_type = nccl_executor<S>;
+
+  /// `who.world_size` must equal the schedule's ranks. `options.deadline` also bounds the
+  /// communicator's set-up.
+  nccl_process(launch_info const& who, ncclUniqueId const& id, nccl_options options,
+               std::unique_ptr<failure_board> board = nullptr)
+      : who_(who), board_(std::move(board)) {
+    if (who.world_size != S::ranks)
+      throw std::invalid_argument("pipesched: the run has " + std::to_string(who.world_size) +
+                                  " processes but the schedule " + std::to_string(S::ranks) +
+                                  " ranks: start one process per rank");
+    device_ = select_local_device(who);
+    comm_ = make_nonblocking_comm(id, who.world_size, who.rank, options.deadline);
+    if (!options.board) options.board = board_.get();
+    try {
+      executor_ = std::make_unique<executor_type>(comm_, who.rank, options);
+    } catch (...) {
+      comm_ = nullptr; // the executor's constructor aborted it
+      throw;
+    }
+  }
+  nccl_process(nccl_process&&) = default;
+  nccl_process& operator=(nccl_process&&) = delete;
+  ~nccl_process() {
+    if (!executor_) return;
+    bool const failed = executor_->failed();
+    executor_.reset();
+    if (comm_ && !failed) {
+      // an orderly end: finalize (non-blocking: poll, bounded), then destroy; a
+      // communicator that does not finalize in time is aborted instead (never hang)
+      bool done = ncclCommFinalize(comm_) == ncclSuccess;
+      auto const until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      for (ncclResult_t state = ncclInProgress; done;) {
+        if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess || (state != ncclSuccess && state != ncclInProgress))
+          done = false;
+        else if (state == ncclSuccess) break;
+        else if (std::chrono::steady_clock::now() > until) done = false;
+        else std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (done) (void)ncclCommDestroy(comm_);
+      else (void)ncclCommAbort(comm_);
+    }
+  }
+
+  /// One iteration of this rank (see basic_nccl_executor::run).
+  template <class Functor> void run(Functor& functor, cudaStream_t origin = nullptr) { executor_->run(functor, origin); }
+  executor_type& executor() { return *executor_; }
+  launch_info const& who() const { return who_; }
+  int rank() const { return who_.rank; }
+  int device() const { return device_; }
+  ncclComm_t comm() const { return comm_; }
+
+private:
+  launch_info who_;
+  std::unique_ptr<failure_board> board_;
+  int device_ = 0;
+  ncclComm_t comm_ = nullptr;
+  std::unique_ptr<executor_type> executor_;
+};
+
+/// A ready process from an id distributed by the caller (rank 0: ncclGetUniqueId).
+template <schedule_type S>
+nccl_process<S> nccl_from_id(launch_info const& who, ncclUniqueId const& id, nccl_options const& options = {}) {
+  return nccl_process<S>(who, id, options);
+}
+
+/// A ready process for launchers without MPI: who it is from the launch variables
+/// (launch_from_environment), the NCCL id through the shared file `id_path` (rank 0 writes
+/// it, the others wait up to options.deadline), and a failure board in the folder
+/// `id_path + ".failures"` unless options.board is given. Use a path per job (put the job
+/// id in it: a previous run's file would be taken).
+template <schedule_type S>
+nccl_process<S> nccl_from_file(std::string const& id_path, nccl_options const& options = {},
+                               launch_info const& who = launch_from_environment()) {
+  std::unique_ptr<failure_board> board;
+  if (!options.board) {
+    auto b = std::make_unique<file_failure_board>(id_path + ".failures");
+    if (who.rank == 0) b->clear(); // before the id exists, so no rank of this run has posted yet
+    board = std::move(b);
+  }
+  ncclUniqueId id{};
+  if (who.rank == 0) {
+    ncclResult_t const e = ncclGetUniqueId(&id);
+    if (e != ncclSuccess) detail::throw_nccl("ncclGetUniqueId", e, 0);
+  }
+  exchange_id_file(id_path, who.rank, &id, sizeof id, options.deadline);
+  return nccl_process<S>(who, id, options, std::move(board));
+}
+
+} // namespace pipesched::cuda
