@@ -25,10 +25,15 @@
 #include "pipesched/plan/boundary.hpp"
 #include "pipesched/plan/step.hpp"
 
+// The unrolled list is inlined into the kernel; the waits, barriers and failure records it
+// calls stay out of line (one copy each: spin loops gain nothing from inlining, and a kernel
+// with hundreds of inlined copies takes ptxas minutes).
 #if defined(__CUDACC__)
+#define PIPESCHED_PERSISTENT_NOINLINE __noinline__
 #define PIPESCHED_PERSISTENT_INLINE __forceinline__
 #define PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE _Pragma("nv_exec_check_disable")
 #else
+#define PIPESCHED_PERSISTENT_NOINLINE __attribute__((noinline))
 #define PIPESCHED_PERSISTENT_INLINE PIPESCHED_FORCEINLINE
 #define PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 #endif
@@ -391,7 +396,7 @@ namespace detail {
 /// follows. True when the value was reached.
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 template <class Env>
-PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool wait_at_least(Env& env, persistent_context const& c, std::size_t w,
+PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool wait_at_least(Env& env, persistent_context const& c, std::size_t w,
                                                             std::uint64_t target, int rank, std::uint64_t what) {
   bool failed = false;
   if (env.leader()) {
@@ -425,7 +430,7 @@ PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool wait_at_least(Env& env, persistent
 /// Records a functor failure (the first failure wins) and aborts the iteration.
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 template <class Env>
-PIPESCHED_HD void record_functor_failure(Env& env, persistent_context const& c, int rank, std::uint64_t what) {
+PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD void record_functor_failure(Env& env, persistent_context const& c, int rank, std::uint64_t what) {
   std::uint64_t* const s = c.state;
   if (env.take(s + persistent_layout::failure_kind, static_cast<std::uint64_t>(persistent_failure_kind::functor))) {
     s[persistent_layout::failure_rank] = static_cast<std::uint64_t>(rank);
@@ -440,7 +445,7 @@ PIPESCHED_HD void record_functor_failure(Env& env, persistent_context const& c, 
 /// (the executor resets the whole state after an aborted iteration, or when the partition
 /// changes).
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
-template <class Env> PIPESCHED_HD bool group_sync(basic_group<Env> const& g, std::uint64_t what) {
+template <class Env> PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool group_sync(basic_group<Env> const& g, std::uint64_t what) {
   Env& env = *g.env;
   env.block_sync(); // the block's work before the barrier is done
   if (g.blocks == 1) return true;
@@ -468,7 +473,10 @@ inline constexpr int persistent_key = boundary_key(S::lowered, action_of<S, R, I
 template <class S, int R, int Slot, int Key>
 PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD view persistent_view(persistent_context const& c) {
   if constexpr (Slot < 0 || Key < 0) return view{};
-  else return view{c.slots[persistent_protocol<S>::slot_base(R) + Slot].data, c.bytes[Key]};
+  else {
+    constexpr std::uint32_t g = persistent_protocol<S>::tables.slot_base[R] + static_cast<std::uint32_t>(Slot);
+    return view{c.slots[g].data, c.bytes[Key]};
+  }
 }
 
 /// Calls the functor's member for pass St::kind; false when it reported a failure (a member
