@@ -83,7 +83,9 @@ struct persistent_options {
   /// Blocks of each rank's group (one entry per rank); empty: `total_blocks` shared out in
   /// proportion to `rank_weights`.
   std::vector<int> blocks{};
-  /// Blocks of the launch when `blocks` is empty; 0: every block that can be resident.
+  /// Blocks of the launch when `blocks` is empty; 0: one per SM (at most every block that
+  /// can be resident). Waiting blocks spin (with back-off), so more blocks than the stages
+  /// can use only add traffic on the counters.
   int total_blocks = 0;
   /// The work of each rank (e.g. measured stage times); empty: the schedule's pass costs
   /// per rank (persistent_protocol<S>::rank_cost, the simulator's costs).
@@ -283,7 +285,7 @@ private:
       check_block_groups(options_.blocks, ranks, resident_);
       groups_ = options_.blocks;
     } else {
-      int const total = options_.total_blocks > 0 ? options_.total_blocks : resident_;
+      int const total = options_.total_blocks > 0 ? options_.total_blocks : (sms < resident_ ? sms : resident_);
       if (total > resident_)
         throw std::invalid_argument("pipesched: persistent_executor: total_blocks " + std::to_string(total) +
                                     " exceeds the " + std::to_string(resident_) + " blocks that can be resident");
