@@ -106,19 +106,6 @@ struct persistent_error : error {
 
 namespace detail {
 
-/// Whether F's member for pass K takes (Step, io const&, Group const&) for a step of S.
-template <class S, class F, class Group, op K> constexpr bool device_member_ok() {
-  if constexpr (!pipesched::detail::uses<S, K, -1>()) return true;
-  else {
-    using st = pipesched::detail::sample_step<S, K, -1>;
-    if constexpr (K == op::forward) return requires(F& f, io const& x, Group const& g) { f.forward(st{}, x, g); };
-    else if constexpr (K == op::backward) return requires(F& f, io const& x, Group const& g) { f.backward(st{}, x, g); };
-    else if constexpr (K == op::backward_input)
-      return requires(F& f, io const& x, Group const& g) { f.backward_input(st{}, x, g); };
-    else return requires(F& f, io const& x, Group const& g) { f.backward_weight(st{}, x, g); };
-  }
-}
-
 /// The block groups' first blocks (ranks + 1 entries), passed by value to the kernel.
 template <std::size_t Ranks> struct group_starts {
   int first[Ranks + 1];
@@ -155,19 +142,7 @@ template <schedule_type S, class F> class persistent_executor {
   static_assert(std::is_trivially_copyable_v<F>,
                 "pipesched: persistent_executor: the device functor is copied to device memory, so it must be "
                 "trivially copyable (hold pointers to your device buffers, not containers)");
-  static_assert(detail::device_member_ok<S, F, device_group, op::forward>(),
-                "pipesched: persistent_executor: the device functor has no member `template <class Step> __device__ "
-                "void forward(Step, pipesched::io const&, pipesched::cuda::device_group const&)`, which every "
-                "schedule calls");
-  static_assert(detail::device_member_ok<S, F, device_group, op::backward>(),
-                "pipesched: persistent_executor: the device functor has no member `template <class Step> __device__ "
-                "void backward(Step, pipesched::io const&, pipesched::cuda::device_group const&)`, the fused "
-                "backward this schedule calls");
-  static_assert(detail::device_member_ok<S, F, device_group, op::backward_input>() &&
-                    detail::device_member_ok<S, F, device_group, op::backward_weight>(),
-                "pipesched: persistent_executor: the device functor needs members `backward_input` and "
-                "`backward_weight` (Step, pipesched::io const&, pipesched::cuda::device_group const&): this schedule "
-                "splits the backward pass into I and W");
+  static_assert(device_functor_check<S, F, device_group>::reported); // a missing member: one message naming it
 
 public:
   using schedule = S;

@@ -23,6 +23,7 @@
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/plan/action_record.hpp"
 #include "pipesched/plan/boundary.hpp"
+#include "pipesched/plan/stage_functor.hpp"
 #include "pipesched/plan/step.hpp"
 
 // The unrolled list is inlined into the kernel; the waits, barriers and failure records it
@@ -501,6 +502,42 @@ PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool call_pass(F& f, io const& x, G con
   }
 }
 
+/// Whether F's member for pass K takes (Step, io const&, Group const&) for a step of S
+/// (true when S has no pass of that kind).
+template <class S, class F, class Group, op K> constexpr bool device_member_ok() {
+  if constexpr (!pipesched::detail::uses<S, K, -1>()) return true;
+  else {
+    using st = pipesched::detail::sample_step<S, K, -1>;
+    if constexpr (K == op::forward) return requires(F& f, io const& x, Group const& g) { f.forward(st{}, x, g); };
+    else if constexpr (K == op::backward) return requires(F& f, io const& x, Group const& g) { f.backward(st{}, x, g); };
+    else if constexpr (K == op::backward_input)
+      return requires(F& f, io const& x, Group const& g) { f.backward_input(st{}, x, g); };
+    else return requires(F& f, io const& x, Group const& g) { f.backward_weight(st{}, x, g); };
+  }
+}
+
+/// The one report of a device functor's first missing member (the schedule is named in the
+/// instantiation line); `value` says whether F has every member S calls.
+template <class S, class F, class Group> struct device_functor_check {
+  static constexpr bool f = device_member_ok<S, F, Group, op::forward>();
+  static constexpr bool b = device_member_ok<S, F, Group, op::backward>();
+  static constexpr bool i = device_member_ok<S, F, Group, op::backward_input>();
+  static constexpr bool w = device_member_ok<S, F, Group, op::backward_weight>();
+  static_assert(f, "pipesched: persistent kernel: the device functor has no member `template <class Step> __device__ "
+                   "void forward(Step, pipesched::io const&, pipesched::cuda::device_group const&)`, which every "
+                   "schedule calls");
+  static_assert(!f || b, "pipesched: persistent kernel: the device functor has no member `template <class Step> "
+                         "__device__ void backward(Step, pipesched::io const&, pipesched::cuda::device_group const&)`, "
+                         "the fused backward this schedule calls");
+  static_assert(!f || !b || (i && w),
+                "pipesched: persistent kernel: the device functor needs members `backward_input` and "
+                "`backward_weight` (Step, pipesched::io const&, pipesched::cuda::device_group const&): this "
+                "schedule splits the backward pass into I and W");
+  static constexpr bool value = f && b && i && w;
+  /// True whatever F holds: naming it fires the one report above (for static_assert).
+  static constexpr bool reported = true;
+};
+
 namespace detail {
 
 /// Action I of rank R in one block of its group: the waits, the action (a pass, or the
@@ -568,6 +605,9 @@ PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 template <class S, int R, class Env, class F>
 PIPESCHED_HD bool run_rank_block(Env& env, persistent_context const& c, F& f, int block, int blocks) {
   static_assert(persistent_protocol<S>::valid || !S::valid);
+  if constexpr (!device_functor_check<S, F, basic_group<Env>>::value) {
+    return false; // reported above, once
+  } else {
   std::uint64_t* const s = c.state;
   // the previous launch ended before this one started, so a plain read sees its epoch
   std::uint64_t const epoch = env.load_relaxed(s + c.layout.epoch(R));
@@ -577,6 +617,7 @@ PIPESCHED_HD bool run_rank_block(Env& env, persistent_context const& c, F& f, in
   if (!detail::group_sync(g, ~std::uint64_t{0})) return false;
   if (block == 0 && env.leader()) env.add_release(s + c.layout.epoch(R), 1);
   return true;
+  }
 }
 
 } // namespace pipesched::cuda
