@@ -21,6 +21,8 @@
 #include "support/persistent_host.hpp"
 
 #include "pipesched/host/executor.hpp"
+#include "pipesched/schedules/dualpipe.hpp"
+#include "pipesched/schedules/dualpipe_v.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "plan_mlp.hpp"
 #include "plan_support.hpp"
@@ -187,6 +189,16 @@ TEST_CASE("cuda.persistent.host_threads.every_schedule") {
 
 TEST_CASE("cuda.persistent.host_threads.forward_only") {
   run_checked<forward_only<ranks<4>, microbatches<6>>>(21, {1, 2, 1, 2});
+}
+
+TEST_CASE("cuda.persistent.host_threads.dualpipe_and_extra_slots") {
+  // DualPipe's two routes and overlapped pairs (run as their two halves), DualPipe-V, and a
+  // round robin of extra slots (more occupancies per slot than the peak's assignment)
+  run_checked<dualpipe<ranks<4>, microbatches<8>>>(22, {});
+  run_checked<dualpipe<ranks<4>, microbatches<8>>>(23, {2, 1, 1, 2});
+  run_checked<dualpipe_v<ranks<4>, microbatches<8>>>(24, {1, 2, 2, 1});
+  run_checked<one_f_one_b<ranks<4>, microbatches<8>, extra_slots<1>>>(25, {2, 2, 1, 1});
+  run_checked<zb_v<ranks<3>, microbatches<6>, extra_slots<2>>>(26, {});
 }
 
 TEST_CASE("cuda.persistent.host_threads.slow_rank") {
@@ -409,4 +421,48 @@ TEST_CASE("cuda.persistent.block_partition") {
   // the schedule's own pass costs as weights: 1F1B's ranks all do the same work
   using S = one_f_one_b<ranks<4>, microbatches<8>>;
   for (int r = 0; r < 4; ++r) CHECK(cuda::persistent_protocol<S>::rank_cost(r) == 8 * (1.0 + 2.0));
+}
+
+namespace {
+
+/// Calls the group barrier inside every pass; block 1 holds its F of micro-batch 0 first.
+struct barrier_functor {
+  int hold_ms = 0;
+  int syncs_failed = 0;
+  template <class St> bool forward(St, io const&, emu_persistent::group const& g) {
+    if (St::mb == 0 && g.block_rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+    return g.sync();
+  }
+  template <class St> bool backward(St, io const&, emu_persistent::group const& g) { return g.sync(); }
+};
+
+} // namespace
+
+TEST_CASE("cuda.persistent.host_threads.deadline_in_a_group_barrier") {
+  // One rank, two blocks: block 1 holds 400 ms inside its F of micro-batch 0 before the
+  // group barrier the pass calls; block 0 waits there past the 50 ms deadline: the error names
+  // the pass and the barrier, every thread returns, the next iteration runs.
+  using S = gpipe<ranks<1>, microbatches<2>>;
+  using runner = emu_persistent::host_persistent<S>;
+  runner::settings st;
+  st.slot_bytes = 64;
+  st.groups = {2};
+  st.wait_ns = 50'000'000;
+  runner ex(st);
+  std::vector<barrier_functor> fs(1, barrier_functor{400});
+  std::string message;
+  bool const returned = returns_within(std::chrono::seconds(60), [&] {
+    try {
+      ex.run(fs);
+    } catch (std::runtime_error const& e) {
+      message = e.what();
+    }
+  });
+  REQUIRE(returned);
+  CHECK(message.find("rank 0 (F of stage 0, micro-batch 0)") != std::string::npos);
+  CHECK(message.find("rank 0's group barrier") != std::string::npos);
+  fs[0].hold_ms = 0;
+  ex.run(fs);
+  CHECK(ex.word(ex.layout().epoch(0)) == 1);
+  CHECK(ex.word(ex.layout().barrier(0)) % 2 == 0);
 }

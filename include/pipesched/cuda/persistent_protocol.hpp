@@ -341,7 +341,8 @@ inline std::string describe_persistent_failure(persistent_layout const& l, std::
   if (kind == persistent_failure_kind::none) return {};
   int const rank = static_cast<int>(state[persistent_layout::failure_rank]);
   action_record const a{state[persistent_layout::failure_action]};
-  std::string what = "pipesched: persistent kernel: rank " + std::to_string(rank) + " (" + describe(a) + ")";
+  std::string what = "pipesched: persistent kernel: rank " + std::to_string(rank) + " (" +
+                     (a.empty() ? std::string("at the end of its list") : describe(a)) + ")";
   if (kind == persistent_failure_kind::functor) return what + ": the stage functor reported a failure";
   return what + ": a wait passed its deadline (" + l.name(state[persistent_layout::failure_detail]) + ": needed " +
          std::to_string(state[persistent_layout::failure_target]) + ", saw " +
@@ -376,6 +377,7 @@ template <class Env> struct basic_group {
   int rank;       ///< the rank this group runs
   int block;      ///< this block's index in the group
   int blocks;     ///< blocks in the group
+  std::uint64_t what = ~std::uint64_t{0}; ///< the action in progress (action_record bits), for failures
 
   PIPESCHED_HD int block_rank() const { return block; }
   PIPESCHED_HD int num_blocks() const { return blocks; }
@@ -463,7 +465,7 @@ template <class Env> PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool group_sync(
 
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 template <class Env> PIPESCHED_HD bool basic_group<Env>::sync() const {
-  return detail::group_sync(*this, ~std::uint64_t{0});
+  return detail::group_sync(*this, what);
 }
 
 /// Which boundary (boundary_key) field F of rank R's action I holds, as a constant.
@@ -545,11 +547,12 @@ namespace detail {
 /// aborted (by this block or another); the block stops.
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 template <class S, int R, std::size_t I, class Env, class F>
-PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool persistent_step(basic_group<Env> const& g, F& f, std::uint64_t epoch) {
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool persistent_step(basic_group<Env> const& g0, F& f, std::uint64_t epoch) {
   using P = persistent_protocol<S>;
   using st = step_of<S, R, I>;
   constexpr hand_off h = P::template at<R, I>;
   constexpr std::uint64_t what = action_record::of(st{}).bits;
+  basic_group<Env> g{g0.env, g0.ctx, g0.rank, g0.block, g0.blocks, what}; // names this action in failures
   Env& env = *g.env;
   persistent_context const& c = *g.ctx;
   std::uint64_t* const s = c.state;
