@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -177,8 +178,9 @@ public:
     }
   }
 
-  /// Records one iteration (the kernel, with the functors as they are now) into a graph;
-  /// replay() launches it. The counters stay valid across replays (monotonic epochs).
+  /// Records one iteration (the kernel) into a graph; replay() launches it. The kernel reads
+  /// the functors from the executor's device copy: those of the last capture() or run().
+  /// The counters stay valid across replays (monotonic epochs).
   template <class Functors> void capture(Functors const& functors) {
     std::lock_guard<std::mutex> lock(mutex_);
     upload(functors, capture_stream_);
@@ -322,12 +324,18 @@ private:
     (void)cudaGetLastError();
   }
 
+  /// Copies the functors to device memory unless the copy there already holds the same
+  /// bytes (a copy from pageable memory waits for the stream: skipping it keeps run() with
+  /// synchronize = false asynchronous when the functors do not change).
   template <class Functors> void upload(Functors const& fs, cudaStream_t stream) {
     pipesched::detail::check_functor_count<ranks>(fs);
-    staged_.resize(static_cast<std::size_t>(ranks));
-    for (int r = 0; r < ranks; ++r) staged_[static_cast<std::size_t>(r)] = fs[static_cast<std::size_t>(r)];
+    std::vector<F> next(static_cast<std::size_t>(ranks));
+    for (int r = 0; r < ranks; ++r) next[static_cast<std::size_t>(r)] = fs[static_cast<std::size_t>(r)];
+    if (uploaded_ && std::memcmp(next.data(), staged_.data(), next.size() * sizeof(F)) == 0) return;
+    staged_ = std::move(next);
     check(cudaMemcpyAsync(functors_, staged_.data(), staged_.size() * sizeof(F), cudaMemcpyHostToDevice, stream),
           "cudaMemcpyAsync");
+    uploaded_ = true;
   }
 
   cudaError_t launch_raw(cudaStream_t stream) {
@@ -377,6 +385,7 @@ private:
   std::uint64_t* state_ = nullptr;
   F* functors_ = nullptr;
   std::vector<F> staged_;
+  bool uploaded_ = false;
   cudaStream_t capture_stream_{};
   cudaGraphExec_t graph_exec_{};
   failure_site failure_{};
