@@ -1,0 +1,626 @@
+// pipesched: the persistent kernel's protocol — which counter each rank's block group waits
+// for before each action, which it releases after it, and the block partition — as data
+// computed from the lowered table at compile time, plus the code that runs one rank's list
+// over it, generic over an environment (atomics, block synchronisation, clock).
+//
+// No CUDA header: the persistent executor (persistent.cuh) instantiates `run_rank_block`
+// with a device environment (cuda::atomic_ref, __syncthreads, %globaltimer); the CPU tests
+// instantiate the very same code with host threads and std::atomic_ref, so what they prove
+// about the protocol is what runs in the kernel.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pipesched/core/action.hpp"
+#include "pipesched/core/config.hpp"
+#include "pipesched/core/params.hpp"
+#include "pipesched/pipeline/schedule.hpp"
+#include "pipesched/plan/action_record.hpp"
+#include "pipesched/plan/boundary.hpp"
+#include "pipesched/plan/stage_functor.hpp"
+#include "pipesched/plan/step.hpp"
+
+// The unrolled list is inlined into the kernel; the waits, barriers and failure records it
+// calls stay out of line (one copy each: spin loops gain nothing from inlining, and a kernel
+// with hundreds of inlined copies takes ptxas minutes).
+#if defined(__CUDACC__)
+#define PIPESCHED_PERSISTENT_NOINLINE __noinline__
+#define PIPESCHED_PERSISTENT_INLINE __forceinline__
+#define PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE _Pragma("nv_exec_check_disable")
+#else
+#define PIPESCHED_PERSISTENT_NOINLINE __attribute__((noinline))
+#define PIPESCHED_PERSISTENT_INLINE PIPESCHED_FORCEINLINE
+#define PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+#endif
+
+namespace pipesched::cuda {
+
+// ---------------------------------------------------------------------------------------
+// The protocol as data
+
+/// What a rank's block group does around one action of its list, besides the action.
+///
+/// Each rank r owns slots_r boundary slots; slot k of rank r is global slot
+/// slot_base[r] + k. Every global slot g has two monotonic counters: `filled[g]`, raised by
+/// the sender after it has copied a boundary into g (a push: the SEND's group copies from
+/// its own slot into the receiver's), and `freed[g]`, raised by the owner after the last
+/// access of each boundary g held. In iteration n (the owner's epoch, counted in device
+/// memory) a wait for the c-th event of an iteration waits for `counter >= n * per_iteration
+/// + c` — never `==`, so a peer that has already gone further never stalls a waiter, and the
+/// counters stay valid across iterations and graph replays without a reset.
+struct hand_off {
+  /// SEND: the receiver's global slot the boundary is copied into (-1: not a SEND).
+  std::int32_t push_slot;
+  /// SEND: before copying, wait for freed[push_slot] >= n * occupancies[push_slot] + this
+  /// (every earlier boundary of the receiving slot in this iteration has had its last access).
+  std::uint32_t push_after_frees;
+  /// RECV: the rank's own global slot it waits on (-1: not a RECV).
+  std::int32_t pull_slot;
+  /// RECV: wait for filled[pull_slot] >= n * fills[pull_slot] + this (this boundary pushed).
+  std::uint32_t pull_after_fills;
+  /// Global slots whose boundary has its last access here: freed[g] += 1 after the action.
+  std::int32_t frees[3];
+};
+
+/// Why a schedule's table cannot run as a persistent kernel (none: it can).
+enum class persistent_problem : std::uint8_t {
+  none,
+  unmatched_transfer,  ///< a SEND without its RECV (or the pairs disagree on what they move)
+  write_over_own_read, ///< an action writes the slot whose boundary it reads last
+  read_before_write,   ///< an action reads a slot that holds nothing
+};
+
+namespace detail {
+
+/// The hand-offs of every action of a lowered table (offsets as the table's), the per-slot
+/// counts per iteration, and the matching of sends to receives: computed once per schedule.
+template <std::size_t Actions, std::size_t Ranks, std::size_t Slots> struct persistent_tables {
+  hand_off at[Actions > 0 ? Actions : 1] = {};
+  std::uint32_t slot_base[Ranks + 1] = {};
+  std::uint32_t occupancies[Slots > 0 ? Slots : 1] = {}; ///< boundaries slot g holds per iteration
+  std::uint32_t fills[Slots > 0 ? Slots : 1] = {};       ///< of which pushed by a sender
+  persistent_problem problem = persistent_problem::none;
+  int problem_rank = -1;
+  int problem_index = -1;
+};
+
+template <class Table> constexpr std::size_t total_slots_of(Table const& t) {
+  std::size_t n = 0;
+  for (int r = 0; r < t.ranks; ++r) n += t.slot_count[r];
+  return n;
+}
+
+/// The protocol of lowered table t (see hand_off). Sends and receives between one ordered
+/// pair of ranks match in their lists' order (the rendezvous order the table was verified
+/// in); each match must move the same boundary (direction, micro-batch, stages).
+template <std::size_t Actions, std::size_t Ranks, std::size_t Slots, class Table>
+constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const& t) {
+  persistent_tables<Actions, Ranks, Slots> out{};
+  int const p = t.ranks;
+  auto fail = [&](persistent_problem why, int r, int i) {
+    if (out.problem == persistent_problem::none) {
+      out.problem = why;
+      out.problem_rank = r;
+      out.problem_index = i;
+    }
+  };
+  for (int r = 0; r < p; ++r) out.slot_base[r + 1] = out.slot_base[r] + t.slot_count[r];
+  for (std::size_t k = 0; k < Actions; ++k) out.at[k] = hand_off{-1, 0, -1, 0, {-1, -1, -1}};
+  // per global slot: index of the last access of its current boundary (-1: empty), and
+  // per RECV action (by flat index) the occupancy ordinal of the boundary it receives
+  std::int32_t last[Slots > 0 ? Slots : 1] = {};
+  std::uint32_t recv_ordinal[Actions > 0 ? Actions : 1] = {};
+  for (std::size_t g = 0; g < (Slots > 0 ? Slots : 1); ++g) last[g] = -1;
+  auto add_free = [&](std::size_t flat, std::int32_t g) {
+    hand_off& h = out.at[flat];
+    for (int f = 0; f < 3; ++f)
+      if (h.frees[f] < 0 || h.frees[f] == g) {
+        h.frees[f] = g;
+        return;
+      }
+  };
+  for (int r = 0; r < p; ++r) {
+    std::size_t const base = t.offset[r];
+    std::size_t const n = t.size(static_cast<std::size_t>(r));
+    for (std::size_t i = 0; i < n; ++i) {
+      action const& a = t.at(static_cast<std::size_t>(r), i);
+      std::size_t const flat = base + i;
+      for (int f = 0; f < 2; ++f) {
+        std::uint16_t const k = f == 0 ? a.in : a.aux;
+        if (k == no_slot) continue;
+        std::int32_t const g = static_cast<std::int32_t>(out.slot_base[r] + k);
+        if (last[g] < 0) fail(persistent_problem::read_before_write, r, static_cast<int>(i));
+        last[g] = static_cast<std::int32_t>(flat);
+      }
+      if (a.out != no_slot) {
+        std::int32_t const g = static_cast<std::int32_t>(out.slot_base[r] + a.out);
+        if (last[g] >= 0) {
+          if (static_cast<std::size_t>(last[g]) == flat) fail(persistent_problem::write_over_own_read, r, static_cast<int>(i));
+          add_free(static_cast<std::size_t>(last[g]), g);
+        }
+        if (is_recv(a.kind)) {
+          recv_ordinal[flat] = out.occupancies[g];
+          out.at[flat].pull_slot = g;
+          out.at[flat].pull_after_fills = ++out.fills[g];
+        }
+        ++out.occupancies[g];
+        last[g] = static_cast<std::int32_t>(flat);
+      }
+    }
+    for (std::uint32_t k = 0; k < t.slot_count[r]; ++k) {
+      std::int32_t const g = static_cast<std::int32_t>(out.slot_base[r] + k);
+      if (last[g] >= 0) add_free(static_cast<std::size_t>(last[g]), g);
+      last[g] = -1;
+    }
+  }
+  // match sends to receives per ordered pair of ranks, in list order
+  for (int q = 0; q < p; ++q)
+    for (int r = 0; r < p; ++r) {
+      if (q == r) continue;
+      std::size_t const nq = t.size(static_cast<std::size_t>(q)), nr = t.size(static_cast<std::size_t>(r));
+      std::size_t j = 0;
+      for (std::size_t i = 0; i < nq; ++i) {
+        action const& s = t.at(static_cast<std::size_t>(q), i);
+        if (!is_send(s.kind) || s.peer != r) continue;
+        while (j < nr && !(is_recv(t.at(static_cast<std::size_t>(r), j).kind) && t.at(static_cast<std::size_t>(r), j).peer == q)) ++j;
+        if (j == nr) {
+          fail(persistent_problem::unmatched_transfer, q, static_cast<int>(i));
+          break;
+        }
+        action const& v = t.at(static_cast<std::size_t>(r), j);
+        bool const same = s.mb == v.mb && ((s.kind == op::send_act) == (v.kind == op::recv_act)) &&
+                          (s.kind == op::send_act ? t.next_stage(s.mb, s.stage) == v.stage
+                                                  : t.prev_stage(s.mb, s.stage) == v.stage);
+        if (!same || v.out == no_slot) fail(persistent_problem::unmatched_transfer, q, static_cast<int>(i));
+        std::size_t const rflat = t.offset[r] + j;
+        out.at[t.offset[q] + i].push_slot = out.at[rflat].pull_slot;
+        out.at[t.offset[q] + i].push_after_frees = recv_ordinal[rflat];
+        ++j;
+      }
+      for (; j < nr; ++j) {
+        action const& v = t.at(static_cast<std::size_t>(r), j);
+        if (is_recv(v.kind) && v.peer == q) fail(persistent_problem::unmatched_transfer, r, static_cast<int>(j));
+      }
+    }
+  return out;
+}
+
+} // namespace detail
+
+/// The persistent protocol of schedule S (see hand_off): per action what to wait for and
+/// what to release, per slot its counts per iteration, and per rank its pass costs (the
+/// default weights of the block partition).
+template <schedule_type S> struct persistent_protocol {
+  static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
+  static constexpr int ranks = S::ranks;
+  static constexpr std::size_t actions = S::lowered.offset[S::rank_count];
+  static constexpr std::size_t slots = detail::total_slots_of(S::lowered);
+  static constexpr auto tables = detail::derive_persistent<actions, S::rank_count, slots>(S::lowered);
+  static constexpr bool valid = S::valid && tables.problem == persistent_problem::none;
+  static_assert(!S::valid || tables.problem != persistent_problem::unmatched_transfer,
+                "pipesched: persistent kernel: a SEND of this schedule has no matching RECV in the peer's list order");
+  static_assert(!S::valid || tables.problem != persistent_problem::write_over_own_read,
+                "pipesched: persistent kernel: an action writes the slot whose boundary it reads last");
+  static_assert(!S::valid || tables.problem != persistent_problem::read_before_write,
+                "pipesched: persistent kernel: an action reads a slot that holds no boundary");
+
+  /// The hand-off of action I of rank R, as a constant (device code reads it this way).
+  template <int R, std::size_t I> static constexpr hand_off at = tables.at[S::lowered.offset[R] + I];
+  static constexpr std::uint32_t slot_base(int r) { return tables.slot_base[r]; }
+
+  /// Rank r's busy time per iteration under S's cost model (the simulator's pass costs).
+  static constexpr double rank_cost(int r) {
+    cost_model const c = S::parameters.cost;
+    double t = 0;
+    for (std::size_t i = 0; i < S::lowered.size(static_cast<std::size_t>(r)); ++i) {
+      action const& a = S::lowered.at(static_cast<std::size_t>(r), i);
+      switch (a.kind) {
+      case op::forward: t += c.f; break;
+      case op::backward: t += c.b + c.w; break;
+      case op::backward_input: t += c.b; break;
+      case op::backward_weight: t += c.w; break;
+      default: break;
+      }
+    }
+    return t;
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Block groups
+
+/// Shares `total` blocks among ranks in proportion to `weights` (one per rank; all zero or
+/// empty: equally), every rank at least one block, the sum exactly `total` (largest
+/// remainders, ties to the lower rank). Throws std::invalid_argument when total < ranks.
+inline std::vector<int> share_blocks(int total, int ranks, std::vector<double> const& weights) {
+  if (ranks <= 0) throw std::invalid_argument("pipesched: share_blocks: no ranks");
+  if (total < ranks)
+    throw std::invalid_argument("pipesched: persistent kernel: " + std::to_string(ranks) + " ranks need at least " +
+                                std::to_string(ranks) + " resident blocks (one per block group), only " +
+                                std::to_string(total) + " fit on the device");
+  if (!weights.empty() && weights.size() != static_cast<std::size_t>(ranks))
+    throw std::invalid_argument("pipesched: persistent kernel: " + std::to_string(weights.size()) +
+                                " rank weights for " + std::to_string(ranks) + " ranks: give one per rank");
+  double sum = 0;
+  for (double w : weights) {
+    if (!(w >= 0)) throw std::invalid_argument("pipesched: persistent kernel: a rank weight is negative or NaN");
+    sum += w;
+  }
+  std::vector<int> out(static_cast<std::size_t>(ranks), 1);
+  int const spare = total - ranks; // one block each first, the rest by weight
+  std::vector<double> exact(static_cast<std::size_t>(ranks));
+  int given = 0;
+  for (int r = 0; r < ranks; ++r) {
+    double const w = sum > 0 ? weights[static_cast<std::size_t>(r)] / sum : 1.0 / ranks;
+    exact[static_cast<std::size_t>(r)] = w * spare;
+    int const whole = static_cast<int>(exact[static_cast<std::size_t>(r)]);
+    out[static_cast<std::size_t>(r)] += whole;
+    exact[static_cast<std::size_t>(r)] -= whole;
+    given += whole;
+  }
+  for (; given < spare; ++given) {
+    int best = 0;
+    for (int r = 1; r < ranks; ++r)
+      if (exact[static_cast<std::size_t>(r)] > exact[static_cast<std::size_t>(best)]) best = r;
+    ++out[static_cast<std::size_t>(best)];
+    exact[static_cast<std::size_t>(best)] = -1;
+  }
+  return out;
+}
+
+/// Checks a user's block counts per rank: one per rank, each >= 1, the sum within the
+/// resident blocks. Throws std::invalid_argument naming the problem.
+inline void check_block_groups(std::vector<int> const& groups, int ranks, int resident) {
+  if (groups.size() != static_cast<std::size_t>(ranks))
+    throw std::invalid_argument("pipesched: persistent kernel: " + std::to_string(groups.size()) +
+                                " block counts for " + std::to_string(ranks) + " ranks: give one per rank");
+  long sum = 0;
+  for (std::size_t r = 0; r < groups.size(); ++r) {
+    if (groups[r] < 1)
+      throw std::invalid_argument("pipesched: persistent kernel: rank " + std::to_string(r) +
+                                  " is given no block: every rank's group needs at least one");
+    sum += groups[r];
+  }
+  if (sum > resident)
+    throw std::invalid_argument("pipesched: persistent kernel: the block groups need " + std::to_string(sum) +
+                                " blocks, only " + std::to_string(resident) +
+                                " can be resident at once (a cooperative launch needs every block resident)");
+}
+
+// ---------------------------------------------------------------------------------------
+// The state in memory
+
+/// Why an iteration stopped (the first failure wins; recorded in the state).
+enum class persistent_failure_kind : std::uint64_t {
+  none = 0,
+  functor = 1,  ///< a stage functor's member returned false
+  deadline = 2, ///< a wait passed its deadline
+};
+
+/// The words of a persistent executor's state (one array of 64-bit words in device memory,
+/// zeroed once): the abort flag, the first failure, per rank its epoch and its group
+/// barrier, per global slot its two counters. Counters sit a cache line apart.
+struct persistent_layout {
+  int ranks = 0;
+  int slots = 0;
+  static constexpr int stride = 16; ///< words between two counters (128 bytes)
+  static constexpr int abort_word = 0;
+  static constexpr int failure_kind = 1;   ///< persistent_failure_kind (the word taken first)
+  static constexpr int failure_rank = 2;
+  static constexpr int failure_action = 3; ///< action_record bits
+  static constexpr int failure_detail = 4; ///< deadline: the counter index waited on
+  static constexpr int failure_target = 5; ///< deadline: the value waited for
+  static constexpr int failure_seen = 6;   ///< deadline: the value seen last
+  PIPESCHED_HD constexpr std::size_t epoch(int r) const { return static_cast<std::size_t>(stride * (1 + r)); }
+  PIPESCHED_HD constexpr std::size_t barrier(int r) const { return static_cast<std::size_t>(stride * (1 + ranks + r)); }
+  PIPESCHED_HD constexpr std::size_t filled(int g) const { return static_cast<std::size_t>(stride * (1 + 2 * ranks + g)); }
+  PIPESCHED_HD constexpr std::size_t freed(int g) const {
+    return static_cast<std::size_t>(stride * (1 + 2 * ranks + slots + g));
+  }
+  PIPESCHED_HD constexpr std::size_t words() const { return static_cast<std::size_t>(stride * (1 + 2 * ranks + 2 * slots)); }
+  /// What counter word w is, in words: "slot 3 filled", "rank 1's group barrier".
+  std::string name(std::size_t w) const {
+    std::size_t const i = w / stride;
+    if (i >= 1 && i < 1 + static_cast<std::size_t>(ranks)) return "rank " + std::to_string(i - 1) + "'s epoch";
+    if (i < 1 + 2 * static_cast<std::size_t>(ranks)) return "rank " + std::to_string(i - 1 - ranks) + "'s group barrier";
+    std::size_t const g = i - 1 - 2 * static_cast<std::size_t>(ranks);
+    if (g < static_cast<std::size_t>(slots)) return "global slot " + std::to_string(g) + " filled";
+    return "global slot " + std::to_string(g - static_cast<std::size_t>(slots)) + " freed";
+  }
+};
+
+/// The message of the failure recorded in `state` (words of a persistent_layout), or "".
+inline std::string describe_persistent_failure(persistent_layout const& l, std::uint64_t const* state) {
+  auto const kind = static_cast<persistent_failure_kind>(state[persistent_layout::failure_kind]);
+  if (kind == persistent_failure_kind::none) return {};
+  int const rank = static_cast<int>(state[persistent_layout::failure_rank]);
+  action_record const a{state[persistent_layout::failure_action]};
+  std::string what = "pipesched: persistent kernel: rank " + std::to_string(rank) + " (" +
+                     (a.empty() ? std::string("at the end of its list") : describe(a)) + ")";
+  if (kind == persistent_failure_kind::functor) return what + ": the stage functor reported a failure";
+  return what + ": a wait passed its deadline (" + l.name(state[persistent_layout::failure_detail]) + ": needed " +
+         std::to_string(state[persistent_layout::failure_target]) + ", saw " +
+         std::to_string(state[persistent_layout::failure_seen]) + ")";
+}
+
+// ---------------------------------------------------------------------------------------
+// Running one rank's list in one block
+
+/// What every block of a launch knows: the state, every rank's slots (global slot order),
+/// the boundary byte table, the deadline of one wait.
+struct persistent_context {
+  std::uint64_t* state = nullptr;
+  persistent_layout layout{};
+  view const* slots = nullptr;        ///< total_slots views (global slot order)
+  std::size_t const* bytes = nullptr; ///< 2S entries, boundary_key order
+  std::uint64_t wait_ns = 0;          ///< a wait longer than this fails the iteration
+};
+
+/// The handle a device functor gets: its block group (the blocks running its rank), the
+/// block's place in it, and a group-wide barrier.
+///
+/// An environment (Env) provides, per block: `leader()` (thread 0 of the block),
+/// `block_sync()`, `block_any(bool)`, `thread()` and `threads()` (in the block),
+/// `load_acquire(w)`, `load_relaxed(w)`, `add_release(w, v)`, `add_acq_rel(w, v)`,
+/// `take(w, v)` (compare-exchange from 0), `store_release(w, v)`, `now_ns()`,
+/// `backoff(spins)`, and `copy(dst, src, bytes, part, parts)` (part `part` of `parts`
+/// equal shares of a copy).
+template <class Env> struct basic_group {
+  Env* env;
+  persistent_context const* ctx;
+  int rank;       ///< the rank this group runs
+  int block;      ///< this block's index in the group
+  int blocks;     ///< blocks in the group
+  std::uint64_t what = ~std::uint64_t{0}; ///< the action in progress (action_record bits), for failures
+
+  PIPESCHED_HD int block_rank() const { return block; }
+  PIPESCHED_HD int num_blocks() const { return blocks; }
+  /// This thread's index in the group, and the group's threads.
+  PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+  PIPESCHED_HD int thread_rank() const { return block * env->threads() + env->thread(); }
+  PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+  PIPESCHED_HD int num_threads() const { return blocks * env->threads(); }
+  /// Waits until every thread of the group has arrived (memory before it is visible after
+  /// it, group-wide). False when the iteration was aborted meanwhile: return at once.
+  PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+  PIPESCHED_HD bool sync() const;
+};
+
+namespace detail {
+
+/// The leader waits until word w reaches `target` (acquire), or the abort flag is set, or
+/// the wait passes the deadline (then it records the failure and sets the flag); the block
+/// follows. True when the value was reached.
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env>
+PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool wait_at_least(Env& env, persistent_context const& c, std::size_t w,
+                                                            std::uint64_t target, int rank, std::uint64_t what) {
+  bool failed = false;
+  if (env.leader()) {
+    std::uint64_t* const s = c.state;
+    std::uint64_t const start = env.now_ns();
+    for (unsigned spin = 0;; ++spin) {
+      std::uint64_t const v = env.load_acquire(s + w);
+      if (v >= target) break;
+      if (env.load_relaxed(s + persistent_layout::abort_word) != 0) {
+        failed = true;
+        break;
+      }
+      if ((spin & 63u) == 63u && env.now_ns() - start > c.wait_ns) {
+        if (env.take(s + persistent_layout::failure_kind, static_cast<std::uint64_t>(persistent_failure_kind::deadline))) {
+          s[persistent_layout::failure_rank] = static_cast<std::uint64_t>(rank);
+          s[persistent_layout::failure_action] = what;
+          s[persistent_layout::failure_detail] = w;
+          s[persistent_layout::failure_target] = target;
+          s[persistent_layout::failure_seen] = v;
+        }
+        env.store_release(s + persistent_layout::abort_word, 1);
+        failed = true;
+        break;
+      }
+      env.backoff(spin);
+    }
+  }
+  return !env.block_any(failed);
+}
+
+/// Records a functor failure (the first failure wins) and aborts the iteration.
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env>
+PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD void record_functor_failure(Env& env, persistent_context const& c, int rank, std::uint64_t what) {
+  std::uint64_t* const s = c.state;
+  if (env.take(s + persistent_layout::failure_kind, static_cast<std::uint64_t>(persistent_failure_kind::functor))) {
+    s[persistent_layout::failure_rank] = static_cast<std::uint64_t>(rank);
+    s[persistent_layout::failure_action] = what;
+  }
+  env.store_release(s + persistent_layout::abort_word, 1);
+}
+
+/// The group barrier: each block's leader takes a ticket t and waits for the counter to
+/// reach (t / blocks + 1) * blocks. Every completed barrier adds exactly `blocks`, so the
+/// counter is a multiple of it between barriers and launches: monotonic, nothing to reset
+/// (the executor resets the whole state after an aborted iteration, or when the partition
+/// changes).
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env> PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool group_sync(basic_group<Env> const& g, std::uint64_t what) {
+  Env& env = *g.env;
+  env.block_sync(); // the block's work before the barrier is done
+  if (g.blocks == 1) return true;
+  std::size_t const w = g.ctx->layout.barrier(g.rank);
+  std::uint64_t target = 0;
+  if (env.leader()) {
+    std::uint64_t const ticket = env.add_acq_rel(g.ctx->state + w, 1);
+    target = (ticket / static_cast<std::uint64_t>(g.blocks) + 1) * static_cast<std::uint64_t>(g.blocks);
+  }
+  return wait_at_least(env, *g.ctx, w, target, g.rank, what);
+}
+
+} // namespace detail
+
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env> PIPESCHED_HD bool basic_group<Env>::sync() const {
+  return detail::group_sync(*this, what);
+}
+
+/// Which boundary (boundary_key) field F of rank R's action I holds, as a constant.
+template <class S, int R, std::size_t I, field F>
+inline constexpr int persistent_key = boundary_key(S::lowered, action_of<S, R, I>, F);
+
+/// The view of field Slot (a slot index of rank R, -1: none) holding boundary Key.
+template <class S, int R, int Slot, int Key>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD view persistent_view(persistent_context const& c) {
+  if constexpr (Slot < 0 || Key < 0) return view{};
+  else {
+    constexpr std::uint32_t g = persistent_protocol<S>::tables.slot_base[R] + static_cast<std::uint32_t>(Slot);
+    return view{c.slots[g].data, c.bytes[Key]};
+  }
+}
+
+/// Calls the functor's member for pass St::kind; false when it reported a failure (a member
+/// returning bool returned false in some thread of the block).
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class St, class F, class G>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool call_pass(F& f, io const& x, G const& g) {
+  if constexpr (St::kind == op::forward) {
+    if constexpr (requires { { f.forward(St{}, x, g) } -> std::same_as<bool>; }) return f.forward(St{}, x, g);
+    else return f.forward(St{}, x, g), true;
+  } else if constexpr (St::kind == op::backward) {
+    if constexpr (requires { { f.backward(St{}, x, g) } -> std::same_as<bool>; }) return f.backward(St{}, x, g);
+    else return f.backward(St{}, x, g), true;
+  } else if constexpr (St::kind == op::backward_input) {
+    if constexpr (requires { { f.backward_input(St{}, x, g) } -> std::same_as<bool>; })
+      return f.backward_input(St{}, x, g);
+    else return f.backward_input(St{}, x, g), true;
+  } else {
+    if constexpr (requires { { f.backward_weight(St{}, x, g) } -> std::same_as<bool>; })
+      return f.backward_weight(St{}, x, g);
+    else return f.backward_weight(St{}, x, g), true;
+  }
+}
+
+/// Whether F's member for pass K takes (Step, io const&, Group const&) for a step of S
+/// (true when S has no pass of that kind).
+template <class S, class F, class Group, op K> constexpr bool device_member_ok() {
+  if constexpr (!pipesched::detail::uses<S, K, -1>()) return true;
+  else {
+    using st = pipesched::detail::sample_step<S, K, -1>;
+    if constexpr (K == op::forward) return requires(F& f, io const& x, Group const& g) { f.forward(st{}, x, g); };
+    else if constexpr (K == op::backward) return requires(F& f, io const& x, Group const& g) { f.backward(st{}, x, g); };
+    else if constexpr (K == op::backward_input)
+      return requires(F& f, io const& x, Group const& g) { f.backward_input(st{}, x, g); };
+    else return requires(F& f, io const& x, Group const& g) { f.backward_weight(st{}, x, g); };
+  }
+}
+
+/// The one report of a device functor's first missing member (the schedule is named in the
+/// instantiation line); `value` says whether F has every member S calls.
+template <class S, class F, class Group> struct device_functor_check {
+  static constexpr bool f = device_member_ok<S, F, Group, op::forward>();
+  static constexpr bool b = device_member_ok<S, F, Group, op::backward>();
+  static constexpr bool i = device_member_ok<S, F, Group, op::backward_input>();
+  static constexpr bool w = device_member_ok<S, F, Group, op::backward_weight>();
+  static_assert(f, "pipesched: persistent kernel: the device functor has no member `template <class Step> __device__ "
+                   "void forward(Step, pipesched::io const&, pipesched::cuda::device_group const&)`, which every "
+                   "schedule calls");
+  static_assert(!f || b, "pipesched: persistent kernel: the device functor has no member `template <class Step> "
+                         "__device__ void backward(Step, pipesched::io const&, pipesched::cuda::device_group const&)`, "
+                         "the fused backward this schedule calls");
+  static_assert(!f || !b || (i && w),
+                "pipesched: persistent kernel: the device functor needs members `backward_input` and "
+                "`backward_weight` (Step, pipesched::io const&, pipesched::cuda::device_group const&): this "
+                "schedule splits the backward pass into I and W");
+  static constexpr bool value = f && b && i && w;
+  /// True whatever F holds: naming it fires the one report above (for static_assert).
+  static constexpr bool reported = true;
+};
+
+namespace detail {
+
+/// Action I of rank R in one block of its group: the waits, the action (a pass, or the
+/// block's share of a push), the group barrier, the releases. False: the iteration was
+/// aborted (by this block or another); the block stops.
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class S, int R, std::size_t I, class Env, class F>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool persistent_step(basic_group<Env> const& g0, F& f, std::uint64_t epoch) {
+  using P = persistent_protocol<S>;
+  using st = step_of<S, R, I>;
+  constexpr hand_off h = P::template at<R, I>;
+  constexpr std::uint64_t what = action_record::of(st{}).bits;
+  basic_group<Env> g{g0.env, g0.ctx, g0.rank, g0.block, g0.blocks, what}; // names this action in failures
+  Env& env = *g.env;
+  persistent_context const& c = *g.ctx;
+  std::uint64_t* const s = c.state;
+  if constexpr (is_recv(st::kind)) {
+    // the boundary was pushed into our slot: wait for its fill, then it is ours
+    constexpr std::uint64_t per = P::tables.fills[h.pull_slot];
+    if (!wait_at_least(env, c, c.layout.filled(h.pull_slot), epoch * per + h.pull_after_fills, R, what)) return false;
+    if constexpr (h.frees[0] >= 0) { // (a boundary nothing reads: its slot is free at once)
+      if (!group_sync(g, what)) return false;
+    }
+  } else if constexpr (is_send(st::kind)) {
+    // push: wait until the receiving slot's earlier boundaries are done with, copy our share
+    constexpr std::uint64_t per = P::tables.occupancies[h.push_slot];
+    if (!wait_at_least(env, c, c.layout.freed(h.push_slot), epoch * per + h.push_after_frees, R, what)) return false;
+    view const src = persistent_view<S, R, st::in, persistent_key<S, R, I, field::in>>(c);
+    env.copy(c.slots[h.push_slot].data, src.data, src.bytes, g.block, g.blocks);
+    if (!group_sync(g, what)) return false;
+    if (g.block == 0 && env.leader()) env.add_release(s + c.layout.filled(h.push_slot), 1);
+  } else {
+    io const x{persistent_view<S, R, st::in, persistent_key<S, R, I, field::in>>(c),
+               persistent_view<S, R, st::out, persistent_key<S, R, I, field::out>>(c),
+               persistent_view<S, R, st::aux, persistent_key<S, R, I, field::aux>>(c), nullptr, R};
+    bool const ok = call_pass<st>(f, x, g);
+    if (env.block_any(!ok)) {
+      if (env.leader()) record_functor_failure(env, c, R, what);
+      return false;
+    }
+    if (!group_sync(g, what)) return false;
+  }
+  if (g.block == 0 && env.leader()) {
+    if constexpr (h.frees[0] >= 0) env.add_release(s + c.layout.freed(h.frees[0]), 1);
+    if constexpr (h.frees[1] >= 0) env.add_release(s + c.layout.freed(h.frees[1]), 1);
+    if constexpr (h.frees[2] >= 0) env.add_release(s + c.layout.freed(h.frees[2]), 1);
+  }
+  return true;
+}
+
+/// Actions I... in order, stopping at the first that returns false.
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class S, int R, class Env, class F, std::size_t... I>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool persistent_steps(basic_group<Env> const& g, F& f, std::uint64_t epoch,
+                                                               std::index_sequence<I...>) {
+  return (persistent_step<S, R, I>(g, f, epoch) && ...);
+}
+
+} // namespace detail
+
+/// One block of rank R's group runs the rank's whole list once (one iteration): the list
+/// unrolled at compile time into straight-line steps (no loop, no switch), stopping at the
+/// first abort. At the end the group's first block raises the rank's epoch. Returns false
+/// when the iteration was aborted.
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class S, int R, class Env, class F>
+PIPESCHED_HD bool run_rank_block(Env& env, persistent_context const& c, F& f, int block, int blocks) {
+  static_assert(persistent_protocol<S>::valid || !S::valid);
+  if constexpr (!device_functor_check<S, F, basic_group<Env>>::value) {
+    return false; // reported above, once
+  } else {
+  std::uint64_t* const s = c.state;
+  // the previous launch ended before this one started, so a plain read sees its epoch
+  std::uint64_t const epoch = env.load_relaxed(s + c.layout.epoch(R));
+  basic_group<Env> const g{&env, &c, R, block, blocks};
+  if (!detail::persistent_steps<S, R>(g, f, epoch, std::make_index_sequence<S::lowered.size(R)>{})) return false;
+  // every block has read the epoch before the last barrier: only then may it move on
+  if (!detail::group_sync(g, ~std::uint64_t{0})) return false;
+  if (block == 0 && env.leader()) env.add_release(s + c.layout.epoch(R), 1);
+  return true;
+  }
+}
+
+} // namespace pipesched::cuda

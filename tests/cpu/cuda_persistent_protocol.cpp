@@ -1,0 +1,468 @@
+// The persistent kernel's protocol on the CPU: pipesched::cuda::run_rank_block — the code
+// each block of the persistent kernel runs — on host threads (one per block of every rank's
+// block group) over std::atomic_ref counters, with random yields and sleeps
+// (tests/support/persistent_host.hpp). For every training schedule: every boundary a pass
+// reads is the one its producer wrote this iteration (salted stamps), every rank's passes run
+// in its list order, the counters end each iteration at exactly their per-iteration counts
+// (recounted here from the lowered table), with one block per rank and with several; a
+// deliberately slow rank changes nothing; an MLP trains to the last bit of the host backend;
+// a functor failure and a deadline end every thread and name rank, pass and micro-batch, and
+// the next iteration runs; a consumer that skips its waits is caught. Block partitions.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cmath>
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/persistent_host.hpp"
+
+#include "pipesched/host/executor.hpp"
+#include "pipesched/schedules/dualpipe.hpp"
+#include "pipesched/schedules/dualpipe_v.hpp"
+#include "pipesched/schedules/forward_only.hpp"
+#include "plan_mlp.hpp"
+#include "plan_support.hpp"
+
+using namespace pipesched;
+
+namespace {
+
+using checker = plan_test::checking_functor;
+
+/// The checking functor as a device functor: block 0 of the group stamps and checks (the
+/// others only share the push copies that follow); rank `slow` sleeps in every pass.
+struct checking_device_functor {
+  checker* c = nullptr;
+  int slow_us = 0;
+  template <class St> void forward(St s, io const& x, emu_persistent::group const& g) { pass(s, x, g); }
+  template <class St> void backward(St s, io const& x, emu_persistent::group const& g) { pass(s, x, g); }
+  template <class St> void backward_input(St s, io const& x, emu_persistent::group const& g) { pass(s, x, g); }
+  template <class St> void backward_weight(St s, io const& x, emu_persistent::group const& g) { pass(s, x, g); }
+
+private:
+  template <class St> void pass(St s, io const& x, emu_persistent::group const& g) {
+    if (slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
+    if (g.block_rank() != 0) return;
+    if (St::kind == op::forward) c->forward(s, x);
+    else if (St::kind == op::backward) c->backward(s, x);
+    else if (St::kind == op::backward_input) c->backward_input(s, x);
+    else c->backward_weight(s, x);
+  }
+};
+
+template <class S> std::vector<action> compute_list(int r) {
+  std::vector<action> out;
+  table const t = S::make();
+  for (action a : t.lists[static_cast<std::size_t>(r)])
+    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
+  return out;
+}
+
+/// Per global slot, the boundaries it holds per iteration and how many of them a RECV
+/// brings, counted from the table (independently of derive_persistent).
+template <class S> void expected_counts(std::vector<std::uint64_t>& holds, std::vector<std::uint64_t>& recvs) {
+  table const t = S::make();
+  holds.clear();
+  recvs.clear();
+  for (int r = 0; r < S::ranks; ++r) {
+    std::size_t const base = holds.size();
+    holds.resize(base + static_cast<std::size_t>(t.slot_count[static_cast<std::size_t>(r)]), 0);
+    recvs.resize(holds.size(), 0);
+    for (action a : t.lists[static_cast<std::size_t>(r)]) {
+      if (a.out == no_slot) continue;
+      ++holds[base + a.out];
+      if (is_recv(a.kind)) ++recvs[base + a.out];
+    }
+  }
+}
+
+int ex_groups(std::vector<int> const& g, int r) { return g.empty() ? 1 : g[static_cast<std::size_t>(r)]; }
+
+template <class S> void run_checked(std::uint64_t seed, std::vector<int> groups, int slow_rank = -1, int iterations = 3) {
+  using runner = emu_persistent::host_persistent<S>;
+  typename runner::settings st;
+  st.slot_bytes = plan_test::stamp_bytes;
+  st.groups = groups;
+  st.seed = seed;
+  runner ex(st);
+  std::vector<checker> cs(static_cast<std::size_t>(S::ranks));
+  std::vector<checking_device_functor> fs(static_cast<std::size_t>(S::ranks));
+  for (int it = 0; it < iterations; ++it) {
+    for (int r = 0; r < S::ranks; ++r) {
+      cs[static_cast<std::size_t>(r)] = checker{};
+      cs[static_cast<std::size_t>(r)].salt = static_cast<std::int32_t>(seed * 100 + static_cast<std::uint64_t>(it));
+      fs[static_cast<std::size_t>(r)] = checking_device_functor{&cs[static_cast<std::size_t>(r)], r == slow_rank ? 300 : 0};
+    }
+    ex.run(fs);
+    for (int r = 0; r < S::ranks; ++r) {
+      checker const& f = cs[static_cast<std::size_t>(r)];
+      INFO(plan_test::label<S>(), " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
+      CHECK(f.mismatches == 0);
+      std::vector<action> const want = compute_list<S>(r);
+      REQUIRE(f.calls == static_cast<int>(want.size()));
+      bool in_order = true;
+      for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
+      CHECK(in_order);
+    }
+  }
+  // the counters end at exactly n times their per-iteration counts
+  std::vector<std::uint64_t> holds, recvs;
+  expected_counts<S>(holds, recvs);
+  auto const& l = ex.layout();
+  std::uint64_t const n = static_cast<std::uint64_t>(iterations);
+  for (int r = 0; r < S::ranks; ++r) {
+    CHECK(ex.word(l.epoch(r)) == n);
+    CHECK(ex.word(l.barrier(r)) % static_cast<std::uint64_t>(ex_groups(groups, r)) == 0);
+  }
+  for (std::size_t g = 0; g < holds.size(); ++g) {
+    INFO(plan_test::label<S>(), " global slot ", g);
+    CHECK(ex.word(l.filled(static_cast<int>(g))) == n * recvs[g]);
+    CHECK(ex.word(l.freed(static_cast<int>(g))) == n * holds[g]);
+  }
+}
+
+} // namespace
+
+TEST_CASE("cuda.persistent.protocol.counts_match_the_table") {
+  // derive_persistent's per-slot counts equal a plain recount of the table; every SEND pushes
+  // into the receiver's slot at the very write of it that is the matching RECV (same
+  // boundary: direction, micro-batch, the sender as peer); only SENDs push, only RECVs pull.
+  plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) {
+    using P = cuda::persistent_protocol<S>;
+    static_assert(P::valid);
+    std::vector<std::uint64_t> holds, recvs;
+    expected_counts<S>(holds, recvs);
+    REQUIRE(holds.size() == P::slots);
+    for (std::size_t g = 0; g < holds.size(); ++g) {
+      INFO(plan_test::label<S>(), " global slot ", g);
+      CHECK(P::tables.occupancies[g] == holds[g]);
+      CHECK(P::tables.fills[g] == recvs[g]);
+    }
+    table const t = S::make();
+    std::vector<std::size_t> offset(static_cast<std::size_t>(S::ranks) + 1, 0);
+    for (int r = 0; r < S::ranks; ++r) offset[static_cast<std::size_t>(r) + 1] = offset[static_cast<std::size_t>(r)] + t.lists[static_cast<std::size_t>(r)].size();
+    int pushes = 0;
+    for (int q = 0; q < S::ranks; ++q)
+      for (std::size_t i = 0; i < t.lists[static_cast<std::size_t>(q)].size(); ++i) {
+        action const a = t.lists[static_cast<std::size_t>(q)][i];
+        cuda::hand_off const h = P::tables.at[offset[static_cast<std::size_t>(q)] + i];
+        INFO(plan_test::label<S>(), " rank ", q, " action ", i);
+        CHECK((h.push_slot >= 0) == is_send(a.kind));
+        CHECK((h.pull_slot >= 0) == is_recv(a.kind));
+        if (!is_send(a.kind)) continue;
+        int const r = a.peer;
+        int const local = h.push_slot - static_cast<int>(P::slot_base(r));
+        REQUIRE(local >= 0);
+        REQUIRE(local < t.slot_count[static_cast<std::size_t>(r)]);
+        // the push_after_frees-th write of that slot in the receiver's list
+        std::uint32_t writes = 0;
+        bool matched = false;
+        for (action const b : t.lists[static_cast<std::size_t>(r)]) {
+          if (b.out != local) continue;
+          if (writes++ != h.push_after_frees) continue;
+          matched = is_recv(b.kind) && b.peer == q && b.mb == a.mb && (a.kind == op::send_act) == (b.kind == op::recv_act);
+          break;
+        }
+        CHECK(matched);
+        ++pushes;
+      }
+    CHECK(pushes > 0);
+  });
+}
+
+TEST_CASE("cuda.persistent.host_threads.every_schedule") {
+  // every training schedule, p = 3 and 4, one block per rank and two or three per rank
+  plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) {
+    SUBCASE(plan_test::label<S>().c_str()) {
+      run_checked<S>(11, {});
+      run_checked<S>(12, {2, 1, 3, 2});
+    }
+  });
+  plan_test::for_each_type(plan_test::training_schedules<3, 5>{}, []<class S>(S*) {
+    SUBCASE(plan_test::label<S>().c_str()) { run_checked<S>(13, {2, 2, 2}); }
+  });
+}
+
+TEST_CASE("cuda.persistent.host_threads.forward_only") {
+  run_checked<forward_only<ranks<4>, microbatches<6>>>(21, {1, 2, 1, 2});
+}
+
+TEST_CASE("cuda.persistent.host_threads.dualpipe_and_extra_slots") {
+  // DualPipe's two routes and overlapped pairs (run as their two halves), DualPipe-V, and a
+  // round robin of extra slots (more occupancies per slot than the peak's assignment)
+  run_checked<dualpipe<ranks<4>, microbatches<8>>>(22, {});
+  run_checked<dualpipe<ranks<4>, microbatches<8>>>(23, {2, 1, 1, 2});
+  run_checked<dualpipe_v<ranks<4>, microbatches<8>>>(24, {1, 2, 2, 1});
+  run_checked<one_f_one_b<ranks<4>, microbatches<8>, extra_slots<1>>>(25, {2, 2, 1, 1});
+  run_checked<zb_v<ranks<3>, microbatches<6>, extra_slots<2>>>(26, {});
+}
+
+TEST_CASE("cuda.persistent.host_threads.slow_rank") {
+  // one rank sleeps 300 us in every pass: counters, not timing, order the hand-offs
+  run_checked<one_f_one_b<ranks<4>, microbatches<8>>>(31, {}, 1, 2);
+  run_checked<zb_v<ranks<4>, microbatches<8>>>(32, {2, 2, 2, 2}, 3, 2);
+  run_checked<interleaved_1f1b<ranks<3>, microbatches<6>, chunks<2>>>(33, {}, 0, 2);
+}
+
+TEST_CASE("cuda.persistent.host_threads.test_of_the_test") {
+  // A consumer that skips its waits (every `filled` counter claims to be reached) reads
+  // boundaries before they arrive: with a slow sender, the stamps show it.
+  using S = one_f_one_b<ranks<4>, microbatches<8>>;
+  using runner = emu_persistent::host_persistent<S>;
+  runner::settings st;
+  st.slot_bytes = plan_test::stamp_bytes;
+  runner ex(st);
+  ex.lie_from = ex.layout().filled(0);
+  ex.lie_to = ex.layout().filled(static_cast<int>(cuda::persistent_protocol<S>::slots));
+  std::vector<checker> cs(S::ranks);
+  std::vector<checking_device_functor> fs(S::ranks);
+  for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], 200};
+  ex.run(fs);
+  int mismatches = 0;
+  for (auto const& c : cs) mismatches += c.mismatches;
+  CHECK(mismatches > 0);
+}
+
+namespace {
+
+/// The MLP's stage functor as a device functor: block 0 of the group runs the pass.
+struct mlp_device_functor {
+  mlp::stage_functor f;
+  template <class St> void forward(St s, io const& x, emu_persistent::group const& g) {
+    if (g.block_rank() == 0) f.forward(s, x);
+  }
+  template <class St> void backward(St s, io const& x, emu_persistent::group const& g) {
+    if (g.block_rank() == 0) f.backward(s, x);
+  }
+  template <class St> void backward_input(St s, io const& x, emu_persistent::group const& g) {
+    if (g.block_rank() == 0) f.backward_input(s, x);
+  }
+  template <class St> void backward_weight(St s, io const& x, emu_persistent::group const& g) {
+    if (g.block_rank() == 0) f.backward_weight(s, x);
+  }
+};
+
+template <class S> void train_equal_to_host(std::uint64_t seed) {
+  constexpr int steps = 3;
+  mlp::config c;
+  c.layers = 12;
+  c.microbatches = S::microbatches;
+  c.stages = S::lowered.stages;
+  mlp::model host_model(c), piped(c);
+  host::executor<S> hx({.slot_bytes = host_model.boundary_bytes()});
+  std::vector<mlp::stage_functor> hf(S::ranks, mlp::stage_functor{&host_model});
+  using runner = emu_persistent::host_persistent<S>;
+  typename runner::settings st;
+  st.slot_bytes = piped.boundary_bytes();
+  st.groups.assign(S::ranks, 2);
+  st.seed = seed;
+  runner px(st);
+  std::vector<mlp_device_functor> pf(S::ranks, mlp_device_functor{mlp::stage_functor{&piped}});
+  for (int step = 0; step < steps; ++step) {
+    hx.run(hf);
+    double const want = host_model.apply_all();
+    px.run(pf);
+    double const got = piped.apply_all();
+    INFO(plan_test::label<S>(), " step ", step);
+    CHECK(got == want); // to the last bit: the same arithmetic in the same order
+  }
+  CHECK(piped.stale_inputs() == 0);
+  CHECK(mlp::max_relative_difference(piped, host_model, 0, c.layers) == 0.0);
+}
+
+} // namespace
+
+TEST_CASE("cuda.persistent.host_threads.mlp_equals_host_backend") {
+  plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) {
+    SUBCASE(plan_test::label<S>().c_str()) { train_equal_to_host<S>(41); }
+  });
+}
+
+namespace {
+
+/// Fails (returns false) at one pass; sleeps `hold_ms` there first when asked.
+struct failing_functor {
+  checker* c = nullptr;
+  op kind = op::backward;
+  int stage = -1, mb = -1, hold_ms = 0;
+  bool fail = true;
+  template <class St> bool forward(St s, io const& x, emu_persistent::group const& g) { return pass(s, x, g); }
+  template <class St> bool backward(St s, io const& x, emu_persistent::group const& g) { return pass(s, x, g); }
+  template <class St> bool backward_input(St s, io const& x, emu_persistent::group const& g) { return pass(s, x, g); }
+  template <class St> bool backward_weight(St s, io const& x, emu_persistent::group const& g) { return pass(s, x, g); }
+
+private:
+  template <class St> bool pass(St s, io const& x, emu_persistent::group const& g) {
+    if (St::kind == kind && St::stage == stage && St::mb == mb) {
+      if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+      if (fail) return false;
+    }
+    if (g.block_rank() == 0) {
+      if (St::kind == op::forward) c->forward(s, x);
+      else if (St::kind == op::backward) c->backward(s, x);
+      else if (St::kind == op::backward_input) c->backward_input(s, x);
+      else c->backward_weight(s, x);
+    }
+    return true;
+  }
+};
+
+/// Runs fn on another thread; false when it has not returned within `limit` (a hang).
+template <class Fn> bool returns_within(std::chrono::seconds limit, Fn fn) {
+  auto f = std::async(std::launch::async, fn);
+  return f.wait_for(limit) == std::future_status::ready;
+}
+
+} // namespace
+
+TEST_CASE("cuda.persistent.host_threads.functor_failure") {
+  // Rank 2's B of micro-batch 3 fails mid-iteration: every block thread returns (no hang),
+  // the error names rank, pass, stage and micro-batch; the next iteration runs cleanly.
+  using S = one_f_one_b<ranks<4>, microbatches<8>>;
+  using runner = emu_persistent::host_persistent<S>;
+  runner::settings st;
+  st.slot_bytes = plan_test::stamp_bytes;
+  st.groups = {1, 2, 2, 1};
+  runner ex(st);
+  std::vector<checker> cs(S::ranks);
+  std::vector<failing_functor> fs(S::ranks);
+  for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::backward, 2, 3};
+  std::string message;
+  bool const returned = returns_within(std::chrono::seconds(60), [&] {
+    try {
+      ex.run(fs);
+    } catch (std::runtime_error const& e) {
+      message = e.what();
+    }
+  });
+  REQUIRE(returned);
+  CHECK(message.find("rank 2") != std::string::npos);
+  CHECK(message.find("B of stage 2, micro-batch 3") != std::string::npos);
+  CHECK(message.find("reported a failure") != std::string::npos);
+  // usable again
+  for (auto& f : fs) f.fail = false;
+  for (auto& c : cs) c = checker{};
+  ex.run(fs);
+  int mismatches = 0;
+  for (auto const& c : cs) mismatches += c.mismatches;
+  CHECK(mismatches == 0);
+  CHECK(ex.word(ex.layout().epoch(0)) == 1); // the state was reset after the failure
+}
+
+TEST_CASE("cuda.persistent.host_threads.deadline") {
+  // Rank 0 holds its F of micro-batch 0 for 400 ms; waits have a 50 ms deadline: rank 1,
+  // waiting for that boundary, gives up, the iteration ends on every thread, the error says
+  // which wait; the next iteration runs.
+  using S = gpipe<ranks<2>, microbatches<4>>;
+  using runner = emu_persistent::host_persistent<S>;
+  runner::settings st;
+  st.slot_bytes = plan_test::stamp_bytes;
+  st.wait_ns = 50'000'000;
+  runner ex(st);
+  std::vector<checker> cs(S::ranks);
+  std::vector<failing_functor> fs(S::ranks);
+  for (int r = 0; r < S::ranks; ++r) {
+    fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::forward, 0, 0, 400};
+    fs[static_cast<std::size_t>(r)].fail = false;
+  }
+  std::string message;
+  bool const returned = returns_within(std::chrono::seconds(60), [&] {
+    try {
+      ex.run(fs);
+    } catch (std::runtime_error const& e) {
+      message = e.what();
+    }
+  });
+  REQUIRE(returned);
+  CHECK(message.find("deadline") != std::string::npos);
+  CHECK(message.find("rank 1 (RECV_F of stage 1, micro-batch 0)") != std::string::npos);
+  CHECK(message.find("filled: needed 1, saw 0") != std::string::npos);
+  fs[0].hold_ms = 0;
+  for (auto& c : cs) c = checker{};
+  ex.run(fs);
+  int mismatches = 0;
+  for (auto const& c : cs) mismatches += c.mismatches;
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("cuda.persistent.block_partition") {
+  // every rank at least one block, the sum exact, each share within one block of its
+  // proportional part of the blocks beyond the first per rank
+  for (int ranks = 1; ranks <= 9; ++ranks)
+    for (int total = ranks; total <= 140; total += 7) {
+      std::vector<double> w(static_cast<std::size_t>(ranks));
+      for (int r = 0; r < ranks; ++r) w[static_cast<std::size_t>(r)] = 1.0 + (r * 37 % 11);
+      double sum = 0;
+      for (double x : w) sum += x;
+      std::vector<int> const g = cuda::share_blocks(total, ranks, w);
+      int got = 0;
+      for (int r = 0; r < ranks; ++r) {
+        INFO("ranks ", ranks, " total ", total, " rank ", r);
+        CHECK(g[static_cast<std::size_t>(r)] >= 1);
+        double const ideal = 1 + w[static_cast<std::size_t>(r)] / sum * (total - ranks);
+        CHECK(std::abs(g[static_cast<std::size_t>(r)] - ideal) < 1.0);
+        got += g[static_cast<std::size_t>(r)];
+      }
+      CHECK(got == total);
+    }
+  CHECK(cuda::share_blocks(8, 4, {}) == std::vector<int>{2, 2, 2, 2});
+  CHECK(cuda::share_blocks(7, 2, {1, 0}) == std::vector<int>{6, 1});
+  CHECK_THROWS_WITH_AS(cuda::share_blocks(3, 4, {}), doctest::Contains("4 ranks need at least 4 resident blocks"),
+                       std::invalid_argument);
+  CHECK_THROWS_AS(cuda::share_blocks(8, 4, {1, 2}), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(cuda::check_block_groups({2, 0, 1}, 3, 10), doctest::Contains("rank 1 is given no block"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(cuda::check_block_groups({4, 4, 4}, 3, 10), doctest::Contains("only 10 can be resident"),
+                       std::invalid_argument);
+  // the schedule's own pass costs as weights: 1F1B's ranks all do the same work
+  using S = one_f_one_b<ranks<4>, microbatches<8>>;
+  for (int r = 0; r < 4; ++r) CHECK(cuda::persistent_protocol<S>::rank_cost(r) == 8 * (1.0 + 2.0));
+}
+
+namespace {
+
+/// Calls the group barrier inside every pass; block 1 holds its F of micro-batch 0 first.
+struct barrier_functor {
+  int hold_ms = 0;
+  int syncs_failed = 0;
+  template <class St> bool forward(St, io const&, emu_persistent::group const& g) {
+    if (St::mb == 0 && g.block_rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+    return g.sync();
+  }
+  template <class St> bool backward(St, io const&, emu_persistent::group const& g) { return g.sync(); }
+};
+
+} // namespace
+
+TEST_CASE("cuda.persistent.host_threads.deadline_in_a_group_barrier") {
+  // One rank, two blocks: block 1 holds 400 ms inside its F of micro-batch 0 before the
+  // group barrier the pass calls; block 0 waits there past the 50 ms deadline: the error names
+  // the pass and the barrier, every thread returns, the next iteration runs.
+  using S = gpipe<ranks<1>, microbatches<2>>;
+  using runner = emu_persistent::host_persistent<S>;
+  runner::settings st;
+  st.slot_bytes = 64;
+  st.groups = {2};
+  st.wait_ns = 50'000'000;
+  runner ex(st);
+  std::vector<barrier_functor> fs(1, barrier_functor{400});
+  std::string message;
+  bool const returned = returns_within(std::chrono::seconds(60), [&] {
+    try {
+      ex.run(fs);
+    } catch (std::runtime_error const& e) {
+      message = e.what();
+    }
+  });
+  REQUIRE(returned);
+  CHECK(message.find("rank 0 (F of stage 0, micro-batch 0)") != std::string::npos);
+  CHECK(message.find("rank 0's group barrier") != std::string::npos);
+  fs[0].hold_ms = 0;
+  ex.run(fs);
+  CHECK(ex.word(ex.layout().epoch(0)) == 1);
+  CHECK(ex.word(ex.layout().barrier(0)) % 2 == 0);
+}

@@ -1,0 +1,48 @@
+// The persistent kernel's list is inlined: the kernel of persistent_executor<S, F> for several
+// schedules, with device functors that call one non-inlined function of the user's. The
+// ctest that builds this file to PTX (check_ptx.cmake) asserts that the kernels call nothing
+// but the user's function and the protocol's out-of-line helpers (the wait, the group
+// barrier, the failure record, the copy) — no call per action of the list itself.
+#include <pipesched/cuda/persistent.cuh>
+#include <pipesched/schedules/interleaved.hpp>
+#include <pipesched/schedules/one_f_one_b.hpp>
+#include <pipesched/schedules/zb_v.hpp>
+#include <pipesched/schedules/zero_bubble.hpp>
+
+__device__ __noinline__ void user_payload(int kind, int stage, int mb, void* out, void const* in) {
+  if (out && in)
+    static_cast<double*>(out)[threadIdx.x] = static_cast<double const*>(in)[threadIdx.x] + kind + stage + mb;
+}
+
+struct device_stage {
+  template <class St>
+  __device__ void forward(St, pipesched::io const& x, pipesched::cuda::device_group const&) {
+    user_payload(0, St::stage, St::mb, x.out.data, x.in.data);
+  }
+  template <class St>
+  __device__ void backward(St, pipesched::io const& x, pipesched::cuda::device_group const&) {
+    user_payload(1, St::stage, St::mb, x.out.data, x.in.data);
+  }
+  template <class St>
+  __device__ bool backward_input(St, pipesched::io const& x, pipesched::cuda::device_group const& g) {
+    user_payload(2, St::stage, St::mb, x.out.data, x.aux.data);
+    return g.sync();
+  }
+  template <class St>
+  __device__ void backward_weight(St, pipesched::io const& x, pipesched::cuda::device_group const&) {
+    user_payload(3, St::stage, St::mb, nullptr, x.aux.data);
+  }
+};
+
+template <class S> void instantiate() {
+  auto k = &pipesched::cuda::detail::persistent_kernel<S, device_stage>;
+  (void)k;
+}
+
+void all() {
+  using namespace pipesched;
+  instantiate<one_f_one_b<ranks<4>, microbatches<8>>>();
+  instantiate<interleaved_1f1b<ranks<4>, microbatches<8>, chunks<2>>>();
+  instantiate<zb_h1<ranks<4>, microbatches<8>>>();
+  instantiate<zb_v<ranks<4>, microbatches<8>>>();
+}

@@ -1,0 +1,148 @@
+// Test support: the persistent kernel's protocol on host threads. One thread per block of
+// every rank's block group runs pipesched::cuda::run_rank_block — the code the kernel runs —
+// with an environment of std::atomic_ref acquire/release operations on the same state
+// layout, random yields and sleeps in its back-off and copies. A functor here is a device
+// functor's shape on the host: members (Step, io const&, group const&).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pipesched/cuda/persistent_protocol.hpp"
+#include "pipesched/plan/buffer_plan.hpp"
+#include "pipesched/plan/functors.hpp"
+
+namespace emu_persistent {
+
+/// The environment of one host thread standing for one block of one thread.
+struct host_env {
+  std::mt19937_64 rng{1};
+  int jitter = 0; ///< 0: none; n: a random yield in 1 of n copies, short random sleeps in back-off
+  /// Test of the tests: loads of words in [lie_from, lie_to) claim every target is reached
+  /// (a consumer that does not wait), 0 0: none.
+  std::size_t lie_from = 0, lie_to = 0;
+  std::uint64_t* base = nullptr;
+
+  bool leader() const { return true; }
+  void block_sync() const {}
+  bool block_any(bool b) const { return b; }
+  int thread() const { return 0; }
+  int threads() const { return 1; }
+  static std::atomic_ref<std::uint64_t> ref(std::uint64_t* w) { return std::atomic_ref<std::uint64_t>(*w); }
+  std::uint64_t load_acquire(std::uint64_t* w) const {
+    if (w >= base + lie_from && w < base + lie_to) return ~std::uint64_t{0};
+    return ref(w).load(std::memory_order_acquire);
+  }
+  std::uint64_t load_relaxed(std::uint64_t* w) const { return ref(w).load(std::memory_order_relaxed); }
+  void add_release(std::uint64_t* w, std::uint64_t v) const { ref(w).fetch_add(v, std::memory_order_release); }
+  std::uint64_t add_acq_rel(std::uint64_t* w, std::uint64_t v) const { return ref(w).fetch_add(v, std::memory_order_acq_rel); }
+  bool take(std::uint64_t* w, std::uint64_t v) const {
+    std::uint64_t expected = 0;
+    return ref(w).compare_exchange_strong(expected, v, std::memory_order_acq_rel);
+  }
+  void store_release(std::uint64_t* w, std::uint64_t v) const { ref(w).store(v, std::memory_order_release); }
+  std::uint64_t now_ns() const {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  }
+  void backoff(unsigned spin) {
+    if (spin < 8) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(spin < 64 ? 2 : 50));
+  }
+  void copy(void* dst, void const* src, std::size_t bytes, int part, int parts) {
+    std::size_t const lo = bytes * static_cast<std::size_t>(part) / static_cast<std::size_t>(parts);
+    std::size_t const hi = bytes * static_cast<std::size_t>(part + 1) / static_cast<std::size_t>(parts);
+    if (jitter > 0 && rng() % static_cast<unsigned>(jitter) == 0) std::this_thread::yield();
+    if (hi > lo) std::memcpy(static_cast<unsigned char*>(dst) + lo, static_cast<unsigned char const*>(src) + lo, hi - lo);
+  }
+};
+
+using group = pipesched::cuda::basic_group<host_env>;
+
+/// The persistent executor's host part over host memory and threads: slots of every rank in
+/// global slot order, the state words, block groups; run() starts one thread per block, joins
+/// them all, and throws std::runtime_error with the recorded failure (then resets the state,
+/// as the device executor does).
+template <class S> class host_persistent {
+  using protocol = pipesched::cuda::persistent_protocol<S>;
+
+public:
+  struct settings {
+    std::size_t slot_bytes = 0;
+    std::vector<int> groups{};            ///< blocks per rank; empty: one each
+    std::uint64_t wait_ns = 5'000'000'000; ///< a wait's deadline
+    int jitter = 8;
+    std::uint64_t seed = 1;
+  };
+
+  explicit host_persistent(settings s) : s_(std::move(s)) {
+    layout_.ranks = S::ranks;
+    layout_.slots = static_cast<int>(protocol::slots);
+    state_.assign(layout_.words(), 0);
+    if (s_.groups.empty()) s_.groups.assign(static_cast<std::size_t>(S::ranks), 1);
+    pipesched::cuda::check_block_groups(s_.groups, S::ranks, 1 << 20);
+    bytes_.assign(2 * static_cast<std::size_t>(S::stages), s_.slot_bytes);
+    for (int r = 0; r < S::ranks; ++r) {
+      int const n = pipesched::buffer_plan<S>::slots(r);
+      for (int k = 0; k < n; ++k) storage_.emplace_back(s_.slot_bytes, 0xcd);
+    }
+    for (auto& b : storage_) views_.push_back(pipesched::view{b.data(), b.size()});
+  }
+
+  /// One iteration; `fs` holds one functor per rank (each block thread of rank r calls fs[r]).
+  template <class F> void run(std::vector<F>& fs) {
+    pipesched::detail::check_functor_count<S::ranks>(fs);
+    pipesched::cuda::persistent_context const ctx{state_.data(), layout_, views_.data(), bytes_.data(), s_.wait_ns};
+    std::vector<std::thread> threads;
+    std::uint64_t seed = s_.seed * 7919 + iterations_ * 104729;
+    for (int r = 0; r < S::ranks; ++r)
+      for (int b = 0; b < s_.groups[static_cast<std::size_t>(r)]; ++b) {
+        host_env env;
+        env.rng.seed(seed++);
+        env.jitter = s_.jitter;
+        env.base = state_.data();
+        env.lie_from = lie_from;
+        env.lie_to = lie_to;
+        int const blocks = s_.groups[static_cast<std::size_t>(r)];
+        threads.emplace_back([&fs, ctx, env, r, b, blocks]() mutable {
+          pipesched::detail::with_rank<S::ranks>(r, [&](auto rank) {
+            constexpr int R = decltype(rank)::value;
+            (void)pipesched::cuda::run_rank_block<S, R>(env, ctx, fs[static_cast<std::size_t>(R)], b, blocks);
+          });
+        });
+      }
+    for (auto& t : threads) t.join();
+    ++iterations_;
+    std::string const failure = pipesched::cuda::describe_persistent_failure(layout_, state_.data());
+    if (!failure.empty()) {
+      std::fill(state_.begin(), state_.end(), 0); // the executor's reset after an abort
+      throw std::runtime_error(failure);
+    }
+  }
+
+  std::uint64_t word(std::size_t w) const { return state_[w]; }
+  pipesched::cuda::persistent_layout const& layout() const { return layout_; }
+  std::uint64_t iterations() const { return iterations_; }
+
+  /// Test of the tests: waits on words [from, to) never wait.
+  std::size_t lie_from = 0, lie_to = 0;
+
+private:
+  settings s_;
+  pipesched::cuda::persistent_layout layout_{};
+  std::vector<std::uint64_t> state_;
+  std::vector<std::size_t> bytes_;
+  std::vector<std::vector<unsigned char>> storage_;
+  std::vector<pipesched::view> views_;
+  std::uint64_t iterations_ = 0;
+};
+
+} // namespace emu_persistent
