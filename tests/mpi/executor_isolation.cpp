@@ -13,6 +13,7 @@
 
 #include "../cpu/plan_support.hpp"
 #include "pipesched/host/mpi.hpp"
+#include "mpi_main.hpp"
 
 namespace {
 
@@ -76,26 +77,9 @@ template <class S> int run_isolated(int rank) {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rank = 0, size = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (size != 4) {
-    if (rank == 0) std::fprintf(stderr, "run with 4 processes (mpiexec -n 4)\n");
-    MPI_Finalize();
-    return 1;
-  }
-  int failures = 0;
-  try {
-    failures += run_isolated<interleaved_1f1b<stages<4>, microbatches<8>, chunks<2>>>(rank);
+  return mpi_test::run(argc, argv, "mpi.executor_isolation", 4, [](int rank, int, std::string&) {
+    int failures = run_isolated<interleaved_1f1b<stages<4>, microbatches<8>, chunks<2>>>(rank);
     failures += run_isolated<one_f_one_b<stages<4>, microbatches<6>>>(rank);
-  } catch (std::exception const& e) {
-    std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
-    MPI_Abort(MPI_COMM_WORLD, 2);
-  }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0) std::printf("mpi.executor_isolation: %s\n", total == 0 ? "OK" : "FAILED");
-  MPI_Finalize();
-  return total == 0 ? 0 : 1;
+    return failures;
+  });
 }

@@ -12,6 +12,7 @@
 #include "../cpu/plan_mlp.hpp"
 #include "../cpu/plan_support.hpp"
 #include "pipesched/host/mpi.hpp"
+#include "mpi_main.hpp"
 
 namespace {
 
@@ -62,31 +63,14 @@ template <class S> void train(int rank, bool synchronous) {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rank = 0, size = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (size != 4) {
-    if (rank == 0) std::fprintf(stderr, "run with 4 processes (mpiexec -n 4)\n");
-    MPI_Finalize();
-    return 1;
-  }
-  int schedules = 0;
-  try {
+  return mpi_test::run(argc, argv, "mpi.plan_mlp", 4, [](int rank, int size, std::string& summary) {
+    int schedules = 0;
     plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, [&]<class S>(S*) {
       train<S>(rank, false);
       train<S>(rank, true);
       ++schedules;
     });
-  } catch (std::exception const& e) {
-    std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
-    MPI_Abort(MPI_COMM_WORLD, 2);
-  }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0)
-    std::printf("mpi.plan_mlp: %d schedules x 2 transports on %d processes: %s\n", schedules, size,
-                total == 0 ? "OK" : "FAILED");
-  MPI_Finalize();
-  return total == 0 ? 0 : 1;
+    summary = std::to_string(schedules) + " schedules x 2 transports on " + std::to_string(size) + " processes";
+    return failures;
+  });
 }

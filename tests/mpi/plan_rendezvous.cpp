@@ -8,6 +8,7 @@
 
 #include "../cpu/plan_support.hpp"
 #include "pipesched/host/mpi.hpp"
+#include "mpi_main.hpp"
 
 namespace {
 
@@ -39,30 +40,13 @@ template <class S> int run_checked(int rank) {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rank = 0, size = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (size != 8) {
-    if (rank == 0) std::fprintf(stderr, "run with 8 processes (mpiexec -n 8)\n");
-    MPI_Finalize();
-    return 1;
-  }
-  int failures = 0, schedules = 0;
-  try {
+  return mpi_test::run(argc, argv, "mpi.plan_rendezvous", 8, [](int rank, int size, std::string& summary) {
+    int failures = 0, schedules = 0;
     plan_test::for_each_type(plan_test::training_schedules<8, 10>{}, [&]<class S>(S*) {
       failures += run_checked<S>(rank);
       ++schedules;
     });
-  } catch (std::exception const& e) {
-    std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
-    MPI_Abort(MPI_COMM_WORLD, 2);
-  }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0)
-    std::printf("mpi.plan_rendezvous: %d schedules on %d processes: %s\n", schedules, size,
-                total == 0 ? "OK" : "FAILED");
-  MPI_Finalize();
-  return total == 0 ? 0 : 1;
+    summary = std::to_string(schedules) + " schedules on " + std::to_string(size) + " processes";
+    return failures;
+  });
 }

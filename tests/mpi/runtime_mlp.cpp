@@ -14,6 +14,7 @@
 #include "../cpu/plan_mlp.hpp"
 #include "pipesched/host/mpi.hpp"
 #include "pipesched/schedules/registry.hpp"
+#include "mpi_main.hpp"
 
 namespace {
 
@@ -90,29 +91,14 @@ void train(char const* name, int rank) {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rank = 0, size = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (size != 4) {
-    if (rank == 0) std::fprintf(stderr, "run with 4 processes\n");
-    MPI_Finalize();
-    return 1;
-  }
-  int schedules = 0;
-  try {
+  return mpi_test::run(argc, argv, "mpi.runtime_mlp", 4, [](int rank, int, std::string& summary) {
+    int schedules = 0;
     for (auto const& e : schedule_registry) {
       if (e.name == std::string_view("forward-only")) continue;
       train(std::string(e.name).c_str(), rank);
       ++schedules;
     }
-  } catch (std::exception const& e) {
-    std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
-    MPI_Abort(MPI_COMM_WORLD, 2);
-  }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0) std::printf("mpi.runtime_mlp: %d schedules: %s\n", schedules, total == 0 ? "OK" : "FAILED");
-  MPI_Finalize();
-  return total == 0 ? 0 : 1;
+    summary = std::to_string(schedules) + " schedules";
+    return failures;
+  });
 }
