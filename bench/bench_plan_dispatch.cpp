@@ -120,20 +120,23 @@ handlers make_handlers() {
   return h;
 }
 
+/// What an interpreter makes of an action before it calls anything: the run-time step and
+/// the boundary views of its slots.
+struct decoded {
+  runtime_step step;
+  io views;
+};
+inline decoded decode(action const& a, view const* slots, int rank, int stages) {
+  auto slot = [&](std::uint16_t k) { return k == no_slot ? view{} : slots[k]; };
+  return {runtime_step{a.kind, a.stage, a.chunk, a.mb, detail::slot_or_none(a.in), detail::slot_or_none(a.out),
+                       detail::slot_or_none(a.aux), detail::rank_or_none(a.peer), stages},
+          io{slot(a.in), slot(a.out), slot(a.aux), nullptr, rank}};
+}
+
 void interpret(std::vector<action> const& list, view const* slots, int rank, int stages, handlers const& h,
                empty_stage& f) {
-  auto slot = [&](std::uint16_t k) { return k == no_slot ? view{} : slots[k]; };
   for (action const& a : list) {
-    runtime_step const s{a.kind,
-                         a.stage,
-                         a.chunk,
-                         a.mb,
-                         detail::slot_or_none(a.in),
-                         detail::slot_or_none(a.out),
-                         detail::slot_or_none(a.aux),
-                         detail::rank_or_none(a.peer),
-                         stages};
-    io const x{slot(a.in), slot(a.out), slot(a.aux), nullptr, rank};
+    auto const [s, x] = decode(a, slots, rank, stages);
     switch (a.kind) {
     case op::forward: h.forward(f, s, x); break;
     case op::backward: h.backward(f, s, x); break;
@@ -179,18 +182,8 @@ template <class S> void plan_inlined_call(benchmark::State& state) {
 /// The interpreter a user would write: a loop over the actions and a switch on the pass
 /// that calls the functor's members directly (with a run-time step).
 void interpret_switch(std::vector<action> const& list, view const* slots, int rank, int stages, calling_stage& f) {
-  auto slot = [&](std::uint16_t k) { return k == no_slot ? view{} : slots[k]; };
   for (action const& a : list) {
-    runtime_step const s{a.kind,
-                         a.stage,
-                         a.chunk,
-                         a.mb,
-                         detail::slot_or_none(a.in),
-                         detail::slot_or_none(a.out),
-                         detail::slot_or_none(a.aux),
-                         detail::rank_or_none(a.peer),
-                         stages};
-    io const x{slot(a.in), slot(a.out), slot(a.aux), nullptr, rank};
+    auto const [s, x] = decode(a, slots, rank, stages);
     switch (a.kind) {
     case op::forward: f.forward(s, x); break;
     case op::backward: f.backward(s, x); break;
