@@ -258,31 +258,34 @@ private:
   std::vector<void*> owned_;
 };
 
-/// The stage functor: each pass launches its kernels on io::stream.
+/// The stage functor: each pass launches its kernels on io::stream. It reads the step's fields
+/// through the step argument, so it runs compiled plans and run-time tables (runtime_step).
 struct stage_functor {
   model* net = nullptr;
-  template <class St> void forward(St, pipesched::io const& x) {
-    double const* in = St::has_in ? x.in.as<double>() : net->batch(St::mb);
-    net->stage_forward(St::stage, St::mb, in, St::has_out ? x.out.as<double>() : nullptr, x.stream);
+  template <class St> void forward(St const& s, pipesched::io const& x) {
+    double const* in = s.has_in ? x.in.as<double>() : net->batch(s.mb);
+    net->stage_forward(s.stage, s.mb, in, s.has_out ? x.out.as<double>() : nullptr, x.stream);
   }
-  template <class St> void backward(St, pipesched::io const& x) {
-    net->stage_backward(St::stage, St::mb, grad<St>(x), saved<St>(x), out<St>(x), x.stream);
+  template <class St> void backward(St const& s, pipesched::io const& x) {
+    net->stage_backward(s.stage, s.mb, grad(s, x), saved(s, x), out(s, x), x.stream);
   }
-  template <class St> void backward_input(St, pipesched::io const& x) {
-    net->stage_backward_input(St::stage, St::mb, grad<St>(x), out<St>(x), x.stream);
+  template <class St> void backward_input(St const& s, pipesched::io const& x) {
+    net->stage_backward_input(s.stage, s.mb, grad(s, x), out(s, x), x.stream);
   }
-  template <class St> void backward_weight(St, pipesched::io const& x) {
-    net->stage_backward_weight(St::stage, St::mb, saved<St>(x), x.stream);
+  template <class St> void backward_weight(St const& s, pipesched::io const& x) {
+    net->stage_backward_weight(s.stage, s.mb, saved(s, x), x.stream);
   }
 
 private:
-  template <class St> double const* grad(pipesched::io const& x) const {
-    return St::has_in ? x.in.as<double>() : net->dlogits(St::mb);
+  template <class St> double const* grad(St const& s, pipesched::io const& x) const {
+    return s.has_in ? x.in.as<double>() : net->dlogits(s.mb);
   }
-  template <class St> double const* saved(pipesched::io const& x) const {
-    return St::has_aux ? x.aux.as<double>() : net->batch(St::mb);
+  template <class St> double const* saved(St const& s, pipesched::io const& x) const {
+    return s.has_aux ? x.aux.as<double>() : net->batch(s.mb);
   }
-  template <class St> double* out(pipesched::io const& x) const { return St::has_out ? x.out.as<double>() : nullptr; }
+  template <class St> double* out(St const& s, pipesched::io const& x) const {
+    return s.has_out ? x.out.as<double>() : nullptr;
+  }
 };
 
 /// Largest relative difference between the GPU model's parameters and a host model's.

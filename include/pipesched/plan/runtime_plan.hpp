@@ -144,32 +144,50 @@ public:
           continue;
         }
       }
-      switch (s.kind) {
-      case op::forward:
-        if constexpr (requires { functor.forward(s, x); }) functor.forward(s, x);
-        else missing("forward");
-        break;
-      case op::backward:
-        if constexpr (requires { functor.backward(s, x); }) functor.backward(s, x);
-        else missing("backward");
-        break;
-      case op::backward_input:
-        if constexpr (requires { functor.backward_input(s, x); }) functor.backward_input(s, x);
-        else missing("backward_input");
-        break;
-      case op::backward_weight:
-        if constexpr (requires { functor.backward_weight(s, x); }) functor.backward_weight(s, x);
-        else missing("backward_weight");
-        break;
-      case op::send_act:
-      case op::send_grad: transport.send(s, x); break;
-      case op::recv_act:
-      case op::recv_grad: transport.recv(s, x); break;
-      }
+      dispatch(s, x, functor, transport);
     }
   }
 
+  /// Runs action i of rank r alone, as plan<S, R>::run_one does: an overlapped pair's halves
+  /// run apart (for executors that give each action its own place in a stream program).
+  template <class Functor, class Transport, class Views>
+  void run_one(int r, std::size_t i, Functor& functor, Transport& transport, Views const& views,
+               stream_handle stream = nullptr) const {
+    std::size_t const rr = static_cast<std::size_t>(r);
+    runtime_step const& s = steps_[rr][i];
+    auto const& k = keys_[rr][i];
+    io const x{view_of(views, s.in, k[0]), view_of(views, s.out, k[1]), view_of(views, s.aux, k[2]), stream, r};
+    if constexpr (requires { transport.on_action(s); }) transport.on_action(s);
+    dispatch(s, x, functor, transport);
+  }
+
 private:
+  /// The functor's member for step s's pass, or the transport's send or recv.
+  template <class Functor, class Transport>
+  static void dispatch(runtime_step const& s, io const& x, Functor& functor, Transport& transport) {
+    switch (s.kind) {
+    case op::forward:
+      if constexpr (requires { functor.forward(s, x); }) functor.forward(s, x);
+      else missing("forward");
+      break;
+    case op::backward:
+      if constexpr (requires { functor.backward(s, x); }) functor.backward(s, x);
+      else missing("backward");
+      break;
+    case op::backward_input:
+      if constexpr (requires { functor.backward_input(s, x); }) functor.backward_input(s, x);
+      else missing("backward_input");
+      break;
+    case op::backward_weight:
+      if constexpr (requires { functor.backward_weight(s, x); }) functor.backward_weight(s, x);
+      else missing("backward_weight");
+      break;
+    case op::send_act:
+    case op::send_grad: transport.send(s, x); break;
+    case op::recv_act:
+    case op::recv_grad: transport.recv(s, x); break;
+    }
+  }
   [[noreturn]] static void missing(char const* member) {
     throw std::invalid_argument(std::string("pipesched: the stage functor has no member `template <class Step> void ") +
                                 member + "(Step, pipesched::io const&)` accepting a pipesched::runtime_step, which "

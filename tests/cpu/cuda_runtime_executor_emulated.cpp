@@ -1,0 +1,452 @@
+// The CUDA executor for run-time tables on the CPU: pipesched::cuda::basic_runtime_executor
+// bound to the host emulation of CUDA's stream semantics (tests/support/emulated_cuda.hpp),
+// whose scheduler interleaves the streams' work at random. Every registered schedule, made by
+// make_schedule at a few sizes (and one read back from its CSV), runs with several
+// interleavings: every boundary a pass reads is the one its producer wrote this iteration
+// (salted stamps) and every rank's passes run in its list order; an MLP trained through it
+// equals, to the last bit, the same MLP trained by host::runtime_executor on the same table
+// and by the compile-time cuda executor on the same schedule type (whose stream program the
+// run-time derivation reproduces op for op). Graph replay equals eager execution; a throwing
+// functor stops the iteration, names rank and action, and the executor runs again; a table
+// whose slots are clobbered is refused at construction with the check's sentence.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "support/emulated_cuda.hpp"
+
+#include "pipesched/analysis/csv.hpp"
+#include "pipesched/cuda/basic_executor.hpp"
+#include "pipesched/cuda/basic_runtime_executor.hpp"
+#include "pipesched/host/executor.hpp"
+#include "pipesched/schedules/registry.hpp"
+#include "plan_mlp.hpp"
+#include "plan_support.hpp"
+
+using namespace pipesched;
+
+namespace {
+
+using emu_runtime_executor = cuda::basic_runtime_executor<emu::runtime>;
+using checker = plan_test::checking_functor;
+
+/// Every registered family at the sizes it accepts: (name, table) with the size in the name.
+struct named_table {
+  std::string name;
+  table t;
+  bool mirrored = false; ///< DualPipe: table stages p..2p-1 are copies of the model's 0..p-1
+};
+std::vector<named_table> registered_tables() {
+  std::vector<named_table> out;
+  for (auto const& e : schedule_registry)
+    for (auto [p, m] : {std::pair{4, 8}, std::pair{3, 5}, std::pair{2, 4}}) {
+      params const pr{p, m};
+      if (e.check(pr)) continue;
+      out.push_back({std::string(e.name) + " p" + std::to_string(p) + " m" + std::to_string(m),
+                     make_schedule(e.name, pr), e.name == std::string_view("dualpipe")});
+    }
+  return out;
+}
+
+std::vector<action> compute_list(table const& t, int r) {
+  std::vector<action> out;
+  for (action a : t.lists[static_cast<std::size_t>(r)])
+    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
+  return out;
+}
+
+/// Two iterations with the checking functor: stamps intact, passes in list order.
+void run_checked(runtime_schedule const& sched, std::string const& name, std::uint64_t seed, cuda::options o = {}) {
+  emu::reset(seed);
+  o.slot_bytes = plan_test::stamp_bytes;
+  emu_runtime_executor ex(sched, o);
+  std::vector<checker> fs(static_cast<std::size_t>(sched.ranks));
+  for (int it = 0; it < 2; ++it) {
+    for (auto& f : fs) f = checker{}, f.salt = static_cast<std::int32_t>(seed * 10 + static_cast<std::uint64_t>(it));
+    std::vector<emu::deferred<checker>> kernels;
+    for (auto& f : fs) kernels.push_back({&f});
+    ex.run(kernels);
+    for (int r = 0; r < sched.ranks; ++r) {
+      checker const& f = fs[static_cast<std::size_t>(r)];
+      INFO(name, " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
+      CHECK(f.mismatches == 0);
+      std::vector<action> const want = compute_list(sched.lowered(), r);
+      REQUIRE(f.calls == static_cast<int>(want.size()));
+      bool in_order = true;
+      for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
+      CHECK(in_order);
+    }
+  }
+}
+
+/// Trains the MLP 3 steps with the CUDA runtime executor and with host::runtime_executor on
+/// the same table: equal losses and weights, to the last bit (the same arithmetic in the same
+/// per-stage order; only where the passes run differs). F as in host_runtime.cpp.
+template <class F> void train_against_host(runtime_schedule const& sched, std::string const& name, int model_stages,
+                                           std::uint64_t seed) {
+  emu::reset(seed);
+  mlp::config c;
+  c.layers = 12;
+  c.microbatches = sched.microbatches;
+  c.stages = model_stages;
+  mlp::model on_host(c), on_streams(c);
+  host::runtime_executor hx(sched, host::options{on_host.boundary_bytes()});
+  cuda::options o;
+  o.slot_bytes = on_streams.boundary_bytes();
+  emu_runtime_executor cx(sched, o);
+  std::vector<F> hf(static_cast<std::size_t>(sched.ranks)), cf(static_cast<std::size_t>(sched.ranks));
+  for (auto& f : hf) f.net = &on_host;
+  for (auto& f : cf) f.net = &on_streams;
+  if constexpr (requires(F f) { f.model_stages; }) {
+    for (auto& f : hf) f.model_stages = model_stages;
+    for (auto& f : cf) f.model_stages = model_stages;
+  }
+  std::vector<emu::deferred<F>> kernels;
+  for (auto& f : cf) kernels.push_back({&f});
+  for (int step = 0; step < 3; ++step) {
+    hx.run(hf);
+    double const want = on_host.apply_all();
+    cx.run(kernels);
+    double const got = on_streams.apply_all();
+    INFO(name, " step ", step);
+    CHECK(got == want); // to the last bit
+  }
+  CHECK(on_streams.stale_inputs() == 0);
+  CHECK(mlp::max_relative_difference(on_streams, on_host, 0, c.layers) == 0.0);
+}
+
+void train_against_host(named_table const& nt, std::uint64_t seed) {
+  runtime_schedule const sched(nt.t);
+  if (nt.mirrored)
+    train_against_host<mlp::copies_of_model_stages<mlp::stage_functor>>(sched, nt.name, sched.stages / 2, seed);
+  else
+    train_against_host<mlp::stage_functor>(sched, nt.name, sched.stages, seed);
+}
+
+} // namespace
+
+TEST_CASE("cuda.runtime.emulated.every_registered_schedule") {
+  // stamps and list order under random interleavings, and the MLP equal to the host backend's
+  std::vector<named_table> const all = registered_tables();
+  REQUIRE(all.size() >= 3 * 12); // every family accepts at least these sizes but a few
+  for (named_table const& nt : all) {
+    SUBCASE(nt.name.c_str()) {
+      REQUIRE(nt.t.ok());
+      runtime_schedule const sched(nt.t);
+      for (std::uint64_t seed = 1; seed <= 3; ++seed) run_checked(sched, nt.name, seed);
+      if (!nt.t.forward_only) train_against_host(nt, 7);
+    }
+  }
+}
+
+TEST_CASE("cuda.runtime.emulated.imported_csv") {
+  // a table written as CSV (compute actions only) and read back: lowered, verified, its
+  // stream program derived and checked, all at run time
+  table const back = from_csv(to_csv(make_schedule("zb-v", params{4, 8})));
+  REQUIRE(back.ok());
+  runtime_schedule const sched(back);
+  run_checked(sched, "zb-v from CSV", 5);
+  train_against_host(named_table{"zb-v from CSV", back}, 6);
+}
+
+TEST_CASE("cuda.runtime.emulated.one_rank_per_device") {
+  // options::devices: rank r on device r; every boundary crosses by a peer copy
+  runtime_schedule const sched(make_schedule("interleaved", params{4, 8, 2}));
+  cuda::options o;
+  o.devices = {0, 1, 2, 3};
+  run_checked(sched, "interleaved-1f1b on 4 devices", 21, o);
+  CHECK(emu::the().peer_copies == emu::the().copies_run);
+  CHECK(emu::the().peer_copies > 0);
+  cuda::options bad;
+  bad.devices = {0, 1};
+  CHECK_THROWS_AS(emu_runtime_executor(sched, bad), std::invalid_argument);
+}
+
+namespace {
+
+/// The compile-time executor and the run-time one on S's own table: the run-time derivation
+/// (with S's costs) gives the program the compiler derived, op for op, and an MLP trained
+/// through each equals the other's to the last bit.
+template <class S> void same_as_compile_time(std::uint64_t seed) {
+  using program = cuda::stream_program_of<S, cuda::transfer_mode::copy>;
+  runtime_schedule const sched(thaw(S::lowered));
+  cuda::stream_program const compiled = program::make();
+  cuda::stream_program const derived = cuda::checked_stream_program(sched.lowered(), S::parameters.cost);
+  CHECK(derived.ops.size() == compiled.ops.size());
+  bool same = derived.ops.size() == compiled.ops.size() && derived.event_base.size() == compiled.event_base.size();
+  for (std::size_t k = 0; same && k < derived.ops.size(); ++k) same = derived.ops[k] == compiled.ops[k];
+  for (std::size_t k = 0; same && k < derived.event_base.size(); ++k) same = derived.event_base[k] == compiled.event_base[k];
+  CHECK(same);
+
+  emu::reset(seed);
+  mlp::config c;
+  c.layers = 12;
+  c.microbatches = S::microbatches;
+  c.stages = S::lowered.stages;
+  mlp::model a(c), b(c);
+  cuda::options o;
+  o.slot_bytes = a.boundary_bytes();
+  cuda::basic_executor<S, emu::runtime> compiled_ex(o);
+  emu_runtime_executor runtime_ex(sched, o, S::parameters.cost);
+  mlp::stage_functor fa{&a}, fb{&b};
+  std::vector<emu::deferred<mlp::stage_functor>> ka(S::ranks, {&fa}), kb(S::ranks, {&fb});
+  for (int step = 0; step < 3; ++step) {
+    compiled_ex.run(ka);
+    double const want = a.apply_all();
+    runtime_ex.run(kb);
+    double const got = b.apply_all();
+    INFO(plan_test::label<S>(), " step ", step);
+    CHECK(got == want);
+  }
+  CHECK(mlp::max_relative_difference(a, b, 0, c.layers) == 0.0);
+}
+
+} // namespace
+
+TEST_CASE("cuda.runtime.emulated.same_as_compile_time") {
+  same_as_compile_time<one_f_one_b<stages<4>, microbatches<8>>>(101);
+  same_as_compile_time<interleaved_1f1b<stages<4>, microbatches<8>, chunks<2>>>(102);
+  same_as_compile_time<zb_v<stages<4>, microbatches<8>>>(103);
+  same_as_compile_time<zb_h2<stages<3>, microbatches<5>>>(104);
+}
+
+TEST_CASE("cuda.runtime.emulated.graph_replay_equals_eager") {
+  // one iteration captured and replayed 3 times (the optimizer step between replays) equals
+  // 3 eager iterations to the last bit; the capture itself runs nothing
+  runtime_schedule const sched(make_schedule("zb-h1", params{4, 8}));
+  emu::reset(41);
+  mlp::config c;
+  c.microbatches = 8;
+  c.stages = 4;
+  mlp::model eager(c), graph(c);
+  cuda::options o;
+  o.slot_bytes = eager.boundary_bytes();
+  emu_runtime_executor ea(sched, o), ga(sched, o);
+  mlp::stage_functor fe{&eager}, fg{&graph};
+  std::vector<emu::deferred<mlp::stage_functor>> ke(4, {&fe}), kg(4, {&fg});
+  CHECK_THROWS_AS(ga.replay(), std::logic_error);
+  ga.capture(kg);
+  REQUIRE(ga.captured());
+  CHECK(emu::the().operations_run == 0);
+  for (int step = 0; step < 3; ++step) {
+    ea.run(ke);
+    double const le = eager.apply_all();
+    ga.replay();
+    double const lg = graph.apply_all();
+    CHECK(le == lg);
+  }
+  CHECK(emu::the().graph_launches == 3);
+  CHECK(mlp::max_relative_difference(eager, graph, 0, c.layers) == 0.0);
+}
+
+namespace {
+struct thrower : checker {
+  int rank = 0, fail_rank = -1, fail_at = -1, issued = 0;
+  void maybe() {
+    if (rank == fail_rank && issued++ == fail_at) throw std::runtime_error("injected functor failure");
+  }
+  template <class St> void forward(St s, io const& x) {
+    maybe();
+    checker* self = this;
+    emu::launch(x.stream, [self, s, x] { self->checker::forward(s, x); });
+  }
+  template <class St> void backward(St s, io const& x) {
+    maybe();
+    checker* self = this;
+    emu::launch(x.stream, [self, s, x] { self->checker::backward(s, x); });
+  }
+};
+} // namespace
+
+TEST_CASE("cuda.runtime.emulated.throwing_functor") {
+  // rank 2 throws at its 6th pass: run() rethrows the functor's own exception and records
+  // rank and action; every stream drained; the next run is clean
+  table const t = make_schedule("1f1b", params{4, 8});
+  runtime_schedule const sched(t);
+  emu::reset(61);
+  emu_runtime_executor ex(sched, cuda::options{plan_test::stamp_bytes});
+  std::vector<thrower> fs(4);
+  for (int r = 0; r < 4; ++r) fs[static_cast<std::size_t>(r)].rank = r;
+  fs[2].fail_rank = 2;
+  fs[2].fail_at = 5;
+  CHECK_THROWS_WITH_AS(ex.run(fs), "injected functor failure", std::runtime_error);
+  CHECK(ex.last_failure().rank == 2);
+  std::vector<action> const passes = compute_list(t, 2);
+  CHECK(ex.last_failure().action.kind() == passes[5].kind);
+  CHECK(ex.last_failure().action.stage() == passes[5].stage);
+  CHECK(ex.last_failure().action.mb() == passes[5].mb);
+  for (auto const& s : emu::the().streams) CHECK(s->queue.empty());
+  CHECK(emu::the().default_stream.queue.empty());
+  std::vector<thrower> clean(4);
+  for (int r = 0; r < 4; ++r) clean[static_cast<std::size_t>(r)].rank = r, clean[static_cast<std::size_t>(r)].salt = 7;
+  ex.run(clean);
+  CHECK(ex.last_failure().rank == -1);
+  for (auto const& f : clean) {
+    CHECK(f.mismatches == 0);
+    CHECK(f.calls == 16); // F and B of 8 micro-batches
+  }
+}
+
+TEST_CASE("cuda.runtime.emulated.failing_copy") {
+  // the 3rd copy fails: cuda::error names the receiving rank, its RECV and the runtime's
+  // error string; the streams drain; the next run is clean
+  runtime_schedule const sched(make_schedule("1f1b", params{4, 8}));
+  emu::reset(71);
+  emu_runtime_executor ex(sched, cuda::options{plan_test::stamp_bytes});
+  std::vector<checker> fs(4);
+  std::vector<emu::deferred<checker>> k;
+  for (auto& f : fs) k.push_back({&f});
+  emu::the().fail_copy_at = 3;
+  std::string what;
+  try {
+    ex.run(k);
+  } catch (cuda::error const& e) {
+    what = e.what();
+    CHECK(e.site.rank >= 0);
+    CHECK(e.code == emu::runtime::copy_failed);
+    CHECK(is_recv(e.site.action.kind()));
+  }
+  CHECK(what.find("pipesched: cudaMemcpyAsync failed on rank ") == 0);
+  CHECK(what.find("RECV_F of stage") != std::string::npos);
+  CHECK(what.find("emulated copy failure (injected)") != std::string::npos);
+  for (auto const& s : emu::the().streams) CHECK(s->queue.empty());
+  emu::the().fail_copy_at = 0;
+  for (auto& f : fs) f = checker{}, f.salt = 99;
+  ex.run(k);
+  for (auto const& f : fs) CHECK(f.mismatches == 0);
+}
+
+namespace {
+struct fused_only {
+  template <class St> void forward(St const&, io const&) {}
+  template <class St> void backward(St const&, io const&) {}
+};
+} // namespace
+
+TEST_CASE("cuda.runtime.emulated.functors_checked_first") {
+  // a functor without a member the table calls, or the wrong number of functors, is refused
+  // before anything is issued
+  emu::reset(81);
+  emu_runtime_executor ex(runtime_schedule(make_schedule("zb-h1", params{4, 8})), cuda::options{16});
+  std::vector<fused_only> fs(4);
+  CHECK_THROWS_AS(ex.run(fs), std::invalid_argument);
+  std::vector<fused_only> three(3);
+  CHECK_THROWS_AS(ex.run(three), std::invalid_argument);
+  CHECK(emu::the().operations_run == 0);
+}
+
+namespace {
+
+/// The first slot write on some rank that lands on a boundary nothing has read yet, made by
+/// moving a RECV's output onto the slot of the rank's previous write: (rank, index) or -1.
+std::pair<int, int> clobber_unread_slot(table& t) {
+  for (std::size_t r = 0; r < t.lists.size(); ++r) {
+    auto& list = t.lists[r];
+    for (std::size_t j = 0; j < list.size(); ++j) {
+      if (!is_recv(list[j].kind)) continue;
+      // the latest earlier write whose boundary no action in between reads
+      for (std::size_t i = j; i-- > 0;) {
+        std::uint16_t const k = list[i].out;
+        if (k == no_slot) continue;
+        bool read = false;
+        for (std::size_t b = i + 1; b < j && !read; ++b) read = list[b].in == k || list[b].aux == k;
+        if (!read && k != list[j].out) {
+          list[j].out = k;
+          return {static_cast<int>(r), static_cast<int>(j)};
+        }
+        break;
+      }
+    }
+  }
+  return {-1, -1};
+}
+
+} // namespace
+
+TEST_CASE("cuda.runtime.emulated.broken_tables_refused") {
+  SUBCASE("a receive clobbers a boundary nothing has read") {
+    // the table's verification (coverage, placement, flow) does not look at slots; the
+    // stream program's check does, when the executor is made
+    bool found = false;
+    for (char const* name : {"1f1b", "gpipe", "zb-h2", "interleaved"}) {
+      table t = make_schedule(name, params{4, 8, 2});
+      auto const [r, j] = clobber_unread_slot(t);
+      if (r < 0) continue;
+      found = true;
+      INFO(name, " rank ", r, " action ", j);
+      runtime_schedule const sched(t); // accepted: slots are not its business
+      std::string what;
+      emu::reset(91);
+      std::size_t const events_before = emu::the().events.size(); // the emulator never forgets an event
+      try {
+        emu_runtime_executor ex(sched, cuda::options{16});
+      } catch (schedule_error const& e) {
+        what = e.what();
+        CHECK(e.where.code == errc::program_malformed);
+        CHECK(e.where.rank == r);
+        CHECK(e.where.position == j);
+      }
+      CHECK(what.find("a boundary overwritten before anything read it") != std::string::npos);
+      CHECK(emu::the().events.size() == events_before); // refused before any stream or event was made
+      break;
+    }
+    CHECK(found);
+  }
+  SUBCASE("a pass reads a slot nothing wrote") {
+    // rank 1's first forward reads another slot than the one its receive wrote
+    table t = make_schedule("1f1b", params{4, 8});
+    auto& list = t.lists[1];
+    std::size_t f = 0;
+    while (f < list.size() && list[f].kind != op::forward) ++f;
+    REQUIRE(f < list.size());
+    REQUIRE(t.slot_count[1] >= 2);
+    std::uint16_t const wrong = list[f].in == 0 ? 1 : 0;
+    bool written = false;
+    for (std::size_t i = 0; i < f; ++i) written = written || list[i].out == wrong;
+    REQUIRE_FALSE(written);
+    list[f].in = wrong;
+    runtime_schedule const sched(t);
+    CHECK_THROWS_WITH_AS(emu_runtime_executor(sched, cuda::options{16}),
+                         doctest::Contains("reads a slot nothing wrote"), schedule_error);
+    try {
+      emu_runtime_executor ex(sched, cuda::options{16});
+    } catch (schedule_error const& e) {
+      CHECK(e.where.code == errc::program_unordered_read);
+      CHECK(e.where.rank == 1);
+      CHECK(e.where.position == static_cast<int>(f));
+    }
+  }
+  SUBCASE("a receive moved before the send its partner waits for") {
+    // 1F1B, p = 2: rank 0 sends micro-batch 2's activation only after micro-batch 0's
+    // backward, which needs the gradient rank 1 sends after its B0; rank 1's receive of
+    // micro-batch 2 moved before that send waits in a cycle. The lowered table's own
+    // verification refuses it, before an executor could be made.
+    table t = make_schedule("1f1b", params{2, 4});
+    t = lower(t, sim_costs{});
+    REQUIRE(t.ok());
+    auto& list = t.lists[1];
+    std::size_t send_b0 = list.size(), recv_f2 = list.size();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (list[i].kind == op::send_grad && list[i].mb == 0 && send_b0 == list.size()) send_b0 = i;
+      if (list[i].kind == op::recv_act && list[i].mb == 2) recv_f2 = i;
+    }
+    REQUIRE(send_b0 < recv_f2);
+    REQUIRE(recv_f2 < list.size());
+    action const moved = list[recv_f2];
+    for (std::size_t i = recv_f2; i > send_b0; --i) list[i] = list[i - 1];
+    list[send_b0] = moved;
+    std::string what;
+    try {
+      runtime_schedule const sched(t);
+    } catch (schedule_error const& e) {
+      what = e.what();
+      CHECK(e.where.code == errc::transfer_deadlock);
+      CHECK(e.where.rank >= 0);
+    }
+    CHECK(what.find("the blocking sends and receives wait on each other: the lowered schedule would hang") !=
+          std::string::npos);
+  }
+}

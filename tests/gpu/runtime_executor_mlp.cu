@@ -1,0 +1,87 @@
+// The CUDA executor for run-time tables on one GPU (p = 4 ranks, each its own streams): for
+// every training schedule, pipesched::cuda::runtime_executor running the schedule's own table
+// (thawed, as a runtime_schedule, with the schedule's costs so that it issues the same stream
+// program) trains the MLP of tests/cpu/plan_mlp.hpp 3 steps with the same losses, to the last
+// bit, as pipesched::cuda::executor<S> (the same kernels launched in the same per-stage order on
+// the same data: gpu_mlp's kernels use no atomics), and both stay within 1e-10 relative of the
+// host backend (as in executor_mlp.cu). Skipped (77) without a GPU.
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "gpu_mlp.cuh"
+#include "gpu_test.cuh"
+
+#include "../cpu/plan_support.hpp"
+#include "pipesched/cuda/executor.cuh"
+#include "pipesched/host/executor.hpp"
+
+namespace {
+
+constexpr double tolerance = 1e-10;
+int failures = 0;
+
+void expect(bool ok, std::string const& what) {
+  if (ok) return;
+  ++failures;
+  std::printf("FAILED: %s\n", what.c_str());
+}
+
+double rel(double a, double b) {
+  double const s = std::fmax(std::fabs(a), std::fabs(b));
+  return s > 0 ? std::fabs(a - b) / s : 0.0;
+}
+
+template <class S> void train() {
+  constexpr int steps = 3;
+  mlp::config c;
+  c.layers = 12;
+  c.microbatches = S::microbatches;
+  c.stages = S::lowered.stages;
+  mlp::model host(c);
+  gpu_mlp::model compiled(host), runtime(host); // the same initial weights and data
+  pipesched::host::executor<S> hx({.slot_bytes = host.boundary_bytes()});
+  pipesched::cuda::executor<S> cx({.slot_bytes = compiled.boundary_bytes()});
+  pipesched::cuda::runtime_executor rx(pipesched::runtime_schedule(pipesched::thaw(S::lowered)),
+                                       {.slot_bytes = runtime.boundary_bytes()}, S::parameters.cost);
+  std::vector<mlp::stage_functor> hf(S::ranks, mlp::stage_functor{&host});
+  std::vector<gpu_mlp::stage_functor> cf(S::ranks, gpu_mlp::stage_functor{&compiled});
+  std::vector<gpu_mlp::stage_functor> rf(S::ranks, gpu_mlp::stage_functor{&runtime});
+  std::string const name = plan_test::label<S>();
+  for (int step = 0; step < steps; ++step) {
+    hx.run(hf);
+    double const want = host.apply_all();
+    cx.run(cf);
+    double const got_compiled = compiled.apply_all(nullptr);
+    rx.run(rf);
+    double const got_runtime = runtime.apply_all(nullptr);
+    expect(got_runtime == got_compiled, name + " step " + std::to_string(step) + ": run-time executor's loss " +
+                                            std::to_string(got_runtime) + " vs compile-time " +
+                                            std::to_string(got_compiled));
+    expect(rel(got_runtime, want) <= tolerance, name + " step " + std::to_string(step) + ": loss " +
+                                                    std::to_string(got_runtime) + " vs host " + std::to_string(want));
+  }
+  bool same = true;
+  for (int l = 0; l < c.layers; ++l)
+    same = same && runtime.weights(l) == compiled.weights(l) && runtime.biases(l) == compiled.biases(l);
+  expect(same, name + ": the two executors' weights differ");
+  double const dr = gpu_mlp::max_relative_difference(runtime, host);
+  expect(dr <= tolerance, name + ": weights differ by " + std::to_string(dr));
+  std::printf("  %-22s run-time executor equals the compile-time one; within %.1e of the host (largest %.2e)\n",
+              name.c_str(), tolerance, dr);
+}
+
+} // namespace
+
+int main() {
+  PIPESCHED_GPU_TEST_REQUIRE_DEVICE();
+  try {
+    plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) { train<S>(); });
+  } catch (std::exception const& e) {
+    std::printf("FAILED: %s\n", e.what());
+    return 1;
+  }
+  std::printf("gpu.runtime_executor_mlp: %s\n", failures == 0 ? "OK" : "FAILED");
+  return failures == 0 ? 0 : 1;
+}
