@@ -30,11 +30,13 @@
 #include <string>
 #include <vector>
 
+#include "pipesched/cuda/sm_partition.hpp"
 #include "pipesched/plan/step.hpp"
 
 namespace emu {
 
 struct event_state {
+  int partition = -1;                 ///< the SM partition whose context made it (-1: the device's)
   std::uint64_t issued = 0;           ///< versions recorded so far (in issue order)
   std::set<std::uint64_t> completed;  ///< versions whose record has run
 };
@@ -52,6 +54,7 @@ struct operation {
 struct CUstream_st {
   std::deque<emu::operation> queue;
   int device = 0;
+  int partition = -1; ///< an SM partition's stream (its context), -1: the device's
 };
 
 namespace emu {
@@ -85,6 +88,15 @@ struct state {
   std::uint64_t copies_run = 0;
   std::uint64_t peer_copies = 0;
   std::uint64_t graph_launches = 0;
+  // SM partitions made (partitioned_runtime): device, count and SMs asked for, alive or not
+  struct partition_set {
+    int device = 0, count = 0;
+    unsigned sms = 0;
+    std::vector<CUstream_st*> streams;
+    bool alive = true;
+  };
+  std::vector<std::unique_ptr<partition_set>> partition_sets;
+  int next_partition = 0;
 };
 
 inline state& the() {
@@ -102,6 +114,7 @@ inline void reset(std::uint64_t seed) {
   s.operations_run = s.copies_run = s.peer_copies = s.graph_launches = 0;
   s.capture_origin = nullptr;
   s.capturing.reset();
+  s.partition_sets.clear();
 }
 
 inline CUstream_st* resolve(CUstream_st* s) { return s ? s : &the().default_stream; }
@@ -168,9 +181,12 @@ struct runtime {
   using graph_exec_t = graph*;
   static constexpr status success = 0;
   static constexpr status copy_failed = 700;
+  static constexpr status context_mismatch = 400; ///< cudaErrorInvalidResourceHandle
 
   static char const* error_string(status e) {
-    return e == copy_failed ? "emulated copy failure (injected)" : (e == 0 ? "no error" : "emulated error");
+    return e == copy_failed        ? "emulated copy failure (injected)"
+           : e == context_mismatch ? "event and stream of different contexts"
+           : (e == 0 ? "no error" : "emulated error");
   }
   static status get_last_error() {
     status const e = the().last_error;
@@ -228,6 +244,8 @@ struct runtime {
   }
   static status event_destroy(event_t) { return success; }
   static status event_record(event_t e, stream_t s) {
+    // as CUDA: the event and the stream recording it must belong to one context
+    if (e->partition != resolve(s)->partition) return context_mismatch;
     operation op;
     op.kind = operation::record;
     op.event = e;
@@ -307,6 +325,41 @@ struct runtime {
       else launch(target, op.fn);
     }
     return success;
+  }
+};
+
+/// The runtime with SM partitions (options::sm_partitions): each partition a stream of a
+/// context of its own (events recorded on it must be made in it — event_record refuses
+/// others); sizes planned as on a 132-SM GPU in partitions of multiples of 8 SMs.
+struct partitioned_runtime : runtime {
+  using partitions_t = state::partition_set*;
+  static status make_partitions(partitions_t* p, int device, int count, unsigned sms) {
+    (void)pipesched::cuda::plan_sm_partitions(pipesched::cuda::sm_facts{132, 8, 8}, count, sms); // throws as the real one
+    auto set = std::make_unique<state::partition_set>();
+    set->device = device;
+    set->count = count;
+    set->sms = sms;
+    for (int i = 0; i < count; ++i) {
+      stream_t s = nullptr;
+      stream_create(&s);
+      s->device = device;
+      s->partition = the().next_partition++;
+      set->streams.push_back(s);
+    }
+    *p = set.get();
+    the().partition_sets.push_back(std::move(set));
+    return success;
+  }
+  static stream_t partition_stream(partitions_t p, int i) { return p->streams[static_cast<std::size_t>(i)]; }
+  static status partition_event_create(partitions_t p, int i, event_t* e) {
+    event_create(e);
+    (*e)->partition = p->streams[static_cast<std::size_t>(i)]->partition;
+    return success;
+  }
+  static void destroy_partitions(partitions_t p) noexcept {
+    for (stream_t s : p->streams) (void)stream_destroy(s);
+    p->streams.clear();
+    p->alive = false;
   }
 };
 

@@ -5,11 +5,13 @@
 
 #include <cstddef>
 
+#include "pipesched/cuda/green_contexts.cuh"
+
 namespace pipesched::cuda {
 
 /// The runtime policy of basic_executor bound to the CUDA runtime API: non-blocking streams,
 /// events without timing, device-to-device and peer copies, stream capture in thread-local
-/// mode (graphs).
+/// mode (graphs), SM partitions per rank with green contexts.
 struct cuda_runtime {
   using status = cudaError_t;
   using stream_t = cudaStream_t;
@@ -60,6 +62,19 @@ struct cuda_runtime {
   static status graph_destroy(graph_t g) { return cudaGraphDestroy(g); }
   static status graph_exec_destroy(graph_exec_t x) { return cudaGraphExecDestroy(x); }
   static status graph_launch(graph_exec_t x, stream_t s) { return cudaGraphLaunch(x, s); }
+
+  // SM partitions (options::sm_partitions): green contexts, see green_contexts.cuh
+  using partitions_t = sm_partitions*;
+  /// Throws what sm_partitions throws (a request that does not fit, a driver without them).
+  static status make_partitions(partitions_t* p, int device, int count, unsigned sms) {
+    *p = new sm_partitions(device, count, sms);
+    return cudaSuccess;
+  }
+  static stream_t partition_stream(partitions_t p, int i) { return p->stream(i); }
+  static status partition_event_create(partitions_t p, int i, event_t* e) {
+    return p->in_context(i, [&] { return cudaEventCreateWithFlags(e, cudaEventDisableTiming); });
+  }
+  static void destroy_partitions(partitions_t p) noexcept { delete p; }
 };
 
 } // namespace pipesched::cuda

@@ -9,6 +9,7 @@
 // Written against a runtime policy (see basic_executor.hpp); includes no CUDA header.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -45,9 +46,29 @@ struct options {
   /// they return once it is issued, ordered after the work already on the origin stream and
   /// before what follows it.
   bool synchronize = true;
+  /// SM partitions (green contexts; the CUDA driver 12.5 or newer): each rank's compute
+  /// stream runs its kernels on a partition of its GPU's SMs of its own — the ranks on one
+  /// device get disjoint, equal partitions of `sm_per_stage` SMs (0: the largest equal ones
+  /// that fit; a size is rounded up to the device's granularity). A request that does not
+  /// fit is refused with the size that would. Copies stay on the communication streams.
+  bool sm_partitions = false;
+  unsigned sm_per_stage = 0;
 };
 
 namespace detail {
+
+/// A runtime policy's SM partitions (`partitions_t`, make_partitions, partition_stream,
+/// partition_event_create, destroy_partitions), where it has them.
+template <class Runtime> struct partitions_of {
+  static constexpr bool has = false;
+  using type = void*;
+};
+template <class Runtime>
+  requires requires { typename Runtime::partitions_t; }
+struct partitions_of<Runtime> {
+  static constexpr bool has = true;
+  using type = typename Runtime::partitions_t;
+};
 
 template <class Runtime> [[noreturn]] void throw_cuda(typename Runtime::status e, char const* call, failure_site const& site) {
   std::string what = std::string("pipesched: ") + call + " failed";
@@ -88,6 +109,8 @@ public:
   int device(int r) const { return devices_[static_cast<std::size_t>(r)]; }
   stream_t compute_stream(int r) const { return streams_[static_cast<std::size_t>(2 * r)]; }
   stream_t comm_stream(int r) const { return streams_[static_cast<std::size_t>(2 * r + 1)]; }
+  /// Whether rank r's compute stream runs on an SM partition of its own (options::sm_partitions).
+  bool partitioned(int r) const { return !owned_.empty() && !owned_[static_cast<std::size_t>(2 * r)]; }
   /// Bytes of every boundary (2S entries, boundary_key order).
   std::vector<std::size_t> const& boundary_bytes() const { return bytes_; }
   /// Where the last failure happened (rank -1: none).
@@ -237,10 +260,12 @@ private:
       }
     streams_.assign(stream_count_, nullptr);
     joins_.assign(stream_count_, nullptr);
+    owned_.assign(stream_count_, true);
+    if (options_.sm_partitions) make_partitions();
     for (std::size_t s = 0; s < stream_count_; ++s) {
       set_device(devices_[s / 2]);
-      check(Runtime::stream_create(&streams_[s]), "cudaStreamCreateWithFlags");
-      check(Runtime::event_create(&joins_[s]), "cudaEventCreateWithFlags");
+      if (owned_[s]) check(Runtime::stream_create(&streams_[s]), "cudaStreamCreateWithFlags");
+      make_event(s, &joins_[s]);
     }
     set_device(home_);
     check(Runtime::stream_create(&capture_stream_), "cudaStreamCreateWithFlags");
@@ -252,7 +277,7 @@ private:
       event_t& e = events_[op.event * stream_count_ + op.stream];
       if (e) continue;
       set_device(devices_[op.stream / 2u]);
-      check(Runtime::event_create(&e), "cudaEventCreateWithFlags");
+      make_event(op.stream, &e);
     }
     // boundary slots: one block per rank on its device, each slot sized for its largest boundary
     blocks_.assign(static_cast<std::size_t>(ranks_), nullptr);
@@ -273,6 +298,48 @@ private:
     check(Runtime::device_synchronize(), "cudaDeviceSynchronize");
   }
 
+  /// One partition set per device in use (in order of first use), each with a partition per
+  /// rank on that device (in rank order); those ranks' compute streams are the partitions'.
+  void make_partitions() {
+    if constexpr (!partitions_of<Runtime>::has) {
+      throw std::invalid_argument("pipesched: options::sm_partitions: this runtime policy has no SM partitions");
+    } else {
+      rank_partition_.assign(static_cast<std::size_t>(ranks_), {-1, -1});
+      std::vector<int> used;
+      for (int d : devices_)
+        if (std::find(used.begin(), used.end(), d) == used.end()) used.push_back(d);
+      for (int d : used) {
+        std::vector<std::size_t> on;
+        for (std::size_t r = 0; r < static_cast<std::size_t>(ranks_); ++r)
+          if (devices_[r] == d) on.push_back(r);
+        set_device(d);
+        typename Runtime::partitions_t h{};
+        check(Runtime::make_partitions(&h, d, static_cast<int>(on.size()), options_.sm_per_stage), "SM partitions");
+        partitions_.push_back(h);
+        current_device_ = -1; // making partitions may change the current device
+        for (std::size_t i = 0; i < on.size(); ++i) {
+          rank_partition_[on[i]] = {static_cast<int>(partitions_.size() - 1), static_cast<int>(i)};
+          streams_[2 * on[i]] = Runtime::partition_stream(h, static_cast<int>(i));
+          owned_[2 * on[i]] = false;
+        }
+      }
+    }
+  }
+
+  /// An event recorded on stream s: made in the partition's context when s is a partition's
+  /// stream (an event and the stream that records it must share a context).
+  void make_event(std::size_t s, event_t* e) {
+    if constexpr (partitions_of<Runtime>::has) {
+      if (!owned_[s]) {
+        auto const [set, index] = rank_partition_[s / 2];
+        check(Runtime::partition_event_create(partitions_[static_cast<std::size_t>(set)], index, e),
+              "cudaEventCreateWithFlags");
+        return;
+      }
+    }
+    check(Runtime::event_create(e), "cudaEventCreateWithFlags");
+  }
+
   void drop_graph() {
     if (graph_exec_) (void)Runtime::graph_exec_destroy(graph_exec_);
     graph_exec_ = nullptr;
@@ -291,7 +358,11 @@ private:
       if (e) (void)Runtime::event_destroy(e);
     if (fork_) (void)Runtime::event_destroy(fork_);
     for (std::size_t s = 0; s < streams_.size(); ++s)
-      if (streams_[s]) (void)Runtime::stream_destroy(streams_[s]);
+      if (streams_[s] && owned_[s]) (void)Runtime::stream_destroy(streams_[s]); // partitions own theirs
+    if constexpr (partitions_of<Runtime>::has)
+      for (auto h : partitions_) Runtime::destroy_partitions(h);
+    partitions_.clear();
+    rank_partition_.clear();
     if (capture_stream_) (void)Runtime::stream_destroy(capture_stream_);
     for (std::size_t r = 0; r < blocks_.size(); ++r)
       if (blocks_[r]) {
@@ -301,6 +372,7 @@ private:
     events_.clear();
     joins_.clear();
     streams_.clear();
+    owned_.clear();
     blocks_.clear();
     fork_ = event_t{};
     capture_stream_ = stream_t{};
@@ -348,6 +420,9 @@ private:
   int ranks_ = 0;
   std::size_t stream_count_ = 0;
   std::vector<stream_t> streams_;
+  std::vector<bool> owned_; ///< per stream: made (and destroyed) by the executor, not a partition's
+  std::vector<typename partitions_of<Runtime>::type> partitions_;
+  std::vector<std::pair<int, int>> rank_partition_; ///< per rank: its partition set and index
   std::vector<event_t> events_;
   std::vector<event_t> joins_;
   event_t fork_{};
