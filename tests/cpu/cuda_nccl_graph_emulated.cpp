@@ -9,10 +9,12 @@
 // input buffer, as a user would): every replay's losses and weight gradients equal the eager
 // iteration's on the same input to the last bit, and both equal a sequential host
 // computation of the same float operations; the replays' transfers move over the per-edge
-// communicators only (the world communicator's bytes are the eager iterations' alone).
+// communicators only (the world communicator's bytes are the eager iterations' alone), and
+// each rank holds the communicators of exactly its edges, made in the planned rounds.
 // Failures: a kernel that faults during a replay on one rank ends that rank with
 // cuda::error and every other rank with transport_error naming it (failure board) or the
-// edge it saw fail (no board) — within seconds, none hangs.
+// edge it saw fail (no board); a functor that throws while being captured ends the others'
+// first replay with transport_error naming its rank — within seconds, none hangs.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -253,6 +255,12 @@ template <class S> void replay_equals_eager(bool split_in_constructor) {
       ex.run(f);
       eager[R].push_back(f.out);
     }
+    // this rank holds the communicators of exactly its edges, made in the planned rounds
+    for (std::size_t k = 0; k < ex.edges().size(); ++k) {
+      bool const mine = ex.edges()[k].from == r || ex.edges()[k].to == r;
+      CHECK((ex.edge_comms()[k] != nullptr) == mine);
+    }
+    CHECK(ex.split_rounds() == cuda::color_edge_rounds(ex.edges(), P).rounds.size());
     calls[R] = f.calls;
     missing[R] = f.missing_input;
     rounds[R] = ex.split_rounds();
@@ -314,6 +322,17 @@ std::string fresh_folder(char const* what) {
   std::filesystem::remove_all(p);
   return p.string();
 }
+
+/// A stage functor whose forward of micro-batch 2 throws while it is being captured (on the
+/// host: the capture stops there).
+struct throwing_in_capture : model_functor {
+  using model_functor::model_functor;
+  bool throw_now = false;
+  template <class St> void forward(St s, io const& x) {
+    if (throw_now && runtime_of(s).mb == 2) throw std::runtime_error("injected failure while capturing");
+    model_functor::forward(s, x);
+  }
+};
 
 /// Eager, capture, one good replay; then rank 2's forward kernel of micro-batch 3 faults
 /// in the second replay. Returns each rank's exception and the seconds it all took.
@@ -402,4 +421,49 @@ TEST_CASE("cuda.nccl_graph_emulated.fault_in_replay.no_board") {
     }
   }
   CHECK(seconds < 5.0);
+}
+
+TEST_CASE("cuda.nccl_graph_emulated.throw_in_capture") {
+  // rank 1's functor throws during its capture: it aborts its communicators and leaves a
+  // note; the others capture (nothing runs in a capture) and their first replay ends with
+  // transport_error naming rank 1
+  using S = interleaved_1f1b<stages<4>, microbatches<8>, chunks<2>>;
+  cuda::file_failure_board board(fresh_folder("board_capture"));
+  emu_nccl::world w(S::ranks);
+  auto const t0 = std::chrono::steady_clock::now();
+  auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+    cuda::nccl_options o;
+    o.slot_bytes = boundary_bytes;
+    o.deadline = 10s;
+    o.board = &board;
+    nccl_ex<S> ex(&c, r, o);
+    throwing_in_capture f(S::stages, S::microbatches);
+    f.load(0);
+    ex.run(f);
+    f.throw_now = r == 1;
+    ex.capture(f);
+    ex.replay();
+  });
+  double const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int k = 0; k < 4; ++k) {
+    CAPTURE(k);
+    REQUIRE(errors[static_cast<std::size_t>(k)]);
+    std::string const m = message_of(errors[static_cast<std::size_t>(k)]);
+    INFO(m);
+    if (k == 1) {
+      CHECK(m == "injected failure while capturing");
+      continue;
+    }
+    try {
+      std::rethrow_exception(errors[static_cast<std::size_t>(k)]);
+    } catch (cuda::transport_error const& e) {
+      CHECK(e.failed_rank == 1);
+      CHECK(!e.timed_out);
+      CHECK(m.find("rank 1 failed: rank 1: F of stage ") != std::string::npos);
+    } catch (...) {
+      FAIL("rank ", k, " ended with another exception: ", m);
+    }
+  }
+  CHECK(seconds < 5.0);
+  std::filesystem::remove_all(board.folder());
 }
