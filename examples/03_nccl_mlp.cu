@@ -1,17 +1,15 @@
 // pipesched across processes: the MLP of examples/02_cuda_mlp.cu (its model, kernels and
-// stage functor, included below), one process per stage and GPU, boundaries moved by NCCL.
+// stage functor: cuda_mlp_model.cuh), one process per stage and GPU, boundaries moved by NCCL.
 // Each process trains the pipeline's rank with cuda::nccl_from_mpi (the NCCL id over MPI,
 // the GPU of its local rank) and, as the check, the same model as a single stage on its own
 // GPU; every rank's layers and the last rank's losses must agree with the single-stage run.
 //
 //   mpirun -np 4 build/default/examples/example_03_nccl_mlp        (exit 77: fewer than 4 GPUs)
-//   mpirun -np 8 -N 4 ... (two nodes: change `stages` in 02 to 8)   srun -n 4 --gpus-per-task 1 ...
+//   mpirun -np 8 -N 4 ... (two nodes: change `stages` in cuda_mlp_model.cuh to 8)   srun -n 4 --gpus-per-task 1 ...
 #include <mpi.h>
 
-// the model of the single-GPU example, whose main() is renamed out of the way
-#define main pipesched_example_02_main
-#include "02_cuda_mlp.cu"
-#undef main
+// the model of the single-GPU example
+#include "cuda_mlp_model.cuh"
 
 #include <pipesched/cuda/nccl_mpi.cuh>
 

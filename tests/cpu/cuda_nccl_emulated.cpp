@@ -280,6 +280,19 @@ template <class S, class Setup> outcome run_faulty(int iterations, cuda::nccl_op
   return out;
 }
 
+/// Rank k's outcome must be a transport_error; `check` looks at it.
+template <class Check> void expect_transport_error(std::exception_ptr const& e, int k, Check check) {
+  REQUIRE(e);
+  try {
+    std::rethrow_exception(e);
+  } catch (cuda::transport_error const& t) {
+    INFO(t.what());
+    check(t);
+  } catch (...) {
+    FAIL("rank ", k, " ended with another exception: ", message_of(e));
+  }
+}
+
 std::string fresh_folder(char const* what) {
   auto const p = std::filesystem::temp_directory_path() /
                  (std::string("pipesched_") + what + "_" + std::to_string(static_cast<long>(::getpid())));
@@ -299,29 +312,23 @@ TEST_CASE("cuda.nccl_emulated.failure.throwing_functor_middle_rank") {
   outcome const r = run_faulty<S>(2, o, [](int rank, emu_nccl::comm&, faulty& f) {
     if (rank == 2) f.fail_mb = 3;
   });
-  (void)r;
   // (fail_mb applies from the first iteration: both iterations have micro-batch 3)
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
-    std::string const m = r.errors[static_cast<std::size_t>(k)] ? message_of(r.errors[static_cast<std::size_t>(k)]) : "";
-    INFO(m);
-    REQUIRE(r.errors[static_cast<std::size_t>(k)]);
+    std::exception_ptr const& err = r.errors[static_cast<std::size_t>(k)];
     if (k == 2) {
-      CHECK(m == "injected failure in the stage functor"); // the functor's own exception
+      REQUIRE(err);
+      CHECK(message_of(err) == "injected failure in the stage functor"); // the functor's own exception
       continue;
     }
-    try {
-      std::rethrow_exception(r.errors[static_cast<std::size_t>(k)]);
-    } catch (cuda::transport_error const& e) {
+    expect_transport_error(err, k, [&](cuda::transport_error const& e) {
       CHECK(e.rank == k);
       CHECK(e.failed_rank == 2);
       CHECK(!e.timed_out);
       CHECK((e.edge_from == k || e.edge_to == k));
       CHECK(std::string(e.what()).find("rank 2 failed: rank 2: F of stage 2, micro-batch 3 threw") != std::string::npos);
       CHECK(std::string(e.what()).find("on the edge") != std::string::npos);
-    } catch (...) {
-      FAIL("rank ", k, " ended with another exception: ", m);
-    }
+    });
   }
   CHECK(r.seconds < 5.0); // within the deadline (10 s), in fact at once
   auto const note = board.poll();
@@ -342,17 +349,11 @@ TEST_CASE("cuda.nccl_emulated.failure.communicator_error") {
   });
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
-    REQUIRE(r.errors[static_cast<std::size_t>(k)]);
-    try {
-      std::rethrow_exception(r.errors[static_cast<std::size_t>(k)]);
-    } catch (cuda::transport_error const& e) {
-      INFO(e.what());
+    expect_transport_error(r.errors[static_cast<std::size_t>(k)], k, [&](cuda::transport_error const& e) {
       CHECK(e.failed_rank == 1);
       CHECK(std::string(e.what()).find("rank 1 failed: rank 1: ncclGroupEnd: internal error") != std::string::npos);
       if (k == 1) CHECK(e.code == emu_nccl::nccl::internal_error);
-    } catch (...) {
-      FAIL("rank ", k, " ended with another exception: ", message_of(r.errors[static_cast<std::size_t>(k)]));
-    }
+    });
   }
   CHECK(r.seconds < 5.0);
   std::filesystem::remove_all(board.folder());
@@ -371,15 +372,8 @@ TEST_CASE("cuda.nccl_emulated.failure.during_warm_up") {
   });
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
-    REQUIRE(r.errors[static_cast<std::size_t>(k)]);
-    try {
-      std::rethrow_exception(r.errors[static_cast<std::size_t>(k)]);
-    } catch (cuda::transport_error const& e) {
-      INFO(e.what());
-      CHECK(e.failed_rank == 2);
-    } catch (...) {
-      FAIL("rank ", k, " ended with another exception: ", message_of(r.errors[static_cast<std::size_t>(k)]));
-    }
+    expect_transport_error(r.errors[static_cast<std::size_t>(k)], k,
+                           [](cuda::transport_error const& e) { CHECK(e.failed_rank == 2); });
   }
   CHECK(r.seconds < 3.0 + 1.0);
   std::filesystem::remove_all(board.folder());
@@ -397,18 +391,12 @@ TEST_CASE("cuda.nccl_emulated.failure.stall_deadline_no_board") {
   int timed_out = 0;
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
-    REQUIRE(r.errors[static_cast<std::size_t>(k)]);
-    try {
-      std::rethrow_exception(r.errors[static_cast<std::size_t>(k)]);
-    } catch (cuda::transport_error const& e) {
-      INFO(e.what());
+    expect_transport_error(r.errors[static_cast<std::size_t>(k)], k, [&](cuda::transport_error const& e) {
       timed_out += e.timed_out ? 1 : 0;
       CHECK(e.failed_rank == -1);
       CHECK(std::string(e.what()).find("the failing rank is unknown (no failure board given)") != std::string::npos);
       if (e.timed_out) CHECK(std::string(e.what()).find("the deadline of 300 ms passed") != std::string::npos);
-    } catch (...) {
-      FAIL("rank ", k, " ended with another exception: ", message_of(r.errors[static_cast<std::size_t>(k)]));
-    }
+    });
   }
   CHECK(timed_out >= 1);
   CHECK(r.seconds < 1.5 + 1.0); // nobody waits longer than the stall plus a deadline

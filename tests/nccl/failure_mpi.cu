@@ -10,9 +10,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "nccl_test.cuh"
+#include "nccl_mpi_test.cuh"
 
-#include "pipesched/cuda/nccl_mpi.cuh"
 #include "pipesched/schedules/one_f_one_b.hpp"
 
 using namespace pipesched;
@@ -28,19 +27,12 @@ struct throwing : nccl_test::stamping {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  cuda::launch_info const who = cuda::launch_from_mpi();
-  int const devices = nccl_test_devices();
-  int enough = devices > who.local_rank ? 1 : 0, all = 0;
-  MPI_Allreduce(&enough, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (!all) {
-    if (rank == 0) std::printf("SKIPPED: %d process(es) per node need as many GPUs, found %d\n", size, devices);
+  nccl_test::mpi_start const run = nccl_test::start_mpi(&argc, &argv);
+  if (!run.enough_gpus) {
     MPI_Finalize();
     return nccl_test_skipped;
   }
+  int const rank = run.rank;
   using S = one_f_one_b<stages<3>, microbatches<6>>;
   bool ok = false;
   auto const t0 = std::chrono::steady_clock::now();

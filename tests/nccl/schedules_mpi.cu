@@ -8,9 +8,8 @@
 #include <cstdio>
 #include <string>
 
-#include "nccl_test.cuh"
+#include "nccl_mpi_test.cuh"
 
-#include "pipesched/cuda/nccl_mpi.cuh"
 #include "pipesched/schedules/gpipe.hpp"
 #include "pipesched/schedules/interleaved.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
@@ -45,21 +44,13 @@ template <class S> int run_one(int* bad) {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  cuda::launch_info const who = cuda::launch_from_mpi();
-  int const devices = nccl_test_devices();
-  // every rank decides alike: skip unless every local rank has a GPU
-  int enough = devices > who.local_rank ? 1 : 0, all = 0;
-  MPI_Allreduce(&enough, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (!all) {
-    if (rank == 0) std::printf("SKIPPED: %d process(es) per node need as many GPUs, found %d\n", size, devices);
+  nccl_test::mpi_start const run = nccl_test::start_mpi(&argc, &argv);
+  if (!run.enough_gpus) {
     MPI_Finalize();
     return nccl_test_skipped;
   }
-  cudaSetDevice(who.local_rank);
+  int const rank = run.rank;
+  cudaSetDevice(run.who.local_rank);
   int failures = 0;
   try {
     int* bad = nullptr;

@@ -1,33 +1,49 @@
-// Test support: NCCL's point-to-point semantics and an eager CUDA runtime emulated on the
-// host, as the policies of pipesched::cuda::basic_nccl_executor, with threads standing in
-// for the processes of a multi-process run.
+// Test support: NCCL's point-to-point semantics and a CUDA runtime emulated on the host, as
+// the policies of pipesched::cuda::basic_nccl_executor, with threads standing in for the
+// processes of a multi-process run.
 //
-// The runtime is eager: every stream operation runs when it is issued, on the issuing
-// thread (kernels are host code, copies memcpy), so queries always report "done"; events
-// and waits are counted, not modelled (the stream program's event logic is proven by the
-// compiler and tested against the stream emulator in cuda_executor_emulated.cpp).
+// The runtime keeps one FIFO of work per process (thread): an operation issued while nothing
+// launched is pending runs at once, on the issuing thread (kernels are host closures a test
+// functor enqueues with launch(), copies memcpy); events are counted, waits are no-ops (one
+// FIFO is an order every stream program allows; the event logic is proven by the compiler and
+// tested against the stream emulator in cuda_executor_emulated.cpp). Stream capture
+// (thread-local, like cudaStreamCaptureModeThreadLocal) records the issued work and groups
+// instead of running them; a graph launch queues them, and they run as the process queries
+// its streams and events — a recorded group posts its operations and blocks the FIFO until
+// they have matched, as an NCCL kernel blocks its stream. A kernel that returns an error
+// makes it sticky (every later query reports it) and drops the rest of the FIFO.
 //
 // The communicator follows NCCL's rules where they matter here:
 //   - send/recv only inside ncclGroupStart/End (the executor always groups); ncclGroupEnd
 //     posts the group's operations and returns "in progress", as a non-blocking
-//     communicator does;
+//     communicator does (eager groups use one communicator; captured ones may span several);
 //   - ncclCommGetAsyncError moves data: per (sender, receiver) pair the posted sends and
 //     receives match in their issue order (NCCL's per-peer order), a matched pair copies
 //     the bytes (a size mismatch is an error), and the state stays "in progress" until every
 //     operation of the rank's group has matched — the rendezvous;
+//   - ncclCommSplit is collective over the parent: each rank's k-th split joins the k-th
+//     split of every rank; the new communicators (one per colour, ranks ordered by key, then
+//     by parent rank) are ready, and a rank without colour's parent done, once all have
+//     called it (a parent rank that aborted first makes it a remote error);
 //   - ncclCommAbort withdraws the rank's posted operations; a peer whose pending operation
 //     waits on an aborted rank reads ncclRemoteError;
 //   - a group of more than `max_group_ops` operations is refused (invalid usage), and
 //     failures can be injected: the n-th ncclGroupEnd of a rank returns an internal error.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 /// The emulated stream type (the library names CUstream_st only as an incomplete type).
@@ -37,14 +53,91 @@ struct CUstream_st {
 
 namespace emu_nccl {
 
-/// The eager CUDA runtime (see above).
+/// Stream work: returns 0, or the error it raises (a kernel fault).
+using work = std::function<int()>;
+/// The error a faulting kernel raises (cudaErrorLaunchFailure's number).
+inline constexpr int kernel_fault = 719;
+
+struct comm;
+
+/// One send or receive a group names (recorded by a capture as is).
+struct op_desc {
+  comm* c = nullptr;
+  bool send = false;
+  int peer = 0;
+  void* buffer = nullptr;
+  std::size_t bytes = 0;
+};
+
+/// A captured iteration: work items and groups (a group: `fn` empty), in issue order.
+struct graph {
+  struct entry {
+    work fn;
+    std::vector<op_desc> group;
+  };
+  std::vector<entry> entries;
+};
+
+/// One process's (thread's) runtime state: the capture in progress, the launched work not
+/// yet done (a step returns 0: done, -1: blocked, > 0: an error), the sticky error.
+struct process {
+  std::unique_ptr<graph> capturing;
+  std::deque<work> pending;
+  int sticky = 0;
+  std::size_t graph_launches = 0;
+};
+inline process& proc() {
+  thread_local process p;
+  return p;
+}
+
+/// Runs launched work until it blocks on a group that has not matched, or ends.
+inline void progress() {
+  process& p = proc();
+  while (!p.pending.empty()) {
+    int const r = p.pending.front()();
+    if (r < 0) return;
+    p.pending.pop_front();
+    if (r > 0) {
+      p.sticky = r;
+      p.pending.clear();
+      return;
+    }
+  }
+}
+
+/// Issues work: recorded while capturing, queued behind launched work, else run now.
+inline void issue(work fn) {
+  process& p = proc();
+  if (p.capturing) {
+    p.capturing->entries.push_back({std::move(fn), {}});
+    return;
+  }
+  if (!p.pending.empty()) {
+    p.pending.push_back(std::move(fn));
+    return;
+  }
+  int const r = fn();
+  if (r > 0) p.sticky = r;
+}
+
+/// Enqueues a "kernel" on a stream (see above).
+inline void launch(CUstream_st*, work fn) { issue(std::move(fn)); }
+
+work group_runner(std::vector<op_desc> descs);
+
+/// The CUDA runtime (see above).
 struct runtime {
   using status = int;
   using stream_t = CUstream_st*;
   using event_t = int*;
+  using graph_t = graph*;
+  using graph_exec_t = graph*;
   static constexpr status success = 0;
   static constexpr status not_ready = 600;
-  static char const* error_string(status e) { return e == 0 ? "no error" : "emulated CUDA error"; }
+  static char const* error_string(status e) {
+    return e == 0 ? "no error" : e == kernel_fault ? "unspecified launch failure (emulated)" : "emulated CUDA error";
+  }
   static status get_last_error() { return success; }
   static status stream_create(stream_t* s) {
     *s = new CUstream_st{};
@@ -54,8 +147,23 @@ struct runtime {
     delete s;
     return success;
   }
-  static status stream_synchronize(stream_t) { return success; }
-  static status stream_query(stream_t) { return success; }
+  /// Runs the launched work to its end (bounded: 20 s, then "not ready").
+  static status stream_synchronize(stream_t) {
+    auto const until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+      progress();
+      if (proc().sticky) return proc().sticky;
+      if (proc().pending.empty()) return success;
+      if (std::chrono::steady_clock::now() > until) return not_ready;
+      std::this_thread::yield();
+    }
+  }
+  static status query() {
+    progress();
+    if (proc().sticky) return proc().sticky;
+    return proc().pending.empty() ? success : not_ready;
+  }
+  static status stream_query(stream_t) { return query(); }
   static status event_create(event_t* e) {
     *e = new int(0);
     return success;
@@ -65,10 +173,13 @@ struct runtime {
     return success;
   }
   static status event_record(event_t e, stream_t) {
-    ++*e;
+    issue([e] {
+      ++*e;
+      return 0;
+    });
     return success;
   }
-  static status event_query(event_t) { return success; }
+  static status event_query(event_t) { return query(); }
   static status stream_wait_event(stream_t, event_t) { return success; }
   static status malloc(void** p, std::size_t n) {
     *p = std::calloc(n, 1);
@@ -82,6 +193,36 @@ struct runtime {
     std::memset(p, v, n);
     return success;
   }
+  // graphs (capture is per thread: this process's work only)
+  static status begin_capture(stream_t) {
+    if (proc().capturing) return 900; // cudaErrorStreamCaptureUnsupported: already capturing
+    proc().capturing = std::make_unique<graph>();
+    return success;
+  }
+  static status end_capture(stream_t, graph_t* g) {
+    *g = proc().capturing.release();
+    return *g ? success : 901;
+  }
+  static status graph_instantiate(graph_exec_t* x, graph_t g) {
+    *x = new graph(*g);
+    return success;
+  }
+  static status graph_destroy(graph_t g) {
+    delete g;
+    return success;
+  }
+  static status graph_exec_destroy(graph_exec_t x) {
+    delete x;
+    return success;
+  }
+  /// Queues the captured work (asynchronous, like cudaGraphLaunch), then runs what can run.
+  static status graph_launch(graph_exec_t x, stream_t) {
+    process& p = proc();
+    ++p.graph_launches;
+    for (graph::entry const& e : x->entries) p.pending.push_back(e.fn ? e.fn : group_runner(e.group));
+    progress();
+    return success;
+  }
 };
 
 struct op {
@@ -92,8 +233,22 @@ struct op {
   bool done = false;
 };
 
-/// The processes of one run: the posted operations per (sender, receiver), who aborted,
-/// counters.
+struct world;
+
+/// One ncclCommSplit of a world: who called it with which colour and key, and the worlds it
+/// made (one per colour, owned by the parent world).
+struct split_record {
+  explicit split_record(int n)
+      : color(static_cast<std::size_t>(n), -1), key(static_cast<std::size_t>(n), 0), sub_rank(static_cast<std::size_t>(n), -1) {}
+  std::vector<int> color, key;
+  int arrived = 0;
+  bool made = false;
+  std::map<int, world*> worlds; ///< colour -> its world
+  std::vector<int> sub_rank;    ///< each parent rank's rank in its new world
+};
+
+/// The processes of one run (or of one communicator made by a split): the posted operations
+/// per (sender, receiver), who aborted, counters, and the splits made from it.
 struct world {
   explicit world(int n) : size(n), sends(static_cast<std::size_t>(n * n)), recvs(static_cast<std::size_t>(n * n)),
                           aborted(static_cast<std::size_t>(n), 0), bytes_moved(static_cast<std::size_t>(n * n), 0) {}
@@ -106,15 +261,35 @@ struct world {
   int max_group_ops = 256;
   int largest_group = 0;
   int size_mismatches = 0;
+  std::deque<split_record> splits;
+  std::vector<std::unique_ptr<world>> children;
+  std::vector<std::unique_ptr<comm>> child_comms;
+  /// Bytes moved on every world split from this one (recursively).
+  std::size_t bytes_moved_by_children() {
+    std::size_t n = 0;
+    for (auto& c : children) {
+      for (std::size_t b : c->bytes_moved) n += b;
+      n += c->bytes_moved_by_children();
+    }
+    return n;
+  }
 };
 
 struct comm {
-  world* w = nullptr;
+  world* w = nullptr; ///< null: made by a split that is not done yet
   int rank = 0;
-  std::vector<std::unique_ptr<op>> inflight; ///< the group posted last (until it completes)
+  std::vector<std::shared_ptr<op>> inflight; ///< posted operations (until they complete)
   int group_ends = 0;
   int fail_group_end_at = 0; ///< inject: this (1-based) ncclGroupEnd fails; 0: never
   bool error = false;        ///< a size mismatch was seen on one of its operations
+  bool dead = false;         ///< aborted before its split was done
+  bool released = false;     ///< ended in order (the executor's release)
+  // splits
+  int splits = 0;          ///< splits this rank called on this communicator
+  int waiting_split = -1;  ///< a split it called without colour, not done yet
+  comm* parent = nullptr;  ///< made by a split: its parent, and which split
+  int split_index = -1;
+  int color = -1;
 };
 
 /// The communicator policy.
@@ -126,6 +301,7 @@ struct nccl {
   static constexpr status invalid_usage = 5;
   static constexpr status remote_error = 6;
   static constexpr status in_progress = 7;
+  static constexpr int no_color = -1;
   static char const* error_string(status e) {
     switch (e) {
     case 0: return "no error";
@@ -140,8 +316,7 @@ struct nccl {
 
   struct group_state {
     int depth = 0;
-    comm* c = nullptr;
-    std::vector<std::unique_ptr<op>> ops;
+    std::vector<op_desc> ops;
   };
   static group_state& group() {
     thread_local group_state g;
@@ -154,9 +329,8 @@ struct nccl {
   }
   static status add(bool send, void* buf, std::size_t n, int peer, comm* c) {
     group_state& g = group();
-    if (g.depth == 0 || peer < 0 || peer >= c->w->size || (g.c && g.c != c)) return invalid_usage;
-    g.c = c;
-    g.ops.push_back(std::make_unique<op>(op{send, peer, buf, n, false}));
+    if (g.depth == 0 || !c->w || peer < 0 || peer >= c->w->size) return invalid_usage;
+    g.ops.push_back(op_desc{c, send, peer, buf, n});
     return success;
   }
   static status send(void const* buf, std::size_t n, int peer, comm* c, CUstream_st*) {
@@ -164,15 +338,24 @@ struct nccl {
   }
   static status recv(void* buf, std::size_t n, int peer, comm* c, CUstream_st*) { return add(false, buf, n, peer, c); }
 
+  /// Posts one operation on c (the caller holds c's world's mutex).
+  static void post(comm* c, std::shared_ptr<op> const& o) {
+    world& w = *c->w;
+    std::erase_if(c->inflight, [](std::shared_ptr<op> const& x) { return x->done; });
+    std::size_t const key = o->send ? static_cast<std::size_t>(c->rank * w.size + o->peer)
+                                    : static_cast<std::size_t>(o->peer * w.size + c->rank);
+    (o->send ? w.sends : w.recvs)[key].push_back(o.get());
+    c->inflight.push_back(o);
+  }
+
   static status group_end() {
     group_state& g = group();
     if (g.depth == 0) return invalid_usage;
     if (--g.depth > 0) return success;
-    comm* const c = g.c;
-    g.c = nullptr;
-    std::vector<std::unique_ptr<op>> ops = std::move(g.ops);
+    std::vector<op_desc> ops = std::move(g.ops);
     g.ops.clear();
-    if (!c || ops.empty()) return success;
+    if (ops.empty()) return success;
+    comm* const c = ops.front().c;
     world& w = *c->w;
     std::lock_guard<std::mutex> lock(w.mutex);
     ++c->group_ends;
@@ -180,25 +363,23 @@ struct nccl {
     int const n = static_cast<int>(ops.size());
     if (n > w.max_group_ops) return invalid_usage;
     if (n > w.largest_group) w.largest_group = n;
-    if (!c->inflight.empty()) return invalid_usage; // the previous group was not waited for
-    for (auto& o : ops) {
-      std::size_t const key = o->send ? static_cast<std::size_t>(c->rank * w.size + o->peer)
-                                      : static_cast<std::size_t>(o->peer * w.size + c->rank);
-      (o->send ? w.sends : w.recvs)[key].push_back(o.get());
+    if (proc().capturing) { // recorded: posted when the graph runs
+      proc().capturing->entries.push_back({work{}, std::move(ops)});
+      return success;
     }
-    c->inflight = std::move(ops);
+    for (op_desc const& d : ops)
+      if (d.c != c) return invalid_usage; // (eager groups of the executor use one communicator)
+    for (auto const& x : c->inflight)
+      if (!x->done) return invalid_usage; // the previous group was not waited for
+    for (op_desc const& d : ops) post(c, std::make_shared<op>(op{d.send, d.peer, d.buffer, d.bytes, false}));
     return in_progress;
   }
 
-  /// Matches what can be matched on the pairs of c's operations, then reports c's state.
-  static status async_error(comm* c, status* state) {
+  /// Matches what can be matched on the pairs of c's operations (the caller holds the
+  /// mutex); true when all of them are done.
+  static bool match(comm* c, bool* remote) {
     world& w = *c->w;
-    std::lock_guard<std::mutex> lock(w.mutex);
-    if (w.aborted[static_cast<std::size_t>(c->rank)]) {
-      *state = invalid_usage;
-      return success;
-    }
-    bool all = true, remote = false;
+    bool all = true;
     for (auto& o : c->inflight) {
       if (o->done) continue;
       int const from = o->send ? c->rank : o->peer, to = o->send ? o->peer : c->rank;
@@ -221,9 +402,98 @@ struct nccl {
       }
       if (!o->done) {
         all = false;
-        if (w.aborted[static_cast<std::size_t>(o->peer)]) remote = true;
+        if (w.aborted[static_cast<std::size_t>(o->peer)]) *remote = true;
       }
     }
+    return all;
+  }
+
+  /// A split's state: -1 not every rank has called it (remote error when a parent rank
+  /// aborted meanwhile), else done (the new worlds made).
+  static status split_state(comm* parent, int k) {
+    world& w = *parent->w;
+    std::lock_guard<std::mutex> lock(w.mutex);
+    split_record& rec = w.splits[static_cast<std::size_t>(k)];
+    if (rec.arrived < w.size) {
+      for (char a : w.aborted)
+        if (a) return remote_error;
+      return in_progress;
+    }
+    if (!rec.made) {
+      rec.made = true;
+      std::map<int, std::vector<int>> members; // colour -> parent ranks, by (key, rank)
+      for (int r = 0; r < w.size; ++r)
+        if (rec.color[static_cast<std::size_t>(r)] != no_color) members[rec.color[static_cast<std::size_t>(r)]].push_back(r);
+      for (auto& [color, m] : members) {
+        std::stable_sort(m.begin(), m.end(), [&](int a, int b) { return rec.key[static_cast<std::size_t>(a)] < rec.key[static_cast<std::size_t>(b)]; });
+        w.children.push_back(std::make_unique<world>(static_cast<int>(m.size())));
+        w.children.back()->max_group_ops = w.max_group_ops;
+        rec.worlds[color] = w.children.back().get();
+        for (std::size_t i = 0; i < m.size(); ++i) rec.sub_rank[static_cast<std::size_t>(m[i])] = static_cast<int>(i);
+      }
+    }
+    return success;
+  }
+
+  static status split(comm* parent, int color, int key, comm** out) {
+    *out = nullptr;
+    if (!parent->w) return invalid_usage;
+    world& w = *parent->w;
+    std::lock_guard<std::mutex> lock(w.mutex);
+    if (w.aborted[static_cast<std::size_t>(parent->rank)]) return invalid_usage;
+    int const k = parent->splits++;
+    while (static_cast<int>(w.splits.size()) <= k) w.splits.emplace_back(w.size);
+    split_record& rec = w.splits[static_cast<std::size_t>(k)];
+    rec.color[static_cast<std::size_t>(parent->rank)] = color;
+    rec.key[static_cast<std::size_t>(parent->rank)] = key;
+    ++rec.arrived;
+    if (color == no_color) {
+      parent->waiting_split = k;
+      return in_progress;
+    }
+    w.child_comms.push_back(std::make_unique<comm>());
+    comm* const c = w.child_comms.back().get();
+    c->parent = parent;
+    c->split_index = k;
+    c->color = color;
+    *out = c;
+    return in_progress;
+  }
+
+  /// Completes a pending split (of c, or of c's parent), then matches and reports c's state.
+  static status async_error(comm* c, status* state) {
+    if (c->dead) {
+      *state = invalid_usage;
+      return success;
+    }
+    if (!c->w) { // made by a split: ready once every rank has called it
+      status const s = split_state(c->parent, c->split_index);
+      if (s != success) {
+        *state = s;
+        return success;
+      }
+      world& pw = *c->parent->w;
+      std::lock_guard<std::mutex> lock(pw.mutex);
+      split_record& rec = pw.splits[static_cast<std::size_t>(c->split_index)];
+      c->w = rec.worlds.at(c->color);
+      c->rank = rec.sub_rank[static_cast<std::size_t>(c->parent->rank)];
+    }
+    if (c->waiting_split >= 0) {
+      status const s = split_state(c, c->waiting_split);
+      if (s != success) {
+        *state = s;
+        return success;
+      }
+      c->waiting_split = -1;
+    }
+    world& w = *c->w;
+    std::lock_guard<std::mutex> lock(w.mutex);
+    if (w.aborted[static_cast<std::size_t>(c->rank)]) {
+      *state = invalid_usage;
+      return success;
+    }
+    bool remote = false;
+    bool const all = match(c, &remote);
     if (c->error) *state = invalid_usage;
     else if (remote) *state = remote_error;
     else if (all) {
@@ -234,6 +504,10 @@ struct nccl {
   }
 
   static status abort(comm* c) {
+    if (!c->w) {
+      c->dead = true;
+      return success;
+    }
     world& w = *c->w;
     std::lock_guard<std::mutex> lock(w.mutex);
     w.aborted[static_cast<std::size_t>(c->rank)] = 1;
@@ -247,6 +521,35 @@ struct nccl {
     c->inflight.clear();
     return success;
   }
+
+  /// The orderly end of a communicator the executor made (NCCL: finalize, then destroy).
+  static void release(comm* c) { c->released = true; }
 };
+
+/// A recorded group, run from a launched graph: posts its operations, then is done once all
+/// have matched; an aborted communicator of its own ends it (NCCL's kernels exit on abort).
+inline work group_runner(std::vector<op_desc> descs) {
+  auto ops = std::make_shared<std::vector<std::pair<comm*, std::shared_ptr<op>>>>();
+  return [descs = std::move(descs), ops]() -> int {
+    if (ops->empty())
+      for (op_desc const& d : descs) {
+        if (!d.c->w) return 0;
+        std::lock_guard<std::mutex> lock(d.c->w->mutex);
+        if (d.c->w->aborted[static_cast<std::size_t>(d.c->rank)]) return 0;
+        auto o = std::make_shared<op>(op{d.send, d.peer, d.buffer, d.bytes, false});
+        nccl::post(d.c, o);
+        ops->push_back({d.c, o});
+      }
+    bool all = true;
+    for (auto& [c, o] : *ops) {
+      std::lock_guard<std::mutex> lock(c->w->mutex);
+      if (c->w->aborted[static_cast<std::size_t>(c->rank)]) return 0;
+      bool remote = false;
+      (void)nccl::match(c, &remote);
+      all = all && o->done;
+    }
+    return all ? 0 : -1;
+  };
+}
 
 } // namespace emu_nccl

@@ -4,7 +4,8 @@
 //
 // Written against two policies and including no CUDA or NCCL header: `Runtime` (streams,
 // events, memory, queries — cuda_runtime's shape plus stream_query/event_query) and `Comm`
-// (group start/end, send, recv, the communicator's asynchronous state, abort).
+// (group start/end, send, recv, the communicator's asynchronous state, abort, split,
+// release).
 // `cuda::nccl_executor<S>` (nccl.cuh) binds them to CUDA and NCCL; the CPU tests bind them
 // to a host emulation in which threads stand in for processes.
 #pragma once
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "pipesched/cuda/basic_executor.hpp"
+#include "pipesched/cuda/edge_rounds.hpp"
 #include "pipesched/cuda/launch.hpp"
 #include "pipesched/cuda/stream_program.hpp"
 #include "pipesched/pipeline/schedule.hpp"
@@ -49,6 +51,10 @@ struct nccl_options {
   /// Send and receive once on every edge of this rank in the constructor, so that NCCL's
   /// lazy connection set-up (hundreds of ms) is not in the first iteration.
   bool warm_up = true;
+  /// Make the communicators of capture() (one per directed edge, split from the world
+  /// communicator, each warmed up) in the constructor; otherwise the first capture() makes
+  /// them. Either way every rank must do the same (splitting is collective).
+  bool edge_communicators = false;
   /// Where a failing rank leaves a note, so that the others' exceptions name it (optional:
   /// without it they name the edge they were waiting on and say the failing rank is unknown).
   failure_board* board = nullptr;
@@ -121,6 +127,9 @@ struct warm_edge {
 /// transport_error naming the failing rank and the edge it was on; a functor that throws
 /// leaves its note on the board, aborts the communicator and its exception propagates.
 /// After a failure the executor refuses to run (make a new communicator and executor).
+///
+/// capture()/replay(): the rank's whole iteration as a CUDA graph, its transfers each on the
+/// communicator of its directed edge (see edge_rounds.hpp and docs/04_cuda.md).
 template <schedule_type S, class Runtime, class Comm> class basic_nccl_executor {
   static_assert(pipesched::detail::checked<S>);
   using stream_t = typename Runtime::stream_t;
@@ -128,6 +137,8 @@ template <schedule_type S, class Runtime, class Comm> class basic_nccl_executor 
   using status = typename Runtime::status;
   using comm_t = typename Comm::comm_t;
   using comm_status = typename Comm::status;
+  using graph_t = typename Runtime::graph_t;
+  using graph_exec_t = typename Runtime::graph_exec_t;
 
 public:
   using schedule = S;
@@ -151,6 +162,7 @@ public:
       bytes_ = boundary_byte_table(S::stages, o.boundaries, o.slot_bytes);
       setup();
       if (o.warm_up) warm_up();
+      if (o.edge_communicators) make_edge_comms();
     } catch (...) {
       abort_comm(); // the peers may be waiting for this rank's warm-up: they must not hang
       release();
@@ -164,9 +176,7 @@ public:
   /// One iteration of this rank, with `functor` (this rank's stage functor), ordered after
   /// the work on `origin` (null: the legacy default stream); returns when it is done.
   template <class Functor> void run(Functor& functor, stream_t origin = nullptr) {
-    if (failed_)
-      throw std::logic_error("pipesched: this rank's communicator was aborted by an earlier failure: make a new "
-                             "communicator and executor");
+    refuse_after_failure();
     failure_ = failure_site{rank_, {}};
     start_ = std::chrono::steady_clock::now();
     pipesched::detail::with_rank<ranks>(rank_, [&](auto rc) {
@@ -181,20 +191,67 @@ public:
   /// A send and a receive on every edge of this rank, each edge its own group, in one order
   /// every rank shares (so it cannot deadlock); waits for them. Called by the constructor
   /// unless nccl_options::warm_up is false.
-  void warm_up() {
+  void warm_up() { warm_edges(false); }
+
+  /// Records this rank's whole iteration with `functor` into a CUDA graph: its compute passes,
+  /// and each send and receive on the communicator of its directed edge, with the program's
+  /// events and groups — on the executor's capture stream, in thread-local mode, with no
+  /// host synchronisation inside (nothing runs: the functor's kernels are recorded with the
+  /// pointers they have now, so inputs must live in fixed buffers). The first capture makes
+  /// the edge communicators (unless nccl_options::edge_communicators did) and warms each up.
+  /// Collective: every rank captures, in the same order relative to its run() and replay()
+  /// calls. Capturing again replaces the graph. On a failure it aborts every communicator of
+  /// the rank, like run().
+  template <class Functor> void capture(Functor& functor) {
+    refuse_after_failure();
+    failure_ = failure_site{rank_, {}};
+    if (!edges_made_) make_edge_comms();
+    drop_graph();
     start_ = std::chrono::steady_clock::now();
-    for (detail::warm_edge const& e : edges_) {
-      if (e.from != rank_ && e.to != rank_) continue;
-      group_edge_ = {e.from, e.to, action_record{}};
-      check_comm(Comm::group_start(), "ncclGroupStart");
-      in_group_ = true;
-      group_ops_ = e.from == e.to ? 2 : 1;
-      if (e.from == rank_) check_comm(Comm::send(largest_slot_, e.bytes, e.to, comm_, comm_stream_), "ncclSend");
-      if (e.to == rank_) check_comm(Comm::recv(largest_slot_, e.bytes, e.from, comm_, comm_stream_), "ncclRecv");
-      end_group();
-      ++warm_groups_;
+    check(Runtime::begin_capture(capture_stream_), "cudaStreamBeginCapture");
+    capturing_ = true;
+    graph_t graph{};
+    try {
+      pipesched::detail::with_rank<ranks>(rank_, [&](auto rc) {
+        constexpr int R = decltype(rc)::value;
+        (void)pipesched::detail::check_members<S, R, Functor>();
+        issue_iteration<R>(functor, capture_stream_);
+      });
+    } catch (...) {
+      capturing_ = false;
+      group_count_ = 0;
+      (void)Runtime::end_capture(capture_stream_, &graph);
+      if (graph) (void)Runtime::graph_destroy(graph);
+      (void)Runtime::get_last_error();
+      abort_comm(); // (already done by whatever threw; the peers' replays must not hang)
+      throw;
     }
-    wait_done(comm_stream_);
+    capturing_ = false;
+    group_count_ = 0; // the group-done events of a capture are graph nodes, not queried
+    check(Runtime::end_capture(capture_stream_, &graph), "cudaStreamEndCapture");
+    status const e = Runtime::graph_instantiate(&graph_exec_, graph);
+    (void)Runtime::graph_destroy(graph);
+    if (e != Runtime::success) {
+      graph_exec_ = graph_exec_t{};
+      check(e, "cudaGraphInstantiate");
+    }
+    ++captures_;
+  }
+
+  /// Launches the captured iteration after the work on `origin` (null: the legacy default
+  /// stream) and returns when it is done, polling every communicator of the rank, the failure
+  /// board and the deadline as run() does.
+  void replay(stream_t origin = nullptr) {
+    refuse_after_failure();
+    if (!graph_exec_) throw std::logic_error("pipesched: replay() before capture()");
+    failure_ = failure_site{rank_, {}};
+    start_ = std::chrono::steady_clock::now();
+    replaying_ = true;
+    check(Runtime::graph_launch(graph_exec_, origin), "cudaGraphLaunch");
+    wait_done(origin);
+    replaying_ = false;
+    ++iterations_;
+    ++replays_;
   }
 
   int rank() const { return rank_; }
@@ -203,8 +260,15 @@ public:
   std::size_t groups_issued() const { return groups_issued_; }
   int largest_group() const { return largest_group_; }
   std::size_t warm_up_groups() const { return warm_groups_; }
-  /// Iterations run to the end.
+  /// Iterations run to the end (run() and replay()), replays among them, captures made.
   std::size_t iterations() const { return iterations_; }
+  std::size_t replays() const { return replays_; }
+  std::size_t captures() const { return captures_; }
+  bool captured() const { return static_cast<bool>(graph_exec_); }
+  /// The communicator of each edge of edges() this rank is on (null: not on it, or not made
+  /// yet), and how many split rounds made them.
+  std::vector<comm_t> const& edge_comms() const { return edge_comms_; }
+  std::size_t split_rounds() const { return split_rounds_; }
   /// The edges this rank warms up (all ranks' edges, in the shared order).
   std::vector<detail::warm_edge> const& edges() const { return edges_; }
   /// Where the last failure of this rank happened (its rank and action).
@@ -213,6 +277,7 @@ public:
   int slot_count() const { return static_cast<int>(views_.size()); }
   stream_t compute_stream() const { return compute_; }
   stream_t comm_stream() const { return comm_stream_; }
+  stream_t capture_stream() const { return capture_stream_; }
   std::vector<std::size_t> const& boundary_bytes() const { return bytes_; }
 
 private:
@@ -258,20 +323,34 @@ private:
     abort_comm();
   }
 
-  /// Aborts the communicator, once.
+  void refuse_after_failure() const {
+    if (failed_)
+      throw std::logic_error("pipesched: this rank's communicator was aborted by an earlier failure: make a new "
+                             "communicator and executor");
+  }
+
+  /// Aborts every communicator of the rank (the world's and the edges'), once.
   void abort_comm() {
     if (!failed_) {
       failed_ = true;
       (void)Comm::abort(comm_);
+      for (comm_t c : edge_comms_)
+        if (c) (void)Comm::abort(c);
     }
     in_group_ = false;
     pending_records_.clear();
   }
 
-  /// The edge this rank is on: the group being issued, else the first group of this
-  /// iteration that has not completed (its done event).
+  /// The edge this rank is on: the edge whose communicator reported the error; the group
+  /// being issued; in a replay nothing more (the graph's groups are not events the host can
+  /// query); else the first group of this iteration that has not completed (its done event).
   edge_on where() const {
-    if (in_group_) return group_edge_;
+    if (comm_edge_ >= 0) {
+      detail::warm_edge const& e = edges_[static_cast<std::size_t>(comm_edge_)];
+      return {e.from, e.to, action_record{}};
+    }
+    if (in_group_ || capturing_) return group_edge_;
+    if (replaying_) return {};
     for (std::size_t g = 0; g < group_count_; ++g)
       if (Runtime::event_query(group_done_[g]) != Runtime::success) return group_edges_[g];
     return group_edge_;
@@ -320,15 +399,35 @@ private:
       stop("the deadline of " + std::to_string(options_.deadline.count()) + " ms passed", 0, true);
   }
 
-  /// A group ended with "in progress" (non-blocking communicator): poll the communicator's
+  /// One communicator's asynchronous state (`edge`: its index in edges_, -1: the world's):
+  /// false while in progress; an error stops the rank.
+  bool poll_comm(comm_t c, int edge, char const* call) {
+    comm_status st = Comm::success;
+    comm_status const e = Comm::async_error(c, &st);
+    if (e != Comm::success) {
+      comm_edge_ = edge;
+      comm_failure(e, "ncclCommGetAsyncError");
+    }
+    if (st == Comm::in_progress) return false;
+    if (st != Comm::success) {
+      comm_edge_ = edge;
+      comm_failure(st, call);
+    }
+    return true;
+  }
+  /// Every communicator of the rank; false while one is in progress.
+  bool comms_settled(char const* call) {
+    bool settled = poll_comm(comm_, -1, call);
+    for (std::size_t k = 0; k < edge_comms_.size(); ++k)
+      if (edge_comms_[k]) settled = poll_comm(edge_comms_[k], static_cast<int>(k), call) && settled;
+    return settled;
+  }
+
+  /// A group ended with "in progress" (non-blocking communicator): poll the communicators'
   /// state until the group is enqueued.
   void wait_enqueued(char const* call) {
     for (int spin = 0;; ++spin) {
-      comm_status st = Comm::success;
-      comm_status const e = Comm::async_error(comm_, &st);
-      if (e != Comm::success) comm_failure(e, "ncclCommGetAsyncError");
-      if (st == Comm::success) return;
-      if (st != Comm::in_progress) comm_failure(st, call);
+      if (comms_settled(call)) return;
       poll_outside();
       if (spin > 1024) std::this_thread::sleep_for(std::chrono::microseconds(20));
       else if (spin > 64) std::this_thread::yield();
@@ -341,10 +440,7 @@ private:
       status const q = Runtime::stream_query(origin);
       if (q == Runtime::success) break;
       if (q != Runtime::not_ready) check(q, "cudaStreamQuery");
-      comm_status st = Comm::success;
-      comm_status const e = Comm::async_error(comm_, &st);
-      if (e != Comm::success) comm_failure(e, "ncclCommGetAsyncError");
-      if (st != Comm::success && st != Comm::in_progress) comm_failure(st, "an asynchronous NCCL operation");
+      (void)comms_settled("an asynchronous NCCL operation");
       poll_outside();
       if (spin > 64) std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -355,6 +451,7 @@ private:
   void setup() {
     check(Runtime::stream_create(&compute_), "cudaStreamCreateWithFlags");
     check(Runtime::stream_create(&comm_stream_), "cudaStreamCreateWithFlags");
+    check(Runtime::stream_create(&capture_stream_), "cudaStreamCreateWithFlags");
     for (event_t& e : joins_) check(Runtime::event_create(&e), "cudaEventCreateWithFlags");
     check(Runtime::event_create(&fork_), "cudaEventCreateWithFlags");
     // the events this rank's part of the program records, one per (event, local stream);
@@ -407,13 +504,73 @@ private:
                                         (edges_[j].from == edges_[j - 1].from && edges_[j].to < edges_[j - 1].to));
            --j)
         std::swap(edges_[j], edges_[j - 1]);
+    edge_index_.assign(static_cast<std::size_t>(ranks * ranks), -1);
+    for (std::size_t k = 0; k < edges_.size(); ++k)
+      edge_index_[static_cast<std::size_t>(edges_[k].from * ranks + edges_[k].to)] = static_cast<int>(k);
+  }
+
+  /// Warm-up groups, one per edge of this rank in the shared order: on the world
+  /// communicator, or on each edge's own.
+  void warm_edges(bool on_edge_comms) {
+    start_ = std::chrono::steady_clock::now();
+    for (std::size_t k = 0; k < edges_.size(); ++k) {
+      detail::warm_edge const& e = edges_[k];
+      if (e.from != rank_ && e.to != rank_) continue;
+      comm_t const c = on_edge_comms ? edge_comms_[k] : comm_;
+      int const to = on_edge_comms ? edge_peer(e.from, e.to, rank_) : e.to;
+      int const from = on_edge_comms ? edge_peer(e.from, e.to, rank_) : e.from;
+      group_edge_ = {e.from, e.to, action_record{}};
+      check_comm(Comm::group_start(), "ncclGroupStart");
+      in_group_ = true;
+      group_ops_ = e.from == e.to ? 2 : 1;
+      if (e.from == rank_) check_comm(Comm::send(largest_slot_, e.bytes, to, c, comm_stream_), "ncclSend");
+      if (e.to == rank_) check_comm(Comm::recv(largest_slot_, e.bytes, from, c, comm_stream_), "ncclRecv");
+      end_group();
+      ++warm_groups_;
+    }
+    wait_done(comm_stream_);
+  }
+
+  /// One communicator per directed edge: the edges coloured into rounds in which no rank is
+  /// in two edges (edge_rounds.hpp), one split of the world communicator per round on every
+  /// rank (colour: the edge's index; key: 0 sender, 1 receiver), each waited for (polling,
+  /// with the board and the deadline) before the next; then each is warmed up.
+  void make_edge_comms() {
+    start_ = std::chrono::steady_clock::now();
+    edge_round_plan const plan = color_edge_rounds(edges_, ranks);
+    edge_comms_.assign(edges_.size(), comm_t{});
+    for (std::size_t k = 0; k < plan.rounds.size(); ++k) {
+      edge_split const sp = split_of(edges_, plan, k, rank_);
+      comm_t child{};
+      comm_status const e = Comm::split(comm_, sp.color == split_no_color ? Comm::no_color : sp.color, sp.key, &child);
+      if (sp.color != split_no_color) edge_comms_[static_cast<std::size_t>(sp.color)] = child;
+      if (e != Comm::success && e != Comm::in_progress) comm_failure(e, "ncclCommSplit");
+      // done when the new communicator is ready (without one: when the parent is)
+      for (int spin = 0;; ++spin) {
+        if (child ? poll_comm(child, sp.color, "ncclCommSplit") : poll_comm(comm_, -1, "ncclCommSplit")) break;
+        poll_outside();
+        if (spin > 64) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      ++split_rounds_;
+    }
+    edges_made_ = true;
+    warm_edges(true);
+  }
+
+  void drop_graph() {
+    if (graph_exec_) (void)Runtime::graph_exec_destroy(graph_exec_);
+    graph_exec_ = graph_exec_t{};
   }
 
   void release() noexcept {
     if (!failed_) {
       if (compute_) (void)Runtime::stream_synchronize(compute_);
       if (comm_stream_) (void)Runtime::stream_synchronize(comm_stream_);
+      for (comm_t c : edge_comms_) // an orderly end (after a failure they were aborted)
+        if (c) Comm::release(c);
     }
+    edge_comms_.clear();
+    drop_graph();
     for (event_t e : events_)
       if (e) (void)Runtime::event_destroy(e);
     for (event_t e : group_done_)
@@ -423,10 +580,11 @@ private:
     if (fork_) (void)Runtime::event_destroy(fork_);
     if (compute_) (void)Runtime::stream_destroy(compute_);
     if (comm_stream_) (void)Runtime::stream_destroy(comm_stream_);
+    if (capture_stream_) (void)Runtime::stream_destroy(capture_stream_);
     if (block_) (void)Runtime::free(block_);
     events_.clear();
     group_done_.clear();
-    compute_ = comm_stream_ = stream_t{};
+    compute_ = comm_stream_ = capture_stream_ = stream_t{};
     block_ = nullptr;
     (void)Runtime::get_last_error();
   }
@@ -506,7 +664,10 @@ private:
         std::size_t const bytes = bytes_[static_cast<std::size_t>(key)];
         if (bytes == 0) return;
         add_to_group({R, sa.peer, action_record::of(step_of<S, R, i>{})}, sa.in, false);
-        check_comm(Comm::send(views_[sa.in].data, bytes, sa.peer, comm_, comm_stream_), "ncclSend");
+        // captured: on the edge's own communicator, where the receiver is rank 1 (0: self)
+        comm_t const c = capturing_ ? edge_comm(R, sa.peer) : comm_;
+        int const peer = capturing_ ? edge_peer(R, sa.peer, R) : sa.peer;
+        check_comm(Comm::send(views_[sa.in].data, bytes, peer, c, comm_stream_), "ncclSend");
       } else if constexpr (o.kind == stream_op_kind::recv) {
         constexpr std::size_t i = o.action;
         constexpr action ra = S::lowered.at(R, i);
@@ -516,12 +677,18 @@ private:
         std::size_t const bytes = bytes_[static_cast<std::size_t>(key)];
         if (bytes == 0) return;
         add_to_group({q, R, action_record::of(step_of<S, R, i>{})}, ra.out, true);
-        check_comm(Comm::recv(views_[ra.out].data, bytes, q, comm_, comm_stream_), "ncclRecv");
+        comm_t const c = capturing_ ? edge_comm(q, R) : comm_;
+        int const peer = capturing_ ? edge_peer(q, R, R) : q;
+        check_comm(Comm::recv(views_[ra.out].data, bytes, peer, c, comm_stream_), "ncclRecv");
       }
     }
   }
 
   using pass_tracker = detail::pass_tracker;
+
+  comm_t edge_comm(int from, int to) const {
+    return edge_comms_[static_cast<std::size_t>(edge_index_[static_cast<std::size_t>(from * ranks + to)])];
+  }
 
   /// Adds a send (reading `slot`) or a receive (writing it) to the open group, first ending
   /// the group when it is full or when one of its operations touches the same slot and one
@@ -568,6 +735,8 @@ private:
   int rank_;
   stream_t compute_{};
   stream_t comm_stream_{};
+  stream_t capture_stream_{};
+  graph_exec_t graph_exec_{};
   event_t fork_{};
   std::array<event_t, 2> joins_{};
   std::vector<event_t> events_;
@@ -579,6 +748,13 @@ private:
   void* largest_slot_ = nullptr;
   std::vector<view> views_;
   std::vector<detail::warm_edge> edges_;
+  std::vector<int> edge_index_;    ///< [from * ranks + to]: the edge's index in edges_, -1: none
+  std::vector<comm_t> edge_comms_; ///< per edge of edges_: its communicator (this rank's edges)
+  bool edges_made_ = false;
+  std::size_t split_rounds_ = 0;
+  bool capturing_ = false;
+  bool replaying_ = false;
+  int comm_edge_ = -1; ///< the edge whose communicator reported the error (-1: the world's, or none)
   bool in_group_ = false;
   int group_ops_ = 0;
   std::uint64_t group_serial_ = 0;
@@ -592,6 +768,8 @@ private:
   std::size_t groups_issued_ = 0;
   std::size_t warm_groups_ = 0;
   std::size_t iterations_ = 0;
+  std::size_t replays_ = 0;
+  std::size_t captures_ = 0;
   int largest_group_ = 0;
 };
 

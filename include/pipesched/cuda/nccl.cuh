@@ -28,6 +28,29 @@ struct nccl_cuda_runtime : cuda_runtime {
   static status event_query(event_t e) { return cudaEventQuery(e); }
 };
 
+namespace detail {
+
+/// The orderly end of a non-blocking communicator: finalize (polled, at most `limit`), then
+/// destroy; one that reports an error or does not finalize in time is aborted instead (never
+/// hang).
+inline void finalize_or_abort(ncclComm_t c, std::chrono::milliseconds limit = std::chrono::seconds(30)) noexcept {
+  bool done = ncclCommFinalize(c) == ncclSuccess;
+  auto const until = std::chrono::steady_clock::now() + limit;
+  for (ncclResult_t state = ncclInProgress; done;) {
+    if (ncclCommGetAsyncError(c, &state) != ncclSuccess || (state != ncclSuccess && state != ncclInProgress))
+      done = false;
+    else if (state == ncclSuccess) break;
+    else if (std::chrono::steady_clock::now() > until) done = false;
+    else std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (done) (void)ncclCommDestroy(c);
+  else (void)ncclCommAbort(c);
+}
+
+} // namespace detail
+
+static_assert(split_no_color == NCCL_SPLIT_NOCOLOR, "edge_rounds.hpp's colour for \"no communicator\" is NCCL's");
+
 /// The communicator policy of basic_nccl_executor bound to NCCL: byte-wise point-to-point.
 struct nccl_comm {
   using status = ncclResult_t;
@@ -46,6 +69,17 @@ struct nccl_comm {
   }
   static status async_error(comm_t c, status* state) { return ncclCommGetAsyncError(c, state); }
   static status abort(comm_t c) { return ncclCommAbort(c); }
+  static constexpr int no_color = NCCL_SPLIT_NOCOLOR;
+  /// Starts a split of `parent` with a non-blocking config (the executor then polls
+  /// ncclCommGetAsyncError on the new communicator, or on the parent without one, until it
+  /// is no longer in progress).
+  static status split(comm_t parent, int color, int key, comm_t* child) {
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    *child = nullptr;
+    return ncclCommSplit(parent, color, key, child, &config);
+  }
+  static void release(comm_t c) { detail::finalize_or_abort(c); }
 };
 
 /// Rank `rank`'s executor of schedule S, one process per GPU, over an NCCL communicator.
@@ -156,25 +190,16 @@ public:
     if (!executor_) return;
     bool const failed = executor_->failed();
     executor_.reset();
-    if (comm_ && !failed) {
-      // an orderly end: finalize (non-blocking: poll, bounded), then destroy; a
-      // communicator that does not finalize in time is aborted instead (never hang)
-      bool done = ncclCommFinalize(comm_) == ncclSuccess;
-      auto const until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-      for (ncclResult_t state = ncclInProgress; done;) {
-        if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess || (state != ncclSuccess && state != ncclInProgress))
-          done = false;
-        else if (state == ncclSuccess) break;
-        else if (std::chrono::steady_clock::now() > until) done = false;
-        else std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      if (done) (void)ncclCommDestroy(comm_);
-      else (void)ncclCommAbort(comm_);
-    }
+    // an orderly end: finalize (polled, bounded), then destroy, else abort (never hang)
+    if (comm_ && !failed) detail::finalize_or_abort(comm_);
   }
 
   /// One iteration of this rank (see basic_nccl_executor::run).
   template <class Functor> void run(Functor& functor, cudaStream_t origin = nullptr) { executor_->run(functor, origin); }
+  /// This rank's iteration as a CUDA graph on per-edge communicators (see
+  /// basic_nccl_executor::capture and replay); collective, like run().
+  template <class Functor> void capture(Functor& functor) { executor_->capture(functor); }
+  void replay(cudaStream_t origin = nullptr) { executor_->replay(origin); }
   executor_type& executor() { return *executor_; }
   launch_info const& who() const { return who_; }
   int rank() const { return who_.rank; }
