@@ -6,9 +6,10 @@
 // (salted stamps) and every rank's passes run in its list order; an MLP trained through it
 // equals, to the last bit, the same MLP trained by host::runtime_executor on the same table
 // and by the compile-time cuda executor on the same schedule type (whose stream program the
-// run-time derivation reproduces op for op). Graph replay equals eager execution; a throwing
-// functor stops the iteration, names rank and action, and the executor runs again; a table
-// whose slots are clobbered is refused at construction with the check's sentence.
+// run-time derivation reproduces op for op). Extra slots, one rank per device (peer copies),
+// graph replay equal to eager execution; a throwing functor or a failing copy stops the
+// iteration, names rank and action, and the executor runs again; a table whose slots are
+// clobbered is refused at construction with the check's sentence.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -163,6 +164,16 @@ TEST_CASE("cuda.runtime.emulated.one_rank_per_device") {
   cuda::options bad;
   bad.devices = {0, 1};
   CHECK_THROWS_AS(emu_runtime_executor(sched, bad), std::invalid_argument);
+}
+
+TEST_CASE("cuda.runtime.emulated.extra_slots") {
+  // double buffering chosen at run time: two extra slots per rank (a round robin); the
+  // derived program and the executor need nothing else
+  params with{4, 8};
+  with.extra_slots = 2;
+  runtime_schedule const base(make_schedule("zb-h2", params{4, 8})), sched(make_schedule("zb-h2", with));
+  for (int r = 0; r < 4; ++r) CHECK(sched.slots(r) == base.slots(r) + 2);
+  for (std::uint64_t seed = 91; seed <= 93; ++seed) run_checked(sched, "zb-h2 with 2 extra slots", seed);
 }
 
 namespace {
