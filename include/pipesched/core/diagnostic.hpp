@@ -51,6 +51,8 @@ enum class errc : std::uint8_t {
   program_malformed,
   // generators
   not_generated,
+  // buffer slots of a lowered table
+  slot_mismatch,
 };
 
 /// A short sentence that says what is wrong and what to change.
@@ -88,6 +90,9 @@ constexpr const char* message(errc e) {
   case errc::transfer_deadlock: return "the blocking sends and receives wait on each other: the lowered schedule would hang";
   case errc::memory_bound_exceeded: return "a rank's peak activation memory exceeds the schedule's bound";
   case errc::parse_error: return "the text is not a valid action list";
+  case errc::slot_mismatch:
+    return "a pass or transfer reads a buffer slot that does not hold the boundary it expects (or has no slot for "
+           "it): the table's slot numbers are wrong; let lower() assign them";
   case errc::bad_path: return "a micro-batch path breaks a path rule";
   case errc::unknown_schedule: return "no schedule has that name";
   case errc::program_unordered_read:

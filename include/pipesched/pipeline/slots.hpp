@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "pipesched/core/diagnostic.hpp"
 #include "pipesched/core/table.hpp"
 #include "pipesched/core/vec.hpp"
 
@@ -109,3 +110,70 @@ constexpr void assign_slots(table& t, int extra = 0) {
 }
 
 } // namespace pipesched::detail
+
+namespace pipesched {
+
+/// Checks a lowered table's buffer slots by walking each rank's list in order and keeping
+/// what every slot holds (the activation entering a stage, or the gradient of a stage's
+/// output, of a micro-batch): every boundary an action needs has a slot (below the rank's
+/// slot_count) that holds that very boundary when the action reads it. A write over a
+/// boundary still to be read shows as that later read's mismatch. Tables lowered by
+/// lower() pass by construction; a table whose slots were numbered elsewhere (by hand, by
+/// another tool) is checked here before anything runs it (runtime_schedule).
+constexpr diagnostic verify_slots(table const& t) {
+  struct tag {
+    int kind, stage, mb; // kind 0: activation entering `stage`; 1: gradient of `stage`'s output; -1: nothing
+  };
+  vec<tag> held;
+  for (int r = 0; r < t.ranks; ++r) {
+    auto const& list = t.lists[static_cast<std::size_t>(r)];
+    int const slots = static_cast<std::size_t>(r) < t.slot_count.size() ? t.slot_count[static_cast<std::size_t>(r)] : 0;
+    held.assign(static_cast<std::size_t>(slots), tag{-1, -1, -1});
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      action const& a = list[i];
+      int const s = a.stage, j = a.mb, nx = t.next_stage(j, s), pv = t.prev_stage(j, s);
+      auto fail = [&](char const* why) {
+        return diagnostic{errc::slot_mismatch, r, static_cast<int>(i), s, j, why};
+      };
+      // a read: `needed` says the boundary exists (then it must have a slot holding it)
+      auto read = [&](std::uint16_t slot, bool needed, tag want) -> char const* {
+        if (slot == no_slot) return needed ? "a boundary it needs has no slot" : nullptr;
+        if (slot >= slots) return "a slot number beyond the rank's slot count";
+        tag const& h = held[slot];
+        if (h.kind != want.kind || h.stage != want.stage || h.mb != want.mb) return "the slot holds another boundary";
+        return nullptr;
+      };
+      auto write = [&](std::uint16_t slot, bool needed, tag what) -> char const* {
+        if (slot == no_slot) return needed ? "a boundary it produces has no slot" : nullptr;
+        if (slot >= slots) return "a slot number beyond the rank's slot count";
+        held[slot] = what;
+        return nullptr;
+      };
+      char const* why = nullptr;
+      switch (a.kind) {
+      case op::forward:
+        why = read(a.in, pv >= 0, {0, s, j});
+        if (!why) why = write(a.out, nx >= 0, {0, nx, j});
+        break;
+      case op::backward:
+      case op::backward_input:
+        why = read(a.in, nx >= 0, {1, s, j});
+        if (!why) why = read(a.aux, pv >= 0, {0, s, j});
+        if (!why) why = write(a.out, pv >= 0, {1, pv, j});
+        break;
+      case op::backward_weight:
+        why = read(a.in, nx >= 0, {1, s, j});
+        if (!why) why = read(a.aux, pv >= 0, {0, s, j});
+        break;
+      case op::send_act: why = read(a.in, true, {0, nx, j}); break;
+      case op::recv_act: why = write(a.out, true, {0, s, j}); break;
+      case op::send_grad: why = read(a.in, true, {1, pv, j}); break;
+      case op::recv_grad: why = write(a.out, true, {1, s, j}); break;
+      }
+      if (why) return fail(why);
+    }
+  }
+  return {};
+}
+
+} // namespace pipesched

@@ -29,8 +29,8 @@ struct schedule_error : std::invalid_argument {
 
 /// A schedule known only at run time — from `make_schedule(name, params)`, a skip-path table
 /// or an imported CSV — lowered when it is not yet (with `costs`, `extra_slots`) and
-/// verified: a table that fails throws schedule_error with the verification's sentence, so
-/// nothing unverified runs. Holds, per rank, each action's run-time step and the boundary
+/// verified (its buffer slots too, when it came lowered: verify_slots): a table that fails
+/// throws schedule_error with the verification's sentence, so nothing unverified runs. Holds, per rank, each action's run-time step and the boundary
 /// each of its views holds; `run` calls a rank's list in order, as plan<S, R>::run does.
 ///
 /// It reads like a frozen static_table (size, at, stages, prev_stage, slot_count), so the
@@ -39,11 +39,14 @@ class runtime_schedule {
 public:
   explicit runtime_schedule(table t, sim_costs const& costs = {}, int extra_slots = 0) {
     if (!t.ok()) throw schedule_error(t.error);
+    bool const numbered_elsewhere = t.lowered; // slots not assigned by lower() here: check them
     if (!t.lowered) {
       t = lower(t, costs, extra_slots);
       if (!t.ok()) throw schedule_error(t.error);
     }
     if (diagnostic const d = verify(t)) throw schedule_error(d);
+    if (numbered_elsewhere)
+      if (diagnostic const d = verify_slots(t)) throw schedule_error(d);
     table_ = std::move(t);
     ranks = table_.ranks;
     stages = table_.stages;
