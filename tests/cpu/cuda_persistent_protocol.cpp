@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cmath>
 #include <future>
+#include <tuple>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -295,6 +297,74 @@ TEST_CASE("cuda.persistent.host_threads.forward_backward_pairs") {
   run_checked<V, pairing_device_functor>(73, {1, 2, 1, 2}, 1, 2, true);
   run_checked<D, pairing_device_functor>(74, {2, 2, 1, 1}, -1, 3, true);
   run_checked<dualpipe_v<ranks<3>, microbatches<6>>, pairing_device_functor>(75, {2, 2, 2}, -1, 3, false);
+}
+
+namespace {
+
+/// A checking functor of its own type per rank: records its tag at every pass and checks a
+/// padding value of type Pad set on the host (so a functor read at a wrong offset, or the
+/// wrong rank's type, shows).
+template <int Tag, class Pad> struct tagged_functor : checking_device_functor {
+  Pad pad = static_cast<Pad>(Tag * 11);
+  int* seen = nullptr;
+  int* bad = nullptr;
+  template <class St> void forward(St s, io const& x, emu_persistent::group const& g) {
+    note();
+    checking_device_functor::forward(s, x, g);
+  }
+  template <class St> void backward(St s, io const& x, emu_persistent::group const& g) {
+    note();
+    checking_device_functor::backward(s, x, g);
+  }
+
+private:
+  void note() const {
+    *seen = Tag;
+    if (pad != static_cast<Pad>(Tag * 11)) ++*bad;
+  }
+};
+
+} // namespace
+
+TEST_CASE("cuda.persistent.functor_pack") {
+  // offsets: each aligned for its type, in rank order, not overlapping; one type: r * size
+  using T = std::tuple<char, double, short, long double>;
+  using P = cuda::functor_pack<T, 4>;
+  std::size_t const want[] = {0, 8, 16, 32}; // char at 0; double aligned to 8; short at 16; long double to 16
+  for (int r = 0; r < 4; ++r) CHECK(P::offset(r) == want[r]);
+  CHECK(P::bytes == 32 + sizeof(long double));
+  CHECK(cuda::functor_pack<double, 3>::offset(2) == 16);
+  CHECK(cuda::functor_pack<double, 3>::bytes == 24);
+}
+
+TEST_CASE("cuda.persistent.host_threads.per_rank_functor_types") {
+  // 1F1B, p = 4, one functor type per rank (a tuple): each rank calls its own type, read from
+  // its own place in the packed buffer; boundaries and pass order as with one type
+  using S = one_f_one_b<ranks<4>, microbatches<8>>;
+  for (bool const separate : {false, true}) {
+    INFO("separate memories: ", separate);
+    emu_persistent::host_persistent<S>::settings st;
+    st.slot_bytes = plan_test::stamp_bytes;
+    st.groups = {1, 2, 1, 2};
+    st.separate_memories = separate;
+    emu_persistent::host_persistent<S> ex(st);
+    std::vector<checker> cs(S::ranks);
+    int seen[4] = {}, bad = 0;
+    std::tuple<tagged_functor<1, char>, tagged_functor<2, double>, tagged_functor<3, short>,
+               tagged_functor<4, long long>>
+        fs;
+    [&]<int... R>(std::integer_sequence<int, R...>) {
+      ((std::get<R>(fs).c = &cs[R], std::get<R>(fs).seen = &seen[R], std::get<R>(fs).bad = &bad), ...);
+    }(std::make_integer_sequence<int, 4>{});
+    ex.run(fs);
+    for (int r = 0; r < S::ranks; ++r) {
+      INFO("rank ", r);
+      CHECK(seen[r] == r + 1);
+      CHECK(cs[static_cast<std::size_t>(r)].mismatches == 0);
+      CHECK(cs[static_cast<std::size_t>(r)].calls == static_cast<int>(compute_list<S>(r).size()));
+    }
+    CHECK(bad == 0);
+  }
 }
 
 TEST_CASE("cuda.persistent.host_threads.slow_rank") {

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "pipesched/cuda/persistent_protocol.hpp"
@@ -114,9 +115,14 @@ public:
     for (auto& b : storage_) views_.push_back(pipesched::view{b.data(), b.size()});
   }
 
-  /// One iteration; `fs` holds one functor per rank (each block thread of rank r calls fs[r]).
-  template <class F> void run(std::vector<F>& fs) {
-    pipesched::detail::check_functor_count<S::ranks>(fs);
+  /// One iteration; `fs` holds one functor per rank: a vector of one type, or a tuple of one
+  /// type per rank. They are packed into one buffer as the device executor packs them
+  /// (functor_pack), and each block thread of rank r calls rank r's functor there.
+  template <class Fs> void run(Fs const& fs) {
+    using F = typename functor_type<Fs>::type;
+    std::vector<unsigned char> packed(pipesched::cuda::functor_pack<F, S::ranks>::bytes + 1);
+    pipesched::cuda::pack_functors<F, S::ranks>(fs, packed.data());
+    unsigned char* const buffer = packed.data();
     pipesched::cuda::persistent_context const ctx{state_ptrs_.data(), layout_, views_.data(), bytes_.data(), s_.wait_ns};
     std::vector<std::thread> threads;
     std::uint64_t seed = s_.seed * 7919 + iterations_ * 104729;
@@ -131,10 +137,11 @@ public:
         env.lie_from = lie_from;
         env.lie_to = lie_to;
         int const blocks = s_.groups[static_cast<std::size_t>(r)];
-        threads.emplace_back([&fs, ctx, env, r, b, blocks]() mutable {
+        threads.emplace_back([buffer, ctx, env, r, b, blocks]() mutable {
           pipesched::detail::with_rank<S::ranks>(r, [&](auto rank) {
             constexpr int R = decltype(rank)::value;
-            (void)pipesched::cuda::run_rank_block<S, R>(env, ctx, fs[static_cast<std::size_t>(R)], b, blocks);
+            auto& f = pipesched::cuda::functor_in<F, S::ranks, R>(buffer);
+            (void)pipesched::cuda::run_rank_block<S, R>(env, ctx, f, b, blocks);
           });
         });
       }
@@ -159,6 +166,13 @@ public:
   std::size_t lie_from = 0, lie_to = 0;
 
 private:
+  template <class Fs> struct functor_type {
+    using type = typename Fs::value_type;
+  };
+  template <class... Fs> struct functor_type<std::tuple<Fs...>> {
+    using type = std::tuple<Fs...>;
+  };
+
   std::vector<std::uint64_t>& memory(int r) { return states_[s_.separate_memories ? static_cast<std::size_t>(r) : 0]; }
 
   settings s_;

@@ -136,19 +136,21 @@ template <std::size_t Ranks> struct group_starts {
 };
 
 template <class S, class F, int... R>
-__device__ void persistent_dispatch(persistent_context const& c, F* functors, int r, int block, int blocks,
+__device__ void persistent_dispatch(persistent_context const& c, unsigned char* functors, int r, int block, int blocks,
                                     bool system, std::integer_sequence<int, R...>) {
   device_env env{system};
-  ((r == R ? (void)run_rank_block<S, R>(env, c, functors[R], block, blocks) : (void)0), ...);
+  ((r == R ? (void)run_rank_block<S, R>(env, c, functor_in<F, S::ranks, R>(functors), block, blocks) : (void)0), ...);
 }
 
-/// The persistent kernel: block b runs the rank whose group holds it.
+/// The persistent kernel: block b runs the rank whose group holds it; `functors` is the
+/// packed buffer of functor_pack<F, ranks>.
 template <class S, class F>
-__global__ void persistent_kernel(persistent_context c, F* functors, group_starts<S::rank_count> g, bool system) {
+__global__ void persistent_kernel(persistent_context c, unsigned char* functors, group_starts<S::rank_count> g,
+                                  bool system) {
   int const b = static_cast<int>(blockIdx.x);
   int r = 0;
   while (r + 1 < S::ranks && b >= g.first[r + 1]) ++r;
-  persistent_dispatch<S>(c, functors, r, b - g.first[r], g.first[r + 1] - g.first[r], system,
+  persistent_dispatch<S, F>(c, functors, r, b - g.first[r], g.first[r + 1] - g.first[r], system,
                          std::make_integer_sequence<int, S::ranks>{});
 }
 
@@ -170,18 +172,24 @@ struct device_scope {
 /// runs plan order of rank r; with options::devices, rank r runs alone in a kernel on device
 /// devices[r], pushing boundaries into its peers' slots over peer pointers (counters at system
 /// scope, each in the memory of the rank that waits on it; see hand_off). Device functors of
-/// type F (one per rank, trivially copyable, copied to device memory at each run()). A functor
-/// has, for every pass the schedule uses, `template <class Step> __device__ void
+/// type F for every rank, or of per-rank types with F = std::tuple<F0, F1, ...> (trivially
+/// copyable, copied to device memory at each run()). A functor has, for every pass the
+/// schedule uses, `template <class Step> __device__ void
 /// forward(Step, pipesched::io const&, pipesched::cuda::device_group const&)` (likewise
 /// backward, backward_input, backward_weight), called by every thread of the group; returning
-/// bool (false: failure, from any thread) is optional. See docs/04_cuda.md for what such a
-/// member may do.
+/// bool (false: failure, from any thread) is optional; so is `forward_backward(StepF, StepB,
+/// io const&, io const&, device_group const&)`, which runs an overlapped pair (DualPipe,
+/// DualPipe-V) in one call. See docs/04_cuda.md for what such a member may do.
 template <schedule_type S, class F> class persistent_executor {
   static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
-  static_assert(std::is_trivially_copyable_v<F>,
+  using pack = functor_pack<F, S::ranks>;
+  static_assert(pack::copyable,
                 "pipesched: persistent_executor: the device functor is copied to device memory, so it must be "
                 "trivially copyable (hold pointers to your device buffers, not containers)");
-  static_assert(device_functor_check<S, F, device_group>::reported); // a missing member: one message naming it
+  // a missing member: one message naming it (each rank's type)
+  static_assert([]<int... R>(std::integer_sequence<int, R...>) {
+    return (device_functor_check<S, typename pack::template type<R>, device_group>::reported && ...);
+  }(std::make_integer_sequence<int, S::ranks>{}));
 
 public:
   using schedule = S;
@@ -297,7 +305,7 @@ public:
   failure_site last_failure() const { return failure_; }
 
 private:
-  using kernel_t = void (*)(persistent_context, F*, detail::group_starts<S::rank_count>, bool);
+  using kernel_t = void (*)(persistent_context, unsigned char*, detail::group_starts<S::rank_count>, bool);
   static constexpr kernel_t kernel = &detail::persistent_kernel<S, F>;
 
   /// What lives on one device: its ranks' slots and state, the context's tables, the
@@ -312,7 +320,7 @@ private:
     std::uint64_t** states = nullptr;   ///< every rank's state words (context::states)
     view* views = nullptr;              ///< every global slot
     std::size_t* bytes = nullptr;
-    F* functors = nullptr;              ///< one per rank
+    unsigned char* functors = nullptr;  ///< every rank's, packed (functor_pack)
     bool uploaded = false;              ///< `functors` holds staged_
     cudaStream_t stream{};              ///< with options::devices: the device's stream
     cudaStream_t capture_stream{};      ///< one GPU: the stream capture() records on
@@ -477,7 +485,7 @@ private:
       check(cudaMalloc(&d.states, states.size() * sizeof(std::uint64_t*)), "cudaMalloc");
       check(cudaMemcpy(d.states, states.data(), states.size() * sizeof(std::uint64_t*), cudaMemcpyHostToDevice),
             "cudaMemcpy");
-      check(cudaMalloc(&d.functors, static_cast<std::size_t>(ranks) * sizeof(F)), "cudaMalloc");
+      check(cudaMalloc(&d.functors, pack::bytes > 0 ? pack::bytes : 1), "cudaMalloc");
       if (multi()) check(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
       else check(cudaStreamCreateWithFlags(&d.capture_stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
       check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
@@ -510,10 +518,9 @@ private:
   /// The functors as the next upload sends them; a part whose device copy holds other bytes
   /// is marked for upload.
   template <class Functors> void stage(Functors const& fs) {
-    pipesched::detail::check_functor_count<ranks>(fs);
-    std::vector<F> next(static_cast<std::size_t>(ranks));
-    for (int r = 0; r < ranks; ++r) next[static_cast<std::size_t>(r)] = fs[static_cast<std::size_t>(r)];
-    if (!staged_.empty() && std::memcmp(next.data(), staged_.data(), next.size() * sizeof(F)) == 0) return;
+    std::vector<unsigned char> next(pack::bytes, 0);
+    pack_functors<F, ranks>(fs, next.data());
+    if (!staged_.empty() && next == staged_) return;
     staged_ = std::move(next);
     for (part& d : parts_) d.uploaded = false;
   }
@@ -523,7 +530,7 @@ private:
   /// synchronize = false asynchronous when the functors do not change).
   void upload(part& d, cudaStream_t stream) {
     if (d.uploaded) return;
-    check(cudaMemcpyAsync(d.functors, staged_.data(), staged_.size() * sizeof(F), cudaMemcpyHostToDevice, stream),
+    check(cudaMemcpyAsync(d.functors, staged_.data(), staged_.size(), cudaMemcpyHostToDevice, stream),
           "cudaMemcpyAsync");
     d.uploaded = true;
   }
@@ -586,7 +593,7 @@ private:
   int resident_ = 0;
   std::vector<part> parts_;
   std::vector<view> host_views_;
-  std::vector<F> staged_;
+  std::vector<unsigned char> staged_; ///< the functors' bytes of the last run() or capture()
   cudaGraphExec_t graph_exec_{};
   failure_site failure_{};
   std::mutex mutex_;

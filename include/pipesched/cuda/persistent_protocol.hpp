@@ -12,8 +12,11 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -23,6 +26,7 @@
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/plan/action_record.hpp"
 #include "pipesched/plan/boundary.hpp"
+#include "pipesched/plan/functors.hpp"
 #include "pipesched/plan/stage_functor.hpp"
 #include "pipesched/plan/step.hpp"
 
@@ -243,6 +247,77 @@ template <schedule_type S> struct persistent_protocol {
 };
 
 // ---------------------------------------------------------------------------------------
+// Device functors, one per rank
+
+/// How the device functors of Ranks ranks lie in one buffer: F for every rank, one after the
+/// other; or `std::tuple<F0, F1, ...>`, one type per rank, each at an offset aligned for it
+/// (the buffer itself aligned for all, as device allocations are). Each type must be
+/// trivially copyable: the executor copies their bytes to device memory.
+template <class F, int Ranks> struct functor_pack {
+  template <int R> using type = F;
+  PIPESCHED_HD static constexpr std::size_t offset(int r) { return static_cast<std::size_t>(r) * sizeof(F); }
+  static constexpr std::size_t bytes = static_cast<std::size_t>(Ranks) * sizeof(F);
+  static constexpr bool copyable = std::is_trivially_copyable_v<F>;
+};
+
+namespace detail {
+template <class... Fs> struct tuple_offsets {
+  static constexpr std::size_t sizes[] = {sizeof(Fs)...};
+  static constexpr std::size_t aligns[] = {alignof(Fs)...};
+  struct table {
+    std::size_t at[sizeof...(Fs) + 1] = {};
+  };
+  static constexpr table make() {
+    table t{};
+    std::size_t o = 0;
+    for (std::size_t r = 0; r < sizeof...(Fs); ++r) {
+      o = (o + aligns[r] - 1) / aligns[r] * aligns[r];
+      t.at[r] = o;
+      o += sizes[r];
+    }
+    t.at[sizeof...(Fs)] = o;
+    return t;
+  }
+  static constexpr table value = make();
+};
+} // namespace detail
+
+template <class... Fs, int Ranks> struct functor_pack<std::tuple<Fs...>, Ranks> {
+  static_assert(sizeof...(Fs) == static_cast<std::size_t>(Ranks),
+                "pipesched: persistent kernel: a tuple of device functor types needs exactly one type per rank");
+  template <int R> using type = std::tuple_element_t<static_cast<std::size_t>(R), std::tuple<Fs...>>;
+  PIPESCHED_HD static constexpr std::size_t offset(int r) {
+    return detail::tuple_offsets<Fs...>::value.at[r];
+  }
+  static constexpr std::size_t bytes = detail::tuple_offsets<Fs...>::value.at[sizeof...(Fs)];
+  static constexpr bool copyable = (std::is_trivially_copyable_v<Fs> && ...);
+};
+
+/// Copies rank R's functor of `fs` (a container of F, or a tuple of the per-rank types) to
+/// its place in `out` (functor_pack<F, Ranks>::bytes bytes), for every rank.
+template <class F, int Ranks, class Fs> void pack_functors(Fs const& fs, unsigned char* out) {
+  using pack = functor_pack<F, Ranks>;
+  static_assert(pack::copyable, "pipesched: persistent kernel: every device functor is copied to device memory, so it "
+                                "must be trivially copyable (hold pointers to your device buffers, not containers)");
+  pipesched::detail::check_functor_count<Ranks>(fs);
+  [&]<int... R>(std::integer_sequence<int, R...>) {
+    static_assert((std::is_same_v<std::remove_cvref_t<decltype(pipesched::detail::functor_of<R>(fs))>,
+                                  typename pack::template type<R>> && ...),
+                  "pipesched: persistent kernel: run() got functors of other types than the executor's");
+    ((void)std::memcpy(out + pack::offset(R), &pipesched::detail::functor_of<R>(fs),
+                       sizeof(typename pack::template type<R>)),
+     ...);
+  }(std::make_integer_sequence<int, Ranks>{});
+}
+
+/// The functor of rank R in a packed buffer.
+template <class F, int Ranks, int R>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD typename functor_pack<F, Ranks>::template type<R>& functor_in(unsigned char* p) {
+  constexpr std::size_t off = functor_pack<F, Ranks>::offset(R);
+  return *reinterpret_cast<typename functor_pack<F, Ranks>::template type<R>*>(p + off);
+}
+
+// ---------------------------------------------------------------------------------------
 // Block groups
 
 /// Shares `total` blocks among ranks in proportion to `weights` (one per rank; all zero or
@@ -410,7 +485,7 @@ namespace detail {
 /// Raises the abort flag of every rank (each polls its own; storing 1 twice is harmless, so
 /// ranks sharing one array need no care).
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
-template <class Env> PIPESCHED_HD void abort_all(Env& env, persistent_context const& c) {
+template <class Env> PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD void abort_all(Env& env, persistent_context const& c) {
   for (int q = 0; q < c.layout.ranks; ++q) env.store_release(c.states[q] + persistent_layout::abort_word, 1);
 }
 
