@@ -3,13 +3,16 @@
 // ctest that builds this file to PTX (check_ptx.cmake) asserts that the kernels call nothing
 // but the user's function and the protocol's out-of-line helpers (the wait, the group
 // barrier, the failure record, the frees' release, the copy) — no call per action of the
-// list itself; also for DualPipe-V with a functor that runs overlapped pairs in one call.
+// list itself; also for DualPipe-V with a functor that runs overlapped pairs in one call, and
+// with a functor type per rank.
 #include <pipesched/cuda/persistent.cuh>
 #include <pipesched/schedules/dualpipe_v.hpp>
 #include <pipesched/schedules/interleaved.hpp>
 #include <pipesched/schedules/one_f_one_b.hpp>
 #include <pipesched/schedules/zb_v.hpp>
 #include <pipesched/schedules/zero_bubble.hpp>
+
+#include <tuple>
 
 __device__ __noinline__ void user_payload(int kind, int stage, int mb, void* out, void const* in) {
   if (out && in)
@@ -58,4 +61,6 @@ void all() {
   instantiate<zb_h1<ranks<4>, microbatches<8>>>();
   instantiate<zb_v<ranks<4>, microbatches<8>>>();
   instantiate<dualpipe_v<ranks<4>, microbatches<8>>, pairing_stage>();
+  // a functor type per rank (a tuple, packed per functor_pack)
+  instantiate<one_f_one_b<ranks<3>, microbatches<6>>, std::tuple<device_stage, pairing_stage, device_stage>>();
 }
