@@ -261,25 +261,25 @@ template <class F, int Ranks> struct functor_pack {
 };
 
 namespace detail {
-template <class... Fs> struct tuple_offsets {
-  static constexpr std::size_t sizes[] = {sizeof(Fs)...};
-  static constexpr std::size_t aligns[] = {alignof(Fs)...};
-  struct table {
-    std::size_t at[sizeof...(Fs) + 1] = {};
-  };
-  static constexpr table make() {
-    table t{};
-    std::size_t o = 0;
-    for (std::size_t r = 0; r < sizeof...(Fs); ++r) {
-      o = (o + aligns[r] - 1) / aligns[r] * aligns[r];
-      t.at[r] = o;
-      o += sizes[r];
-    }
-    t.at[sizeof...(Fs)] = o;
-    return t;
-  }
-  static constexpr table value = make();
+/// Offsets of the types Fs... laid out one after the other, each aligned; the last entry is
+/// the end.
+template <std::size_t N> struct offset_table {
+  std::size_t at[N + 1] = {};
 };
+template <class... Fs> constexpr offset_table<sizeof...(Fs)> make_tuple_offsets() {
+  std::size_t const sizes[] = {sizeof(Fs)...};
+  std::size_t const aligns[] = {alignof(Fs)...};
+  offset_table<sizeof...(Fs)> t{};
+  std::size_t o = 0;
+  for (std::size_t r = 0; r < sizeof...(Fs); ++r) {
+    o = (o + aligns[r] - 1) / aligns[r] * aligns[r];
+    t.at[r] = o;
+    o += sizes[r];
+  }
+  t.at[sizeof...(Fs)] = o;
+  return t;
+}
+template <class... Fs> inline constexpr offset_table<sizeof...(Fs)> tuple_offsets = make_tuple_offsets<Fs...>();
 } // namespace detail
 
 template <class... Fs, int Ranks> struct functor_pack<std::tuple<Fs...>, Ranks> {
@@ -287,9 +287,9 @@ template <class... Fs, int Ranks> struct functor_pack<std::tuple<Fs...>, Ranks> 
                 "pipesched: persistent kernel: a tuple of device functor types needs exactly one type per rank");
   template <int R> using type = std::tuple_element_t<static_cast<std::size_t>(R), std::tuple<Fs...>>;
   PIPESCHED_HD static constexpr std::size_t offset(int r) {
-    return detail::tuple_offsets<Fs...>::value.at[r];
+    return detail::tuple_offsets<Fs...>.at[r];
   }
-  static constexpr std::size_t bytes = detail::tuple_offsets<Fs...>::value.at[sizeof...(Fs)];
+  static constexpr std::size_t bytes = detail::tuple_offsets<Fs...>.at[sizeof...(Fs)];
   static constexpr bool copyable = (std::is_trivially_copyable_v<Fs> && ...);
 };
 
