@@ -29,29 +29,16 @@
 #include <pipesched/schedules/zb_v.hpp>
 #include <pipesched/schedules/zero_bubble.hpp>
 
+#include "support/gpu_bench.cuh"
+
 namespace {
 
 using namespace pipesched;
 
-void ok(cudaError_t e, char const* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-__device__ unsigned long long now_ns() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
+using gpu_bench::ok;
 
 /// Busy-waits `ns` nanoseconds of wall time (one block: the pass occupies one SM).
-__global__ void spin(unsigned long long ns) {
-  unsigned long long const start = now_ns();
-  while (now_ns() - start < ns) {
-  }
-}
+__global__ void spin(unsigned long long ns) { gpu_bench::spin_ns(ns); }
 
 struct timed_stage {
   double f_us = 50, b_us = 50, w_us = 50;
@@ -186,11 +173,7 @@ void bandwidth() {
 } // namespace
 
 int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("no CUDA device: nothing to measure\n");
-    return 77;
-  }
+  if (!gpu_bench::has_device("bench_cuda_schedules")) return 77;
   double const pass_us = argc > 1 ? std::atof(argv[1]) : 50.0;
   int const iterations = argc > 2 ? std::atoi(argv[2]) : 20;
   cudaDeviceProp prop{};

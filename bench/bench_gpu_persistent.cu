@@ -32,32 +32,18 @@
 #include <pipesched/schedules/one_f_one_b.hpp>
 #include <pipesched/schedules/zero_bubble.hpp>
 
+#include "support/gpu_bench.cuh"
+
 namespace {
 
 using namespace pipesched;
 
-void ok(cudaError_t e, char const* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-
-__device__ unsigned long long now_ns() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
+using gpu_bench::ok;
 
 /// A device functor whose passes spin a set time (0: do nothing).
 struct spin_functor {
   unsigned long long f_ns = 0, b_ns = 0, w_ns = 0;
-  __device__ static void spin(unsigned long long ns) {
-    if (ns == 0) return;
-    unsigned long long const start = now_ns();
-    while (now_ns() - start < ns) {
-    }
-  }
+  __device__ static void spin(unsigned long long ns) { gpu_bench::spin_ns(ns); }
   template <class St> __device__ void forward(St, io const&, pipesched::cuda::device_group const&) { spin(f_ns); }
   template <class St> __device__ void backward(St, io const&, pipesched::cuda::device_group const&) { spin(b_ns + w_ns); }
   template <class St> __device__ void backward_input(St, io const&, pipesched::cuda::device_group const&) { spin(b_ns); }
@@ -146,11 +132,7 @@ template <class S> double spin_ratio(double pass_us, double handoff_us, std::vec
 int main(int argc, char** argv) {
   double const pass_us = argc > 1 ? std::atof(argv[1]) : 20.0;
   iterations = argc > 2 ? std::max(1, std::atoi(argv[2])) : 20;
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-    std::printf("bench_gpu_persistent: no CUDA device: skipped\n");
-    return 77;
-  }
+  if (!gpu_bench::has_device("bench_gpu_persistent")) return 77;
   cudaDeviceProp prop{};
   ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
   std::printf("bench_gpu_persistent on %s (%d SMs), pass %.1f us, %d iterations (medians)\n", prop.name,

@@ -13,9 +13,12 @@
 #include <chrono>
 #include <cmath>
 #include <future>
+#include <tuple>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "support/persistent_host.hpp"
@@ -54,6 +57,28 @@ private:
   }
 };
 
+/// The checking functor with the optional forward_backward member: an overlapped pair
+/// (DualPipe, DualPipe-V) arrives as one call, which runs its halves and counts the call.
+struct pairing_device_functor : checking_device_functor {
+  int* pairs = nullptr;
+  template <class Sf, class Sb>
+  void forward_backward(Sf sf, Sb sb, io const& xf, io const& xb, emu_persistent::group const& g) {
+    if (g.block_rank() == 0) ++*pairs;
+    forward(sf, xf, g);
+    if constexpr (Sb::kind == op::backward) backward(sb, xb, g);
+    else backward_input(sb, xb, g);
+  }
+};
+
+/// Overlapped pairs in rank r's list (a compute action flagged overlap_next, not last).
+template <class S> int pairs_in_list(int r) {
+  table const t = S::make();
+  auto const& l = t.lists[static_cast<std::size_t>(r)];
+  int n = 0;
+  for (std::size_t i = 0; i + 1 < l.size(); ++i) n += overlaps_next(l[i]) ? 1 : 0;
+  return n;
+}
+
 template <class S> std::vector<action> compute_list(int r) {
   std::vector<action> out;
   table const t = S::make();
@@ -62,46 +87,73 @@ template <class S> std::vector<action> compute_list(int r) {
   return out;
 }
 
-/// Per global slot, the boundaries it holds per iteration and how many of them a RECV
-/// brings, counted from the table (independently of derive_persistent).
-template <class S> void expected_counts(std::vector<std::uint64_t>& holds, std::vector<std::uint64_t>& recvs) {
+/// Per global slot, the boundaries it holds per iteration, how many of them a RECV brings,
+/// its owner, and the ranks those RECVs come from (bit q), counted from the table
+/// (independently of derive_persistent).
+struct slot_counts {
+  std::vector<std::uint64_t> holds, recvs, senders;
+  std::vector<int> owner;
+};
+template <class S> slot_counts expected_counts() {
   table const t = S::make();
-  holds.clear();
-  recvs.clear();
+  slot_counts c;
   for (int r = 0; r < S::ranks; ++r) {
-    std::size_t const base = holds.size();
-    holds.resize(base + static_cast<std::size_t>(t.slot_count[static_cast<std::size_t>(r)]), 0);
-    recvs.resize(holds.size(), 0);
+    std::size_t const base = c.holds.size();
+    std::size_t const n = base + static_cast<std::size_t>(t.slot_count[static_cast<std::size_t>(r)]);
+    c.holds.resize(n, 0);
+    c.recvs.resize(n, 0);
+    c.senders.resize(n, 0);
+    c.owner.resize(n, r);
     for (action a : t.lists[static_cast<std::size_t>(r)]) {
       if (a.out == no_slot) continue;
-      ++holds[base + a.out];
-      if (is_recv(a.kind)) ++recvs[base + a.out];
+      ++c.holds[base + a.out];
+      if (!is_recv(a.kind)) continue;
+      ++c.recvs[base + a.out];
+      c.senders[base + a.out] |= std::uint64_t{1} << a.peer;
     }
   }
+  return c;
 }
 
 int ex_groups(std::vector<int> const& g, int r) { return g.empty() ? 1 : g[static_cast<std::size_t>(r)]; }
 
-template <class S> void run_checked(std::uint64_t seed, std::vector<int> groups, int slow_rank = -1, int iterations = 3) {
+/// Runs S `iterations` times with checking functors and checks every pass and counter.
+/// `separate`: one state array per rank (the several-GPU layout): then each counter must sit
+/// in the array of the rank that waits on it and nowhere else, and no block may load from
+/// another rank's array.
+template <class S, class Functor = checking_device_functor>
+void run_checked(std::uint64_t seed, std::vector<int> groups, int slow_rank = -1, int iterations = 3,
+                 bool separate = false) {
+  constexpr bool pairing = std::is_same_v<Functor, pairing_device_functor>;
   using runner = emu_persistent::host_persistent<S>;
   typename runner::settings st;
   st.slot_bytes = plan_test::stamp_bytes;
   st.groups = groups;
   st.seed = seed;
+  st.separate_memories = separate;
   runner ex(st);
   std::vector<checker> cs(static_cast<std::size_t>(S::ranks));
-  std::vector<checking_device_functor> fs(static_cast<std::size_t>(S::ranks));
+  std::vector<int> pairs(static_cast<std::size_t>(S::ranks));
+  std::vector<Functor> fs(static_cast<std::size_t>(S::ranks));
+  int pair_calls = 0;
   for (int it = 0; it < iterations; ++it) {
     for (int r = 0; r < S::ranks; ++r) {
-      cs[static_cast<std::size_t>(r)] = checker{};
-      cs[static_cast<std::size_t>(r)].salt = static_cast<std::int32_t>(seed * 100 + static_cast<std::uint64_t>(it));
-      fs[static_cast<std::size_t>(r)] = checking_device_functor{&cs[static_cast<std::size_t>(r)], r == slow_rank ? 300 : 0};
+      std::size_t const k = static_cast<std::size_t>(r);
+      cs[k] = checker{};
+      cs[k].salt = static_cast<std::int32_t>(seed * 100 + static_cast<std::uint64_t>(it));
+      fs[k].c = &cs[k];
+      fs[k].slow_us = r == slow_rank ? 300 : 0;
+      pairs[k] = 0;
+      if constexpr (pairing) fs[k].pairs = &pairs[k];
     }
     ex.run(fs);
     for (int r = 0; r < S::ranks; ++r) {
       checker const& f = cs[static_cast<std::size_t>(r)];
       INFO(plan_test::label<S>(), " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
       CHECK(f.mismatches == 0);
+      // with forward_backward every overlapped pair is one call; without, none is
+      CHECK(pairs[static_cast<std::size_t>(r)] == (pairing ? pairs_in_list<S>(r) : 0));
+      pair_calls += pairs[static_cast<std::size_t>(r)];
       std::vector<action> const want = compute_list<S>(r);
       REQUIRE(f.calls == static_cast<int>(want.size()));
       bool in_order = true;
@@ -109,20 +161,28 @@ template <class S> void run_checked(std::uint64_t seed, std::vector<int> groups,
       CHECK(in_order);
     }
   }
-  // the counters end at exactly n times their per-iteration counts
-  std::vector<std::uint64_t> holds, recvs;
-  expected_counts<S>(holds, recvs);
+  // the counters end at exactly n times their per-iteration counts: filled[g] where g's
+  // owner waits on it, freed[g] where each rank pushing into g waits on it (none: 0)
+  slot_counts const want = expected_counts<S>();
   auto const& l = ex.layout();
   std::uint64_t const n = static_cast<std::uint64_t>(iterations);
-  for (int r = 0; r < S::ranks; ++r) {
-    CHECK(ex.word(l.epoch(r)) == n);
-    CHECK(ex.word(l.barrier(r)) % static_cast<std::uint64_t>(ex_groups(groups, r)) == 0);
+  for (int a = 0; a < (separate ? S::ranks : 1); ++a) { // the state arrays
+    auto here = [&](int r) { return !separate || r == a; };
+    for (int r = 0; r < S::ranks; ++r) {
+      INFO(plan_test::label<S>(), " array of rank ", a, ", rank ", r);
+      CHECK(ex.word(l.epoch(r), a) == (here(r) ? n : 0));
+      CHECK(ex.word(l.barrier(r), a) % static_cast<std::uint64_t>(ex_groups(groups, r)) == 0);
+      if (!here(r)) CHECK(ex.word(l.barrier(r), a) == 0);
+    }
+    for (std::size_t g = 0; g < want.holds.size(); ++g) {
+      INFO(plan_test::label<S>(), " array of rank ", a, ", global slot ", g);
+      bool const pushed_from_here = separate ? ((want.senders[g] >> a) & 1u) != 0 : want.senders[g] != 0;
+      CHECK(ex.word(l.filled(static_cast<int>(g)), a) == (here(want.owner[g]) ? n * want.recvs[g] : 0));
+      CHECK(ex.word(l.freed(static_cast<int>(g)), a) == (pushed_from_here ? n * want.holds[g] : 0));
+    }
   }
-  for (std::size_t g = 0; g < holds.size(); ++g) {
-    INFO(plan_test::label<S>(), " global slot ", g);
-    CHECK(ex.word(l.filled(static_cast<int>(g))) == n * recvs[g]);
-    CHECK(ex.word(l.freed(static_cast<int>(g))) == n * holds[g]);
-  }
+  CHECK(ex.remote_loads() == 0);
+  if constexpr (pairing) CHECK(pair_calls > 0); // the schedule has pairs: the member was called
 }
 
 } // namespace
@@ -134,13 +194,13 @@ TEST_CASE("cuda.persistent.protocol.counts_match_the_table") {
   plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) {
     using P = cuda::persistent_protocol<S>;
     static_assert(P::valid);
-    std::vector<std::uint64_t> holds, recvs;
-    expected_counts<S>(holds, recvs);
-    REQUIRE(holds.size() == P::slots);
-    for (std::size_t g = 0; g < holds.size(); ++g) {
+    slot_counts const want = expected_counts<S>();
+    REQUIRE(want.holds.size() == P::slots);
+    for (std::size_t g = 0; g < want.holds.size(); ++g) {
       INFO(plan_test::label<S>(), " global slot ", g);
-      CHECK(P::tables.occupancies[g] == holds[g]);
-      CHECK(P::tables.fills[g] == recvs[g]);
+      CHECK(P::tables.occupancies[g] == want.holds[g]);
+      CHECK(P::tables.fills[g] == want.recvs[g]);
+      CHECK(P::tables.pushers[g] == want.senders[g]);
     }
     table const t = S::make();
     std::vector<std::size_t> offset(static_cast<std::size_t>(S::ranks) + 1, 0);
@@ -187,6 +247,31 @@ TEST_CASE("cuda.persistent.host_threads.every_schedule") {
   });
 }
 
+TEST_CASE("cuda.persistent.host_threads.separate_memories.every_schedule") {
+  // The several-GPU layout: one state array per rank; every schedule gives the same passes
+  // on the same boundaries, every counter sits only where its waiter reads it, no block
+  // loads from another rank's array (run_checked)
+  plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) {
+    SUBCASE(plan_test::label<S>().c_str()) {
+      run_checked<S>(51, {}, -1, 3, true);
+      run_checked<S>(52, {2, 1, 3, 2}, -1, 3, true);
+    }
+  });
+  plan_test::for_each_type(plan_test::training_schedules<3, 5>{}, []<class S>(S*) {
+    SUBCASE(plan_test::label<S>().c_str()) { run_checked<S>(53, {2, 2, 2}, -1, 3, true); }
+  });
+  run_checked<dualpipe<ranks<4>, microbatches<8>>>(54, {2, 1, 1, 2}, -1, 3, true);
+  run_checked<dualpipe_v<ranks<4>, microbatches<8>>>(55, {1, 2, 2, 1}, -1, 3, true);
+  run_checked<one_f_one_b<ranks<4>, microbatches<8>, extra_slots<1>>>(56, {2, 2, 1, 1}, -1, 3, true);
+  run_checked<forward_only<ranks<4>, microbatches<6>>>(57, {1, 2, 1, 2}, -1, 3, true);
+}
+
+TEST_CASE("cuda.persistent.host_threads.separate_memories.slow_rank") {
+  // a slow rank with separate memories: slot reuse waits for the (remote) frees, not timing
+  run_checked<one_f_one_b<ranks<4>, microbatches<8>>>(61, {}, 2, 2, true);
+  run_checked<zb_v<ranks<4>, microbatches<8>>>(62, {2, 1, 2, 1}, 0, 2, true);
+}
+
 TEST_CASE("cuda.persistent.host_threads.forward_only") {
   run_checked<forward_only<ranks<4>, microbatches<6>>>(21, {1, 2, 1, 2});
 }
@@ -201,6 +286,87 @@ TEST_CASE("cuda.persistent.host_threads.dualpipe_and_extra_slots") {
   run_checked<zb_v<ranks<3>, microbatches<6>, extra_slots<2>>>(26, {});
 }
 
+TEST_CASE("cuda.persistent.host_threads.forward_backward_pairs") {
+  // A functor with forward_backward gets each overlapped pair of DualPipe-V and DualPipe as
+  // one call (counted against the pairs in the table), the boundaries and pass order as
+  // before; one state array and one per rank, one block per rank and several
+  using V = dualpipe_v<ranks<4>, microbatches<8>>;
+  using D = dualpipe<ranks<4>, microbatches<8>>;
+  run_checked<V, pairing_device_functor>(71, {}, -1, 3, false);
+  run_checked<V, pairing_device_functor>(72, {2, 1, 2, 3}, -1, 3, true);
+  run_checked<V, pairing_device_functor>(73, {1, 2, 1, 2}, 1, 2, true);
+  run_checked<D, pairing_device_functor>(74, {2, 2, 1, 1}, -1, 3, true);
+  run_checked<dualpipe_v<ranks<3>, microbatches<6>>, pairing_device_functor>(75, {2, 2, 2}, -1, 3, false);
+}
+
+namespace {
+
+/// A checking functor of its own type per rank: records its tag at every pass and checks a
+/// padding value of type Pad set on the host (so a functor read at a wrong offset, or the
+/// wrong rank's type, shows).
+template <int Tag, class Pad> struct tagged_functor : checking_device_functor {
+  Pad pad = static_cast<Pad>(Tag * 11);
+  int* seen = nullptr;
+  int* bad = nullptr;
+  template <class St> void forward(St s, io const& x, emu_persistent::group const& g) {
+    note();
+    checking_device_functor::forward(s, x, g);
+  }
+  template <class St> void backward(St s, io const& x, emu_persistent::group const& g) {
+    note();
+    checking_device_functor::backward(s, x, g);
+  }
+
+private:
+  void note() const {
+    *seen = Tag;
+    if (pad != static_cast<Pad>(Tag * 11)) ++*bad;
+  }
+};
+
+} // namespace
+
+TEST_CASE("cuda.persistent.functor_pack") {
+  // offsets: each aligned for its type, in rank order, not overlapping; one type: r * size
+  using T = std::tuple<char, double, short, long double>;
+  using P = cuda::functor_pack<T, 4>;
+  std::size_t const want[] = {0, 8, 16, 32}; // char at 0; double aligned to 8; short at 16; long double to 16
+  for (int r = 0; r < 4; ++r) CHECK(P::offset(r) == want[r]);
+  CHECK(P::bytes == 32 + sizeof(long double));
+  CHECK(cuda::functor_pack<double, 3>::offset(2) == 16);
+  CHECK(cuda::functor_pack<double, 3>::bytes == 24);
+}
+
+TEST_CASE("cuda.persistent.host_threads.per_rank_functor_types") {
+  // 1F1B, p = 4, one functor type per rank (a tuple): each rank calls its own type, read from
+  // its own place in the packed buffer; boundaries and pass order as with one type
+  using S = one_f_one_b<ranks<4>, microbatches<8>>;
+  for (bool const separate : {false, true}) {
+    INFO("separate memories: ", separate);
+    emu_persistent::host_persistent<S>::settings st;
+    st.slot_bytes = plan_test::stamp_bytes;
+    st.groups = {1, 2, 1, 2};
+    st.separate_memories = separate;
+    emu_persistent::host_persistent<S> ex(st);
+    std::vector<checker> cs(S::ranks);
+    int seen[4] = {}, bad = 0;
+    std::tuple<tagged_functor<1, char>, tagged_functor<2, double>, tagged_functor<3, short>,
+               tagged_functor<4, long long>>
+        fs;
+    [&]<int... R>(std::integer_sequence<int, R...>) {
+      ((std::get<R>(fs).c = &cs[R], std::get<R>(fs).seen = &seen[R], std::get<R>(fs).bad = &bad), ...);
+    }(std::make_integer_sequence<int, 4>{});
+    ex.run(fs);
+    for (int r = 0; r < S::ranks; ++r) {
+      INFO("rank ", r);
+      CHECK(seen[r] == r + 1);
+      CHECK(cs[static_cast<std::size_t>(r)].mismatches == 0);
+      CHECK(cs[static_cast<std::size_t>(r)].calls == static_cast<int>(compute_list<S>(r).size()));
+    }
+    CHECK(bad == 0);
+  }
+}
+
 TEST_CASE("cuda.persistent.host_threads.slow_rank") {
   // one rank sleeps 300 us in every pass: counters, not timing, order the hand-offs
   run_checked<one_f_one_b<ranks<4>, microbatches<8>>>(31, {}, 1, 2);
@@ -208,23 +374,44 @@ TEST_CASE("cuda.persistent.host_threads.slow_rank") {
   run_checked<interleaved_1f1b<ranks<3>, microbatches<6>, chunks<2>>>(33, {}, 0, 2);
 }
 
-TEST_CASE("cuda.persistent.host_threads.test_of_the_test") {
-  // A consumer that skips its waits (every `filled` counter claims to be reached) reads
-  // boundaries before they arrive: with a slow sender, the stamps show it.
-  using S = one_f_one_b<ranks<4>, microbatches<8>>;
+namespace {
+
+int mismatches_of(std::vector<checker> const& cs) {
+  int n = 0;
+  for (auto const& c : cs) n += c.mismatches;
+  return n;
+}
+
+/// A consumer that skips its waits on the words [from, to) of its state reads boundaries
+/// before they arrive (or overwrites them): with slow passes, the stamps show it.
+template <class S> int mismatches_when_waits_lie(bool separate, std::size_t from, std::size_t to) {
   using runner = emu_persistent::host_persistent<S>;
-  runner::settings st;
+  typename runner::settings st;
   st.slot_bytes = plan_test::stamp_bytes;
+  st.separate_memories = separate;
   runner ex(st);
-  ex.lie_from = ex.layout().filled(0);
-  ex.lie_to = ex.layout().filled(static_cast<int>(cuda::persistent_protocol<S>::slots));
+  ex.lie_from = from;
+  ex.lie_to = to;
   std::vector<checker> cs(S::ranks);
   std::vector<checking_device_functor> fs(S::ranks);
   for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], 200};
   ex.run(fs);
-  int mismatches = 0;
-  for (auto const& c : cs) mismatches += c.mismatches;
-  CHECK(mismatches > 0);
+  return mismatches_of(cs);
+}
+
+} // namespace
+
+TEST_CASE("cuda.persistent.host_threads.test_of_the_test") {
+  // every `filled` counter claims to be reached: a consumer reads before the push arrives
+  using S = one_f_one_b<ranks<4>, microbatches<8>>;
+  cuda::persistent_layout l{S::ranks, static_cast<int>(cuda::persistent_protocol<S>::slots)};
+  CHECK(mismatches_when_waits_lie<S>(false, l.filled(0), l.filled(l.slots)) > 0);
+  CHECK(mismatches_when_waits_lie<S>(true, l.filled(0), l.filled(l.slots)) > 0);
+  // every `freed` counter claims to be reached: a sender overwrites a boundary not yet read
+  // (the zero-bubble schedules keep a boundary across several passes)
+  using Z = zb_h1<ranks<4>, microbatches<8>>;
+  cuda::persistent_layout z{Z::ranks, static_cast<int>(cuda::persistent_protocol<Z>::slots)};
+  CHECK(mismatches_when_waits_lie<Z>(true, z.freed(0), z.freed(z.slots)) > 0);
 }
 
 namespace {
@@ -311,82 +498,82 @@ private:
   }
 };
 
-/// Runs fn on another thread; false when it has not returned within `limit` (a hang).
-template <class Fn> bool returns_within(std::chrono::seconds limit, Fn fn) {
-  auto f = std::async(std::launch::async, fn);
-  return f.wait_for(limit) == std::future_status::ready;
+/// Runs one iteration that must fail: true when every block thread returned within 60 s
+/// (no hang); `message` gets the error ("" when none was thrown).
+template <class Runner, class F> bool fails_without_hang(Runner& ex, std::vector<F>& fs, std::string& message) {
+  message.clear();
+  auto f = std::async(std::launch::async, [&] {
+    try {
+      ex.run(fs);
+    } catch (std::runtime_error const& e) {
+      message = e.what();
+    }
+  });
+  return f.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
 }
 
 } // namespace
 
 TEST_CASE("cuda.persistent.host_threads.functor_failure") {
   // Rank 2's B of micro-batch 3 fails mid-iteration: every block thread returns (no hang),
-  // the error names rank, pass, stage and micro-batch; the next iteration runs cleanly.
-  using S = one_f_one_b<ranks<4>, microbatches<8>>;
-  using runner = emu_persistent::host_persistent<S>;
-  runner::settings st;
-  st.slot_bytes = plan_test::stamp_bytes;
-  st.groups = {1, 2, 2, 1};
-  runner ex(st);
-  std::vector<checker> cs(S::ranks);
-  std::vector<failing_functor> fs(S::ranks);
-  for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::backward, 2, 3};
-  std::string message;
-  bool const returned = returns_within(std::chrono::seconds(60), [&] {
-    try {
-      ex.run(fs);
-    } catch (std::runtime_error const& e) {
-      message = e.what();
-    }
-  });
-  REQUIRE(returned);
-  CHECK(message.find("rank 2") != std::string::npos);
-  CHECK(message.find("B of stage 2, micro-batch 3") != std::string::npos);
-  CHECK(message.find("reported a failure") != std::string::npos);
-  // usable again
-  for (auto& f : fs) f.fail = false;
-  for (auto& c : cs) c = checker{};
-  ex.run(fs);
-  int mismatches = 0;
-  for (auto const& c : cs) mismatches += c.mismatches;
-  CHECK(mismatches == 0);
-  CHECK(ex.word(ex.layout().epoch(0)) == 1); // the state was reset after the failure
+  // the error names rank, pass, stage and micro-batch; the next iteration runs cleanly. With
+  // one state array and with one per rank (the abort reaches every rank's own flag).
+  for (bool const separate : {false, true}) {
+    INFO("separate memories: ", separate);
+    using S = one_f_one_b<ranks<4>, microbatches<8>>;
+    using runner = emu_persistent::host_persistent<S>;
+    runner::settings st;
+    st.slot_bytes = plan_test::stamp_bytes;
+    st.groups = {1, 2, 2, 1};
+    st.separate_memories = separate;
+    runner ex(st);
+    std::vector<checker> cs(S::ranks);
+    std::vector<failing_functor> fs(S::ranks);
+    for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::backward, 2, 3};
+    std::string message;
+    REQUIRE(fails_without_hang(ex, fs, message));
+    CHECK(message.find("rank 2") != std::string::npos);
+    CHECK(message.find("B of stage 2, micro-batch 3") != std::string::npos);
+    CHECK(message.find("reported a failure") != std::string::npos);
+    // usable again
+    for (auto& f : fs) f.fail = false;
+    for (auto& c : cs) c = checker{};
+    ex.run(fs);
+    CHECK(mismatches_of(cs) == 0);
+    for (int r = 0; r < S::ranks; ++r) CHECK(ex.word(ex.layout().epoch(r), r) == 1); // the state was reset
+    CHECK(ex.remote_loads() == 0);
+  }
 }
 
 TEST_CASE("cuda.persistent.host_threads.deadline") {
   // Rank 0 holds its F of micro-batch 0 for 400 ms; waits have a 50 ms deadline: rank 1,
   // waiting for that boundary, gives up, the iteration ends on every thread, the error says
-  // which wait; the next iteration runs.
-  using S = gpipe<ranks<2>, microbatches<4>>;
-  using runner = emu_persistent::host_persistent<S>;
-  runner::settings st;
-  st.slot_bytes = plan_test::stamp_bytes;
-  st.wait_ns = 50'000'000;
-  runner ex(st);
-  std::vector<checker> cs(S::ranks);
-  std::vector<failing_functor> fs(S::ranks);
-  for (int r = 0; r < S::ranks; ++r) {
-    fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::forward, 0, 0, 400};
-    fs[static_cast<std::size_t>(r)].fail = false;
-  }
-  std::string message;
-  bool const returned = returns_within(std::chrono::seconds(60), [&] {
-    try {
-      ex.run(fs);
-    } catch (std::runtime_error const& e) {
-      message = e.what();
+  // which wait; the next iteration runs. With one state array and with one per rank.
+  for (bool const separate : {false, true}) {
+    INFO("separate memories: ", separate);
+    using S = gpipe<ranks<2>, microbatches<4>>;
+    using runner = emu_persistent::host_persistent<S>;
+    runner::settings st;
+    st.slot_bytes = plan_test::stamp_bytes;
+    st.wait_ns = 50'000'000;
+    st.separate_memories = separate;
+    runner ex(st);
+    std::vector<checker> cs(S::ranks);
+    std::vector<failing_functor> fs(S::ranks);
+    for (int r = 0; r < S::ranks; ++r) {
+      fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::forward, 0, 0, 400};
+      fs[static_cast<std::size_t>(r)].fail = false;
     }
-  });
-  REQUIRE(returned);
-  CHECK(message.find("deadline") != std::string::npos);
-  CHECK(message.find("rank 1 (RECV_F of stage 1, micro-batch 0)") != std::string::npos);
-  CHECK(message.find("filled: needed 1, saw 0") != std::string::npos);
-  fs[0].hold_ms = 0;
-  for (auto& c : cs) c = checker{};
-  ex.run(fs);
-  int mismatches = 0;
-  for (auto const& c : cs) mismatches += c.mismatches;
-  CHECK(mismatches == 0);
+    std::string message;
+    REQUIRE(fails_without_hang(ex, fs, message));
+    CHECK(message.find("deadline") != std::string::npos);
+    CHECK(message.find("rank 1 (RECV_F of stage 1, micro-batch 0)") != std::string::npos);
+    CHECK(message.find("filled: needed 1, saw 0") != std::string::npos);
+    fs[0].hold_ms = 0;
+    for (auto& c : cs) c = checker{};
+    ex.run(fs);
+    CHECK(mismatches_of(cs) == 0);
+  }
 }
 
 TEST_CASE("cuda.persistent.block_partition") {
@@ -451,14 +638,7 @@ TEST_CASE("cuda.persistent.host_threads.deadline_in_a_group_barrier") {
   runner ex(st);
   std::vector<barrier_functor> fs(1, barrier_functor{400});
   std::string message;
-  bool const returned = returns_within(std::chrono::seconds(60), [&] {
-    try {
-      ex.run(fs);
-    } catch (std::runtime_error const& e) {
-      message = e.what();
-    }
-  });
-  REQUIRE(returned);
+  REQUIRE(fails_without_hang(ex, fs, message));
   CHECK(message.find("rank 0 (F of stage 0, micro-batch 0)") != std::string::npos);
   CHECK(message.find("rank 0's group barrier") != std::string::npos);
   fs[0].hold_ms = 0;

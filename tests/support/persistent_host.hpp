@@ -3,6 +3,11 @@
 // with an environment of std::atomic_ref acquire/release operations on the same state
 // layout, random yields and sleeps in its back-off and copies. A functor here is a device
 // functor's shape on the host: members (Step, io const&, group const&).
+//
+// With settings::separate_memories each rank has its own state array, as each GPU has with
+// several GPUs: what a rank writes into another's array is the peer path, and every load a
+// block makes outside its own rank's array is counted (remote_loads): the protocol promises
+// none (every wait polls local memory).
 #pragma once
 
 #include <atomic>
@@ -14,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "pipesched/cuda/persistent_protocol.hpp"
@@ -29,7 +35,9 @@ struct host_env {
   /// Test of the tests: loads of words in [lie_from, lie_to) claim every target is reached
   /// (a consumer that does not wait), 0 0: none.
   std::size_t lie_from = 0, lie_to = 0;
-  std::uint64_t* base = nullptr;
+  std::uint64_t* base = nullptr; ///< this rank's state array
+  std::size_t words = 0;
+  std::atomic<long>* remote_loads = nullptr; ///< counts loads outside [base, base + words)
 
   bool leader() const { return true; }
   void block_sync() const {}
@@ -37,11 +45,18 @@ struct host_env {
   int thread() const { return 0; }
   int threads() const { return 1; }
   static std::atomic_ref<std::uint64_t> ref(std::uint64_t* w) { return std::atomic_ref<std::uint64_t>(*w); }
+  void note(std::uint64_t const* w) const {
+    if (remote_loads && (w < base || w >= base + words)) remote_loads->fetch_add(1, std::memory_order_relaxed);
+  }
   std::uint64_t load_acquire(std::uint64_t* w) const {
+    note(w);
     if (w >= base + lie_from && w < base + lie_to) return ~std::uint64_t{0};
     return ref(w).load(std::memory_order_acquire);
   }
-  std::uint64_t load_relaxed(std::uint64_t* w) const { return ref(w).load(std::memory_order_relaxed); }
+  std::uint64_t load_relaxed(std::uint64_t* w) const {
+    note(w);
+    return ref(w).load(std::memory_order_relaxed);
+  }
   void add_release(std::uint64_t* w, std::uint64_t v) const { ref(w).fetch_add(v, std::memory_order_release); }
   std::uint64_t add_acq_rel(std::uint64_t* w, std::uint64_t v) const { return ref(w).fetch_add(v, std::memory_order_acq_rel); }
   bool take(std::uint64_t* w, std::uint64_t v) const {
@@ -68,9 +83,9 @@ struct host_env {
 using group = pipesched::cuda::basic_group<host_env>;
 
 /// The persistent executor's host part over host memory and threads: slots of every rank in
-/// global slot order, the state words, block groups; run() starts one thread per block, joins
-/// them all, and throws std::runtime_error with the recorded failure (then resets the state,
-/// as the device executor does).
+/// global slot order, the state words (one array, or one per rank), block groups; run()
+/// starts one thread per block, joins them all, and throws std::runtime_error with the
+/// recorded failure (then resets every state array, as the device executor does).
 template <class S> class host_persistent {
   using protocol = pipesched::cuda::persistent_protocol<S>;
 
@@ -81,12 +96,15 @@ public:
     std::uint64_t wait_ns = 5'000'000'000; ///< a wait's deadline
     int jitter = 8;
     std::uint64_t seed = 1;
+    bool separate_memories = false; ///< one state array per rank (the several-GPU layout)
   };
 
   explicit host_persistent(settings s) : s_(std::move(s)) {
     layout_.ranks = S::ranks;
     layout_.slots = static_cast<int>(protocol::slots);
-    state_.assign(layout_.words(), 0);
+    states_.assign(s_.separate_memories ? static_cast<std::size_t>(S::ranks) : 1,
+                   std::vector<std::uint64_t>(layout_.words(), 0));
+    for (int r = 0; r < S::ranks; ++r) state_ptrs_.push_back(memory(r).data());
     if (s_.groups.empty()) s_.groups.assign(static_cast<std::size_t>(S::ranks), 1);
     pipesched::cuda::check_block_groups(s_.groups, S::ranks, 1 << 20);
     bytes_.assign(2 * static_cast<std::size_t>(S::stages), s_.slot_bytes);
@@ -97,10 +115,15 @@ public:
     for (auto& b : storage_) views_.push_back(pipesched::view{b.data(), b.size()});
   }
 
-  /// One iteration; `fs` holds one functor per rank (each block thread of rank r calls fs[r]).
-  template <class F> void run(std::vector<F>& fs) {
-    pipesched::detail::check_functor_count<S::ranks>(fs);
-    pipesched::cuda::persistent_context const ctx{state_.data(), layout_, views_.data(), bytes_.data(), s_.wait_ns};
+  /// One iteration; `fs` holds one functor per rank: a vector of one type, or a tuple of one
+  /// type per rank. They are packed into one buffer as the device executor packs them
+  /// (functor_pack), and each block thread of rank r calls rank r's functor there.
+  template <class Fs> void run(Fs const& fs) {
+    using F = typename functor_type<Fs>::type;
+    std::vector<unsigned char> packed(pipesched::cuda::functor_pack<F, S::ranks>::bytes + 1);
+    pipesched::cuda::pack_functors<F, S::ranks>(fs, packed.data());
+    unsigned char* const buffer = packed.data();
+    pipesched::cuda::persistent_context const ctx{state_ptrs_.data(), layout_, views_.data(), bytes_.data(), s_.wait_ns};
     std::vector<std::thread> threads;
     std::uint64_t seed = s_.seed * 7919 + iterations_ * 104729;
     for (int r = 0; r < S::ranks; ++r)
@@ -108,27 +131,34 @@ public:
         host_env env;
         env.rng.seed(seed++);
         env.jitter = s_.jitter;
-        env.base = state_.data();
+        env.base = memory(r).data();
+        env.words = layout_.words();
+        env.remote_loads = s_.separate_memories ? &remote_loads_ : nullptr;
         env.lie_from = lie_from;
         env.lie_to = lie_to;
         int const blocks = s_.groups[static_cast<std::size_t>(r)];
-        threads.emplace_back([&fs, ctx, env, r, b, blocks]() mutable {
+        threads.emplace_back([buffer, ctx, env, r, b, blocks]() mutable {
           pipesched::detail::with_rank<S::ranks>(r, [&](auto rank) {
             constexpr int R = decltype(rank)::value;
-            (void)pipesched::cuda::run_rank_block<S, R>(env, ctx, fs[static_cast<std::size_t>(R)], b, blocks);
+            auto& f = pipesched::cuda::functor_in<F, S::ranks, R>(buffer);
+            (void)pipesched::cuda::run_rank_block<S, R>(env, ctx, f, b, blocks);
           });
         });
       }
     for (auto& t : threads) t.join();
     ++iterations_;
-    std::string const failure = pipesched::cuda::describe_persistent_failure(layout_, state_.data());
+    std::string const failure = pipesched::cuda::describe_persistent_failure(layout_, states_[0].data());
     if (!failure.empty()) {
-      std::fill(state_.begin(), state_.end(), 0); // the executor's reset after an abort
+      for (auto& st : states_) std::fill(st.begin(), st.end(), 0); // the executor's reset after an abort
       throw std::runtime_error(failure);
     }
   }
 
-  std::uint64_t word(std::size_t w) const { return state_[w]; }
+  /// Word w of the state array rank r uses (with one array: the same for every rank).
+  std::uint64_t word(std::size_t w, int r = 0) const { return state_ptrs_[static_cast<std::size_t>(r)][w]; }
+  bool separate() const { return s_.separate_memories; }
+  /// Loads a block made outside its own rank's state array (separate memories only).
+  long remote_loads() const { return remote_loads_.load(); }
   pipesched::cuda::persistent_layout const& layout() const { return layout_; }
   std::uint64_t iterations() const { return iterations_; }
 
@@ -136,9 +166,20 @@ public:
   std::size_t lie_from = 0, lie_to = 0;
 
 private:
+  template <class Fs> struct functor_type {
+    using type = typename Fs::value_type;
+  };
+  template <class... Fs> struct functor_type<std::tuple<Fs...>> {
+    using type = std::tuple<Fs...>;
+  };
+
+  std::vector<std::uint64_t>& memory(int r) { return states_[s_.separate_memories ? static_cast<std::size_t>(r) : 0]; }
+
   settings s_;
   pipesched::cuda::persistent_layout layout_{};
-  std::vector<std::uint64_t> state_;
+  std::vector<std::vector<std::uint64_t>> states_;
+  std::vector<std::uint64_t*> state_ptrs_;
+  std::atomic<long> remote_loads_{0};
   std::vector<std::size_t> bytes_;
   std::vector<std::vector<unsigned char>> storage_;
   std::vector<pipesched::view> views_;

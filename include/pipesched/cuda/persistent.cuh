@@ -1,9 +1,11 @@
 // pipesched: the persistent executor — one GPU, every rank of a schedule in one cooperative
-// kernel per iteration. Each rank owns a group of blocks that runs the rank's whole lowered
-// list unrolled (plan order, no loop or switch of the library's own), calling the user's
-// __device__ stage functor members; boundaries move by pushes into the receiver's slots and
-// acquire/release counters in global memory (persistent_protocol.hpp, proven on host threads
-// in tests/cpu/cuda_persistent_protocol.cpp). No host involvement inside an iteration.
+// kernel per iteration; or several GPUs of this process (options::devices), one rank per GPU,
+// each in its own cooperative kernel. Each rank owns a group of blocks that runs the rank's
+// whole lowered list unrolled (plan order, no loop or switch of the library's own), calling
+// the user's __device__ stage functor members; boundaries move by pushes into the receiver's
+// slots (peer pointers across GPUs) and acquire/release counters in global memory
+// (persistent_protocol.hpp, proven on host threads, with one state array and with one per
+// rank, in tests/cpu/cuda_persistent_protocol.cpp). No host involvement inside an iteration.
 //
 // State (2026-12-01): builds with nvcc 13 for sm_90 + PTX; has NOT run on a GPU yet
 // (tests/gpu/persistent_*.cu, bench/bench_gpu_persistent.cu are written for scripts/gpu-check).
@@ -30,26 +32,41 @@
 
 namespace pipesched::cuda {
 
-/// One block of the persistent kernel as the protocol sees it: libcu++ atomics at device
-/// scope, __syncthreads, %globaltimer, __nanosleep back-off, a group-strided 16-byte copy.
+/// One block of the persistent kernel as the protocol sees it: libcu++ atomics (device scope
+/// on one GPU; system scope with several, where counters are raised through peer pointers),
+/// __syncthreads, %globaltimer, __nanosleep back-off, a group-strided 16-byte copy.
 struct device_env {
-  using ref = ::cuda::atomic_ref<std::uint64_t, ::cuda::thread_scope_device>;
+  using dev_ref = ::cuda::atomic_ref<std::uint64_t, ::cuda::thread_scope_device>;
+  using sys_ref = ::cuda::atomic_ref<std::uint64_t, ::cuda::thread_scope_system>;
+  bool system = false; ///< several GPUs: every counter operation at system scope
   __device__ bool leader() const { return threadIdx.x == 0; }
   __device__ void block_sync() const { __syncthreads(); }
   __device__ bool block_any(bool b) const { return __syncthreads_or(b ? 1 : 0) != 0; }
   __device__ int thread() const { return static_cast<int>(threadIdx.x); }
   __device__ int threads() const { return static_cast<int>(blockDim.x); }
-  __device__ std::uint64_t load_acquire(std::uint64_t* w) const { return ref(*w).load(::cuda::memory_order_acquire); }
-  __device__ std::uint64_t load_relaxed(std::uint64_t* w) const { return ref(*w).load(::cuda::memory_order_relaxed); }
-  __device__ void add_release(std::uint64_t* w, std::uint64_t v) const { ref(*w).fetch_add(v, ::cuda::memory_order_release); }
+  __device__ std::uint64_t load_acquire(std::uint64_t* w) const {
+    return system ? sys_ref(*w).load(::cuda::memory_order_acquire) : dev_ref(*w).load(::cuda::memory_order_acquire);
+  }
+  __device__ std::uint64_t load_relaxed(std::uint64_t* w) const {
+    return system ? sys_ref(*w).load(::cuda::memory_order_relaxed) : dev_ref(*w).load(::cuda::memory_order_relaxed);
+  }
+  __device__ void add_release(std::uint64_t* w, std::uint64_t v) const {
+    if (system) sys_ref(*w).fetch_add(v, ::cuda::memory_order_release);
+    else dev_ref(*w).fetch_add(v, ::cuda::memory_order_release);
+  }
   __device__ std::uint64_t add_acq_rel(std::uint64_t* w, std::uint64_t v) const {
-    return ref(*w).fetch_add(v, ::cuda::memory_order_acq_rel);
+    return system ? sys_ref(*w).fetch_add(v, ::cuda::memory_order_acq_rel)
+                  : dev_ref(*w).fetch_add(v, ::cuda::memory_order_acq_rel);
   }
   __device__ bool take(std::uint64_t* w, std::uint64_t v) const {
     std::uint64_t expected = 0;
-    return ref(*w).compare_exchange_strong(expected, v, ::cuda::memory_order_acq_rel);
+    return system ? sys_ref(*w).compare_exchange_strong(expected, v, ::cuda::memory_order_acq_rel)
+                  : dev_ref(*w).compare_exchange_strong(expected, v, ::cuda::memory_order_acq_rel);
   }
-  __device__ void store_release(std::uint64_t* w, std::uint64_t v) const { ref(*w).store(v, ::cuda::memory_order_release); }
+  __device__ void store_release(std::uint64_t* w, std::uint64_t v) const {
+    if (system) sys_ref(*w).store(v, ::cuda::memory_order_release);
+    else dev_ref(*w).store(v, ::cuda::memory_order_release);
+  }
   __device__ std::uint64_t now_ns() const {
     std::uint64_t t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -79,14 +96,18 @@ struct persistent_options {
   /// Bytes of every boundary, unless `boundaries` gives them per stage.
   std::size_t slot_bytes = 0;
   boundary_sizes boundaries{};
+  /// The device of each rank (one entry per rank, all different; peer access with native
+  /// atomics both ways between every two): each runs its rank in its own cooperative kernel.
+  /// Empty: every rank on the current device, in one kernel.
+  std::vector<int> devices{};
   /// Threads of every block.
   int threads_per_block = 256;
   /// Blocks of each rank's group (one entry per rank); empty: `total_blocks` shared out in
-  /// proportion to `rank_weights`.
+  /// proportion to `rank_weights` (with `devices`: `total_blocks` for every rank).
   std::vector<int> blocks{};
-  /// Blocks of the launch when `blocks` is empty; 0: one per SM (at most every block that
-  /// can be resident). Waiting blocks spin (with back-off), so more blocks than the stages
-  /// can use only add traffic on the counters.
+  /// Blocks of the launch (of each device's launch with `devices`) when `blocks` is empty;
+  /// 0: one per SM (at most every block that can be resident). Waiting blocks spin (with
+  /// back-off), so more blocks than the stages can use only add traffic on the counters.
   int total_blocks = 0;
   /// The work of each rank (e.g. measured stage times); empty: the schedule's pass costs
   /// per rank (persistent_protocol<S>::rank_cost, the simulator's costs).
@@ -107,43 +128,68 @@ struct persistent_error : error {
 
 namespace detail {
 
-/// The block groups' first blocks (ranks + 1 entries), passed by value to the kernel.
+/// The block groups' first blocks (ranks + 1 entries), passed by value to the kernel. With
+/// several GPUs a device's launch gives all its blocks to its one rank R: first[k] = 0 for
+/// k <= R, the grid for k > R.
 template <std::size_t Ranks> struct group_starts {
   int first[Ranks + 1];
 };
 
 template <class S, class F, int... R>
-__device__ void persistent_dispatch(persistent_context const& c, F* functors, int r, int block, int blocks,
-                                    std::integer_sequence<int, R...>) {
-  device_env env{};
-  ((r == R ? (void)run_rank_block<S, R>(env, c, functors[R], block, blocks) : (void)0), ...);
+__device__ void persistent_dispatch(persistent_context const& c, unsigned char* functors, int r, int block, int blocks,
+                                    bool system, std::integer_sequence<int, R...>) {
+  device_env env{system};
+  ((r == R ? (void)run_rank_block<S, R>(env, c, functor_in<F, S::ranks, R>(functors), block, blocks) : (void)0), ...);
 }
 
-/// The persistent kernel: block b runs the rank whose group holds it.
+/// The persistent kernel: block b runs the rank whose group holds it; `functors` is the
+/// packed buffer of functor_pack<F, ranks>.
 template <class S, class F>
-__global__ void persistent_kernel(persistent_context c, F* functors, group_starts<S::rank_count> g) {
+__global__ void persistent_kernel(persistent_context c, unsigned char* functors, group_starts<S::rank_count> g,
+                                  bool system) {
   int const b = static_cast<int>(blockIdx.x);
   int r = 0;
   while (r + 1 < S::ranks && b >= g.first[r + 1]) ++r;
-  persistent_dispatch<S>(c, functors, r, b - g.first[r], g.first[r + 1] - g.first[r],
+  persistent_dispatch<S, F>(c, functors, r, b - g.first[r], g.first[r + 1] - g.first[r], system,
                          std::make_integer_sequence<int, S::ranks>{});
 }
 
+/// Makes `device` current for a scope and restores the device current before.
+struct device_scope {
+  int before = 0;
+  explicit device_scope(int device) {
+    (void)cudaGetDevice(&before);
+    (void)cudaSetDevice(device);
+  }
+  ~device_scope() { (void)cudaSetDevice(before); }
+  device_scope(device_scope const&) = delete;
+  device_scope& operator=(device_scope const&) = delete;
+};
+
 } // namespace detail
 
-/// Runs schedule S on one GPU as one cooperative kernel per iteration: rank r's block group
-/// runs plan order of rank r with device functors of type F (one per rank, trivially
+/// Runs schedule S as one cooperative kernel per iteration: on one GPU, rank r's block group
+/// runs plan order of rank r; with options::devices, rank r runs alone in a kernel on device
+/// devices[r], pushing boundaries into its peers' slots over peer pointers (counters at system
+/// scope, each in the memory of the rank that waits on it; see hand_off). Device functors of
+/// type F for every rank, or of per-rank types with F = std::tuple<F0, F1, ...> (trivially
 /// copyable, copied to device memory at each run()). A functor has, for every pass the
-/// schedule uses, `template <class Step> __device__ void forward(Step, pipesched::io const&,
-/// pipesched::cuda::device_group const&)` (likewise backward, backward_input,
-/// backward_weight), called by every thread of the group; returning bool (false: failure,
-/// from any thread) is optional. See docs/04_cuda.md for what such a member may do.
+/// schedule uses, `template <class Step> __device__ void
+/// forward(Step, pipesched::io const&, pipesched::cuda::device_group const&)` (likewise
+/// backward, backward_input, backward_weight), called by every thread of the group; returning
+/// bool (false: failure, from any thread) is optional; so is `forward_backward(StepF, StepB,
+/// io const&, io const&, device_group const&)`, which runs an overlapped pair (DualPipe,
+/// DualPipe-V) in one call. See docs/04_cuda.md for what such a member may do.
 template <schedule_type S, class F> class persistent_executor {
   static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
-  static_assert(std::is_trivially_copyable_v<F>,
+  using pack = functor_pack<F, S::ranks>;
+  static_assert(pack::copyable,
                 "pipesched: persistent_executor: the device functor is copied to device memory, so it must be "
                 "trivially copyable (hold pointers to your device buffers, not containers)");
-  static_assert(device_functor_check<S, F, device_group>::reported); // a missing member: one message naming it
+  // a missing member: one message naming it (each rank's type)
+  static_assert([]<int... R>(std::integer_sequence<int, R...>) {
+    return (device_functor_check<S, typename pack::template type<R>, device_group>::reported && ...);
+  }(std::make_integer_sequence<int, S::ranks>{}));
 
 public:
   using schedule = S;
@@ -165,31 +211,45 @@ public:
   persistent_executor& operator=(persistent_executor const&) = delete;
   ~persistent_executor() { release(); }
 
-  /// One iteration on `stream` (null: the legacy default stream): copies the functors, then
-  /// one cooperative launch. With options::synchronize, waits and throws persistent_error
-  /// when the iteration stopped (the state is then reset: the executor runs again).
+  /// One iteration on `stream` (null: the legacy default stream; with options::devices the
+  /// executor's own stream on each device, and `stream` must be null): copies the functors,
+  /// then one cooperative launch per device. With options::synchronize, waits for every
+  /// device and throws persistent_error when the iteration stopped (the state is then reset:
+  /// the executor runs again).
   template <class Functors> void run(Functors const& functors, cudaStream_t stream = nullptr) {
     std::lock_guard<std::mutex> lock(mutex_);
-    upload(functors, stream);
-    launch(stream);
+    if (multi() && stream != nullptr)
+      throw std::invalid_argument("pipesched: persistent_executor: with options::devices every device runs on the "
+                                  "executor's own stream: pass no stream to run()");
+    stage(functors);
+    for (part& d : parts_) { // every kernel is issued before any is waited for: they wait on each other
+      detail::device_scope const on(d.device);
+      upload(d, stream_of(d, stream));
+      launch(d, stream_of(d, stream));
+    }
     if (options_.synchronize) {
-      check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+      wait_all(stream);
       check_failure();
     }
   }
 
   /// Records one iteration (the kernel) into a graph; replay() launches it. The kernel reads
   /// the functors from the executor's device copy: those of the last capture() or run().
-  /// The counters stay valid across replays (monotonic epochs).
+  /// The counters stay valid across replays (monotonic epochs). One GPU only.
   template <class Functors> void capture(Functors const& functors) {
     std::lock_guard<std::mutex> lock(mutex_);
-    upload(functors, capture_stream_);
-    check(cudaStreamSynchronize(capture_stream_), "cudaStreamSynchronize");
+    if (multi())
+      throw std::logic_error("pipesched: persistent_executor: capture() and replay() run on one GPU only "
+                             "(options::devices is set)");
+    part& d = parts_[0];
+    stage(functors);
+    upload(d, d.capture_stream);
+    check(cudaStreamSynchronize(d.capture_stream), "cudaStreamSynchronize");
     drop_graph();
-    check(cudaStreamBeginCapture(capture_stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    cudaError_t const le = launch_raw(capture_stream_);
+    check(cudaStreamBeginCapture(d.capture_stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    cudaError_t const le = launch_raw(d, d.capture_stream);
     cudaGraph_t graph{};
-    cudaError_t const ee = cudaStreamEndCapture(capture_stream_, &graph);
+    cudaError_t const ee = cudaStreamEndCapture(d.capture_stream, &graph);
     if (le != cudaSuccess || ee != cudaSuccess) {
       if (graph) (void)cudaGraphDestroy(graph);
       check(le != cudaSuccess ? le : ee, le != cudaSuccess ? "cudaLaunchKernelEx (captured)" : "cudaStreamEndCapture");
@@ -213,24 +273,31 @@ public:
     }
   }
 
-  /// After a run with synchronize = false: waits for `stream` and throws the failure, if any.
+  /// After a run with synchronize = false: waits for `stream` (every device's stream with
+  /// options::devices) and throws the failure, if any.
   void finish(cudaStream_t stream = nullptr) {
     std::lock_guard<std::mutex> lock(mutex_);
-    check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    wait_all(stream);
     check_failure();
   }
 
-  /// Blocks of each rank's group; their sum is the launch's grid.
+  /// Blocks of each rank's group (one GPU: their sum is the launch's grid).
   std::vector<int> const& block_groups() const { return groups_; }
+  /// Blocks that can be resident at once (the least over the devices with several).
   int resident_blocks() const { return resident_; }
+  /// The device rank r runs on.
+  int device(int r) const { return parts_[part_of(r)].device; }
   /// Rank r's boundary slots (device addresses and capacities).
   view const* slots(int r) const { return host_views_.data() + protocol::slot_base(r); }
   int slot_count(int r) const { return static_cast<int>(protocol::slot_base(r + 1) - protocol::slot_base(r)); }
   std::vector<std::size_t> const& boundary_bytes() const { return bytes_; }
-  /// The counters' words (copied from the device): for tests and hang reports.
-  std::vector<std::uint64_t> state() const {
+  /// The counters' words of the state array rank r uses (copied from its device; on one GPU
+  /// every rank uses the same array): for tests and hang reports.
+  std::vector<std::uint64_t> state(int r = 0) const {
     std::vector<std::uint64_t> s(layout_.words());
-    check(cudaMemcpy(s.data(), state_, s.size() * sizeof(std::uint64_t), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    part const& d = parts_[part_of(r)];
+    detail::device_scope const on(d.device);
+    check(cudaMemcpy(s.data(), d.state, s.size() * sizeof(std::uint64_t), cudaMemcpyDeviceToHost), "cudaMemcpy");
     return s;
   }
   persistent_layout const& layout() const { return layout_; }
@@ -238,8 +305,30 @@ public:
   failure_site last_failure() const { return failure_; }
 
 private:
-  using kernel_t = void (*)(persistent_context, F*, detail::group_starts<S::rank_count>);
+  using kernel_t = void (*)(persistent_context, unsigned char*, detail::group_starts<S::rank_count>, bool);
   static constexpr kernel_t kernel = &detail::persistent_kernel<S, F>;
+
+  /// What lives on one device: its ranks' slots and state, the context's tables, the
+  /// functors, its launch. One part on one GPU; one per rank with options::devices.
+  struct part {
+    int device = 0;
+    int resident = 0;
+    detail::group_starts<S::rank_count> starts{};
+    int grid = 0;
+    void* slots_block = nullptr;        ///< its ranks' slots
+    std::uint64_t* state = nullptr;     ///< its state words
+    std::uint64_t** states = nullptr;   ///< every rank's state words (context::states)
+    view* views = nullptr;              ///< every global slot
+    std::size_t* bytes = nullptr;
+    unsigned char* functors = nullptr;  ///< every rank's, packed (functor_pack)
+    bool uploaded = false;              ///< `functors` holds staged_
+    cudaStream_t stream{};              ///< with options::devices: the device's stream
+    cudaStream_t capture_stream{};      ///< one GPU: the stream capture() records on
+  };
+
+  bool multi() const { return !options_.devices.empty(); }
+  std::size_t part_of(int r) const { return multi() ? static_cast<std::size_t>(r) : 0; }
+  cudaStream_t stream_of(part const& d, cudaStream_t user) const { return multi() ? d.stream : user; }
 
   void check(cudaError_t e, char const* call) const {
     if (e != cudaSuccess) {
@@ -248,57 +337,159 @@ private:
     }
   }
 
-  void setup() {
-    int dev = 0;
-    check(cudaGetDevice(&dev), "cudaGetDevice");
-    int coop = 0, sms = 0, per_sm = 0;
-    check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute");
-    if (!coop) throw std::runtime_error("pipesched: persistent_executor: the device does not support cooperative launches");
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, options_.threads_per_block, 0),
-          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-    resident_ = per_sm * sms;
-    if (!options_.blocks.empty()) {
-      check_block_groups(options_.blocks, ranks, resident_);
-      groups_ = options_.blocks;
-    } else {
-      int const total = options_.total_blocks > 0 ? options_.total_blocks : (sms < resident_ ? sms : resident_);
-      if (total > resident_)
+  /// The devices: checked, peer access (with native atomics) enabled both ways.
+  void choose_devices() {
+    int current = 0;
+    check(cudaGetDevice(&current), "cudaGetDevice");
+    if (!multi()) {
+      parts_.assign(1, part{});
+      parts_[0].device = current;
+      return;
+    }
+    std::vector<int> const& ds = options_.devices;
+    if (ds.size() != static_cast<std::size_t>(ranks))
+      throw std::invalid_argument("pipesched: persistent_options::devices has " + std::to_string(ds.size()) +
+                                  " entries for " + std::to_string(ranks) + " ranks: give one device per rank");
+    int count = 0;
+    check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+    for (std::size_t r = 0; r < ds.size(); ++r) {
+      if (ds[r] < 0 || ds[r] >= count)
+        throw std::invalid_argument("pipesched: persistent_options::devices: rank " + std::to_string(r) +
+                                    " names device " + std::to_string(ds[r]) + ", but " + std::to_string(count) +
+                                    " are visible");
+      for (std::size_t q = 0; q < r; ++q)
+        if (ds[q] == ds[r])
+          throw std::invalid_argument("pipesched: persistent_options::devices: ranks " + std::to_string(q) + " and " +
+                                      std::to_string(r) + " both name device " + std::to_string(ds[r]) +
+                                      " (two cooperative kernels on one device need not be co-resident: one rank "
+                                      "per device)");
+    }
+    for (int a : ds)
+      for (int b : ds) {
+        if (a == b) continue;
+        int can = 0, atomics = 0;
+        check(cudaDeviceCanAccessPeer(&can, a, b), "cudaDeviceCanAccessPeer");
+        check(cudaDeviceGetP2PAttribute(&atomics, cudaDevP2PAttrNativeAtomicSupported, a, b),
+              "cudaDeviceGetP2PAttribute");
+        if (!can || !atomics)
+          throw std::runtime_error("pipesched: persistent_executor: device " + std::to_string(a) + " cannot " +
+                                   (can ? "do native atomics on" : "access") + " device " + std::to_string(b) +
+                                   "'s memory: the persistent kernel needs peer access with native atomics "
+                                   "(NVLink) between every two devices");
+        detail::device_scope const on(a);
+        cudaError_t const e = cudaDeviceEnablePeerAccess(b, 0);
+        if (e == cudaErrorPeerAccessAlreadyEnabled) (void)cudaGetLastError();
+        else check(e, "cudaDeviceEnablePeerAccess");
+      }
+    parts_.assign(ds.size(), part{});
+    for (std::size_t r = 0; r < ds.size(); ++r) parts_[r].device = ds[r];
+  }
+
+  /// Resident blocks of each part, the block groups, each part's starts and grid.
+  void partition() {
+    std::vector<int> totals; // per part: the blocks of its launch when options::blocks is empty
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device);
+      int coop = 0, sms = 0, per_sm = 0;
+      check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, d.device), "cudaDeviceGetAttribute");
+      if (!coop)
+        throw std::runtime_error("pipesched: persistent_executor: device " + std::to_string(d.device) +
+                                 " does not support cooperative launches");
+      check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, d.device), "cudaDeviceGetAttribute");
+      check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, options_.threads_per_block, 0),
+            "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+      d.resident = per_sm * sms;
+      resident_ = totals.empty() || d.resident < resident_ ? d.resident : resident_;
+      int const total = options_.total_blocks > 0 ? options_.total_blocks : (sms < d.resident ? sms : d.resident);
+      if (options_.blocks.empty() && total > d.resident)
         throw std::invalid_argument("pipesched: persistent_executor: total_blocks " + std::to_string(total) +
-                                    " exceeds the " + std::to_string(resident_) + " blocks that can be resident");
-      std::vector<double> w = options_.rank_weights;
-      if (w.empty())
-        for (int r = 0; r < ranks; ++r) w.push_back(protocol::rank_cost(r));
-      groups_ = share_blocks(total, ranks, w);
+                                    " exceeds the " + std::to_string(d.resident) + " blocks that can be resident" +
+                                    (multi() ? " on device " + std::to_string(d.device) : std::string()));
+      totals.push_back(total);
     }
-    starts_.first[0] = 0;
-    for (int r = 0; r < ranks; ++r) starts_.first[r + 1] = starts_.first[r] + groups_[static_cast<std::size_t>(r)];
-    grid_ = starts_.first[ranks];
-    // slots of every rank in one block, global slot order, each sized for its largest boundary
-    std::vector<std::size_t> sizes;
+    if (!multi()) {
+      if (!options_.blocks.empty()) {
+        check_block_groups(options_.blocks, ranks, resident_);
+        groups_ = options_.blocks;
+      } else {
+        std::vector<double> w = options_.rank_weights;
+        if (w.empty())
+          for (int r = 0; r < ranks; ++r) w.push_back(protocol::rank_cost(r));
+        groups_ = share_blocks(totals[0], ranks, w);
+      }
+      part& d = parts_[0];
+      d.starts.first[0] = 0;
+      for (int r = 0; r < ranks; ++r) d.starts.first[r + 1] = d.starts.first[r] + groups_[static_cast<std::size_t>(r)];
+      d.grid = d.starts.first[ranks];
+      return;
+    }
+    // one rank per device: its group is the whole launch
+    if (options_.blocks.empty()) groups_ = totals;
+    else {
+      if (options_.blocks.size() != static_cast<std::size_t>(ranks))
+        throw std::invalid_argument("pipesched: persistent kernel: " + std::to_string(options_.blocks.size()) +
+                                    " block counts for " + std::to_string(ranks) + " ranks: give one per rank");
+      for (int r = 0; r < ranks; ++r) {
+        int const b = options_.blocks[static_cast<std::size_t>(r)];
+        part const& d = parts_[static_cast<std::size_t>(r)];
+        if (b < 1 || b > d.resident)
+          throw std::invalid_argument("pipesched: persistent kernel: rank " + std::to_string(r) + " is given " +
+                                      std::to_string(b) + " blocks; device " + std::to_string(d.device) +
+                                      " holds 1 to " + std::to_string(d.resident) + " resident");
+      }
+      groups_ = options_.blocks;
+    }
     for (int r = 0; r < ranks; ++r) {
-      std::vector<std::size_t> const s = buffer_plan<S>::slot_bytes(r, bytes_);
-      sizes.insert(sizes.end(), s.begin(), s.end());
+      part& d = parts_[static_cast<std::size_t>(r)];
+      d.grid = groups_[static_cast<std::size_t>(r)];
+      for (int k = 0; k <= ranks; ++k) d.starts.first[k] = k <= r ? 0 : d.grid;
     }
-    host_views_.assign(sizes.size(), view{});
-    std::size_t const n = block_bytes(sizes);
-    if (n > 0) {
-      check(cudaMalloc(&slots_block_, n), "cudaMalloc");
-      check(cudaMemset(slots_block_, 0, n), "cudaMemset");
-      carve_slots(slots_block_, sizes, host_views_.data());
+  }
+
+  void setup() {
+    choose_devices();
+    partition();
+    // each part's ranks' slots in one block of its device, each slot sized for its largest
+    // boundary; global slot order across the parts
+    host_views_.assign(protocol::slots, view{});
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device);
+      int const lo = multi() ? static_cast<int>(&d - parts_.data()) : 0, hi = multi() ? lo + 1 : ranks;
+      std::vector<std::size_t> sizes;
+      for (int r = lo; r < hi; ++r) {
+        std::vector<std::size_t> const sz = buffer_plan<S>::slot_bytes(r, bytes_);
+        sizes.insert(sizes.end(), sz.begin(), sz.end());
+      }
+      std::size_t const n = block_bytes(sizes);
+      if (n > 0) {
+        check(cudaMalloc(&d.slots_block, n), "cudaMalloc");
+        check(cudaMemset(d.slots_block, 0, n), "cudaMemset");
+        carve_slots(d.slots_block, sizes, host_views_.data() + protocol::slot_base(lo));
+      }
+      check(cudaMalloc(&d.state, layout_.words() * sizeof(std::uint64_t)), "cudaMalloc");
+      check(cudaMemset(d.state, 0, layout_.words() * sizeof(std::uint64_t)), "cudaMemset");
     }
-    check(cudaMalloc(&views_, (host_views_.empty() ? 1 : host_views_.size()) * sizeof(view)), "cudaMalloc");
-    if (!host_views_.empty())
-      check(cudaMemcpy(views_, host_views_.data(), host_views_.size() * sizeof(view), cudaMemcpyHostToDevice),
+    // every part's tables: the views, the byte table, every rank's state (peer pointers: with
+    // peer access enabled, a device address is valid on every device)
+    std::vector<std::uint64_t*> states(static_cast<std::size_t>(ranks));
+    for (int r = 0; r < ranks; ++r) states[static_cast<std::size_t>(r)] = parts_[part_of(r)].state;
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device);
+      check(cudaMalloc(&d.views, (host_views_.empty() ? 1 : host_views_.size()) * sizeof(view)), "cudaMalloc");
+      if (!host_views_.empty())
+        check(cudaMemcpy(d.views, host_views_.data(), host_views_.size() * sizeof(view), cudaMemcpyHostToDevice),
+              "cudaMemcpy");
+      check(cudaMalloc(&d.bytes, bytes_.size() * sizeof(std::size_t)), "cudaMalloc");
+      check(cudaMemcpy(d.bytes, bytes_.data(), bytes_.size() * sizeof(std::size_t), cudaMemcpyHostToDevice),
             "cudaMemcpy");
-    check(cudaMalloc(&bytes_dev_, bytes_.size() * sizeof(std::size_t)), "cudaMalloc");
-    check(cudaMemcpy(bytes_dev_, bytes_.data(), bytes_.size() * sizeof(std::size_t), cudaMemcpyHostToDevice),
-          "cudaMemcpy");
-    check(cudaMalloc(&state_, layout_.words() * sizeof(std::uint64_t)), "cudaMalloc");
-    check(cudaMemset(state_, 0, layout_.words() * sizeof(std::uint64_t)), "cudaMemset");
-    check(cudaMalloc(&functors_, static_cast<std::size_t>(ranks) * sizeof(F)), "cudaMalloc");
-    check(cudaStreamCreateWithFlags(&capture_stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+      check(cudaMalloc(&d.states, states.size() * sizeof(std::uint64_t*)), "cudaMalloc");
+      check(cudaMemcpy(d.states, states.data(), states.size() * sizeof(std::uint64_t*), cudaMemcpyHostToDevice),
+            "cudaMemcpy");
+      check(cudaMalloc(&d.functors, pack::bytes > 0 ? pack::bytes : 1), "cudaMalloc");
+      if (multi()) check(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+      else check(cudaStreamCreateWithFlags(&d.capture_stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+      check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    }
   }
 
   void drop_graph() {
@@ -308,40 +499,46 @@ private:
 
   void release() noexcept {
     drop_graph();
-    if (capture_stream_) {
-      (void)cudaStreamSynchronize(capture_stream_);
-      (void)cudaStreamDestroy(capture_stream_);
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device);
+      cudaStream_t const streams[2] = {d.stream, d.capture_stream};
+      for (cudaStream_t st : streams)
+        if (st) {
+          (void)cudaStreamSynchronize(st);
+          (void)cudaStreamDestroy(st);
+        }
+      void* const blocks[6] = {d.slots_block, d.state, d.states, d.views, d.bytes, d.functors};
+      for (void* p : blocks)
+        if (p) (void)cudaFree(p);
+      d = part{d.device};
     }
-    for (void* p : {static_cast<void*>(slots_block_), static_cast<void*>(views_), static_cast<void*>(bytes_dev_),
-                    static_cast<void*>(state_), static_cast<void*>(functors_)})
-      if (p) (void)cudaFree(p);
-    slots_block_ = nullptr;
-    views_ = nullptr;
-    bytes_dev_ = nullptr;
-    state_ = nullptr;
-    functors_ = nullptr;
-    capture_stream_ = nullptr;
     (void)cudaGetLastError();
   }
 
-  /// Copies the functors to device memory unless the copy there already holds the same
-  /// bytes (a copy from pageable memory waits for the stream: skipping it keeps run() with
-  /// synchronize = false asynchronous when the functors do not change).
-  template <class Functors> void upload(Functors const& fs, cudaStream_t stream) {
-    pipesched::detail::check_functor_count<ranks>(fs);
-    std::vector<F> next(static_cast<std::size_t>(ranks));
-    for (int r = 0; r < ranks; ++r) next[static_cast<std::size_t>(r)] = fs[static_cast<std::size_t>(r)];
-    if (uploaded_ && std::memcmp(next.data(), staged_.data(), next.size() * sizeof(F)) == 0) return;
+  /// The functors as the next upload sends them; a part whose device copy holds other bytes
+  /// is marked for upload.
+  template <class Functors> void stage(Functors const& fs) {
+    std::vector<unsigned char> next(pack::bytes, 0);
+    pack_functors<F, ranks>(fs, next.data());
+    if (!staged_.empty() && next == staged_) return;
     staged_ = std::move(next);
-    check(cudaMemcpyAsync(functors_, staged_.data(), staged_.size() * sizeof(F), cudaMemcpyHostToDevice, stream),
-          "cudaMemcpyAsync");
-    uploaded_ = true;
+    for (part& d : parts_) d.uploaded = false;
   }
 
-  cudaError_t launch_raw(cudaStream_t stream) {
-    persistent_context const c{state_, layout_, views_, bytes_dev_, options_.wait_timeout_ns};
+  /// Copies the staged functors to the part's device unless its copy already holds them (a
+  /// copy from pageable memory waits for the stream: skipping it keeps run() with
+  /// synchronize = false asynchronous when the functors do not change).
+  void upload(part& d, cudaStream_t stream) {
+    if (d.uploaded) return;
+    check(cudaMemcpyAsync(d.functors, staged_.data(), staged_.size(), cudaMemcpyHostToDevice, stream),
+          "cudaMemcpyAsync");
+    d.uploaded = true;
+  }
+
+  cudaError_t launch_raw(part const& d, cudaStream_t stream) {
+    persistent_context const c{d.states, layout_, d.views, d.bytes, options_.wait_timeout_ns};
     cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(grid_));
+    cfg.gridDim = dim3(static_cast<unsigned>(d.grid));
     cfg.blockDim = dim3(static_cast<unsigned>(options_.threads_per_block));
     cfg.dynamicSmemBytes = 0;
     cfg.stream = stream;
@@ -350,24 +547,42 @@ private:
     attr[0].val.cooperative = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, kernel, c, functors_, starts_);
+    return cudaLaunchKernelEx(&cfg, kernel, c, d.functors, d.starts, multi());
   }
 
-  void launch(cudaStream_t stream) { check(launch_raw(stream), "cudaLaunchKernelEx (cooperative)"); }
+  void launch(part const& d, cudaStream_t stream) { check(launch_raw(d, stream), "cudaLaunchKernelEx (cooperative)"); }
 
-  /// Reads the failure record; on a failure resets the whole state (counters, epochs,
-  /// barriers, flag) and throws.
+  /// Waits for every part's stream (every one even after an error, so no kernel outlives the
+  /// call unwaited), then reports the first error.
+  void wait_all(cudaStream_t stream) {
+    cudaError_t first = cudaSuccess;
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device);
+      cudaError_t const e = cudaStreamSynchronize(stream_of(d, stream));
+      if (first == cudaSuccess) first = e;
+    }
+    check(first, "cudaStreamSynchronize");
+  }
+
+  /// Reads the failure record (rank 0's state); on a failure resets every state array
+  /// (counters, epochs, barriers, flags) and throws.
   void check_failure() {
     std::uint64_t rec[8] = {};
-    check(cudaMemcpy(rec, state_, sizeof rec, cudaMemcpyDeviceToHost), "cudaMemcpy");
+    {
+      detail::device_scope const on(parts_[0].device);
+      check(cudaMemcpy(rec, parts_[0].state, sizeof rec, cudaMemcpyDeviceToHost), "cudaMemcpy");
+    }
     if (rec[persistent_layout::failure_kind] == 0) return;
     std::vector<std::uint64_t> words(layout_.words(), 0);
     for (int i = 0; i < 8; ++i) words[static_cast<std::size_t>(i)] = rec[i];
     std::string const what = describe_persistent_failure(layout_, words.data());
     failure_ = failure_site{static_cast<int>(rec[persistent_layout::failure_rank]),
                             action_record{rec[persistent_layout::failure_action]}};
-    check(cudaMemset(state_, 0, layout_.words() * sizeof(std::uint64_t)), "cudaMemset");
-    check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device);
+      check(cudaMemset(d.state, 0, layout_.words() * sizeof(std::uint64_t)), "cudaMemset");
+      check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    }
     throw persistent_error(what, failure_, static_cast<persistent_failure_kind>(rec[persistent_layout::failure_kind]));
   }
 
@@ -375,18 +590,10 @@ private:
   std::vector<std::size_t> bytes_;
   persistent_layout layout_{};
   std::vector<int> groups_;
-  detail::group_starts<S::rank_count> starts_{};
-  int grid_ = 0;
   int resident_ = 0;
+  std::vector<part> parts_;
   std::vector<view> host_views_;
-  void* slots_block_ = nullptr;
-  view* views_ = nullptr;
-  std::size_t* bytes_dev_ = nullptr;
-  std::uint64_t* state_ = nullptr;
-  F* functors_ = nullptr;
-  std::vector<F> staged_;
-  bool uploaded_ = false;
-  cudaStream_t capture_stream_{};
+  std::vector<unsigned char> staged_; ///< the functors' bytes of the last run() or capture()
   cudaGraphExec_t graph_exec_{};
   failure_site failure_{};
   std::mutex mutex_;

@@ -12,8 +12,11 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -23,6 +26,7 @@
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/plan/action_record.hpp"
 #include "pipesched/plan/boundary.hpp"
+#include "pipesched/plan/functors.hpp"
 #include "pipesched/plan/stage_functor.hpp"
 #include "pipesched/plan/step.hpp"
 
@@ -50,10 +54,17 @@ namespace pipesched::cuda {
 /// slot_base[r] + k. Every global slot g has two monotonic counters: `filled[g]`, raised by
 /// the sender after it has copied a boundary into g (a push: the SEND's group copies from
 /// its own slot into the receiver's), and `freed[g]`, raised by the owner after the last
-/// access of each boundary g held. In iteration n (the owner's epoch, counted in device
+/// access of each boundary g held. In iteration n (the waiter's epoch, counted in device
 /// memory) a wait for the c-th event of an iteration waits for `counter >= n * per_iteration
 /// + c` — never `==`, so a peer that has already gone further never stalls a waiter, and the
 /// counters stay valid across iterations and graph replays without a reset.
+///
+/// Every rank has its own state words (persistent_context::states; one array shared by all
+/// ranks on one GPU, one per device with several GPUs), and a counter lives where its waiter
+/// reads it: `filled[g]` in the state of g's owner (the sender raises it through a peer
+/// pointer), `freed[g]` in the state of every rank that pushes into g (the owner raises each
+/// copy; `pushers[g]`), the abort flag in every rank's state (the first failure sets them
+/// all). So every wait polls local memory, and every write to another rank is a release.
 struct hand_off {
   /// SEND: the receiver's global slot the boundary is copied into (-1: not a SEND).
   std::int32_t push_slot;
@@ -85,6 +96,7 @@ template <std::size_t Actions, std::size_t Ranks, std::size_t Slots> struct pers
   std::uint32_t slot_base[Ranks + 1] = {};
   std::uint32_t occupancies[Slots > 0 ? Slots : 1] = {}; ///< boundaries slot g holds per iteration
   std::uint32_t fills[Slots > 0 ? Slots : 1] = {};       ///< of which pushed by a sender
+  std::uint64_t pushers[Slots > 0 ? Slots : 1] = {};     ///< bit q: rank q pushes into slot g
   persistent_problem problem = persistent_problem::none;
   int problem_rank = -1;
   int problem_index = -1;
@@ -181,6 +193,7 @@ constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const
         std::size_t const rflat = t.offset[r] + j;
         out.at[t.offset[q] + i].push_slot = out.at[rflat].pull_slot;
         out.at[t.offset[q] + i].push_after_frees = recv_ordinal[rflat];
+        if (out.at[rflat].pull_slot >= 0) out.pushers[out.at[rflat].pull_slot] |= std::uint64_t{1} << q;
         ++j;
       }
       for (; j < nr; ++j) {
@@ -198,6 +211,7 @@ constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const
 /// default weights of the block partition).
 template <schedule_type S> struct persistent_protocol {
   static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
+  static_assert(S::ranks <= 64, "pipesched: persistent kernel: at most 64 ranks (a slot's pushers are a 64-bit mask)");
   static constexpr int ranks = S::ranks;
   static constexpr std::size_t actions = S::lowered.offset[S::rank_count];
   static constexpr std::size_t slots = detail::total_slots_of(S::lowered);
@@ -231,6 +245,77 @@ template <schedule_type S> struct persistent_protocol {
     return t;
   }
 };
+
+// ---------------------------------------------------------------------------------------
+// Device functors, one per rank
+
+/// How the device functors of Ranks ranks lie in one buffer: F for every rank, one after the
+/// other; or `std::tuple<F0, F1, ...>`, one type per rank, each at an offset aligned for it
+/// (the buffer itself aligned for all, as device allocations are). Each type must be
+/// trivially copyable: the executor copies their bytes to device memory.
+template <class F, int Ranks> struct functor_pack {
+  template <int R> using type = F;
+  PIPESCHED_HD static constexpr std::size_t offset(int r) { return static_cast<std::size_t>(r) * sizeof(F); }
+  static constexpr std::size_t bytes = static_cast<std::size_t>(Ranks) * sizeof(F);
+  static constexpr bool copyable = std::is_trivially_copyable_v<F>;
+};
+
+namespace detail {
+/// Offsets of the types Fs... laid out one after the other, each aligned; the last entry is
+/// the end.
+template <std::size_t N> struct offset_table {
+  std::size_t at[N + 1] = {};
+};
+template <class... Fs> constexpr offset_table<sizeof...(Fs)> make_tuple_offsets() {
+  std::size_t const sizes[] = {sizeof(Fs)...};
+  std::size_t const aligns[] = {alignof(Fs)...};
+  offset_table<sizeof...(Fs)> t{};
+  std::size_t o = 0;
+  for (std::size_t r = 0; r < sizeof...(Fs); ++r) {
+    o = (o + aligns[r] - 1) / aligns[r] * aligns[r];
+    t.at[r] = o;
+    o += sizes[r];
+  }
+  t.at[sizeof...(Fs)] = o;
+  return t;
+}
+template <class... Fs> inline constexpr offset_table<sizeof...(Fs)> tuple_offsets = make_tuple_offsets<Fs...>();
+} // namespace detail
+
+template <class... Fs, int Ranks> struct functor_pack<std::tuple<Fs...>, Ranks> {
+  static_assert(sizeof...(Fs) == static_cast<std::size_t>(Ranks),
+                "pipesched: persistent kernel: a tuple of device functor types needs exactly one type per rank");
+  template <int R> using type = std::tuple_element_t<static_cast<std::size_t>(R), std::tuple<Fs...>>;
+  PIPESCHED_HD static constexpr std::size_t offset(int r) {
+    return detail::tuple_offsets<Fs...>.at[r];
+  }
+  static constexpr std::size_t bytes = detail::tuple_offsets<Fs...>.at[sizeof...(Fs)];
+  static constexpr bool copyable = (std::is_trivially_copyable_v<Fs> && ...);
+};
+
+/// Copies rank R's functor of `fs` (a container of F, or a tuple of the per-rank types) to
+/// its place in `out` (functor_pack<F, Ranks>::bytes bytes), for every rank.
+template <class F, int Ranks, class Fs> void pack_functors(Fs const& fs, unsigned char* out) {
+  using pack = functor_pack<F, Ranks>;
+  static_assert(pack::copyable, "pipesched: persistent kernel: every device functor is copied to device memory, so it "
+                                "must be trivially copyable (hold pointers to your device buffers, not containers)");
+  pipesched::detail::check_functor_count<Ranks>(fs);
+  [&]<int... R>(std::integer_sequence<int, R...>) {
+    static_assert((std::is_same_v<std::remove_cvref_t<decltype(pipesched::detail::functor_of<R>(fs))>,
+                                  typename pack::template type<R>> && ...),
+                  "pipesched: persistent kernel: run() got functors of other types than the executor's");
+    ((void)std::memcpy(out + pack::offset(R), &pipesched::detail::functor_of<R>(fs),
+                       sizeof(typename pack::template type<R>)),
+     ...);
+  }(std::make_integer_sequence<int, Ranks>{});
+}
+
+/// The functor of rank R in a packed buffer.
+template <class F, int Ranks, int R>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD typename functor_pack<F, Ranks>::template type<R>& functor_in(unsigned char* p) {
+  constexpr std::size_t off = functor_pack<F, Ranks>::offset(R);
+  return *reinterpret_cast<typename functor_pack<F, Ranks>::template type<R>*>(p + off);
+}
 
 // ---------------------------------------------------------------------------------------
 // Block groups
@@ -303,9 +388,11 @@ enum class persistent_failure_kind : std::uint64_t {
   deadline = 2, ///< a wait passed its deadline
 };
 
-/// The words of a persistent executor's state (one array of 64-bit words in device memory,
-/// zeroed once): the abort flag, the first failure, per rank its epoch and its group
-/// barrier, per global slot its two counters. Counters sit a cache line apart.
+/// The words of a persistent executor's state (arrays of 64-bit words in device memory,
+/// zeroed once; one for every rank on one GPU, one per rank with several GPUs, each with
+/// this layout, each word used where hand_off says): the abort flag, the first failure (in
+/// rank 0's array), per rank its epoch and its group barrier, per global slot its two
+/// counters. Counters sit a cache line apart.
 struct persistent_layout {
   int ranks = 0;
   int slots = 0;
@@ -352,10 +439,11 @@ inline std::string describe_persistent_failure(persistent_layout const& l, std::
 // ---------------------------------------------------------------------------------------
 // Running one rank's list in one block
 
-/// What every block of a launch knows: the state, every rank's slots (global slot order),
-/// the boundary byte table, the deadline of one wait.
+/// What every block of a launch knows: every rank's state and slots as addressed from this
+/// device (peer pointers for other devices' memory), the boundary byte table, the deadline of
+/// one wait.
 struct persistent_context {
-  std::uint64_t* state = nullptr;
+  std::uint64_t* const* states = nullptr; ///< per rank its state words (all equal on one GPU)
   persistent_layout layout{};
   view const* slots = nullptr;        ///< total_slots views (global slot order)
   std::size_t const* bytes = nullptr; ///< 2S entries, boundary_key order
@@ -394,16 +482,25 @@ template <class Env> struct basic_group {
 
 namespace detail {
 
-/// The leader waits until word w reaches `target` (acquire), or the abort flag is set, or
-/// the wait passes the deadline (then it records the failure and sets the flag); the block
-/// follows. True when the value was reached.
+/// Raises the abort flag of every rank (each polls its own; storing 1 twice is harmless, so
+/// ranks sharing one array need no care).
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env> PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD void abort_all(Env& env, persistent_context const& c) {
+  for (int q = 0; q < c.layout.ranks; ++q) env.store_release(c.states[q] + persistent_layout::abort_word, 1);
+}
+
+/// The leader of a block of rank `rank` waits until word w of the rank's own state reaches
+/// `target` (acquire), or the rank's abort flag is set, or the wait passes the deadline (then
+/// it records the failure in rank 0's state and aborts every rank); the block follows. True
+/// when the value was reached.
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 template <class Env>
 PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool wait_at_least(Env& env, persistent_context const& c, std::size_t w,
                                                             std::uint64_t target, int rank, std::uint64_t what) {
   bool failed = false;
   if (env.leader()) {
-    std::uint64_t* const s = c.state;
+    std::uint64_t* const s = c.states[rank];
+    std::uint64_t* const record = c.states[0];
     std::uint64_t const start = env.now_ns();
     for (unsigned spin = 0;; ++spin) {
       std::uint64_t const v = env.load_acquire(s + w);
@@ -413,14 +510,15 @@ PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool wait_at_least(Env& env, persiste
         break;
       }
       if ((spin & 63u) == 63u && env.now_ns() - start > c.wait_ns) {
-        if (env.take(s + persistent_layout::failure_kind, static_cast<std::uint64_t>(persistent_failure_kind::deadline))) {
-          s[persistent_layout::failure_rank] = static_cast<std::uint64_t>(rank);
-          s[persistent_layout::failure_action] = what;
-          s[persistent_layout::failure_detail] = w;
-          s[persistent_layout::failure_target] = target;
-          s[persistent_layout::failure_seen] = v;
+        if (env.take(record + persistent_layout::failure_kind,
+                     static_cast<std::uint64_t>(persistent_failure_kind::deadline))) {
+          record[persistent_layout::failure_rank] = static_cast<std::uint64_t>(rank);
+          record[persistent_layout::failure_action] = what;
+          record[persistent_layout::failure_detail] = w;
+          record[persistent_layout::failure_target] = target;
+          record[persistent_layout::failure_seen] = v;
         }
-        env.store_release(s + persistent_layout::abort_word, 1);
+        abort_all(env, c);
         failed = true;
         break;
       }
@@ -430,16 +528,31 @@ PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool wait_at_least(Env& env, persiste
   return !env.block_any(failed);
 }
 
-/// Records a functor failure (the first failure wins) and aborts the iteration.
+/// Records a functor failure in rank 0's state (the first failure wins) and aborts every rank.
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 template <class Env>
 PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD void record_functor_failure(Env& env, persistent_context const& c, int rank, std::uint64_t what) {
-  std::uint64_t* const s = c.state;
-  if (env.take(s + persistent_layout::failure_kind, static_cast<std::uint64_t>(persistent_failure_kind::functor))) {
-    s[persistent_layout::failure_rank] = static_cast<std::uint64_t>(rank);
-    s[persistent_layout::failure_action] = what;
+  std::uint64_t* const record = c.states[0];
+  if (env.take(record + persistent_layout::failure_kind, static_cast<std::uint64_t>(persistent_failure_kind::functor))) {
+    record[persistent_layout::failure_rank] = static_cast<std::uint64_t>(rank);
+    record[persistent_layout::failure_action] = what;
   }
-  env.store_release(s + persistent_layout::abort_word, 1);
+  abort_all(env, c);
+}
+
+/// Raises freed[g] in the state of every rank that pushes into g (bit q of `pushers`), once
+/// per distinct array (ranks sharing one array share the counter).
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env>
+PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD void release_freed(Env& env, persistent_context const& c, int g,
+                                                            std::uint64_t pushers) {
+  std::size_t const w = c.layout.freed(g);
+  for (int q = 0; q < c.layout.ranks; ++q) {
+    if (((pushers >> q) & 1u) == 0) continue;
+    bool seen = false;
+    for (int e = 0; e < q; ++e) seen = seen || (((pushers >> e) & 1u) != 0 && c.states[e] == c.states[q]);
+    if (!seen) env.add_release(c.states[q] + w, 1);
+  }
 }
 
 /// The group barrier: each block's leader takes a ticket t and waits for the counter to
@@ -455,7 +568,7 @@ template <class Env> PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool group_sync(
   std::size_t const w = g.ctx->layout.barrier(g.rank);
   std::uint64_t target = 0;
   if (env.leader()) {
-    std::uint64_t const ticket = env.add_acq_rel(g.ctx->state + w, 1);
+    std::uint64_t const ticket = env.add_acq_rel(g.ctx->states[g.rank] + w, 1);
     target = (ticket / static_cast<std::uint64_t>(g.blocks) + 1) * static_cast<std::uint64_t>(g.blocks);
   }
   return wait_at_least(env, *g.ctx, w, target, g.rank, what);
@@ -502,6 +615,28 @@ PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool call_pass(F& f, io const& x, G con
       return f.backward_weight(St{}, x, g);
     else return f.backward_weight(St{}, x, g), true;
   }
+}
+
+/// Whether action I of rank R opens an overlapped pair (DualPipe, DualPipe-V: a forward and
+/// the backward right after it) that device functor F runs as one call of its optional
+/// member `forward_backward(StepF, StepB, io const& f, io const& b, Group const&)`;
+/// without that member the pair runs as its two halves, one after the other.
+template <class S, int R, std::size_t I, class F, class Group> constexpr bool fused_pair() {
+  if constexpr (I + 1 >= S::lowered.size(R) || !overlaps_next(action_of<S, R, I>)) return false;
+  else
+    return requires(F& f, io const& x, Group const& g) {
+      f.forward_backward(step_of<S, R, I>{}, step_of<S, R, I + 1>{}, x, x, g);
+    };
+}
+
+/// Calls F's forward_backward for the pair opened by action I of rank R; false when it
+/// reported a failure.
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Sf, class Sb, class F, class G>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool call_pair(F& f, io const& xf, io const& xb, G const& g) {
+  if constexpr (requires { { f.forward_backward(Sf{}, Sb{}, xf, xb, g) } -> std::same_as<bool>; })
+    return f.forward_backward(Sf{}, Sb{}, xf, xb, g);
+  else return f.forward_backward(Sf{}, Sb{}, xf, xb, g), true;
 }
 
 /// Whether F's member for pass K takes (Step, io const&, Group const&) for a step of S
@@ -555,7 +690,6 @@ PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool persistent_step(basic_group<Env> c
   basic_group<Env> g{g0.env, g0.ctx, g0.rank, g0.block, g0.blocks, what}; // names this action in failures
   Env& env = *g.env;
   persistent_context const& c = *g.ctx;
-  std::uint64_t* const s = c.state;
   if constexpr (is_recv(st::kind)) {
     // the boundary was pushed into our slot: wait for its fill, then it is ours
     constexpr std::uint64_t per = P::tables.fills[h.pull_slot];
@@ -564,18 +698,31 @@ PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool persistent_step(basic_group<Env> c
       if (!group_sync(g, what)) return false;
     }
   } else if constexpr (is_send(st::kind)) {
-    // push: wait until the receiving slot's earlier boundaries are done with, copy our share
+    // push: wait until the receiving slot's earlier boundaries are done with (our copy of its
+    // freed counter), copy our share into the receiver's slot, raise its filled counter
     constexpr std::uint64_t per = P::tables.occupancies[h.push_slot];
+    constexpr int receiver = S::lowered.at(R, I).peer;
     if (!wait_at_least(env, c, c.layout.freed(h.push_slot), epoch * per + h.push_after_frees, R, what)) return false;
     view const src = persistent_view<S, R, st::in, persistent_key<S, R, I, field::in>>(c);
     env.copy(c.slots[h.push_slot].data, src.data, src.bytes, g.block, g.blocks);
     if (!group_sync(g, what)) return false;
-    if (g.block == 0 && env.leader()) env.add_release(s + c.layout.filled(h.push_slot), 1);
+    if (g.block == 0 && env.leader()) env.add_release(c.states[receiver] + c.layout.filled(h.push_slot), 1);
+  } else if constexpr (I > 0 && fused_pair<S, R, (I > 0 ? I - 1 : 0), F, basic_group<Env>>()) {
+    // the backward half of a pair that forward_backward ran at I - 1: only its releases
   } else {
     io const x{persistent_view<S, R, st::in, persistent_key<S, R, I, field::in>>(c),
                persistent_view<S, R, st::out, persistent_key<S, R, I, field::out>>(c),
                persistent_view<S, R, st::aux, persistent_key<S, R, I, field::aux>>(c), nullptr, R};
-    bool const ok = call_pass<st>(f, x, g);
+    bool ok = true;
+    if constexpr (fused_pair<S, R, I, F, basic_group<Env>>()) {
+      using sb = step_of<S, R, I + 1>;
+      io const xb{persistent_view<S, R, sb::in, persistent_key<S, R, I + 1, field::in>>(c),
+                  persistent_view<S, R, sb::out, persistent_key<S, R, I + 1, field::out>>(c),
+                  persistent_view<S, R, sb::aux, persistent_key<S, R, I + 1, field::aux>>(c), nullptr, R};
+      ok = call_pair<st, sb>(f, x, xb, g);
+    } else {
+      ok = call_pass<st>(f, x, g);
+    }
     if (env.block_any(!ok)) {
       if (env.leader()) record_functor_failure(env, c, R, what);
       return false;
@@ -583,9 +730,14 @@ PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool persistent_step(basic_group<Env> c
     if (!group_sync(g, what)) return false;
   }
   if (g.block == 0 && env.leader()) {
-    if constexpr (h.frees[0] >= 0) env.add_release(s + c.layout.freed(h.frees[0]), 1);
-    if constexpr (h.frees[1] >= 0) env.add_release(s + c.layout.freed(h.frees[1]), 1);
-    if constexpr (h.frees[2] >= 0) env.add_release(s + c.layout.freed(h.frees[2]), 1);
+    // the frees' copies, one per rank pushing into the slot (a slot nobody pushes into has no
+    // waiter on its frees: nothing to raise); constants, so device code reads no table
+    constexpr std::uint64_t m0 = h.frees[0] >= 0 ? P::tables.pushers[h.frees[0]] : 0;
+    constexpr std::uint64_t m1 = h.frees[1] >= 0 ? P::tables.pushers[h.frees[1]] : 0;
+    constexpr std::uint64_t m2 = h.frees[2] >= 0 ? P::tables.pushers[h.frees[2]] : 0;
+    if constexpr (m0 != 0) release_freed(env, c, h.frees[0], m0);
+    if constexpr (m1 != 0) release_freed(env, c, h.frees[1], m1);
+    if constexpr (m2 != 0) release_freed(env, c, h.frees[2], m2);
   }
   return true;
 }
@@ -611,8 +763,9 @@ PIPESCHED_HD bool run_rank_block(Env& env, persistent_context const& c, F& f, in
   if constexpr (!device_functor_check<S, F, basic_group<Env>>::value) {
     return false; // reported above, once
   } else {
-  std::uint64_t* const s = c.state;
-  // the previous launch ended before this one started, so a plain read sees its epoch
+  std::uint64_t* const s = c.states[R];
+  // the previous launch on this device ended before this one started, so a plain read sees
+  // its epoch
   std::uint64_t const epoch = env.load_relaxed(s + c.layout.epoch(R));
   basic_group<Env> const g{&env, &c, R, block, blocks};
   if (!detail::persistent_steps<S, R>(g, f, epoch, std::make_index_sequence<S::lowered.size(R)>{})) return false;
