@@ -18,14 +18,10 @@
 
 namespace {
 
-using S = pipesched::one_f_one_b<pipesched::stages<4>, pipesched::microbatches<8>>;
-int failures = 0;
+using gpu_test::failures;
+using gpu_test::expect;
 
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::printf("FAILED: %s\n", what.c_str());
-}
+using S = pipesched::one_f_one_b<pipesched::stages<4>, pipesched::microbatches<8>>;
 
 __global__ void nothing() {}
 

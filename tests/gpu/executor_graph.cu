@@ -15,7 +15,7 @@
 
 namespace {
 
-int failures = 0;
+using gpu_test::failures;
 
 template <class S> void compare() {
   mlp::config c;

@@ -18,19 +18,11 @@
 
 namespace {
 
+using gpu_test::failures;
+using gpu_test::expect;
+using gpu_test::rel;
+
 constexpr double tolerance = 1e-10;
-int failures = 0;
-
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::printf("FAILED: %s\n", what.c_str());
-}
-
-double rel(double a, double b) {
-  double const s = std::fmax(std::fabs(a), std::fabs(b));
-  return s > 0 ? std::fabs(a - b) / s : 0.0;
-}
 
 template <class S> void train(char const* name, bool graph) {
   constexpr int steps = 3;

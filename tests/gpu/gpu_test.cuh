@@ -2,7 +2,9 @@
 // which returns 77 (ctest: skipped) when no CUDA device can be used.
 #pragma once
 
+#include <cmath>
 #include <cstdio>
+#include <string>
 #include <cuda_runtime.h>
 
 inline constexpr int pipesched_test_skipped = 77;
@@ -33,3 +35,24 @@ inline bool pipesched_test_has_device() {
       return 1;                                                                                                        \
     }                                                                                                                  \
   } while (0)
+
+namespace gpu_test {
+
+/// Checks that failed so far (expect() prints each as it happens); main returns 1 unless 0.
+inline int failures = 0;
+
+inline void expect(bool ok, std::string const& what) {
+  if (ok) return;
+  ++failures;
+  std::printf("FAILED: %s\n", what.c_str());
+}
+
+/// |a - b| relative to the larger magnitude (0 when both are 0).
+inline double rel(double a, double b) {
+  double const s = std::fmax(std::fabs(a), std::fabs(b));
+  return s > 0 ? std::fabs(a - b) / s : 0.0;
+}
+
+inline bool contains(std::string const& s, char const* part) { return s.find(part) != std::string::npos; }
+
+} // namespace gpu_test

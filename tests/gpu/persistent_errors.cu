@@ -20,20 +20,14 @@
 
 namespace {
 
-int failures = 0;
+using gpu_test::failures;
+using gpu_test::expect;
+using gpu_test::contains;
 
 #define PIPESCHED_GPU_TEST_CHECK_VOID(call)                                                                            \
   do {                                                                                                                 \
     if ((call) != cudaSuccess) throw std::runtime_error(#call);                                                        \
   } while (0)
-
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::printf("FAILED: %s\n", what.c_str());
-}
-
-bool contains(std::string const& s, char const* part) { return s.find(part) != std::string::npos; }
 
 void functor_failure() {
   using S = pipesched::one_f_one_b<pipesched::ranks<4>, pipesched::microbatches<8>>;

@@ -20,14 +20,10 @@
 
 namespace {
 
-constexpr double tolerance = 1e-10;
-int failures = 0;
+using gpu_test::failures;
+using gpu_test::expect;
 
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::printf("FAILED: %s\n", what.c_str());
-}
+constexpr double tolerance = 1e-10;
 
 template <class S> void train(std::vector<int> const& blocks) {
   constexpr int steps = 3;

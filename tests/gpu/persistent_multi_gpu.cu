@@ -23,15 +23,9 @@
 
 namespace {
 
-int failures = 0;
-
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::printf("FAILED: %s\n", what.c_str());
-}
-
-bool contains(std::string const& s, char const* part) { return s.find(part) != std::string::npos; }
+using gpu_test::failures;
+using gpu_test::expect;
+using gpu_test::contains;
 
 std::vector<int> first_devices(int n) {
   std::vector<int> d;

@@ -15,13 +15,8 @@
 
 namespace {
 
-int failures = 0;
-
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::printf("FAILED: %s\n", what.c_str());
-}
+using gpu_test::failures;
+using gpu_test::expect;
 
 template <class S> std::vector<double> train_eager(mlp::model const& host, std::vector<double>& losses) {
   pmlp::model m(host);

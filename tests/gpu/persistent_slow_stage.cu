@@ -16,13 +16,8 @@
 
 namespace {
 
-int failures = 0;
-
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::printf("FAILED: %s\n", what.c_str());
-}
+using gpu_test::failures;
+using gpu_test::expect;
 
 template <class S> int passes(int r) {
   int n = 0;

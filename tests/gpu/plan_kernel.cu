@@ -15,6 +15,8 @@
 
 namespace {
 
+using gpu_test::failures;
+
 using namespace pipesched;
 
 struct entry {
@@ -47,8 +49,6 @@ template <class S, int R> __global__ void run_rank(entry* log, int* count, view 
   recorder rec{log, count, slots};
   plan<S, R>::run(rec, rec, slots);
 }
-
-int failures = 0;
 
 template <class S> int check() {
   constexpr int max_slots = 64;
