@@ -35,37 +35,6 @@ namespace {
 template <class S> using nccl_ex = cuda::basic_nccl_executor<S, emu_nccl::runtime, emu_nccl::nccl>;
 using checker = plan_test::checking_functor;
 
-/// Runs body(rank, comm) on one thread per rank; returns each rank's exception (or null).
-template <class Body> std::vector<std::exception_ptr> run_ranks(emu_nccl::world& w, Body body) {
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(w.size));
-  std::vector<emu_nccl::comm> comms(static_cast<std::size_t>(w.size));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < w.size; ++r) {
-    comms[static_cast<std::size_t>(r)].w = &w;
-    comms[static_cast<std::size_t>(r)].rank = r;
-  }
-  for (int r = 0; r < w.size; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        body(r, comms[static_cast<std::size_t>(r)]);
-      } catch (...) {
-        errors[static_cast<std::size_t>(r)] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  return errors;
-}
-
-std::string message_of(std::exception_ptr const& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (std::exception const& x) {
-    return x.what();
-  } catch (...) {
-    return "(not a std::exception)";
-  }
-}
-
 template <class S> std::vector<action> compute_list(int r) {
   std::vector<action> out;
   table const t = S::make();
@@ -90,7 +59,7 @@ template <class S> void run_checked(int iterations, cuda::nccl_options o = {}) {
   if (o.deadline > 20s) o.deadline = 20s;
   std::vector<checker> fs(static_cast<std::size_t>(S::ranks));
   std::vector<int> largest(static_cast<std::size_t>(S::ranks), 0);
-  auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+  auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
     nccl_ex<S> ex(&c, r, o);
     checker& f = fs[static_cast<std::size_t>(r)];
     for (int it = 0; it < iterations; ++it) {
@@ -105,7 +74,7 @@ template <class S> void run_checked(int iterations, cuda::nccl_options o = {}) {
   });
   for (int r = 0; r < S::ranks; ++r) {
     INFO(plan_test::label<S>(), " rank ", r);
-    REQUIRE_MESSAGE(!errors[static_cast<std::size_t>(r)], message_of(errors[static_cast<std::size_t>(r)]));
+    REQUIRE_MESSAGE(!errors[static_cast<std::size_t>(r)], emu_nccl::message_of(errors[static_cast<std::size_t>(r)]));
     checker const& f = fs[static_cast<std::size_t>(r)];
     std::vector<action> const want = compute_list<S>(r);
     REQUIRE(f.calls == static_cast<int>(want.size()));
@@ -156,7 +125,7 @@ TEST_CASE("cuda.nccl_emulated.group_rounds") {
   {
     emu_nccl::world w(4);
     std::vector<int> largest(4, 0);
-    auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+    auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
       cuda::nccl_options o;
       o.slot_bytes = plan_test::stamp_bytes;
       nccl_ex<S> ex(&c, r, o);
@@ -165,7 +134,7 @@ TEST_CASE("cuda.nccl_emulated.group_rounds") {
       CHECK(f.mismatches == 0);
       largest[static_cast<std::size_t>(r)] = ex.largest_group();
     });
-    for (auto& e : errors) REQUIRE_MESSAGE(!e, message_of(e));
+    for (auto& e : errors) REQUIRE_MESSAGE(!e, emu_nccl::message_of(e));
     for (int l : largest) largest_default = l > largest_default ? l : largest_default;
   }
   CHECK(largest_default >= 2); // there are groups to split
@@ -177,7 +146,7 @@ TEST_CASE("cuda.nccl_emulated.group_rounds") {
     // the emulator itself refuses groups over its limit
     emu_nccl::world w(4);
     w.max_group_ops = limit;
-    auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+    auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
       nccl_ex<S> ex(&c, r, [&] {
         cuda::nccl_options x;
         x.slot_bytes = plan_test::stamp_bytes;
@@ -187,13 +156,13 @@ TEST_CASE("cuda.nccl_emulated.group_rounds") {
       checker f;
       ex.run(f);
     });
-    for (auto& e : errors) CHECK_MESSAGE(!e, message_of(e));
+    for (auto& e : errors) CHECK_MESSAGE(!e, emu_nccl::message_of(e));
   }
   {
     // a limit the executor does not respect is caught: emulator limit 1, executor 256
     emu_nccl::world w(4);
     w.max_group_ops = 1;
-    auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+    auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
       cuda::nccl_options x;
       x.slot_bytes = plan_test::stamp_bytes;
       x.deadline = 3s;
@@ -221,7 +190,7 @@ TEST_CASE("cuda.nccl_emulated.per_stage_sizes") {
   std::vector<std::size_t> const act = {24, 40, 56, 16}, grad = {32, 48, 20, 16};
   emu_nccl::world w(4);
   std::vector<checker> fs(4);
-  auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+  auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
     cuda::nccl_options o;
     o.boundaries.activation = act;
     o.boundaries.gradient = grad;
@@ -231,7 +200,7 @@ TEST_CASE("cuda.nccl_emulated.per_stage_sizes") {
   });
   for (int r = 0; r < 4; ++r) {
     INFO("rank ", r, ": ", fs[static_cast<std::size_t>(r)].first_problem);
-    REQUIRE_MESSAGE(!errors[static_cast<std::size_t>(r)], message_of(errors[static_cast<std::size_t>(r)]));
+    REQUIRE_MESSAGE(!errors[static_cast<std::size_t>(r)], emu_nccl::message_of(errors[static_cast<std::size_t>(r)]));
     CHECK(fs[static_cast<std::size_t>(r)].mismatches == 0);
   }
   for (int r = 0; r + 1 < 4; ++r) {
@@ -267,7 +236,7 @@ template <class S, class Setup> outcome run_faulty(int iterations, cuda::nccl_op
   o.slot_bytes = plan_test::stamp_bytes;
   auto const t0 = std::chrono::steady_clock::now();
   outcome out;
-  out.errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+  out.errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
     faulty f;
     setup(r, c, f);
     nccl_ex<S> ex(&c, r, o);
@@ -289,7 +258,7 @@ template <class Check> void expect_transport_error(std::exception_ptr const& e, 
     INFO(t.what());
     check(t);
   } catch (...) {
-    FAIL("rank ", k, " ended with another exception: ", message_of(e));
+    FAIL("rank ", k, " ended with another exception: ", emu_nccl::message_of(e));
   }
 }
 
@@ -318,7 +287,7 @@ TEST_CASE("cuda.nccl_emulated.failure.throwing_functor_middle_rank") {
     std::exception_ptr const& err = r.errors[static_cast<std::size_t>(k)];
     if (k == 2) {
       REQUIRE(err);
-      CHECK(message_of(err) == "injected failure in the stage functor"); // the functor's own exception
+      CHECK(emu_nccl::message_of(err) == "injected failure in the stage functor"); // the functor's own exception
       continue;
     }
     expect_transport_error(err, k, [&](cuda::transport_error const& e) {
@@ -405,7 +374,7 @@ TEST_CASE("cuda.nccl_emulated.failure.stall_deadline_no_board") {
 TEST_CASE("cuda.nccl_emulated.failure.no_run_after_abort") {
   using S = one_f_one_b<stages<2>, microbatches<2>>;
   emu_nccl::world w(2);
-  auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+  auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
     cuda::nccl_options o;
     o.slot_bytes = plan_test::stamp_bytes;
     o.deadline = 2s;
@@ -416,7 +385,7 @@ TEST_CASE("cuda.nccl_emulated.failure.no_run_after_abort") {
     CHECK(ex.failed());
     CHECK_THROWS_AS(ex.run(f), std::logic_error);
   });
-  for (auto& e : errors) CHECK_MESSAGE(!e, message_of(e));
+  for (auto& e : errors) CHECK_MESSAGE(!e, emu_nccl::message_of(e));
 }
 
 // ---- launch: environment variables and the shared-file bootstrap ---------------------

@@ -161,37 +161,6 @@ results reference(int stages, int mbs, int batch) {
   return r;
 }
 
-/// Runs body(rank, comm) on one thread per rank; returns each rank's exception (or null).
-template <class Body> std::vector<std::exception_ptr> run_ranks(emu_nccl::world& w, Body body) {
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(w.size));
-  std::vector<emu_nccl::comm> comms(static_cast<std::size_t>(w.size));
-  for (int r = 0; r < w.size; ++r) {
-    comms[static_cast<std::size_t>(r)].w = &w;
-    comms[static_cast<std::size_t>(r)].rank = r;
-  }
-  std::vector<std::thread> threads;
-  for (int r = 0; r < w.size; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        body(r, comms[static_cast<std::size_t>(r)]);
-      } catch (...) {
-        errors[static_cast<std::size_t>(r)] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  return errors;
-}
-
-std::string message_of(std::exception_ptr const& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (std::exception const& x) {
-    return x.what();
-  } catch (...) {
-    return "(not a std::exception)";
-  }
-}
-
 template <class S> std::size_t compute_passes(int r) {
   std::size_t n = 0;
   table const t = S::make();
@@ -230,7 +199,7 @@ template <class S> void replay_equals_eager(bool split_in_constructor) {
   std::vector<std::vector<results>> replayed(P), eager(P);
   std::vector<int> calls(P), first_calls(P), nothing_ran(P, 0), missing(P, 0);
   std::vector<std::size_t> rounds(P), replays(P);
-  auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+  auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
     std::size_t const R = static_cast<std::size_t>(r);
     cuda::nccl_options o;
     o.slot_bytes = boundary_bytes;
@@ -271,7 +240,7 @@ template <class S> void replay_equals_eager(bool split_in_constructor) {
   for (int r = 0; r < P; ++r) {
     std::size_t const R = static_cast<std::size_t>(r);
     CAPTURE(r);
-    REQUIRE_MESSAGE(!errors[R], message_of(errors[R]));
+    REQUIRE_MESSAGE(!errors[R], emu_nccl::message_of(errors[R]));
     CHECK(nothing_ran[R] == 1);
     // the functor is called by the eager iterations and the capture, never by a replay
     CHECK(first_calls[R] >= static_cast<int>(compute_passes<S>(r))); // (an overlapped pair: two calls)
@@ -339,7 +308,7 @@ struct throwing_in_capture : model_functor {
 template <class S> std::pair<std::vector<std::exception_ptr>, double> fault_in_replay(cuda::failure_board* board) {
   emu_nccl::world w(S::ranks);
   auto const t0 = std::chrono::steady_clock::now();
-  auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+  auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
     cuda::nccl_options o;
     o.slot_bytes = boundary_bytes;
     o.deadline = 10s;
@@ -374,7 +343,7 @@ TEST_CASE("cuda.nccl_graph_emulated.fault_in_replay.with_board") {
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
     REQUIRE(errors[static_cast<std::size_t>(k)]);
-    std::string const m = message_of(errors[static_cast<std::size_t>(k)]);
+    std::string const m = emu_nccl::message_of(errors[static_cast<std::size_t>(k)]);
     INFO(m);
     try {
       std::rethrow_exception(errors[static_cast<std::size_t>(k)]);
@@ -404,7 +373,7 @@ TEST_CASE("cuda.nccl_graph_emulated.fault_in_replay.no_board") {
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
     REQUIRE(errors[static_cast<std::size_t>(k)]);
-    std::string const m = message_of(errors[static_cast<std::size_t>(k)]);
+    std::string const m = emu_nccl::message_of(errors[static_cast<std::size_t>(k)]);
     INFO(m);
     try {
       std::rethrow_exception(errors[static_cast<std::size_t>(k)]);
@@ -431,7 +400,7 @@ TEST_CASE("cuda.nccl_graph_emulated.throw_in_capture") {
   cuda::file_failure_board board(fresh_folder("board_capture"));
   emu_nccl::world w(S::ranks);
   auto const t0 = std::chrono::steady_clock::now();
-  auto errors = run_ranks(w, [&](int r, emu_nccl::comm& c) {
+  auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
     cuda::nccl_options o;
     o.slot_bytes = boundary_bytes;
     o.deadline = 10s;
@@ -448,7 +417,7 @@ TEST_CASE("cuda.nccl_graph_emulated.throw_in_capture") {
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
     REQUIRE(errors[static_cast<std::size_t>(k)]);
-    std::string const m = message_of(errors[static_cast<std::size_t>(k)]);
+    std::string const m = emu_nccl::message_of(errors[static_cast<std::size_t>(k)]);
     INFO(m);
     if (k == 1) {
       CHECK(m == "injected failure while capturing");

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "support/emulated_cuda.hpp"
+#include "support/emulated_cuda_checks.hpp"
 
 #include "pipesched/analysis/csv.hpp"
 #include "pipesched/cuda/basic_executor.hpp"
@@ -307,27 +308,7 @@ TEST_CASE("cuda.runtime.emulated.failing_copy") {
   runtime_schedule const sched(make_schedule("1f1b", params{4, 8}));
   emu::reset(71);
   emu_runtime_executor ex(sched, cuda::options{plan_test::stamp_bytes});
-  std::vector<checker> fs(4);
-  std::vector<emu::deferred<checker>> k;
-  for (auto& f : fs) k.push_back({&f});
-  emu::the().fail_copy_at = 3;
-  std::string what;
-  try {
-    ex.run(k);
-  } catch (cuda::error const& e) {
-    what = e.what();
-    CHECK(e.site.rank >= 0);
-    CHECK(e.code == emu::runtime::copy_failed);
-    CHECK(is_recv(e.site.action.kind()));
-  }
-  CHECK(what.find("pipesched: cudaMemcpyAsync failed on rank ") == 0);
-  CHECK(what.find("RECV_F of stage") != std::string::npos);
-  CHECK(what.find("emulated copy failure (injected)") != std::string::npos);
-  for (auto const& s : emu::the().streams) CHECK(s->queue.empty());
-  emu::the().fail_copy_at = 0;
-  for (auto& f : fs) f = checker{}, f.salt = 99;
-  ex.run(k);
-  for (auto const& f : fs) CHECK(f.mismatches == 0);
+  emu::check_failing_copy(ex, 4);
 }
 
 namespace {

@@ -38,10 +38,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -550,6 +552,39 @@ inline work group_runner(std::vector<op_desc> descs) {
     }
     return all ? 0 : -1;
   };
+}
+
+/// Runs body(rank, comm) on one thread per rank (threads as processes, each with its own
+/// communicator of world w); returns each rank's exception (or null).
+template <class Body> std::vector<std::exception_ptr> run_ranks(world& w, Body body) {
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(w.size));
+  std::vector<comm> comms(static_cast<std::size_t>(w.size));
+  for (int r = 0; r < w.size; ++r) {
+    comms[static_cast<std::size_t>(r)].w = &w;
+    comms[static_cast<std::size_t>(r)].rank = r;
+  }
+  std::vector<std::thread> threads;
+  for (int r = 0; r < w.size; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        body(r, comms[static_cast<std::size_t>(r)]);
+      } catch (...) {
+        errors[static_cast<std::size_t>(r)] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  return errors;
+}
+
+/// The message of a rank's exception.
+inline std::string message_of(std::exception_ptr const& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (std::exception const& x) {
+    return x.what();
+  } catch (...) {
+    return "(not a std::exception)";
+  }
 }
 
 } // namespace emu_nccl
