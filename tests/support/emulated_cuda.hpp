@@ -289,6 +289,21 @@ struct runtime {
   static status memcpy_peer_async(void* dst, int, void const* src, int, std::size_t n, stream_t s) {
     return copy(dst, src, n, s, true);
   }
+  // host memory and copies to and from it (the stream executor): copies like the others
+  static status host_alloc(void** p, std::size_t n) { return malloc(p, n); }
+  static status host_free(void* p) { return free(p); }
+  static status memcpy_to_device_async(void* dst, void const* src, std::size_t n, stream_t s) {
+    return copy(dst, src, n, s, false);
+  }
+  static status memcpy_to_host_async(void* dst, void const* src, std::size_t n, stream_t s) {
+    return copy(dst, src, n, s, false);
+  }
+  /// Runs streams until the event's latest record (at the time of the call) has run.
+  static status event_synchronize(event_t e) {
+    std::uint64_t const v = e->issued;
+    if (v > 0) run_until([e, v] { return e->completed.count(v) > 0; });
+    return success;
+  }
   static status begin_capture(stream_t s) {
     the().capture_origin = s;
     the().capturing = std::make_unique<graph>();

@@ -11,7 +11,8 @@ namespace pipesched::cuda {
 
 /// The runtime policy of basic_executor bound to the CUDA runtime API: non-blocking streams,
 /// events without timing, device-to-device and peer copies, stream capture in thread-local
-/// mode (graphs), SM partitions per rank with green contexts.
+/// mode (graphs), SM partitions per rank with green contexts; pinned host memory and copies to
+/// and from it (the stream executor).
 struct cuda_runtime {
   using status = cudaError_t;
   using stream_t = cudaStream_t;
@@ -48,6 +49,16 @@ struct cuda_runtime {
   static status memcpy_async(void* dst, void const* src, std::size_t n, stream_t s) {
     return cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s);
   }
+  // host memory (the stream executor's pinned rings) and the copies to and from it
+  static status host_alloc(void** p, std::size_t n) { return cudaMallocHost(p, n); }
+  static status host_free(void* p) { return cudaFreeHost(p); }
+  static status memcpy_to_device_async(void* dst, void const* src, std::size_t n, stream_t s) {
+    return cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s);
+  }
+  static status memcpy_to_host_async(void* dst, void const* src, std::size_t n, stream_t s) {
+    return cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, s);
+  }
+  static status event_synchronize(event_t e) { return cudaEventSynchronize(e); }
   static status memcpy_peer_async(void* dst, int dst_device, void const* src, int src_device, std::size_t n,
                                   stream_t s) {
     return cudaMemcpyPeerAsync(dst, dst_device, src, src_device, n, s);

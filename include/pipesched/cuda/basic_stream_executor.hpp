@@ -1,0 +1,460 @@
+// pipesched: a forward-only pipeline over an endless input stream on CUDA streams — inference
+// serving with the model's stages side by side on one GPU (or one stage per GPU of this
+// process), fed item by item from the host. The host version is host/stream.hpp; this one has
+// the same push/pop/close/finish/cancel interface and the same stage functors, with the
+// functor's kernels launched on its stage's stream.
+//
+// No thread of its own: push() issues the item's whole path at once — its input copied into
+// stage 0's ring, each stage's forward on the stage's stream after an event of the stage
+// before, the last stage's output copied to pinned host memory and an event recorded — so the
+// GPU runs stage s of an item while stage s+1 runs the item before (stream order keeps each
+// stage's items in order). pop() waits for the item's event and returns its bytes.
+//
+// Written against a runtime policy (cuda_runtime plus host_alloc, host_free,
+// memcpy_to_device_async, memcpy_to_host_async, event_synchronize; see stream_executor.cuh),
+// so the whole of it is tested on the CPU against an emulated CUDA runtime.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pipesched/cuda/stream_resources.hpp"
+#include "pipesched/host/stream.hpp"
+#include "pipesched/plan/step.hpp"
+
+namespace pipesched::cuda {
+
+using host::overflow;
+using host::stream_closed;
+using host::stream_item;
+
+/// Settings of a CUDA stream executor.
+struct stream_options {
+  /// Bytes of the boundary after each stage (S entries: stage s's output; the last one is
+  /// what pop() returns) and of each input item.
+  std::vector<std::size_t> output_bytes;
+  std::size_t input_bytes = 0;
+  /// Items in flight at most (between push and pop): every boundary is a ring of this many
+  /// device buffers, allocated once (and the input and output each a ring of pinned host
+  /// buffers); an item's micro-batch index (`Step::mb`) is its number modulo the window.
+  int window = 4;
+  overflow when_full = overflow::block;
+  /// The device of each stage (S entries); empty: every stage on the current device. Where two
+  /// neighbouring stages are on different devices, the boundary is copied peer to peer on
+  /// the sending stage's stream (peer access is enabled both ways).
+  std::vector<int> devices{};
+};
+
+/// A forward-only pipeline of S stages on CUDA streams, one stream per stage, fed by an
+/// endless input stream. One producer push()es items (their bytes are copied to pinned memory,
+/// then to the device), one consumer pop()s results in push order; at most `window` items are
+/// in flight (push blocks, or rejects, when they are). Stage functors are the forward-only
+/// ones of the host stream executor: `forward(Step const& s, io const& x)` with a runtime_step
+/// (s.stage, s.mb = item number mod window, s.first_stage, s.last_stage) and x.in / x.out in
+/// device memory, launching their kernels on x.stream (the stage's stream; x.rank = the stage).
+/// The functor is called on the pushing thread, with the stage's device current.
+///
+/// Boundaries are rings of `window` device buffers allocated once; a stage writes its output
+/// straight into the next stage's ring. A ring slot is rewritten only by an item `window`
+/// later, which push() admits only after the earlier item was popped — when pop() has seen
+/// the item's last event, every stage has read and written its slots.
+///
+/// Failures: a functor that throws, or a CUDA call that fails, stops the pipeline — the call
+/// that met it rethrows it (a CUDA failure as cuda::error naming the stage and the item);
+/// push and pop throw stream_closed from then on; finish() rethrows it. An asynchronous error
+/// (a kernel fault) surfaces in pop() or finish(). Work already issued drains; nothing hangs.
+template <class Functor, class Runtime> class basic_stream_executor {
+public:
+  using stream_t = typename Runtime::stream_t;
+  using event_t = typename Runtime::event_t;
+  using status = typename Runtime::status;
+
+  basic_stream_executor(std::vector<Functor>& functors, stream_options const& o)
+      : functors_(&functors), stages_(static_cast<int>(o.output_bytes.size())), window_(o.window), options_(o) {
+    if (stages_ < 1)
+      throw std::invalid_argument("pipesched: stream_options::output_bytes needs one size per stage (at least one)");
+    if (functors.size() != static_cast<std::size_t>(stages_))
+      throw std::invalid_argument("pipesched: a stream executor of " + std::to_string(stages_) + " stages got " +
+                                  std::to_string(functors.size()) + " stage functors: give one per stage");
+    if (window_ < 1) throw std::invalid_argument("pipesched: stream_options::window must be at least 1");
+    if (!o.devices.empty() && o.devices.size() != static_cast<std::size_t>(stages_))
+      throw std::invalid_argument("pipesched: stream_options::devices has " + std::to_string(o.devices.size()) +
+                                  " entries for " + std::to_string(stages_) + " stages: give one per stage");
+    check(Runtime::get_device(&home_), "cudaGetDevice", -1);
+    devices_.assign(static_cast<std::size_t>(stages_), home_);
+    if (!o.devices.empty()) devices_ = o.devices;
+    try {
+      setup();
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+  basic_stream_executor(basic_stream_executor const&) = delete;
+  basic_stream_executor& operator=(basic_stream_executor const&) = delete;
+  /// Lets the work already issued finish, then frees everything (items not popped are dropped).
+  ~basic_stream_executor() { release(); }
+
+  /// Feeds one item (input_bytes of `data`, host memory) and issues its whole path; its number
+  /// is the count of items pushed before it. Blocks while `window` items are in flight
+  /// (overflow::block) or returns false (overflow::reject). Throws stream_closed after close(),
+  /// cancel() or a failure; rethrows a failure it meets itself (see the class).
+  bool push(void const* data) {
+    std::unique_lock<std::mutex> lock(m_);
+    if (closed_ || stopped_) throw closed_error();
+    auto const room = [&] { return inflight_ < static_cast<std::uint64_t>(window_) || stopped_; };
+    if (!room()) {
+      if (options_.when_full == overflow::reject) return false;
+      push_cv_.wait(lock, room);
+      if (stopped_) throw closed_error();
+    }
+    std::uint64_t const id = next_id_++;
+    ++inflight_;
+    lock.unlock();
+    // the ring slots of this item are free: the item `window` before it was popped, after its
+    // last event — every stage had read and written them
+    std::size_t const k = static_cast<std::size_t>(id % static_cast<std::uint64_t>(window_));
+    pushed_at_[k] = std::chrono::steady_clock::now();
+    int stage = 0; // the stage being issued, for a failure's record
+    try {
+      issue_item(id, k, data, stage);
+    } catch (...) {
+      fail(std::current_exception(), stage, id);
+      throw;
+    }
+    lock.lock();
+    issued_ = id + 1;
+    pop_cv_.notify_all();
+    return true;
+  }
+
+  /// The next item in push order, when it has gone through every stage; waits for it.
+  /// Returns nothing once the stream is closed and every item was delivered. Throws
+  /// stream_closed after cancel() or a failure, cuda::error for an asynchronous one it meets.
+  std::optional<stream_item> pop() {
+    std::unique_lock<std::mutex> lock(m_);
+    pop_cv_.wait(lock, [&] { return stopped_ || issued_ > delivered_ || (closed_ && delivered_ == next_id_); });
+    if (stopped_) throw closed_error();
+    if (issued_ <= delivered_) return std::nullopt; // closed and drained
+    std::uint64_t const id = delivered_;
+    lock.unlock();
+    std::size_t const k = static_cast<std::size_t>(id % static_cast<std::uint64_t>(window_));
+    stream_item item{id, std::vector<unsigned char>(out_bytes())};
+    try {
+      check(Runtime::event_synchronize(done_[k]), "cudaEventSynchronize", stages_ - 1, id);
+    } catch (...) {
+      fail(std::current_exception(), stages_ - 1, id);
+      throw;
+    }
+    if (!item.bytes.empty()) std::memcpy(item.bytes.data(), host_out_[k], item.bytes.size());
+    latency_.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - pushed_at_[k]).count());
+    lock.lock();
+    ++delivered_;
+    --inflight_;
+    push_cv_.notify_one();
+    return item;
+  }
+
+  /// No more items: push throws from now on; items in flight go on and can be popped.
+  void close() {
+    std::lock_guard<std::mutex> lock(m_);
+    closed_ = true;
+    push_cv_.notify_all();
+    pop_cv_.notify_all();
+  }
+
+  /// Closes the stream and waits until every pushed item has gone through every stage (they
+  /// can still be popped). Rethrows a failure.
+  void finish() {
+    close();
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      if (error_) std::rethrow_exception(error_);
+    }
+    int s = 0;
+    try {
+      for (; s < stages_; ++s) {
+        set_device(devices_[static_cast<std::size_t>(s)], s);
+        check(Runtime::stream_synchronize(streams_[static_cast<std::size_t>(s)]), "cudaStreamSynchronize", s);
+      }
+    } catch (...) {
+      fail(std::current_exception(), s, no_item);
+      throw;
+    }
+  }
+
+  /// Stops at once: items in flight are dropped (their work on the GPU finishes), push/pop throw.
+  void cancel() {
+    std::lock_guard<std::mutex> lock(m_);
+    stopped_ = true;
+    push_cv_.notify_all();
+    pop_cv_.notify_all();
+  }
+
+  /// Items pushed so far, and delivered (popped).
+  std::uint64_t pushed() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return next_id_;
+  }
+  std::uint64_t delivered() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return delivered_;
+  }
+  /// Latency (µs from push to the moment pop had the item) of every item popped so far.
+  std::vector<double> const& latencies() const { return latency_; }
+  int stages() const { return stages_; }
+  int window() const { return window_; }
+  int device(int s) const { return devices_[static_cast<std::size_t>(s)]; }
+  stream_t stage_stream(int s) const { return streams_[static_cast<std::size_t>(s)]; }
+  static constexpr std::uint64_t no_item = ~std::uint64_t{0};
+  /// Where the failure that stopped the stream happened: the stage (-1: none) and the item
+  /// (no_item: none, e.g. a failure met by finish()).
+  int failed_stage() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return failed_stage_;
+  }
+  std::uint64_t failed_item() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return failed_item_;
+  }
+
+private:
+  /// A boundary ring: `window` device slots of `bytes` each (stride 256 bytes), one block.
+  struct ring {
+    void* block = nullptr;
+    std::size_t bytes = 0, stride = 0;
+    int device = 0;
+    unsigned char* slot(std::size_t k) const { return static_cast<unsigned char*>(block) + k * stride; }
+  };
+
+  std::size_t out_bytes() const { return options_.output_bytes.back(); }
+
+  /// A failed call as cuda::error naming the call, the stage (its site's rank) and the item.
+  static void check(status e, char const* call, int stage, std::uint64_t item = no_item) {
+    if (e == Runtime::success) return;
+    (void)Runtime::get_last_error();
+    std::string what = std::string("pipesched: ") + call + " failed";
+    if (stage >= 0) what += " at stage " + std::to_string(stage);
+    if (item != no_item) what += " for item " + std::to_string(item);
+    what += ": ";
+    what += Runtime::error_string(e);
+    throw error(what, static_cast<int>(e), failure_site{stage, action_record{}});
+  }
+  static void set_device(int d, int stage) { check(Runtime::set_device(d), "cudaSetDevice", stage); }
+
+  void make_ring(ring& g, int device, std::size_t bytes, int stage) {
+    g.device = device;
+    g.bytes = bytes;
+    g.stride = (bytes + 255) / 256 * 256;
+    if (g.stride == 0) return;
+    set_device(device, stage);
+    check(Runtime::malloc(&g.block, g.stride * static_cast<std::size_t>(window_)), "cudaMalloc", stage);
+    check(Runtime::memset(g.block, 0, g.stride * static_cast<std::size_t>(window_)), "cudaMemset", stage);
+  }
+
+  void setup() {
+    std::size_t const S = static_cast<std::size_t>(stages_);
+    // peer access between neighbours on different devices, both ways
+    for (std::size_t s = 0; s + 1 < S; ++s) {
+      int const a = devices_[s], b = devices_[s + 1];
+      if (a == b) continue;
+      int can_ab = 0, can_ba = 0;
+      check(Runtime::can_access_peer(&can_ab, a, b), "cudaDeviceCanAccessPeer", static_cast<int>(s));
+      check(Runtime::can_access_peer(&can_ba, b, a), "cudaDeviceCanAccessPeer", static_cast<int>(s));
+      if (!can_ab || !can_ba)
+        throw std::runtime_error("pipesched: stream executor: stages " + std::to_string(s) + " and " +
+                                 std::to_string(s + 1) + " are on devices " + std::to_string(a) + " and " +
+                                 std::to_string(b) + ", which cannot access each other's memory");
+      set_device(a, static_cast<int>(s));
+      check(Runtime::enable_peer_access(b), "cudaDeviceEnablePeerAccess", static_cast<int>(s));
+      set_device(b, static_cast<int>(s + 1));
+      check(Runtime::enable_peer_access(a), "cudaDeviceEnablePeerAccess", static_cast<int>(s + 1));
+    }
+    // rings: in_[s] is what stage s reads (on its device); out_[s] what it writes — the next
+    // stage's in_ ring when both are on one device, else a ring of its own copied over
+    in_.assign(S, ring{});
+    out_.assign(S, ring{});
+    own_out_.assign(S, false);
+    make_ring(in_[0], devices_[0], options_.input_bytes, 0);
+    for (std::size_t s = 0; s < S; ++s) {
+      std::size_t const bytes = options_.output_bytes[s];
+      if (s + 1 < S) {
+        make_ring(in_[s + 1], devices_[s + 1], bytes, static_cast<int>(s + 1));
+        if (devices_[s] == devices_[s + 1]) out_[s] = in_[s + 1];
+        else {
+          make_ring(out_[s], devices_[s], bytes, static_cast<int>(s));
+          own_out_[s] = true;
+        }
+      } else {
+        make_ring(out_[s], devices_[s], bytes, static_cast<int>(s));
+        own_out_[s] = true;
+      }
+    }
+    // a stream and an event per stage (the event: "this stage's output of the newest item is
+    // written", waited on by the next stage right after it is recorded), an event per window
+    // slot (the item's output is in pinned memory), pinned rings for the input and the output
+    streams_.assign(S, stream_t{});
+    stage_done_.assign(S, event_t{});
+    for (std::size_t s = 0; s < S; ++s) {
+      set_device(devices_[s], static_cast<int>(s));
+      check(Runtime::stream_create(&streams_[s]), "cudaStreamCreateWithFlags", static_cast<int>(s));
+      check(Runtime::event_create(&stage_done_[s]), "cudaEventCreateWithFlags", static_cast<int>(s));
+    }
+    set_device(devices_[S - 1], stages_ - 1);
+    done_.assign(static_cast<std::size_t>(window_), event_t{});
+    for (event_t& e : done_) check(Runtime::event_create(&e), "cudaEventCreateWithFlags", stages_ - 1);
+    std::size_t const in_stride = (options_.input_bytes + 255) / 256 * 256, out_stride = (out_bytes() + 255) / 256 * 256;
+    std::size_t const host_bytes = (in_stride + out_stride) * static_cast<std::size_t>(window_);
+    if (host_bytes > 0) check(Runtime::host_alloc(&host_block_, host_bytes), "cudaMallocHost", -1);
+    host_in_.assign(static_cast<std::size_t>(window_), nullptr);
+    host_out_.assign(static_cast<std::size_t>(window_), nullptr);
+    for (std::size_t k = 0; k < static_cast<std::size_t>(window_); ++k) {
+      unsigned char* const base = static_cast<unsigned char*>(host_block_);
+      host_in_[k] = base ? base + k * in_stride : nullptr;
+      host_out_[k] = base ? base + static_cast<std::size_t>(window_) * in_stride + k * out_stride : nullptr;
+    }
+    pushed_at_.assign(static_cast<std::size_t>(window_), {});
+    set_device(home_, -1);
+  }
+
+  /// Issues item `id` (window slot k): input to stage 0's ring, every stage's forward after the
+  /// stage before, the output to pinned memory, the slot's event.
+  void issue_item(std::uint64_t id, std::size_t k, void const* data, int& s) {
+    if (options_.input_bytes > 0) std::memcpy(host_in_[k], data, options_.input_bytes);
+    for (s = 0; s < stages_; ++s) {
+      std::size_t const ss = static_cast<std::size_t>(s);
+      stream_t const st = streams_[ss];
+      set_device(devices_[ss], s);
+      if (s == 0) {
+        if (options_.input_bytes > 0)
+          check(Runtime::memcpy_to_device_async(in_[0].slot(k), host_in_[k], options_.input_bytes, st),
+                "cudaMemcpyAsync (input, host to device)", 0, id);
+      } else {
+        // the wait binds to the record just issued for this item (CUDA: a wait takes the
+        // event's latest record at the time it is issued)
+        check(Runtime::stream_wait_event(st, stage_done_[ss - 1]), "cudaStreamWaitEvent", s, id);
+      }
+      runtime_step step{};
+      step.kind = op::forward;
+      step.stage = s;
+      step.mb = static_cast<int>(k);
+      step.in = step.out = static_cast<int>(k);
+      step.stages = stages_;
+      step.has_in = step.has_out = true;
+      step.first_stage = s == 0;
+      step.last_stage = s + 1 == stages_;
+      io const x{view{in_[ss].slot(k), in_[ss].bytes}, view{out_[ss].slot(k), out_[ss].bytes}, view{}, st, s};
+      (*functors_)[ss].forward(step, x);
+      check(Runtime::get_last_error(), "a kernel launch of the stage's forward", s, id);
+      if (s + 1 < stages_) {
+        if (own_out_[ss] && out_[ss].bytes > 0)
+          check(Runtime::memcpy_peer_async(in_[ss + 1].slot(k), devices_[ss + 1], out_[ss].slot(k), devices_[ss],
+                                           out_[ss].bytes, st),
+                "cudaMemcpyPeerAsync", s, id);
+        check(Runtime::event_record(stage_done_[ss], st), "cudaEventRecord", s, id);
+      } else {
+        if (out_bytes() > 0)
+          check(Runtime::memcpy_to_host_async(host_out_[k], out_[ss].slot(k), out_bytes(), st),
+                "cudaMemcpyAsync (output, device to host)", s, id);
+        check(Runtime::event_record(done_[k], st), "cudaEventRecord", s, id);
+      }
+    }
+  }
+
+  /// Stops the stream with its first failure (met at `stage`, for `item`).
+  void fail(std::exception_ptr e, int stage, std::uint64_t item) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (!error_) {
+      error_ = e;
+      failed_stage_ = stage;
+      failed_item_ = item;
+    }
+    stopped_ = true;
+    push_cv_.notify_all();
+    pop_cv_.notify_all();
+  }
+
+  stream_closed closed_error() const {
+    if (error_) {
+      try {
+        std::rethrow_exception(error_);
+      } catch (std::exception const& e) {
+        return stream_closed(std::string("pipesched: the stream stopped: ") + e.what());
+      } catch (...) {
+        return stream_closed("pipesched: the stream stopped: a stage failed");
+      }
+    }
+    return stream_closed(closed_ && !stopped_ ? "pipesched: push after close()" : "pipesched: the stream was cancelled");
+  }
+
+  /// Waits for the work issued (so that no kernel outlives its buffers), then frees everything.
+  void release() noexcept {
+    for (std::size_t s = 0; s < streams_.size(); ++s)
+      if (streams_[s]) {
+        (void)Runtime::set_device(devices_[s]);
+        (void)Runtime::stream_synchronize(streams_[s]);
+      }
+    for (std::size_t s = 0; s < streams_.size(); ++s) {
+      (void)Runtime::set_device(devices_[s]);
+      if (streams_[s]) (void)Runtime::stream_destroy(streams_[s]);
+      if (s < stage_done_.size() && stage_done_[s]) (void)Runtime::event_destroy(stage_done_[s]);
+    }
+    for (event_t e : done_)
+      if (e) (void)Runtime::event_destroy(e);
+    auto free_ring = [](ring& g) {
+      if (!g.block) return;
+      (void)Runtime::set_device(g.device);
+      (void)Runtime::free(g.block);
+      g.block = nullptr;
+    };
+    for (ring& g : in_) free_ring(g);
+    for (std::size_t s = 0; s < out_.size(); ++s)
+      if (own_out_[s]) free_ring(out_[s]);
+    if (host_block_) (void)Runtime::host_free(host_block_);
+    host_block_ = nullptr;
+    streams_.clear();
+    stage_done_.clear();
+    done_.clear();
+    in_.clear();
+    out_.clear();
+    (void)Runtime::set_device(home_);
+    (void)Runtime::get_last_error();
+  }
+
+  std::vector<Functor>* functors_;
+  int stages_;
+  int window_;
+  stream_options options_;
+  int home_ = 0;
+  std::vector<int> devices_;
+  std::vector<ring> in_, out_;
+  std::vector<bool> own_out_;
+  std::vector<stream_t> streams_;
+  std::vector<event_t> stage_done_, done_;
+  void* host_block_ = nullptr;
+  std::vector<unsigned char*> host_in_, host_out_;
+  std::vector<std::chrono::steady_clock::time_point> pushed_at_;
+  std::vector<double> latency_;
+  int failed_stage_ = -1;
+  std::uint64_t failed_item_ = no_item;
+  mutable std::mutex m_;
+  std::condition_variable push_cv_, pop_cv_;
+  std::uint64_t next_id_ = 0;   // items admitted by push
+  std::uint64_t issued_ = 0;    // items whose path is issued (pop waits for these)
+  std::uint64_t delivered_ = 0; // items popped
+  std::uint64_t inflight_ = 0;
+  bool closed_ = false;
+  bool stopped_ = false;
+  std::exception_ptr error_;
+};
+
+} // namespace pipesched::cuda

@@ -1,0 +1,375 @@
+// The CUDA stream executor (a forward-only pipeline over an endless input stream on CUDA
+// streams) on the CPU: pipesched::cuda::basic_stream_executor bound to the host emulation of
+// CUDA's stream semantics (tests/support/emulated_cuda.hpp), whose scheduler interleaves the
+// streams' work at random, with a producer and a consumer thread. Every item comes out in push
+// order equal to running the stages on it one after another (the affine stages of
+// host_stream.cpp, computed independently here); stages spread over devices copy peer to
+// peer; the check catches a pipeline that leaves out its waits; at most `window` items are in
+// flight; close() drains, cancel() unblocks; a throwing stage or a failing copy stops the
+// stream naming stage and item, and nothing hangs.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/emulated_cuda.hpp"
+
+#include "pipesched/cuda/basic_stream_executor.hpp"
+
+using namespace pipesched;
+
+namespace {
+
+/// The emulator is one global state, not thread-safe: the producer's and the consumer's
+/// calls (and the stage functors' launches) are serialised by one lock. pop()'s
+/// event_synchronize runs the streams' work under it.
+std::recursive_mutex& emu_lock() {
+  static std::recursive_mutex m;
+  return m;
+}
+
+struct locked_runtime : emu::runtime {
+  using base = emu::runtime;
+  template <class F> static auto guarded(F f) {
+    std::lock_guard<std::recursive_mutex> g(emu_lock());
+    return f();
+  }
+  static status get_last_error() { return guarded([] { return base::get_last_error(); }); }
+  static status get_device(int* d) { return guarded([&] { return base::get_device(d); }); }
+  static status set_device(int d) { return guarded([&] { return base::set_device(d); }); }
+  static status can_access_peer(int* c, int a, int b) { return guarded([&] { return base::can_access_peer(c, a, b); }); }
+  static status enable_peer_access(int p) { return guarded([&] { return base::enable_peer_access(p); }); }
+  static status stream_create(stream_t* s) { return guarded([&] { return base::stream_create(s); }); }
+  static status stream_destroy(stream_t s) { return guarded([&] { return base::stream_destroy(s); }); }
+  static status stream_synchronize(stream_t s) { return guarded([&] { return base::stream_synchronize(s); }); }
+  static status event_create(event_t* e) { return guarded([&] { return base::event_create(e); }); }
+  static status event_destroy(event_t e) { return guarded([&] { return base::event_destroy(e); }); }
+  static status event_record(event_t e, stream_t s) { return guarded([&] { return base::event_record(e, s); }); }
+  static status stream_wait_event(stream_t s, event_t e) { return guarded([&] { return base::stream_wait_event(s, e); }); }
+  static status event_synchronize(event_t e) { return guarded([&] { return base::event_synchronize(e); }); }
+  static status malloc(void** p, std::size_t n) { return guarded([&] { return base::malloc(p, n); }); }
+  static status free(void* p) { return guarded([&] { return base::free(p); }); }
+  static status memset(void* p, int v, std::size_t n) { return guarded([&] { return base::memset(p, v, n); }); }
+  static status host_alloc(void** p, std::size_t n) { return guarded([&] { return base::host_alloc(p, n); }); }
+  static status host_free(void* p) { return guarded([&] { return base::host_free(p); }); }
+  static status memcpy_peer_async(void* d, int dd, void const* s, int sd, std::size_t n, stream_t st) {
+    return guarded([&] { return base::memcpy_peer_async(d, dd, s, sd, n, st); });
+  }
+  static status memcpy_to_device_async(void* d, void const* s, std::size_t n, stream_t st) {
+    return guarded([&] { return base::memcpy_to_device_async(d, s, n, st); });
+  }
+  static status memcpy_to_host_async(void* d, void const* s, std::size_t n, stream_t st) {
+    return guarded([&] { return base::memcpy_to_host_async(d, s, n, st); });
+  }
+};
+
+/// A pipeline that leaves out its waits (a wait is issued as nothing): the test of the test.
+struct no_wait_runtime : locked_runtime {
+  static status stream_wait_event(stream_t, event_t) { return success; }
+};
+
+constexpr int width = 8;
+
+/// The affine stage of host_stream.cpp as a "kernel": stage s maps each double x of the item
+/// to x * (1 + s/8) + s + 0.25, run when the stage's stream reaches it. Counts its calls;
+/// throws at its `fail_at`-th call when it is stage `fail_stage`; records what it was given.
+struct affine {
+  int calls = 0, fail_stage = -1, fail_at = -1;
+  std::vector<runtime_step> steps;
+  std::vector<io> ios;
+  template <class St> void forward(St const& s, io const& x) {
+    if (s.stage == fail_stage && calls == fail_at) throw std::runtime_error("stage failure");
+    ++calls;
+    steps.push_back(s);
+    ios.push_back(x);
+    int const st = s.stage;
+    double const* in = x.in.as<double>();
+    double* out = x.out.as<double>();
+    std::lock_guard<std::recursive_mutex> g(emu_lock());
+    emu::launch(x.stream, [in, out, st] {
+      for (int k = 0; k < width; ++k) out[k] = in[k] * (1.0 + st / 8.0) + st + 0.25;
+    });
+  }
+};
+
+std::vector<double> input_of(std::uint64_t id) {
+  std::vector<double> v(width);
+  for (int k = 0; k < width; ++k) v[static_cast<std::size_t>(k)] = static_cast<double>(id) * 0.5 + k;
+  return v;
+}
+
+/// The same stages applied one after another (independent of the executor).
+std::vector<double> sequential(std::uint64_t id, int stages) {
+  std::vector<double> v = input_of(id);
+  for (int s = 0; s < stages; ++s)
+    for (double& x : v) x = x * (1.0 + s / 8.0) + s + 0.25;
+  return v;
+}
+
+cuda::stream_options options(int stages, int window, cuda::overflow o = cuda::overflow::block) {
+  cuda::stream_options opt;
+  opt.input_bytes = width * sizeof(double);
+  opt.output_bytes.assign(static_cast<std::size_t>(stages), width * sizeof(double));
+  opt.window = window;
+  opt.when_full = o;
+  return opt;
+}
+
+template <class Runtime> using executor = cuda::basic_stream_executor<affine, Runtime>;
+
+/// Pushes n items from a producer thread (then close()), pops them on this thread; returns
+/// how many came out wrong (out of order, or not equal to the sequential stages).
+template <class Runtime> int run_stream(executor<Runtime>& ex, std::uint64_t n, int stages) {
+  std::thread producer([&] {
+    for (std::uint64_t id = 0; id < n; ++id) {
+      auto const v = input_of(id);
+      ex.push(v.data());
+    }
+    ex.close();
+  });
+  std::uint64_t expect = 0;
+  int wrong = 0;
+  while (auto item = ex.pop()) {
+    std::vector<double> got(width);
+    std::memcpy(got.data(), item->bytes.data(), item->bytes.size());
+    if (item->id != expect || item->bytes.size() != width * sizeof(double) || got != sequential(expect, stages))
+      ++wrong;
+    ++expect;
+  }
+  producer.join();
+  if (expect != n) ++wrong;
+  return wrong;
+}
+
+} // namespace
+
+TEST_CASE("cuda_stream.items_in_order_equal_sequential") {
+  for (int stages : {1, 3, 5})
+    for (int window : {1, 2, 4})
+      for (std::uint64_t seed : {1u, 2u, 3u}) {
+        CAPTURE(stages);
+        CAPTURE(window);
+        CAPTURE(seed);
+        emu::reset(seed);
+        std::vector<affine> fs(static_cast<std::size_t>(stages));
+        executor<locked_runtime> ex(fs, options(stages, window));
+        constexpr std::uint64_t n = 120;
+        CHECK(run_stream(ex, n, stages) == 0);
+        CHECK(ex.delivered() == n);
+        CHECK(ex.latencies().size() == n);
+        // every item: one copy in, one out; nothing else copied on one device
+        CHECK(emu::the().copies_run == 2 * n);
+        CHECK(emu::the().peer_copies == 0);
+        for (affine const& f : fs) CHECK(f.calls == static_cast<int>(n));
+      }
+}
+
+TEST_CASE("cuda_stream.steps_and_streams") {
+  emu::reset(7);
+  constexpr int stages = 3, window = 3;
+  std::vector<affine> fs(stages);
+  executor<locked_runtime> ex(fs, options(stages, window));
+  constexpr std::uint64_t n = 10;
+  CHECK(run_stream(ex, n, stages) == 0);
+  for (int s = 0; s < stages; ++s) {
+    affine const& f = fs[static_cast<std::size_t>(s)];
+    REQUIRE(f.steps.size() == n);
+    for (std::uint64_t id = 0; id < n; ++id) {
+      runtime_step const& st = f.steps[id];
+      io const& x = f.ios[id];
+      CHECK(st.kind == op::forward);
+      CHECK(st.stage == s);
+      CHECK(st.mb == static_cast<int>(id % window));
+      CHECK(st.in == st.mb);
+      CHECK(st.out == st.mb);
+      CHECK(st.stages == stages);
+      CHECK(st.first_stage == (s == 0));
+      CHECK(st.last_stage == (s == stages - 1));
+      CHECK(x.stream == ex.stage_stream(s));
+      CHECK(x.rank == s);
+      CHECK(x.in.bytes == width * sizeof(double));
+      CHECK(x.out.bytes == width * sizeof(double));
+      if (s > 0) CHECK(x.in.data == fs[static_cast<std::size_t>(s) - 1].ios[id].out.data); // written in place
+    }
+  }
+  // the stages' streams are distinct: they run side by side
+  CHECK(ex.stage_stream(0) != ex.stage_stream(1));
+  CHECK(ex.stage_stream(1) != ex.stage_stream(2));
+}
+
+TEST_CASE("cuda_stream.stages_on_several_devices_copy_peer_to_peer") {
+  for (std::uint64_t seed : {1u, 5u, 9u}) {
+    CAPTURE(seed);
+    emu::reset(seed);
+    constexpr int stages = 4;
+    std::vector<affine> fs(stages);
+    auto opt = options(stages, 3);
+    opt.devices = {0, 1, 1, 2}; // two device changes: 0 -> 1 and 1 -> 2
+    executor<locked_runtime> ex(fs, opt);
+    constexpr std::uint64_t n = 60;
+    CHECK(run_stream(ex, n, stages) == 0);
+    CHECK(emu::the().peer_copies == 2 * n);
+    CHECK(emu::the().copies_run == 4 * n);
+    CHECK(ex.device(0) == 0);
+    CHECK(ex.device(3) == 2);
+  }
+}
+
+TEST_CASE("cuda_stream.the_check_catches_a_pipeline_without_waits") {
+  // without its event waits a stage may read its input before the stage before wrote it:
+  // some interleaving of the emulator shows a wrong item
+  int wrong = 0;
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    emu::reset(seed);
+    std::vector<affine> fs(4);
+    executor<no_wait_runtime> ex(fs, options(4, 4));
+    wrong += run_stream(ex, 80, 4);
+  }
+  CHECK(wrong > 0);
+}
+
+TEST_CASE("cuda_stream.window_reject_and_block") {
+  emu::reset(3);
+  std::vector<affine> fs(2);
+  executor<locked_runtime> ex(fs, options(2, 2, cuda::overflow::reject));
+  auto const a = input_of(0), b = input_of(1), c = input_of(2);
+  CHECK(ex.push(a.data()));
+  CHECK(ex.push(b.data()));
+  CHECK_FALSE(ex.push(c.data())); // two in flight: the window is full
+  CHECK(ex.pushed() == 2);
+  auto first = ex.pop();
+  REQUIRE(first);
+  CHECK(first->id == 0);
+  CHECK(ex.push(c.data())); // room again: item 2
+  ex.close();
+  CHECK_THROWS_AS(ex.push(a.data()), cuda::stream_closed);
+  std::uint64_t next = 1;
+  while (auto item = ex.pop()) {
+    std::vector<double> got(width);
+    std::memcpy(got.data(), item->bytes.data(), item->bytes.size());
+    CHECK(item->id == next);
+    CHECK(got == sequential(next, 2));
+    ++next;
+  }
+  CHECK(next == 3);
+
+  // block mode: a push past the window waits until the consumer pops
+  emu::reset(4);
+  std::vector<affine> gs(2);
+  executor<locked_runtime> bx(gs, options(2, 1));
+  CHECK(bx.push(a.data()));
+  std::atomic<bool> pushed{false};
+  std::thread producer([&] {
+    bx.push(b.data());
+    pushed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK_FALSE(pushed.load()); // waiting: item 0 is still in flight
+  auto item = bx.pop();
+  producer.join();
+  CHECK(pushed.load());
+  REQUIRE(item);
+  CHECK(item->id == 0);
+  auto second = bx.pop();
+  REQUIRE(second);
+  CHECK(second->id == 1);
+  bx.finish();
+}
+
+TEST_CASE("cuda_stream.cancel_unblocks_producer_and_consumer") {
+  emu::reset(5);
+  std::vector<affine> fs(3);
+  executor<locked_runtime> ex(fs, options(3, 1));
+  auto const v = input_of(0);
+  CHECK(ex.push(v.data()));
+  std::atomic<int> closed{0};
+  std::thread producer([&] {
+    try {
+      ex.push(v.data()); // blocks: the window of one is full
+    } catch (cuda::stream_closed const&) {
+      ++closed;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  ex.cancel();
+  producer.join();
+  CHECK(closed.load() == 1);
+  CHECK_THROWS_AS(ex.pop(), cuda::stream_closed);
+  CHECK_THROWS_WITH_AS(ex.push(v.data()), doctest::Contains("cancelled"), cuda::stream_closed);
+}
+
+TEST_CASE("cuda_stream.a_throwing_stage_stops_the_stream") {
+  emu::reset(6);
+  constexpr int stages = 3;
+  std::vector<affine> fs(stages);
+  fs[2].fail_stage = 2;
+  fs[2].fail_at = 5; // stage 2 throws at item 5
+  executor<locked_runtime> ex(fs, options(stages, 8));
+  for (std::uint64_t id = 0; id < 5; ++id) {
+    auto const v = input_of(id);
+    CHECK(ex.push(v.data()));
+  }
+  auto const v = input_of(5);
+  CHECK_THROWS_WITH_AS(ex.push(v.data()), "stage failure", std::runtime_error); // the push that met it
+  CHECK(ex.failed_stage() == 2);
+  CHECK(ex.failed_item() == 5);
+  CHECK_THROWS_WITH_AS(ex.push(v.data()), doctest::Contains("stage failure"), cuda::stream_closed);
+  CHECK_THROWS_WITH_AS(ex.pop(), doctest::Contains("stage failure"), cuda::stream_closed);
+  CHECK_THROWS_WITH_AS(ex.finish(), "stage failure", std::runtime_error);
+  // the destructor lets the issued work (items 0-4 and item 5's stages 0 and 1) drain
+}
+
+TEST_CASE("cuda_stream.a_failing_copy_names_stage_and_item") {
+  emu::reset(8);
+  constexpr int stages = 2;
+  std::vector<affine> fs(stages);
+  executor<locked_runtime> ex(fs, options(stages, 4));
+  // copies per item on one device: the input (stage 0), the output (stage 1); the 6th copy is
+  // item 2's output copy
+  emu::the().fail_copy_at = 6;
+  for (std::uint64_t id = 0; id < 2; ++id) {
+    auto const v = input_of(id);
+    CHECK(ex.push(v.data()));
+  }
+  auto const v = input_of(2);
+  try {
+    ex.push(v.data());
+    FAIL("push did not throw");
+  } catch (cuda::error const& e) {
+    CHECK(e.code == emu::runtime::copy_failed);
+    CHECK(std::string(e.what()).find("at stage 1 for item 2") != std::string::npos);
+    CHECK(std::string(e.what()).find("device to host") != std::string::npos);
+  }
+  CHECK(ex.failed_stage() == 1);
+  CHECK(ex.failed_item() == 2);
+  CHECK_THROWS_AS(ex.pop(), cuda::stream_closed);
+  CHECK_THROWS_AS(ex.finish(), cuda::error);
+}
+
+TEST_CASE("cuda_stream.bad_options") {
+  emu::reset(9);
+  std::vector<affine> fs(2);
+  auto opt = options(2, 2);
+  opt.output_bytes.clear();
+  CHECK_THROWS_WITH_AS(executor<locked_runtime>(fs, opt), doctest::Contains("one size per stage"), std::invalid_argument);
+  opt = options(3, 2);
+  CHECK_THROWS_WITH_AS(executor<locked_runtime>(fs, opt), doctest::Contains("3 stages got 2 stage functors"),
+                       std::invalid_argument);
+  opt = options(2, 0);
+  CHECK_THROWS_WITH_AS(executor<locked_runtime>(fs, opt), doctest::Contains("window must be at least 1"),
+                       std::invalid_argument);
+  opt = options(2, 2);
+  opt.devices = {0};
+  CHECK_THROWS_WITH_AS(executor<locked_runtime>(fs, opt), doctest::Contains("give one per stage"),
+                       std::invalid_argument);
+  opt.devices = {0, 99}; // the emulator has 8 devices
+  CHECK_THROWS_AS(executor<locked_runtime>(fs, opt), cuda::error);
+  // nothing was left behind: every stream made was destroyed
+  CHECK(emu::the().streams.empty());
+}
