@@ -4,7 +4,8 @@
 // streams' work at random, with a producer and a consumer thread. Every item comes out in push
 // order equal to running the stages on it one after another (the affine stages of
 // host_stream.cpp, computed independently here); stages spread over devices copy peer to
-// peer; the check catches a pipeline that leaves out its waits; at most `window` items are in
+// peer; with graphs each stage's slot is captured once and replayed; the check catches a
+// pipeline that leaves out its waits; at most `window` items are in
 // flight; close() drains, cancel() unblocks; a throwing stage or a failing copy stops the
 // stream naming stage and item, and nothing hangs.
 #include <doctest/doctest.h>
@@ -168,6 +169,50 @@ TEST_CASE("cuda_stream.items_in_order_equal_sequential") {
         CHECK(emu::the().peer_copies == 0);
         for (affine const& f : fs) CHECK(f.calls == static_cast<int>(n));
       }
+}
+
+TEST_CASE("cuda_stream.graphs_one_per_stage_and_slot") {
+  // options::graphs: each stage's forward for each window slot is captured once (by the first
+  // item in the slot) and replayed for every item: the functor is called `window` times per
+  // stage, every item launches one graph per stage, and the items are the same
+  for (int stages : {1, 3})
+    for (int window : {1, 3})
+      for (std::vector<int> devices : {std::vector<int>{}, std::vector<int>{0, 1, 1}}) {
+        if (!devices.empty() && static_cast<int>(devices.size()) != stages) continue;
+        CAPTURE(stages);
+        CAPTURE(window);
+        CAPTURE(devices.size());
+        emu::reset(11);
+        std::vector<affine> fs(static_cast<std::size_t>(stages));
+        auto opt = options(stages, window);
+        opt.graphs = true;
+        opt.devices = devices;
+        executor<locked_runtime> ex(fs, opt);
+        constexpr std::uint64_t n = 40;
+        CHECK(run_stream(ex, n, stages) == 0);
+        for (affine const& f : fs) CHECK(f.calls == window);
+        CHECK(ex.graphs_captured() == stages * window);
+        CHECK(emu::the().graph_launches == static_cast<std::uint64_t>(stages) * n);
+        // the functor was given the stage's capture stream, not the stage stream
+        for (int s = 0; s < stages; ++s) CHECK(fs[static_cast<std::size_t>(s)].ios[0].stream != ex.stage_stream(s));
+      }
+}
+
+TEST_CASE("cuda_stream.a_stage_that_throws_while_captured") {
+  emu::reset(12);
+  std::vector<affine> fs(2);
+  fs[1].fail_stage = 1;
+  fs[1].fail_at = 1; // stage 1's second capture (item 1, slot 1)
+  auto opt = options(2, 2);
+  opt.graphs = true;
+  executor<locked_runtime> ex(fs, opt);
+  auto const v = input_of(0);
+  CHECK(ex.push(v.data()));
+  CHECK_THROWS_WITH_AS(ex.push(v.data()), "stage failure", std::runtime_error);
+  CHECK_FALSE(emu::the().capturing); // the capture was ended
+  CHECK(ex.failed_stage() == 1);
+  CHECK(ex.failed_item() == 1);
+  CHECK_THROWS_AS(ex.pop(), cuda::stream_closed);
 }
 
 TEST_CASE("cuda_stream.steps_and_streams") {

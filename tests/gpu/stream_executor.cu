@@ -1,7 +1,7 @@
 // The CUDA stream executor on a GPU: four affine stages (one kernel each, side by side on one
 // GPU, one stream per stage) over 400 items pushed from a producer thread and popped in order
 // give, to the last bit, the stages applied one after another on the host (no fused
-// multiply-adds: --fmad=false); a stage that throws stops the stream (push rethrows, pop and
+// multiply-adds: --fmad=false), also with each stage's slot captured as a graph; a stage that throws stops the stream (push rethrows, pop and
 // push then throw stream_closed, finish rethrows) without a hang, and a new executor runs
 // after it; with two or more GPUs the stages spread over two of them (peer copies) give the
 // same bits.
@@ -92,6 +92,18 @@ int main() {
       expect(wrong == 0, std::to_string(wrong) + " of 400 items wrong on one GPU");
       expect(ex.latencies().size() == 400, "a latency per item");
       std::printf("gpu.stream_executor: 400 items, 4 stages on one GPU, window 4: %d wrong\n", wrong);
+    }
+    {
+      // options::graphs: each stage's slot captured once, replayed for every item
+      std::vector<affine_stage> fs(4);
+      auto o = options(4, 4);
+      o.graphs = true;
+      pipesched::cuda::stream_executor<affine_stage> ex(fs, o);
+      int const wrong = stream_items(ex, 400, 4);
+      expect(wrong == 0, std::to_string(wrong) + " of 400 items wrong with graphs");
+      expect(ex.graphs_captured() == 16, "16 graphs (4 stages x window 4)");
+      for (affine_stage const& f : fs) expect(f.calls == 4, "each functor called once per window slot");
+      std::printf("gpu.stream_executor: 400 items with graphs: %d wrong, %d graphs\n", wrong, ex.graphs_captured());
     }
     {
       std::vector<affine_stage> fs(3);

@@ -52,6 +52,12 @@ struct stream_options {
   /// neighbouring stages are on different devices, the boundary is copied peer to peer on
   /// the sending stage's stream (peer access is enabled both ways).
   std::vector<int> devices{};
+  /// Each stage's forward for each window slot is captured once as a CUDA graph (by the first
+  /// item in that slot) and replayed for every later item in it: one launch per stage and
+  /// item, however many kernels the stage launches. The functor is then called `window` times
+  /// per stage, not once per item, so what it launches must depend only on the step and the
+  /// views (both fixed per slot) and on buffers of its own whose addresses do not change.
+  bool graphs = false;
 };
 
 /// A forward-only pipeline of S stages on CUDA streams, one stream per stage, fed by an
@@ -68,6 +74,9 @@ struct stream_options {
 /// later, which push() admits only after the earlier item was popped — when pop() has seen
 /// the item's last event, every stage has read and written its slots.
 ///
+/// With options::graphs each stage's forward for each window slot is captured once as a graph
+/// (by the first item in the slot) and replayed for every later item in it.
+///
 /// Failures: a functor that throws, or a CUDA call that fails, stops the pipeline — the call
 /// that met it rethrows it (a CUDA failure as cuda::error naming the stage and the item);
 /// push and pop throw stream_closed from then on; finish() rethrows it. An asynchronous error
@@ -77,6 +86,7 @@ public:
   using stream_t = typename Runtime::stream_t;
   using event_t = typename Runtime::event_t;
   using status = typename Runtime::status;
+  using graph_exec_t = typename Runtime::graph_exec_t;
 
   basic_stream_executor(std::vector<Functor>& functors, stream_options const& o)
       : functors_(&functors), stages_(static_cast<int>(o.output_bytes.size())), window_(o.window), options_(o) {
@@ -215,6 +225,8 @@ public:
   int window() const { return window_; }
   int device(int s) const { return devices_[static_cast<std::size_t>(s)]; }
   stream_t stage_stream(int s) const { return streams_[static_cast<std::size_t>(s)]; }
+  /// With options::graphs: the graphs captured so far (at most stages × window).
+  int graphs_captured() const { return graphs_captured_; }
   static constexpr std::uint64_t no_item = ~std::uint64_t{0};
   /// Where the failure that stopped the stream happened: the stage (-1: none) and the item
   /// (no_item: none, e.g. a failure met by finish()).
@@ -304,10 +316,16 @@ private:
     // slot (the item's output is in pinned memory), pinned rings for the input and the output
     streams_.assign(S, stream_t{});
     stage_done_.assign(S, event_t{});
+    if (options_.graphs) {
+      capture_streams_.assign(S, stream_t{});
+      graphs_.assign(S * static_cast<std::size_t>(window_), graph_exec_t{});
+    }
     for (std::size_t s = 0; s < S; ++s) {
       set_device(devices_[s], static_cast<int>(s));
       check(Runtime::stream_create(&streams_[s]), "cudaStreamCreateWithFlags", static_cast<int>(s));
       check(Runtime::event_create(&stage_done_[s]), "cudaEventCreateWithFlags", static_cast<int>(s));
+      if (options_.graphs)
+        check(Runtime::stream_create(&capture_streams_[s]), "cudaStreamCreateWithFlags", static_cast<int>(s));
     }
     set_device(devices_[S - 1], stages_ - 1);
     done_.assign(static_cast<std::size_t>(window_), event_t{});
@@ -353,8 +371,14 @@ private:
       step.first_stage = s == 0;
       step.last_stage = s + 1 == stages_;
       io const x{view{in_[ss].slot(k), in_[ss].bytes}, view{out_[ss].slot(k), out_[ss].bytes}, view{}, st, s};
-      (*functors_)[ss].forward(step, x);
-      check(Runtime::get_last_error(), "a kernel launch of the stage's forward", s, id);
+      if (options_.graphs) {
+        graph_exec_t& g = graphs_[ss * static_cast<std::size_t>(window_) + k];
+        if (!g) capture_stage(g, step, x, id);
+        check(Runtime::graph_launch(g, st), "cudaGraphLaunch", s, id);
+      } else {
+        (*functors_)[ss].forward(step, x);
+        check(Runtime::get_last_error(), "a kernel launch of the stage's forward", s, id);
+      }
       if (s + 1 < stages_) {
         if (own_out_[ss] && out_[ss].bytes > 0)
           check(Runtime::memcpy_peer_async(in_[ss + 1].slot(k), devices_[ss + 1], out_[ss].slot(k), devices_[ss],
@@ -368,6 +392,33 @@ private:
         check(Runtime::event_record(done_[k], st), "cudaEventRecord", s, id);
       }
     }
+  }
+
+  /// Records stage x.rank's forward of `step` (one window slot) into `g`, on the stage's
+  /// capture stream (thread-local mode: nothing runs).
+  void capture_stage(graph_exec_t& g, runtime_step const& step, io x, std::uint64_t id) {
+    int const s = x.rank;
+    stream_t const cs = capture_streams_[static_cast<std::size_t>(s)];
+    x.stream = cs;
+    check(Runtime::begin_capture(cs), "cudaStreamBeginCapture", s, id);
+    typename Runtime::graph_t graph{};
+    try {
+      (*functors_)[static_cast<std::size_t>(s)].forward(step, x);
+      check(Runtime::get_last_error(), "a kernel launch of the stage's forward (captured)", s, id);
+    } catch (...) {
+      (void)Runtime::end_capture(cs, &graph);
+      if (graph) (void)Runtime::graph_destroy(graph);
+      (void)Runtime::get_last_error();
+      throw;
+    }
+    check(Runtime::end_capture(cs, &graph), "cudaStreamEndCapture", s, id);
+    status const e = Runtime::graph_instantiate(&g, graph);
+    (void)Runtime::graph_destroy(graph);
+    if (e != Runtime::success) {
+      g = graph_exec_t{};
+      check(e, "cudaGraphInstantiate", s, id);
+    }
+    ++graphs_captured_;
   }
 
   /// Stops the stream with its first failure (met at `stage`, for `item`).
@@ -403,9 +454,13 @@ private:
         (void)Runtime::set_device(devices_[s]);
         (void)Runtime::stream_synchronize(streams_[s]);
       }
+    for (graph_exec_t g : graphs_)
+      if (g) (void)Runtime::graph_exec_destroy(g);
+    graphs_.clear();
     for (std::size_t s = 0; s < streams_.size(); ++s) {
       (void)Runtime::set_device(devices_[s]);
       if (streams_[s]) (void)Runtime::stream_destroy(streams_[s]);
+      if (s < capture_streams_.size() && capture_streams_[s]) (void)Runtime::stream_destroy(capture_streams_[s]);
       if (s < stage_done_.size() && stage_done_[s]) (void)Runtime::event_destroy(stage_done_[s]);
     }
     for (event_t e : done_)
@@ -422,6 +477,7 @@ private:
     if (host_block_) (void)Runtime::host_free(host_block_);
     host_block_ = nullptr;
     streams_.clear();
+    capture_streams_.clear();
     stage_done_.clear();
     done_.clear();
     in_.clear();
@@ -438,7 +494,9 @@ private:
   std::vector<int> devices_;
   std::vector<ring> in_, out_;
   std::vector<bool> own_out_;
-  std::vector<stream_t> streams_;
+  std::vector<stream_t> streams_, capture_streams_;
+  std::vector<graph_exec_t> graphs_; ///< options::graphs: stage s, slot k at s * window + k
+  int graphs_captured_ = 0;
   std::vector<event_t> stage_done_, done_;
   void* host_block_ = nullptr;
   std::vector<unsigned char*> host_in_, host_out_;
