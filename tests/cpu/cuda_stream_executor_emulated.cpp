@@ -415,6 +415,11 @@ TEST_CASE("cuda_stream.bad_options") {
                        std::invalid_argument);
   opt.devices = {0, 99}; // the emulator has 8 devices
   CHECK_THROWS_AS(executor<locked_runtime>(fs, opt), cuda::error);
+  {
+    executor<locked_runtime> ex(fs, options(2, 2));
+    CHECK_THROWS_WITH_AS(ex.push(nullptr), doctest::Contains("null item"), std::invalid_argument);
+    CHECK(ex.pushed() == 0); // nothing was admitted
+  }
   // nothing was left behind: every stream made was destroyed
   CHECK(emu::the().streams.empty());
 }

@@ -119,6 +119,9 @@ public:
   /// (overflow::block) or returns false (overflow::reject). Throws stream_closed after close(),
   /// cancel() or a failure; rethrows a failure it meets itself (see the class).
   bool push(void const* data) {
+    if (data == nullptr && options_.input_bytes > 0)
+      throw std::invalid_argument("pipesched: stream push of a null item (stream_options::input_bytes is " +
+                                  std::to_string(options_.input_bytes) + ")");
     std::unique_lock<std::mutex> lock(m_);
     if (closed_ || stopped_) throw closed_error();
     auto const room = [&] { return inflight_ < static_cast<std::uint64_t>(window_) || stopped_; };
@@ -187,7 +190,9 @@ public:
   void finish() {
     close();
     {
-      std::lock_guard<std::mutex> lock(m_);
+      // a push admitted before close() may still be issuing its item: wait for it
+      std::unique_lock<std::mutex> lock(m_);
+      pop_cv_.wait(lock, [&] { return stopped_ || issued_ == next_id_; });
       if (error_) std::rethrow_exception(error_);
     }
     int s = 0;
