@@ -3,7 +3,7 @@
 // CUDA's stream semantics (tests/support/emulated_cuda.hpp), whose scheduler interleaves the
 // streams' work at random, with a producer and a consumer thread. Every item comes out in push
 // order equal to running the stages on it one after another (the affine stages of
-// host_stream.cpp, computed independently here); stages spread over devices copy peer to
+// tests/support/stream_items.hpp, computed without the executor); stages spread over devices copy peer to
 // peer; with graphs each stage's slot is captured once and replayed; the check catches a
 // pipeline that leaves out its waits; at most `window` items are in
 // flight; close() drains, cancel() unblocks; a throwing stage or a failing copy stops the
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "support/emulated_cuda.hpp"
+#include "support/stream_items.hpp"
 
 #include "pipesched/cuda/basic_stream_executor.hpp"
 
@@ -75,11 +76,13 @@ struct no_wait_runtime : locked_runtime {
   static status stream_wait_event(stream_t, event_t) { return success; }
 };
 
-constexpr int width = 8;
+using stream_items::input_of;
+using stream_items::sequential;
+using stream_items::width;
 
-/// The affine stage of host_stream.cpp as a "kernel": stage s maps each double x of the item
-/// to x * (1 + s/8) + s + 0.25, run when the stage's stream reaches it. Counts its calls;
-/// throws at its `fail_at`-th call when it is stage `fail_stage`; records what it was given.
+/// The stages of stream_items as "kernels": stage s maps each double of the item with
+/// stream_items::stage_map, run when the stage's stream reaches it. Counts its calls; throws
+/// at its `fail_at`-th call when it is stage `fail_stage`; records what it was given.
 struct affine {
   int calls = 0, fail_stage = -1, fail_at = -1;
   std::vector<runtime_step> steps;
@@ -94,32 +97,13 @@ struct affine {
     double* out = x.out.as<double>();
     std::lock_guard<std::recursive_mutex> g(emu_lock());
     emu::launch(x.stream, [in, out, st] {
-      for (int k = 0; k < width; ++k) out[k] = in[k] * (1.0 + st / 8.0) + st + 0.25;
+      for (int k = 0; k < width; ++k) out[k] = stream_items::stage_map(in[k], st);
     });
   }
 };
 
-std::vector<double> input_of(std::uint64_t id) {
-  std::vector<double> v(width);
-  for (int k = 0; k < width; ++k) v[static_cast<std::size_t>(k)] = static_cast<double>(id) * 0.5 + k;
-  return v;
-}
-
-/// The same stages applied one after another (independent of the executor).
-std::vector<double> sequential(std::uint64_t id, int stages) {
-  std::vector<double> v = input_of(id);
-  for (int s = 0; s < stages; ++s)
-    for (double& x : v) x = x * (1.0 + s / 8.0) + s + 0.25;
-  return v;
-}
-
 cuda::stream_options options(int stages, int window, cuda::overflow o = cuda::overflow::block) {
-  cuda::stream_options opt;
-  opt.input_bytes = width * sizeof(double);
-  opt.output_bytes.assign(static_cast<std::size_t>(stages), width * sizeof(double));
-  opt.window = window;
-  opt.when_full = o;
-  return opt;
+  return stream_items::options<cuda::stream_options>(stages, window, o);
 }
 
 template <class Runtime> using executor = cuda::basic_stream_executor<affine, Runtime>;

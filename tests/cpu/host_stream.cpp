@@ -13,16 +13,18 @@
 #include <vector>
 
 #include "pipesched/host/stream.hpp"
+#include "support/stream_items.hpp"
 
 using namespace pipesched;
 
 namespace {
 
-constexpr int width = 8;
+using stream_items::input_of;
+using stream_items::sequential;
+using stream_items::width;
 
-/// Stage s maps each of the item's doubles x to x * (1 + s/8) + s + 0.25 (a different
-/// affine map per stage, so the order of stages matters); stage `fail_stage` throws at the
-/// `fail_at`-th item it sees.
+/// Stage s maps each of the item's doubles x with stream_items::stage_map; stage
+/// `fail_stage` throws at the `fail_at`-th item it sees.
 struct affine {
   int calls = 0, fail_stage = -1, fail_at = -1;
   template <class St> void forward(St const& s, io const& x) {
@@ -30,31 +32,12 @@ struct affine {
     ++calls;
     double const* in = x.in.as<double>();
     double* out = x.out.as<double>();
-    for (int k = 0; k < width; ++k) out[k] = in[k] * (1.0 + s.stage / 8.0) + s.stage + 0.25;
+    for (int k = 0; k < width; ++k) out[k] = stream_items::stage_map(in[k], s.stage);
   }
 };
 
-std::vector<double> input_of(std::uint64_t id) {
-  std::vector<double> v(width);
-  for (int k = 0; k < width; ++k) v[static_cast<std::size_t>(k)] = static_cast<double>(id) * 0.5 + k;
-  return v;
-}
-
-/// The same stages applied one after another (independent of the executor).
-std::vector<double> sequential(std::uint64_t id, int stages) {
-  std::vector<double> v = input_of(id);
-  for (int s = 0; s < stages; ++s)
-    for (double& x : v) x = x * (1.0 + s / 8.0) + s + 0.25;
-  return v;
-}
-
 host::stream_options options(int stages, int window, host::overflow o = host::overflow::block) {
-  host::stream_options opt;
-  opt.input_bytes = width * sizeof(double);
-  opt.output_bytes.assign(static_cast<std::size_t>(stages), width * sizeof(double));
-  opt.window = window;
-  opt.when_full = o;
-  return opt;
+  return stream_items::options<host::stream_options>(stages, window, o);
 }
 
 } // namespace

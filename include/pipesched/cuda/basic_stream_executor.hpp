@@ -89,13 +89,8 @@ public:
   using graph_exec_t = typename Runtime::graph_exec_t;
 
   basic_stream_executor(std::vector<Functor>& functors, stream_options const& o)
-      : functors_(&functors), stages_(static_cast<int>(o.output_bytes.size())), window_(o.window), options_(o) {
-    if (stages_ < 1)
-      throw std::invalid_argument("pipesched: stream_options::output_bytes needs one size per stage (at least one)");
-    if (functors.size() != static_cast<std::size_t>(stages_))
-      throw std::invalid_argument("pipesched: a stream executor of " + std::to_string(stages_) + " stages got " +
-                                  std::to_string(functors.size()) + " stage functors: give one per stage");
-    if (window_ < 1) throw std::invalid_argument("pipesched: stream_options::window must be at least 1");
+      : gate_(o.output_bytes.size(), functors.size(), o.window, o.when_full, ""), functors_(&functors),
+        stages_(static_cast<int>(o.output_bytes.size())), window_(o.window), options_(o) {
     if (!o.devices.empty() && o.devices.size() != static_cast<std::size_t>(stages_))
       throw std::invalid_argument("pipesched: stream_options::devices has " + std::to_string(o.devices.size()) +
                                   " entries for " + std::to_string(stages_) + " stages: give one per stage");
@@ -122,16 +117,10 @@ public:
     if (data == nullptr && options_.input_bytes > 0)
       throw std::invalid_argument("pipesched: stream push of a null item (stream_options::input_bytes is " +
                                   std::to_string(options_.input_bytes) + ")");
-    std::unique_lock<std::mutex> lock(m_);
-    if (closed_ || stopped_) throw closed_error();
-    auto const room = [&] { return inflight_ < static_cast<std::uint64_t>(window_) || stopped_; };
-    if (!room()) {
-      if (options_.when_full == overflow::reject) return false;
-      push_cv_.wait(lock, room);
-      if (stopped_) throw closed_error();
-    }
-    std::uint64_t const id = next_id_++;
-    ++inflight_;
+    std::unique_lock<std::mutex> lock(gate_.m);
+    std::optional<std::uint64_t> const admitted = gate_.admit(lock);
+    if (!admitted) return false;
+    std::uint64_t const id = *admitted;
     lock.unlock();
     // the ring slots of this item are free: the item `window` before it was popped, after its
     // last event — every stage had read and written them
@@ -146,7 +135,7 @@ public:
     }
     lock.lock();
     issued_ = id + 1;
-    pop_cv_.notify_all();
+    gate_.pop_cv.notify_all();
     return true;
   }
 
@@ -154,11 +143,11 @@ public:
   /// Returns nothing once the stream is closed and every item was delivered. Throws
   /// stream_closed after cancel() or a failure, cuda::error for an asynchronous one it meets.
   std::optional<stream_item> pop() {
-    std::unique_lock<std::mutex> lock(m_);
-    pop_cv_.wait(lock, [&] { return stopped_ || issued_ > delivered_ || (closed_ && delivered_ == next_id_); });
-    if (stopped_) throw closed_error();
-    if (issued_ <= delivered_) return std::nullopt; // closed and drained
-    std::uint64_t const id = delivered_;
+    std::unique_lock<std::mutex> lock(gate_.m);
+    gate_.pop_cv.wait(lock, [&] { return gate_.stopped || issued_ > gate_.delivered || (gate_.closed && gate_.delivered == gate_.next_id); });
+    if (gate_.stopped) throw gate_.closed_error();
+    if (issued_ <= gate_.delivered) return std::nullopt; // closed and drained
+    std::uint64_t const id = gate_.delivered;
     lock.unlock();
     std::size_t const k = static_cast<std::size_t>(id % static_cast<std::uint64_t>(window_));
     stream_item item{id, std::vector<unsigned char>(out_bytes())};
@@ -171,18 +160,16 @@ public:
     if (!item.bytes.empty()) std::memcpy(item.bytes.data(), host_out_[k], item.bytes.size());
     latency_.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - pushed_at_[k]).count());
     lock.lock();
-    ++delivered_;
-    --inflight_;
-    push_cv_.notify_one();
+    gate_.delivered_one();
     return item;
   }
 
   /// No more items: push throws from now on; items in flight go on and can be popped.
   void close() {
-    std::lock_guard<std::mutex> lock(m_);
-    closed_ = true;
-    push_cv_.notify_all();
-    pop_cv_.notify_all();
+    std::lock_guard<std::mutex> lock(gate_.m);
+    gate_.closed = true;
+    gate_.push_cv.notify_all();
+    gate_.pop_cv.notify_all();
   }
 
   /// Closes the stream and waits until every pushed item has gone through every stage (they
@@ -191,9 +178,9 @@ public:
     close();
     {
       // a push admitted before close() may still be issuing its item: wait for it
-      std::unique_lock<std::mutex> lock(m_);
-      pop_cv_.wait(lock, [&] { return stopped_ || issued_ == next_id_; });
-      if (error_) std::rethrow_exception(error_);
+      std::unique_lock<std::mutex> lock(gate_.m);
+      gate_.pop_cv.wait(lock, [&] { return gate_.stopped || issued_ == gate_.next_id; });
+      if (gate_.error) std::rethrow_exception(gate_.error);
     }
     int s = 0;
     try {
@@ -209,20 +196,20 @@ public:
 
   /// Stops at once: items in flight are dropped (their work on the GPU finishes), push/pop throw.
   void cancel() {
-    std::lock_guard<std::mutex> lock(m_);
-    stopped_ = true;
-    push_cv_.notify_all();
-    pop_cv_.notify_all();
+    std::lock_guard<std::mutex> lock(gate_.m);
+    gate_.stopped = true;
+    gate_.push_cv.notify_all();
+    gate_.pop_cv.notify_all();
   }
 
   /// Items pushed so far, and delivered (popped).
   std::uint64_t pushed() const {
-    std::lock_guard<std::mutex> lock(m_);
-    return next_id_;
+    std::lock_guard<std::mutex> lock(gate_.m);
+    return gate_.next_id;
   }
   std::uint64_t delivered() const {
-    std::lock_guard<std::mutex> lock(m_);
-    return delivered_;
+    std::lock_guard<std::mutex> lock(gate_.m);
+    return gate_.delivered;
   }
   /// Latency (µs from push to the moment pop had the item) of every item popped so far.
   std::vector<double> const& latencies() const { return latency_; }
@@ -236,11 +223,11 @@ public:
   /// Where the failure that stopped the stream happened: the stage (-1: none) and the item
   /// (no_item: none, e.g. a failure met by finish()).
   int failed_stage() const {
-    std::lock_guard<std::mutex> lock(m_);
+    std::lock_guard<std::mutex> lock(gate_.m);
     return failed_stage_;
   }
   std::uint64_t failed_item() const {
-    std::lock_guard<std::mutex> lock(m_);
+    std::lock_guard<std::mutex> lock(gate_.m);
     return failed_item_;
   }
 
@@ -428,28 +415,14 @@ private:
 
   /// Stops the stream with its first failure (met at `stage`, for `item`).
   void fail(std::exception_ptr e, int stage, std::uint64_t item) {
-    std::lock_guard<std::mutex> lock(m_);
-    if (!error_) {
-      error_ = e;
+    std::lock_guard<std::mutex> lock(gate_.m);
+    if (!gate_.error) {
       failed_stage_ = stage;
       failed_item_ = item;
     }
-    stopped_ = true;
-    push_cv_.notify_all();
-    pop_cv_.notify_all();
-  }
-
-  stream_closed closed_error() const {
-    if (error_) {
-      try {
-        std::rethrow_exception(error_);
-      } catch (std::exception const& e) {
-        return stream_closed(std::string("pipesched: the stream stopped: ") + e.what());
-      } catch (...) {
-        return stream_closed("pipesched: the stream stopped: a stage failed");
-      }
-    }
-    return stream_closed(closed_ && !stopped_ ? "pipesched: push after close()" : "pipesched: the stream was cancelled");
+    gate_.fail(e);
+    gate_.push_cv.notify_all();
+    gate_.pop_cv.notify_all();
   }
 
   /// Waits for the work issued (so that no kernel outlives its buffers), then frees everything.
@@ -491,6 +464,7 @@ private:
     (void)Runtime::get_last_error();
   }
 
+  host::detail::stream_gate gate_; ///< the mutex, admission, delivery and stop state
   std::vector<Functor>* functors_;
   int stages_;
   int window_;
@@ -509,15 +483,7 @@ private:
   std::vector<double> latency_;
   int failed_stage_ = -1;
   std::uint64_t failed_item_ = no_item;
-  mutable std::mutex m_;
-  std::condition_variable push_cv_, pop_cv_;
-  std::uint64_t next_id_ = 0;   // items admitted by push
-  std::uint64_t issued_ = 0;    // items whose path is issued (pop waits for these)
-  std::uint64_t delivered_ = 0; // items popped
-  std::uint64_t inflight_ = 0;
-  bool closed_ = false;
-  bool stopped_ = false;
-  std::exception_ptr error_;
+  std::uint64_t issued_ = 0; // items whose path is issued (pop waits for these; guarded by gate_.m)
 };
 
 } // namespace pipesched::cuda

@@ -51,6 +51,80 @@ struct stream_item {
   std::vector<unsigned char> bytes;
 };
 
+namespace detail {
+
+/// What both stream executors (this one and cuda::basic_stream_executor) keep under one
+/// mutex: the checks of their options, the admission of items into the window, the count of
+/// items delivered, and the stop state (close, cancel, the first failure). `failure_prefix`
+/// opens the message of stream_closed after a failure, before the failure's own message.
+struct stream_gate {
+  int window;
+  overflow when_full;
+  char const* failure_prefix;
+  mutable std::mutex m;
+  // the producer waits for room (push_cv), the consumer for the next result (pop_cv)
+  std::condition_variable push_cv, pop_cv;
+  std::uint64_t next_id = 0;   ///< items admitted (pushed)
+  std::uint64_t delivered = 0; ///< items popped
+  std::uint64_t inflight = 0;
+  bool closed = false, stopped = false;
+  std::exception_ptr error;
+
+  stream_gate(std::size_t stages, std::size_t functors, int w, overflow o, char const* prefix)
+      : window(w), when_full(o), failure_prefix(prefix) {
+    if (stages < 1)
+      throw std::invalid_argument("pipesched: stream_options::output_bytes needs one size per stage (at least one)");
+    if (functors != stages)
+      throw std::invalid_argument("pipesched: a stream executor of " + std::to_string(stages) + " stages got " +
+                                  std::to_string(functors) + " stage functors: give one per stage");
+    if (w < 1) throw std::invalid_argument("pipesched: stream_options::window must be at least 1");
+  }
+
+  /// With `lock` (on m) held: admits the next item and returns its number, or returns nothing
+  /// (overflow::reject, `window` items in flight); with overflow::block waits for room. Throws
+  /// stream_closed after close(), cancel() or a failure.
+  std::optional<std::uint64_t> admit(std::unique_lock<std::mutex>& lock) {
+    if (closed || stopped) throw closed_error();
+    auto const room = [&] { return inflight < static_cast<std::uint64_t>(window) || stopped; };
+    if (!room()) {
+      if (when_full == overflow::reject) return std::nullopt;
+      push_cv.wait(lock, room);
+      if (stopped) throw closed_error();
+    }
+    ++inflight;
+    return next_id++;
+  }
+
+  /// With the lock held: an item was popped; room for the producer.
+  void delivered_one() {
+    ++delivered;
+    --inflight;
+    push_cv.notify_one();
+  }
+
+  /// With the lock held: the first failure stops the stream.
+  void fail(std::exception_ptr e) {
+    if (!error) error = std::move(e);
+    stopped = true;
+  }
+
+  /// What push and pop throw once the stream is closed or stopped.
+  stream_closed closed_error() const {
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (std::exception const& e) {
+        return stream_closed(std::string("pipesched: the stream stopped: ") + failure_prefix + e.what());
+      } catch (...) {
+        return stream_closed("pipesched: the stream stopped: a stage failed");
+      }
+    }
+    return stream_closed(closed && !stopped ? "pipesched: push after close()" : "pipesched: the stream was cancelled");
+  }
+};
+
+} // namespace detail
+
 /// A forward-only pipeline of S stages, one thread each, fed by an endless input stream:
 /// the steady state of the forward-only schedule repeated, no drain between items. The
 /// producer push()es items, the consumer pop()s results in push order; at most `window`
@@ -68,13 +142,8 @@ struct stream_item {
 template <class Functor> class stream_executor {
 public:
   stream_executor(std::vector<Functor>& functors, stream_options const& o)
-      : functors_(&functors), stages_(static_cast<int>(o.output_bytes.size())), window_(o.window), options_(o) {
-    if (stages_ < 1)
-      throw std::invalid_argument("pipesched: stream_options::output_bytes needs one size per stage (at least one)");
-    if (functors.size() != static_cast<std::size_t>(stages_))
-      throw std::invalid_argument("pipesched: a stream executor of " + std::to_string(stages_) + " stages got " +
-                                  std::to_string(functors.size()) + " stage functors: give one per stage");
-    if (window_ < 1) throw std::invalid_argument("pipesched: stream_options::window must be at least 1");
+      : gate_(o.output_bytes.size(), functors.size(), o.window, o.when_full, "a stage failed: "), functors_(&functors),
+        stages_(static_cast<int>(o.output_bytes.size())), window_(o.window), options_(o) {
     // ring 0 holds the inputs, ring s + 1 stage s's outputs
     rings_.reserve(static_cast<std::size_t>(stages_) + 1);
     rings_.push_back(std::make_unique<ring>(window_, o.input_bytes));
@@ -103,22 +172,16 @@ public:
   /// (overflow::reject). Throws stream_closed after close(), cancel() or a failure.
   bool push(void const* data) {
     ring& in = *rings_[0];
-    std::unique_lock<std::mutex> lock(m_);
-    if (closed_ || stopped_) throw closed_error();
-    auto const room = [&] { return inflight_ < static_cast<std::uint64_t>(window_) || stopped_; };
-    if (!room()) {
-      if (options_.when_full == overflow::reject) return false;
-      push_cv_.wait(lock, room);
-      if (stopped_) throw closed_error();
-    }
-    std::uint64_t const id = next_id_++;
-    ++inflight_;
+    std::unique_lock<std::mutex> lock(gate_.m);
+    std::optional<std::uint64_t> const admitted = gate_.admit(lock);
+    if (!admitted) return false;
+    std::uint64_t const id = *admitted;
     lock.unlock();
     // the ring slot for this item is free: every earlier item in it was delivered
     std::size_t const slot = static_cast<std::size_t>(id % static_cast<std::uint64_t>(window_));
     if (in.bytes > 0) std::memcpy(in.slot(slot), data, in.bytes);
     pushed_at_[slot] = std::chrono::steady_clock::now();
-    std::lock_guard<std::mutex> publish(m_);
+    std::lock_guard<std::mutex> publish(gate_.m);
     in.ready = id + 1; // one producer: items arrive in order
     stage_cv_[0].notify_one();
     return true;
@@ -129,28 +192,26 @@ public:
   /// stream_closed after cancel() or a failure.
   std::optional<stream_item> pop() {
     ring& out = *rings_.back();
-    std::unique_lock<std::mutex> lock(m_);
-    pop_cv_.wait(lock, [&] { return stopped_ || out.ready > delivered_ || (closed_ && delivered_ == next_id_); });
-    if (stopped_) throw closed_error();
-    if (out.ready <= delivered_) return std::nullopt; // closed and drained
-    std::uint64_t const id = delivered_;
+    std::unique_lock<std::mutex> lock(gate_.m);
+    gate_.pop_cv.wait(lock, [&] { return gate_.stopped || out.ready > gate_.delivered || (gate_.closed && gate_.delivered == gate_.next_id); });
+    if (gate_.stopped) throw gate_.closed_error();
+    if (out.ready <= gate_.delivered) return std::nullopt; // closed and drained
+    std::uint64_t const id = gate_.delivered;
     lock.unlock();
     std::size_t const slot = static_cast<std::size_t>(id % static_cast<std::uint64_t>(window_));
     stream_item item{id, std::vector<unsigned char>(out.bytes)};
     if (out.bytes > 0) std::memcpy(item.bytes.data(), out.slot(slot), out.bytes);
     latency_.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - pushed_at_[slot]).count());
     lock.lock();
-    ++delivered_;
-    --inflight_;
-    push_cv_.notify_one();                      // room for the producer
+    gate_.delivered_one();                      // room for the producer
     stage_cv_[stages_ - 1].notify_one();        // an output slot for the last stage
     return item;
   }
 
   /// No more items: push throws from now on; items in flight go on and can be popped.
   void close() {
-    std::lock_guard<std::mutex> lock(m_);
-    closed_ = true;
+    std::lock_guard<std::mutex> lock(gate_.m);
+    gate_.closed = true;
     wake_all();
   }
 
@@ -159,26 +220,26 @@ public:
   /// a stage's exception.
   void finish() {
     close();
-    std::unique_lock<std::mutex> lock(m_);
-    done_cv_.wait(lock, [&] { return stopped_ || rings_.back()->ready == next_id_; });
-    if (error_) std::rethrow_exception(error_);
+    std::unique_lock<std::mutex> lock(gate_.m);
+    done_cv_.wait(lock, [&] { return gate_.stopped || rings_.back()->ready == gate_.next_id; });
+    if (gate_.error) std::rethrow_exception(gate_.error);
   }
 
   /// Stops at once: items in flight are dropped, stages return, push/pop throw.
   void cancel() {
-    std::lock_guard<std::mutex> lock(m_);
-    stopped_ = true;
+    std::lock_guard<std::mutex> lock(gate_.m);
+    gate_.stopped = true;
     wake_all();
   }
 
   /// Items pushed so far, and delivered (popped).
   std::uint64_t pushed() const {
-    std::lock_guard<std::mutex> lock(m_);
-    return next_id_;
+    std::lock_guard<std::mutex> lock(gate_.m);
+    return gate_.next_id;
   }
   std::uint64_t delivered() const {
-    std::lock_guard<std::mutex> lock(m_);
-    return delivered_;
+    std::lock_guard<std::mutex> lock(gate_.m);
+    return gate_.delivered;
   }
   /// Latency (µs from push to the moment pop took it) of every item popped so far, in order.
   std::vector<double> const& latencies() const { return latency_; }
@@ -201,23 +262,10 @@ private:
 
   /// Wakes every waiter (close, cancel, failure); called with the mutex held.
   void wake_all() {
-    push_cv_.notify_all();
-    pop_cv_.notify_all();
+    gate_.push_cv.notify_all();
+    gate_.pop_cv.notify_all();
     done_cv_.notify_all();
     for (int s = 0; s < stages_; ++s) stage_cv_[s].notify_all();
-  }
-
-  stream_closed closed_error() const {
-    if (error_) {
-      try {
-        std::rethrow_exception(error_);
-      } catch (std::exception const& e) {
-        return stream_closed(std::string("pipesched: the stream stopped: a stage failed: ") + e.what());
-      } catch (...) {
-        return stream_closed("pipesched: the stream stopped: a stage failed");
-      }
-    }
-    return stream_closed(closed_ && !stopped_ ? "pipesched: push after close()" : "pipesched: the stream was cancelled");
   }
 
   void stage_loop(int s) {
@@ -227,15 +275,15 @@ private:
     std::uint64_t const w = static_cast<std::uint64_t>(window_);
     for (std::uint64_t id = 0;; ++id) {
       {
-        std::unique_lock<std::mutex> lock(m_);
+        std::unique_lock<std::mutex> lock(gate_.m);
         // go on when the input is there and the output slot is free (the item `window`
         // before this one has left the next stage — for the last stage: was popped), or stop
         // when nothing more can come (closed, and the producer or the stage before is done)
-        auto const upstream_done = [&] { return closed_ && (s == 0 ? next_id_ <= id : done_[static_cast<std::size_t>(s) - 1]); };
+        auto const upstream_done = [&] { return gate_.closed && (s == 0 ? gate_.next_id <= id : done_[static_cast<std::size_t>(s) - 1]); };
         auto const go = [&] {
-          if (stopped_) return true;
+          if (gate_.stopped) return true;
           bool const input = in.ready > id;
-          std::uint64_t const freed = s + 1 == stages_ ? delivered_ : rings_[static_cast<std::size_t>(s) + 1]->taken;
+          std::uint64_t const freed = s + 1 == stages_ ? gate_.delivered : rings_[static_cast<std::size_t>(s) + 1]->taken;
           return (input && id < freed + w) || (!input && upstream_done());
         };
         // a few yielding polls first: waking a sleeping thread costs tens of µs
@@ -245,7 +293,7 @@ private:
           lock.lock();
         }
         stage_cv_[s].wait(lock, go);
-        if (stopped_) return;
+        if (gate_.stopped) return;
         if (in.ready <= id) {
           done_[static_cast<std::size_t>(s)] = true; // closed, and everything before went through
           if (s + 1 < stages_) stage_cv_[s + 1].notify_one();
@@ -268,19 +316,18 @@ private:
       try {
         f.forward(st, x);
       } catch (...) {
-        std::lock_guard<std::mutex> lock(m_);
-        if (!error_) error_ = std::current_exception();
-        stopped_ = true;
+        std::lock_guard<std::mutex> lock(gate_.m);
+        gate_.fail(std::current_exception());
         wake_all();
         return;
       }
-      std::lock_guard<std::mutex> lock(m_);
+      std::lock_guard<std::mutex> lock(gate_.m);
       in.taken = id + 1;
       out.ready = id + 1;
       if (s > 0) stage_cv_[s - 1].notify_one(); // a free output slot for the stage before
       if (s + 1 < stages_) stage_cv_[s + 1].notify_one();
       else {
-        pop_cv_.notify_one();
+        gate_.pop_cv.notify_one();
         done_cv_.notify_all();
       }
     }
@@ -291,6 +338,7 @@ private:
       if (t.joinable()) t.join();
   }
 
+  detail::stream_gate gate_; ///< the mutex, admission, delivery and stop state
   std::vector<Functor>* functors_;
   int stages_;
   int window_;
@@ -298,20 +346,13 @@ private:
   std::vector<std::unique_ptr<ring>> rings_;
   std::vector<std::chrono::steady_clock::time_point> pushed_at_;
   std::vector<double> latency_;
-  std::vector<bool> done_; ///< per stage: finished after close (guarded by m_)
+  std::vector<bool> done_; ///< per stage: finished after close (guarded by gate_.m)
   std::vector<std::thread> threads_;
-  mutable std::mutex m_;
-  // who waits for what: the producer for room (push_cv_), the consumer for the next result
-  // (pop_cv_), stage s for its input and its output slot (stage_cv_[s]); each state change
-  // wakes only those it concerns
-  std::condition_variable push_cv_, pop_cv_, done_cv_;
+  // who waits for what: the producer for room (gate_.push_cv), the consumer for the next result
+  // (gate_.pop_cv), stage s for its input and its output slot (stage_cv_[s]), finish() for the end
+  // (done_cv_); each state change wakes only those it concerns
+  std::condition_variable done_cv_;
   std::unique_ptr<std::condition_variable[]> stage_cv_;
-  std::uint64_t next_id_ = 0;   // items pushed
-  std::uint64_t delivered_ = 0; // items popped
-  std::uint64_t inflight_ = 0;
-  bool closed_ = false;
-  bool stopped_ = false;
-  std::exception_ptr error_;
 };
 
 } // namespace pipesched::host
