@@ -1,13 +1,13 @@
 // The CUDA stream executor (a forward-only pipeline over an endless input stream on CUDA
 // streams) on the CPU: pipesched::cuda::basic_stream_executor bound to the host emulation of
 // CUDA's stream semantics (tests/support/emulated_cuda.hpp), whose scheduler interleaves the
-// streams' work at random, with a producer and a consumer thread. Every item comes out in push
-// order equal to running the stages on it one after another (the affine stages of
-// tests/support/stream_items.hpp, computed without the executor); stages spread over devices copy peer to
-// peer; with graphs each stage's slot is captured once and replayed; the check catches a
-// pipeline that leaves out its waits; at most `window` items are in
-// flight; close() drains, cancel() unblocks; a throwing stage or a failing copy stops the
-// stream naming stage and item, and nothing hangs.
+// streams' work at random, with a producer and a consumer thread. Every item comes out in
+// push order equal to running the stages on it one after another (the affine stages of
+// tests/support/stream_items.hpp, computed without the executor); stages spread over devices
+// copy peer to peer; with graphs each stage's slot is captured once and replayed; the check
+// catches a pipeline that leaves out its waits; at most `window` items are in flight; close()
+// drains, cancel() unblocks; a throwing stage or a failing copy stops the stream naming stage
+// and item, and nothing hangs.
 #include <doctest/doctest.h>
 
 #include <atomic>
