@@ -27,53 +27,6 @@ using namespace pipesched;
 
 namespace {
 
-/// The checking functor of plan_support.hpp with routes: a boundary's producer is the
-/// micro-batch's neighbour on its route (`prev(mb, s)`, `next(mb, s)`), not s - 1 or s + 1.
-template <class Routes> struct route_checker {
-  static constexpr int capacity = 4096;
-  Routes const* routes = nullptr;
-  int calls = 0, mismatches = 0;
-  std::int32_t salt = 0;
-  std::string first_problem;
-  std::array<action, capacity> order{};
-
-  template <class St> void forward(St s, io const& x) { on_pass(runtime_of(s), x); }
-  template <class St> void backward(St s, io const& x) { on_pass(runtime_of(s), x); }
-  template <class St> void backward_input(St s, io const& x) { on_pass(runtime_of(s), x); }
-  template <class St> void backward_weight(St s, io const& x) { on_pass(runtime_of(s), x); }
-
-  void on_pass(runtime_step const& s, io const& x) {
-    if (calls < capacity) order[static_cast<std::size_t>(calls)] = make_action(s.kind, s.stage, s.mb, s.chunk);
-    ++calls;
-    int const before = routes->prev_stage(s.mb, s.stage), after = routes->next_stage(s.mb, s.stage);
-    if (s.kind == op::forward) {
-      if (before >= 0) expect(s, x.in, 1, before, "F input");
-      if (after >= 0) put(x.out, 1, s.stage, s.mb);
-      return;
-    }
-    if (after >= 0) expect(s, x.in, 2, after, "backward output gradient");
-    if (before >= 0) expect(s, x.aux, 1, before, "backward saved input");
-    if (s.kind != op::backward_weight && before >= 0) put(x.out, 2, s.stage, s.mb);
-  }
-
-private:
-  void put(view const& v, int what, int stage, int mb) const {
-    plan_test::stamp st{what, stage, mb, salt};
-    std::memcpy(v.data, &st, sizeof st);
-  }
-  void expect(runtime_step const& s, view const& v, int what, int stage, char const* role) {
-    plan_test::stamp st{};
-    if (v.data == nullptr || v.bytes < sizeof st) return fail(role, s, "no buffer");
-    std::memcpy(&st, v.data, sizeof st);
-    if (st.what != what || st.stage != stage || st.mb != s.mb || st.salt != salt) fail(role, s, "stale");
-  }
-  void fail(char const* role, runtime_step const& s, char const* why) {
-    if (mismatches++ == 0)
-      first_problem = std::string(role) + " of stage " + std::to_string(s.stage) + ", micro-batch " +
-                      std::to_string(s.mb) + ": " + why;
-  }
-};
-
 /// Rank r's compute passes in list order (a run-time table, or a schedule type's frozen one).
 std::vector<action> compute_list(table const& t, int r) {
   std::vector<action> out;
@@ -94,7 +47,7 @@ template <class Table> std::vector<action> compute_list(Table const& t, int r) {
 /// list order; returns the functors' calls in all.
 template <class Executor, class Table>
 int run_checked(Executor& ex, Table const& t, int ranks, std::uint64_t seed, std::string const& name) {
-  using checker = route_checker<Table>;
+  using checker = plan_test::route_checker<Table>;
   std::vector<checker> fs(static_cast<std::size_t>(ranks));
   int calls = 0;
   for (int it = 0; it < 2; ++it) {

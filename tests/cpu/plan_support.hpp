@@ -112,4 +112,52 @@ private:
   }
 };
 
+/// checking_functor with routes (skip paths): a boundary's producer is the micro-batch's
+/// neighbour on its route (`routes->prev_stage(mb, s)`, `next_stage`), not s - 1 or s + 1.
+/// Routes: a table or a schedule type's frozen one.
+template <class Routes> struct route_checker {
+  static constexpr int capacity = 4096;
+  Routes const* routes = nullptr;
+  int calls = 0, mismatches = 0;
+  std::int32_t salt = 0;
+  std::string first_problem;
+  std::array<pipesched::action, capacity> order{};
+
+  template <class St> void forward(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
+  template <class St> void backward(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
+  template <class St> void backward_input(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
+  template <class St> void backward_weight(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
+
+  void on_pass(pipesched::runtime_step const& s, pipesched::io const& x) {
+    if (calls < capacity) order[static_cast<std::size_t>(calls)] = pipesched::make_action(s.kind, s.stage, s.mb, s.chunk);
+    ++calls;
+    int const before = routes->prev_stage(s.mb, s.stage), after = routes->next_stage(s.mb, s.stage);
+    if (s.kind == pipesched::op::forward) {
+      if (before >= 0) expect(s, x.in, 1, before, "F input");
+      if (after >= 0) put(x.out, 1, s.stage, s.mb);
+      return;
+    }
+    if (after >= 0) expect(s, x.in, 2, after, "backward output gradient");
+    if (before >= 0) expect(s, x.aux, 1, before, "backward saved input");
+    if (s.kind != pipesched::op::backward_weight && before >= 0) put(x.out, 2, s.stage, s.mb);
+  }
+
+private:
+  void put(pipesched::view const& v, int what, int stage, int mb) const {
+    stamp st{what, stage, mb, salt};
+    std::memcpy(v.data, &st, sizeof st);
+  }
+  void expect(pipesched::runtime_step const& s, pipesched::view const& v, int what, int stage, char const* role) {
+    stamp st{};
+    if (v.data == nullptr || v.bytes < sizeof st) return fail(role, s, "no buffer");
+    std::memcpy(&st, v.data, sizeof st);
+    if (st.what != what || st.stage != stage || st.mb != s.mb || st.salt != salt) fail(role, s, "stale");
+  }
+  void fail(char const* role, pipesched::runtime_step const& s, char const* why) {
+    if (mismatches++ == 0)
+      first_problem = std::string(role) + " of stage " + std::to_string(s.stage) + ", micro-batch " +
+                      std::to_string(s.mb) + ": " + why;
+  }
+};
+
 } // namespace plan_test
