@@ -10,108 +10,22 @@
 //      cudaMemcpy device-to-device.
 //
 //   build/default/bench/bench_cuda_schedules [pass_us=50] [iterations=20]
+// The schedules are measured in parts (bench/cuda_schedules/*.cu) that compile in parallel.
 // Prints one table per part and a summary line; exit 77 without a GPU.
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-#include <pipesched/cuda/executor.cuh>
-#include <pipesched/pipeline/simulate_lowered.hpp>
-#include <pipesched/schedules/gpipe.hpp>
-#include <pipesched/schedules/interleaved.hpp>
-#include <pipesched/schedules/one_f_one_b.hpp>
-#include <pipesched/schedules/v_shape.hpp>
-#include <pipesched/schedules/zb_v.hpp>
-#include <pipesched/schedules/zero_bubble.hpp>
-
-#include "support/gpu_bench.cuh"
+#include "cuda_schedules/measure.cuh"
 
 namespace {
 
-using namespace pipesched;
-
-using gpu_bench::ok;
-
-/// Busy-waits `ns` nanoseconds of wall time (one block: the pass occupies one SM).
-__global__ void spin(unsigned long long ns) { gpu_bench::spin_ns(ns); }
-
-struct timed_stage {
-  double f_us = 50, b_us = 50, w_us = 50;
-  void pass(cudaStream_t s, double us) { spin<<<1, 32, 0, s>>>(static_cast<unsigned long long>(us * 1000)); }
-  template <class St> void forward(St, io const& x) { pass(x.stream, f_us); }
-  template <class St> void backward(St, io const& x) { pass(x.stream, b_us + w_us); }
-  template <class St> void backward_input(St, io const& x) { pass(x.stream, b_us); }
-  template <class St> void backward_weight(St, io const& x) { pass(x.stream, w_us); }
-};
-
-struct row {
-  std::string name;
-  std::size_t actions = 0;
-  double predicted = 0, eager = 0, graph = 0, host_eager = 0, host_graph = 0;
-};
-
-template <class S> row measure(double pass_us, int iterations, double copy_us) {
-  row out;
-  out.name = S::name;
-  table const t = S::make();
-  out.actions = t.total_actions();
-  // the prediction: the same pass times, transfers taking the measured copy time
-  simulation const sim = simulate_lowered(t, sim_costs{cost_model{pass_us, pass_us, pass_us, copy_us}});
-  out.predicted = sim.makespan;
-  cuda::options o;
-  o.slot_bytes = 64 << 10;
-  o.synchronize = false;
-  cuda::executor<S> ex(o);
-  std::vector<timed_stage> fs(S::ranks, timed_stage{pass_us, pass_us, pass_us});
-  cudaStream_t stream = nullptr;
-  ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  cudaEvent_t a = nullptr, b = nullptr;
-  ok(cudaEventCreate(&a), "cudaEventCreate");
-  ok(cudaEventCreate(&b), "cudaEventCreate");
-  auto time_gpu = [&](auto&& one) {
-    std::vector<double> us;
-    for (int k = 0; k < iterations; ++k) {
-      ok(cudaEventRecord(a, stream), "cudaEventRecord");
-      one();
-      ok(cudaEventRecord(b, stream), "cudaEventRecord");
-      ok(cudaEventSynchronize(b), "cudaEventSynchronize");
-      float ms = 0;
-      ok(cudaEventElapsedTime(&ms, a, b), "cudaEventElapsedTime");
-      us.push_back(ms * 1000.0);
-    }
-    std::sort(us.begin(), us.end());
-    return us[us.size() / 2];
-  };
-  auto time_host = [&](auto&& one) {
-    std::vector<double> us;
-    for (int k = 0; k < iterations; ++k) {
-      auto const start = std::chrono::steady_clock::now();
-      one();
-      us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
-      ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-    }
-    std::sort(us.begin(), us.end());
-    return us[us.size() / 2];
-  };
-  ex.run(fs, stream); // warm-up
-  ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  out.eager = time_gpu([&] { ex.run(fs, stream); });
-  out.host_eager = time_host([&] { ex.run(fs, stream); }) / static_cast<double>(out.actions);
-  ex.capture(fs);
-  ex.replay(stream);
-  ok(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  out.graph = time_gpu([&] { ex.replay(stream); });
-  out.host_graph = time_host([&] { ex.replay(stream); }) / static_cast<double>(out.actions);
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  cudaStreamDestroy(stream);
-  return out;
-}
+using namespace cuda_schedules;
 
 /// Time of one small slot-to-slot copy on a stream (µs): what a transfer costs the schedule.
 double copy_latency_us() {
@@ -185,15 +99,11 @@ int main(int argc, char** argv) {
   std::printf("%-12s %7s %12s %12s %7s %12s %7s %14s %14s\n", "schedule", "actions", "predicted us", "eager us", "ratio",
               "graph us", "ratio", "host us/act eager", "host us/act graph");
   std::vector<row> rows;
-  constexpr int P = 4, M = 32;
-  rows.push_back(measure<gpipe<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<one_f_one_b<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<interleaved_1f1b<ranks<P>, microbatches<M>, chunks<2>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<zb_h1<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<zb_h2<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<zb_v<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<v_half<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
-  rows.push_back(measure<v_min<ranks<P>, microbatches<M>>>(pass_us, iterations, copy_us));
+  measure_gpipe_1f1b(rows, pass_us, iterations, copy_us);
+  measure_interleaved(rows, pass_us, iterations, copy_us);
+  measure_zero_bubble(rows, pass_us, iterations, copy_us);
+  measure_zb_v(rows, pass_us, iterations, copy_us);
+  measure_v_shape(rows, pass_us, iterations, copy_us);
   double worst = 0, worst_host = 0;
   for (row const& r : rows) {
     std::printf("%-12s %7zu %12.1f %12.1f %7.3f %12.1f %7.3f %14.3f %14.3f\n", r.name.c_str(), r.actions, r.predicted,
