@@ -32,9 +32,11 @@ namespace detail {
 
 /// The orderly end of a non-blocking communicator: finalize (polled, at most `limit`), then
 /// destroy; one that reports an error or does not finalize in time is aborted instead (never
-/// hang).
+/// hang). On a non-blocking communicator ncclCommFinalize returns ncclInProgress and sets
+/// the state to it until the communicator is quiescent (nccl.h): that is the orderly path.
 inline void finalize_or_abort(ncclComm_t c, std::chrono::milliseconds limit = std::chrono::seconds(30)) noexcept {
-  bool done = ncclCommFinalize(c) == ncclSuccess;
+  ncclResult_t const f = ncclCommFinalize(c);
+  bool done = f == ncclSuccess || f == ncclInProgress;
   auto const until = std::chrono::steady_clock::now() + limit;
   for (ncclResult_t state = ncclInProgress; done;) {
     if (ncclCommGetAsyncError(c, &state) != ncclSuccess || (state != ncclSuccess && state != ncclInProgress))
