@@ -542,13 +542,14 @@ private:
     edge_comms_.assign(edges_.size(), comm_t{});
     for (std::size_t k = 0; k < plan.rounds.size(); ++k) {
       edge_split const sp = split_of(edges_, plan, k, rank_);
-      comm_t child{};
-      comm_status const e = Comm::split(comm_, sp.color == split_no_color ? Comm::no_color : sp.color, sp.key, &child);
+      split_handle_ = comm_t{};
+      comm_status const e =
+          Comm::split(comm_, sp.color == split_no_color ? Comm::no_color : sp.color, sp.key, &split_handle_);
       if (e != Comm::success && e != Comm::in_progress) comm_failure(e, "ncclCommSplit");
       // Done when the parent is no longer in progress and the new communicator (if this rank
       // has one) is ready. With a non-blocking parent NCCL writes the new handle only when
       // the parent's split completes, from its own thread (NVIDIA/nccl#1472): read atomically.
-      std::atomic_ref<comm_t> const handle(child);
+      std::atomic_ref<comm_t> const handle(split_handle_);
       for (int spin = 0;; ++spin) {
         bool const parent_done = poll_comm(comm_, -1, "ncclCommSplit");
         comm_t const c = handle.load(std::memory_order_acquire);
@@ -761,6 +762,9 @@ private:
   std::vector<int> edge_index_;    ///< [from * ranks + to]: the edge's index in edges_, -1: none
   std::vector<comm_t> edge_comms_; ///< per edge of edges_: its communicator (this rank's edges)
   bool edges_made_ = false;
+  /// Where a split writes its new handle: a member, not a local, because NCCL's thread
+  /// writes it when the split completes, which a failure may leave for after the call.
+  comm_t split_handle_{};
   std::size_t split_rounds_ = 0;
   bool capturing_ = false;
   bool replaying_ = false;
