@@ -51,7 +51,8 @@ find_path(
 if(NCCL_USE_STATIC)
   set(_nccl_names nccl_static)
 else()
-  set(_nccl_names nccl)
+  # libnccl.so.2: the pip wheel nvidia-nccl-cu* ships no unversioned libnccl.so
+  set(_nccl_names nccl libnccl.so.2)
 endif()
 find_library(
   NCCL_LIBRARY

@@ -48,9 +48,13 @@ pipesched_find_cuda() {
   fi
 }
 
-# True when a GPU is visible.
+# True when a GPU is visible (nvidia-smi, or the driver's device nodes where it is missing).
 pipesched_has_gpu() {
-  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi -L 2>/dev/null | grep -q '^GPU'
+  else
+    compgen -G '/dev/nvidia[0-9]*' >/dev/null
+  fi
 }
 
 pipesched_jobs() { nproc 2>/dev/null || echo 2; }

@@ -62,7 +62,10 @@ template <class S> void check() {
   for (int r = 0; r < S::ranks; ++r) expect(st[px.layout().epoch(r)] == 3, name + ": epoch after 3 replays");
   for (std::size_t g = 0; g < P::slots; ++g) {
     expect(st[px.layout().filled(static_cast<int>(g))] == 3 * P::tables.fills[g], name + ": filled counter");
-    expect(st[px.layout().freed(static_cast<int>(g))] == 3 * P::tables.occupancies[g], name + ": freed counter");
+    // freed is raised only for slots some rank pushes into (nothing else waits on it; ZB-H1
+    // has such a slot), as tests/cpu/cuda_persistent_protocol.cpp checks on the host
+    expect(st[px.layout().freed(static_cast<int>(g))] == (P::tables.pushers[g] != 0 ? 3 * P::tables.occupancies[g] : 0),
+           name + ": freed counter");
   }
   std::printf("  %-22s 3 replays = 3 eager runs; two eager trainings identical\n", name.c_str());
 }

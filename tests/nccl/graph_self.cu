@@ -6,6 +6,7 @@
 // between replays, so a replay that did not run would be caught). Then the per-process
 // executor's capture()/replay() with a one-rank schedule (compute only), its stamping
 // kernels checking every boundary. Skipped (77) without a GPU.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -66,7 +67,12 @@ int main() {
     ncclComm_t world = cuda::make_nonblocking_comm(id, 1, 0, std::chrono::seconds(60));
     ncclComm_t edge = nullptr;
     ncclResult_t const se = C::split(world, 0, 0, &edge);
-    need((se == ncclSuccess || se == ncclInProgress) && edge != nullptr, "ncclCommSplit");
+    need(se == ncclSuccess || se == ncclInProgress, "ncclCommSplit");
+    // a non-blocking parent: NCCL writes the new handle (from its own thread) only when the
+    // parent's split completes (NVIDIA/nccl#1472)
+    settle(world, "ncclCommSplit (the parent)");
+    edge = std::atomic_ref<ncclComm_t>(edge).load(std::memory_order_acquire);
+    need(edge != nullptr, "ncclCommSplit: no communicator after the parent completed");
     settle(edge, "ncclCommSplit");
 
     std::size_t const n = 1 << 20;

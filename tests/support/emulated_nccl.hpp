@@ -22,9 +22,11 @@
 //     the bytes (a size mismatch is an error), and the state stays "in progress" until every
 //     operation of the rank's group has matched — the rendezvous;
 //   - ncclCommSplit is collective over the parent: each rank's k-th split joins the k-th
-//     split of every rank; the new communicators (one per colour, ranks ordered by key, then
-//     by parent rank) are ready, and a rank without colour's parent done, once all have
-//     called it (a parent rank that aborted first makes it a remote error);
+//     split of every rank; the parent stays "in progress" until all have called it (a
+//     parent rank that aborted first makes it a remote error), and only then is the new
+//     communicator's handle written to the caller's pointer (as NCCL does with a
+//     non-blocking parent, NVIDIA/nccl#1472); the new communicators (one per colour, ranks
+//     ordered by key, then by parent rank) are then ready;
 //   - ncclCommAbort withdraws the rank's posted operations; a peer whose pending operation
 //     waits on an aborted rank reads ncclRemoteError;
 //   - a group of more than `max_group_ops` operations is refused (invalid usage), and
@@ -288,7 +290,9 @@ struct comm {
   bool released = false;     ///< ended in order (the executor's release)
   // splits
   int splits = 0;          ///< splits this rank called on this communicator
-  int waiting_split = -1;  ///< a split it called without colour, not done yet
+  int waiting_split = -1;  ///< a split it called, not done yet
+  comm** split_out = nullptr;  ///< where that split's new handle goes once it is done
+  comm* split_child = nullptr; ///< that handle (null: called without colour)
   comm* parent = nullptr;  ///< made by a split: its parent, and which split
   int split_index = -1;
   int color = -1;
@@ -449,16 +453,16 @@ struct nccl {
     rec.color[static_cast<std::size_t>(parent->rank)] = color;
     rec.key[static_cast<std::size_t>(parent->rank)] = key;
     ++rec.arrived;
-    if (color == no_color) {
-      parent->waiting_split = k;
-      return in_progress;
-    }
+    parent->waiting_split = k;
+    parent->split_out = out;
+    parent->split_child = nullptr;
+    if (color == no_color) return in_progress;
     w.child_comms.push_back(std::make_unique<comm>());
     comm* const c = w.child_comms.back().get();
     c->parent = parent;
     c->split_index = k;
     c->color = color;
-    *out = c;
+    parent->split_child = c; // handed out when the parent's split is done
     return in_progress;
   }
 
@@ -487,6 +491,9 @@ struct nccl {
         return success;
       }
       c->waiting_split = -1;
+      if (c->split_out) *c->split_out = c->split_child;
+      c->split_out = nullptr;
+      c->split_child = nullptr;
     }
     world& w = *c->w;
     std::lock_guard<std::mutex> lock(w.mutex);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -541,13 +542,23 @@ private:
     edge_comms_.assign(edges_.size(), comm_t{});
     for (std::size_t k = 0; k < plan.rounds.size(); ++k) {
       edge_split const sp = split_of(edges_, plan, k, rank_);
-      comm_t child{};
-      comm_status const e = Comm::split(comm_, sp.color == split_no_color ? Comm::no_color : sp.color, sp.key, &child);
-      if (sp.color != split_no_color) edge_comms_[static_cast<std::size_t>(sp.color)] = child;
+      split_handle_ = comm_t{};
+      comm_status const e =
+          Comm::split(comm_, sp.color == split_no_color ? Comm::no_color : sp.color, sp.key, &split_handle_);
       if (e != Comm::success && e != Comm::in_progress) comm_failure(e, "ncclCommSplit");
-      // done when the new communicator is ready (without one: when the parent is)
+      // Done when the parent is no longer in progress and the new communicator (if this rank
+      // has one) is ready. With a non-blocking parent NCCL writes the new handle only when
+      // the parent's split completes, from its own thread (NVIDIA/nccl#1472): read atomically.
+      std::atomic_ref<comm_t> const handle(split_handle_);
       for (int spin = 0;; ++spin) {
-        if (child ? poll_comm(child, sp.color, "ncclCommSplit") : poll_comm(comm_, -1, "ncclCommSplit")) break;
+        bool const parent_done = poll_comm(comm_, -1, "ncclCommSplit");
+        comm_t const c = handle.load(std::memory_order_acquire);
+        if (c && sp.color != split_no_color) edge_comms_[static_cast<std::size_t>(sp.color)] = c; // aborted on a failure
+        if (parent_done && sp.color != split_no_color && !c) {
+          fail_local("ncclCommSplit completed without a communicator for this rank's edge");
+          stop("ncclCommSplit completed without a communicator for this rank's edge", 0, false);
+        }
+        if (parent_done && (!c || poll_comm(c, sp.color, "ncclCommSplit"))) break;
         poll_outside();
         if (spin > 64) std::this_thread::sleep_for(std::chrono::microseconds(50));
       }
@@ -751,6 +762,9 @@ private:
   std::vector<int> edge_index_;    ///< [from * ranks + to]: the edge's index in edges_, -1: none
   std::vector<comm_t> edge_comms_; ///< per edge of edges_: its communicator (this rank's edges)
   bool edges_made_ = false;
+  /// Where a split writes its new handle: a member, not a local, because NCCL's thread
+  /// writes it when the split completes, which a failure may leave for after the call.
+  comm_t split_handle_{};
   std::size_t split_rounds_ = 0;
   bool capturing_ = false;
   bool replaying_ = false;

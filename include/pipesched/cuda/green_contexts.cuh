@@ -77,7 +77,8 @@ struct green_driver {
 } // namespace detail
 
 /// `count` disjoint partitions of device `device`'s SMs, `sm_per_partition` each (0: the
-/// largest equal partitions that fit; a request is rounded up to the device's granularity),
+/// largest equal partitions the driver makes; a request is rounded up to the device's
+/// granularity),
 /// each a green context with one non-blocking stream. Throws std::invalid_argument (does
 /// not fit, with what to change) or std::runtime_error (a driver call, named). The streams
 /// are ordinary cudaStream_t for kernels, copies, events and capture.
@@ -95,9 +96,24 @@ public:
     facts_ = sm_facts{all.sm.smCount, all.sm.minSmPartitionSize, all.sm.smCoscheduledAlignment};
     plan_ = plan_sm_partitions(facts_, count, sm_per_partition);
     std::vector<CUdevResource> parts(static_cast<std::size_t>(count));
-    unsigned made = static_cast<unsigned>(count);
+    unsigned made = 0;
     CUdevResource rest{};
-    d.check(d.split_by_count(parts.data(), &made, &all, &rest, 0, plan_.per_stage), "cuDevSmResourceSplitByCount");
+    // The driver may make fewer groups than sm_count / size suggests (co-scheduling and
+    // cluster constraints of the GPU's topology, see cuDevSmResourceSplitByCount): asked for
+    // the largest that fit (0), step the size down by the granularity until `count` fit.
+    unsigned const step = facts_.alignment == 0 ? 1 : facts_.alignment;
+    for (;;) {
+      made = static_cast<unsigned>(count);
+      CUresult const r = d.split_by_count(parts.data(), &made, &all, &rest, 0, plan_.per_stage);
+      bool const smaller = sm_per_partition == 0 && plan_.per_stage >= facts_.min_partition + step &&
+                           plan_.per_stage > step;
+      if ((r == CUDA_SUCCESS && made >= static_cast<unsigned>(count)) || !smaller) {
+        d.check(r, "cuDevSmResourceSplitByCount");
+        break;
+      }
+      plan_.per_stage -= step;
+      plan_.left = facts_.sm_count - plan_.per_stage * static_cast<unsigned>(count);
+    }
     if (made < static_cast<unsigned>(count))
       throw std::invalid_argument("pipesched: the driver made " + std::to_string(made) + " SM partitions of " +
                                   std::to_string(plan_.per_stage) + " SMs, not " + std::to_string(count) +

@@ -32,9 +32,11 @@ namespace detail {
 
 /// The orderly end of a non-blocking communicator: finalize (polled, at most `limit`), then
 /// destroy; one that reports an error or does not finalize in time is aborted instead (never
-/// hang).
+/// hang). On a non-blocking communicator ncclCommFinalize returns ncclInProgress and sets
+/// the state to it until the communicator is quiescent (nccl.h): that is the orderly path.
 inline void finalize_or_abort(ncclComm_t c, std::chrono::milliseconds limit = std::chrono::seconds(30)) noexcept {
-  bool done = ncclCommFinalize(c) == ncclSuccess;
+  ncclResult_t const f = ncclCommFinalize(c);
+  bool done = f == ncclSuccess || f == ncclInProgress;
   auto const until = std::chrono::steady_clock::now() + limit;
   for (ncclResult_t state = ncclInProgress; done;) {
     if (ncclCommGetAsyncError(c, &state) != ncclSuccess || (state != ncclSuccess && state != ncclInProgress))
@@ -70,9 +72,9 @@ struct nccl_comm {
   static status async_error(comm_t c, status* state) { return ncclCommGetAsyncError(c, state); }
   static status abort(comm_t c) { return ncclCommAbort(c); }
   static constexpr int no_color = NCCL_SPLIT_NOCOLOR;
-  /// Starts a split of `parent` with a non-blocking config (the executor then polls
-  /// ncclCommGetAsyncError on the new communicator, or on the parent without one, until it
-  /// is no longer in progress).
+  /// Starts a split of `parent` with a non-blocking config. NCCL writes `*child` only when
+  /// the parent's split completes (NVIDIA/nccl#1472), from its own thread: the executor
+  /// polls the parent, then reads the handle atomically and polls the new communicator.
   static status split(comm_t parent, int color, int key, comm_t* child) {
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;

@@ -384,6 +384,7 @@ private:
   /// issued (the streams drain: a wait on an event this iteration never recorded waits for
   /// nothing), wait for it outside a capture, rethrow.
   template <class Issue> void issue_iteration(Issue& issue, stream_t origin) {
+    current_device_ = -1; // the caller may have made another device current since the last call
     set_device(home_);
     check(Runtime::event_record(fork_, origin), "cudaEventRecord");
     for (std::size_t s = 0; s < stream_count_; ++s) {
