@@ -32,35 +32,11 @@ template <class S> using emu_executor = cuda::basic_executor<S, emu::runtime>;
 /// The checking functor, plus the order in which its passes ran.
 using checker = plan_test::checking_functor;
 
-template <class S> std::vector<action> compute_list(int r) {
-  std::vector<action> out;
-  table const t = S::make();
-  for (action a : t.lists[static_cast<std::size_t>(r)])
-    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
-  return out;
-}
-
 template <class S> void run_checked(std::uint64_t seed, cuda::options o = {}) {
   emu::reset(seed);
   o.slot_bytes = plan_test::stamp_bytes;
   emu_executor<S> ex(o);
-  std::vector<checker> fs(static_cast<std::size_t>(S::ranks));
-  for (int it = 0; it < 2; ++it) {
-    for (auto& f : fs) f = checker{}, f.salt = static_cast<std::int32_t>(seed * 10 + static_cast<std::uint64_t>(it));
-    std::vector<emu::deferred<checker>> kernels;
-    for (auto& f : fs) kernels.push_back({&f});
-    ex.run(kernels);
-    for (int r = 0; r < S::ranks; ++r) {
-      checker const& f = fs[static_cast<std::size_t>(r)];
-      INFO(plan_test::label<S>(), " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
-      CHECK(f.mismatches == 0);
-      std::vector<action> const want = compute_list<S>(r);
-      REQUIRE(f.calls == static_cast<int>(want.size()));
-      bool in_order = true;
-      for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
-      CHECK(in_order);
-    }
-  }
+  emu::check_two_iterations(ex, S::make(), seed, plan_test::label<S>());
 }
 
 } // namespace
@@ -85,14 +61,8 @@ TEST_CASE("cuda.emulated.every_schedule.p3.m5") {
 TEST_CASE("cuda.emulated.one_rank_per_device") {
   // options::devices: rank r on device r; boundaries cross by peer copies
   using S = interleaved_1f1b<stages<4>, microbatches<8>, chunks<2>>;
-  cuda::options o;
-  o.devices = {0, 1, 2, 3};
-  run_checked<S>(21, o);
-  CHECK(emu::the().peer_copies == emu::the().copies_run);
-  CHECK(emu::the().peer_copies > 0);
-  cuda::options bad;
-  bad.devices = {0, 1};
-  CHECK_THROWS_AS(emu_executor<S>{bad}, std::invalid_argument);
+  emu::check_one_rank_per_device([](cuda::options const& o) { run_checked<S>(21, o); },
+                                 [](cuda::options const& o) { return emu_executor<S>(o); });
 }
 
 namespace {
@@ -138,30 +108,9 @@ TEST_CASE("cuda.emulated.mlp_exact.p4.m8") {
 
 TEST_CASE("cuda.emulated.graph_replay_equals_eager") {
   // One iteration captured, replayed 3 times (the optimizer step between replays), equals 3
-  // eager iterations to the last bit; the capture itself runs nothing.
+  // eager iterations to the last bit; the capture itself runs nothing; no replay before it.
   using S = zb_h1<stages<4>, microbatches<8>>;
-  emu::reset(41);
-  mlp::config c;
-  c.microbatches = 8;
-  c.stages = 4;
-  mlp::model eager(c), graph(c);
-  cuda::options o;
-  o.slot_bytes = eager.boundary_bytes();
-  emu_executor<S> ea(o), ga(o);
-  mlp::stage_functor fe{&eager}, fg{&graph};
-  std::vector<emu::deferred<mlp::stage_functor>> ke(4, {&fe}), kg(4, {&fg});
-  ga.capture(kg);
-  REQUIRE(ga.captured());
-  CHECK(emu::the().operations_run == 0);
-  for (int step = 0; step < 3; ++step) {
-    ea.run(ke);
-    double const le = eager.apply_all();
-    ga.replay();
-    double const lg = graph.apply_all();
-    CHECK(le == lg);
-  }
-  CHECK(emu::the().graph_launches == 3);
-  CHECK(mlp::max_relative_difference(eager, graph, 0, c.layers) == 0.0);
+  emu::check_graph_replay_equals_eager(41, [](cuda::options const& o) { return emu_executor<S>(o); });
 }
 
 namespace {
@@ -215,53 +164,14 @@ TEST_CASE("cuda.emulated.boundary_sizes") {
   }
 }
 
-namespace {
-struct thrower : checker {
-  int rank = 0, fail_rank = -1, fail_at = -1, issued = 0;
-  void maybe() {
-    if (rank == fail_rank && issued++ == fail_at) throw std::runtime_error("injected functor failure");
-  }
-  template <class St> void forward(St s, io const& x) {
-    maybe();
-    checker* self = this;
-    emu::launch(x.stream, [self, s, x] { self->checker::forward(s, x); });
-  }
-  template <class St> void backward(St s, io const& x) {
-    maybe();
-    checker* self = this;
-    emu::launch(x.stream, [self, s, x] { self->checker::backward(s, x); });
-  }
-};
-} // namespace
-
 TEST_CASE("cuda.emulated.throwing_functor") {
-  // rank 2 throws at its 5th pass: run() rethrows it, naming nothing new (the functor's own
+  // rank 2 throws at its 6th pass: run() rethrows it, naming nothing new (the functor's own
   // exception) but recording rank and action; every stream drained (nothing left queued,
   // no wait left blocked); the next run is clean
   using S = one_f_one_b<stages<4>, microbatches<8>>;
   emu::reset(61);
   emu_executor<S> ex(cuda::options{plan_test::stamp_bytes});
-  std::vector<thrower> fs(4);
-  for (int r = 0; r < 4; ++r) fs[static_cast<std::size_t>(r)].rank = r, fs[2].fail_rank = 2, fs[2].fail_at = 5;
-  fs[2].fail_rank = 2;
-  CHECK_THROWS_WITH_AS(ex.run(fs), "injected functor failure", std::runtime_error);
-  CHECK(ex.last_failure().rank == 2);
-  table const t = S::make();
-  int seen = 0;
-  action fifth{};
-  for (action a : t.lists[2])
-    if (is_compute(a.kind) && seen++ == 5) fifth = a;
-  CHECK(ex.last_failure().action.kind() == fifth.kind);
-  CHECK(ex.last_failure().action.mb() == fifth.mb);
-  for (auto const& s : emu::the().streams) CHECK(s->queue.empty());
-  CHECK(emu::the().default_stream.queue.empty());
-  std::vector<thrower> clean(4);
-  for (int r = 0; r < 4; ++r) clean[static_cast<std::size_t>(r)].rank = r, clean[static_cast<std::size_t>(r)].salt = 7;
-  ex.run(clean);
-  for (auto const& f : clean) {
-    CHECK(f.mismatches == 0);
-    CHECK(f.calls == 16);
-  }
+  emu::check_throwing_functor(ex, S::make());
 }
 
 TEST_CASE("cuda.emulated.failing_copy") {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "support/emulated_nccl.hpp"
+#include "support/emulated_nccl_checks.hpp"
 
 #include "pipesched/cuda/basic_nccl_executor.hpp"
 #include "pipesched/cuda/launch.hpp"
@@ -249,34 +250,16 @@ template <class S, class Setup> outcome run_faulty(int iterations, cuda::nccl_op
   return out;
 }
 
-/// Rank k's outcome must be a transport_error; `check` looks at it.
-template <class Check> void expect_transport_error(std::exception_ptr const& e, int k, Check check) {
-  REQUIRE(e);
-  try {
-    std::rethrow_exception(e);
-  } catch (cuda::transport_error const& t) {
-    INFO(t.what());
-    check(t);
-  } catch (...) {
-    FAIL("rank ", k, " ended with another exception: ", emu_nccl::message_of(e));
-  }
-}
-
-std::string fresh_folder(char const* what) {
-  auto const p = std::filesystem::temp_directory_path() /
-                 (std::string("pipesched_") + what + "_" + std::to_string(static_cast<long>(::getpid())));
-  std::filesystem::remove_all(p);
-  return p.string();
-}
+using emu_nccl::expect_transport_error;
+using emu_nccl::expect_transport_errors;
+using emu_nccl::fresh_folder;
 
 } // namespace
 
 TEST_CASE("cuda.nccl_emulated.failure.throwing_functor_middle_rank") {
   using S = one_f_one_b<stages<4>, microbatches<8>>;
-  cuda::file_failure_board board(fresh_folder("board_throw"));
-  cuda::nccl_options o;
-  o.deadline = 10s;
-  o.board = &board;
+  emu_nccl::scoped_board b("board_throw");
+  cuda::nccl_options const o = b.options(10s);
   // rank 2 throws at the F of micro-batch 3 in the second iteration
   outcome const r = run_faulty<S>(2, o, [](int rank, emu_nccl::comm&, faulty& f) {
     if (rank == 2) f.fail_mb = 3;
@@ -300,52 +283,38 @@ TEST_CASE("cuda.nccl_emulated.failure.throwing_functor_middle_rank") {
     });
   }
   CHECK(r.seconds < 5.0); // within the deadline (10 s), in fact at once
-  auto const note = board.poll();
+  auto const note = b.board.poll();
   REQUIRE(note);
   CHECK(note->rank == 2);
-  std::filesystem::remove_all(board.folder());
 }
 
 TEST_CASE("cuda.nccl_emulated.failure.communicator_error") {
   // rank 1's third ncclGroupEnd fails: it names itself, the others name it
   using S = zb_h1<stages<4>, microbatches<6>>;
-  cuda::file_failure_board board(fresh_folder("board_comm"));
-  cuda::nccl_options o;
-  o.deadline = 10s;
-  o.board = &board;
+  emu_nccl::scoped_board b("board_comm");
+  cuda::nccl_options const o = b.options(10s);
   outcome const r = run_faulty<S>(1, o, [](int rank, emu_nccl::comm& c, faulty&) {
     if (rank == 1) c.fail_group_end_at = 4 + 3; // its third group after its four warm-up groups (edges 0-1, 1-2)
   });
-  for (int k = 0; k < 4; ++k) {
-    CAPTURE(k);
-    expect_transport_error(r.errors[static_cast<std::size_t>(k)], k, [&](cuda::transport_error const& e) {
-      CHECK(e.failed_rank == 1);
-      CHECK(std::string(e.what()).find("rank 1 failed: rank 1: ncclGroupEnd: internal error") != std::string::npos);
-      if (k == 1) CHECK(e.code == emu_nccl::nccl::internal_error);
-    });
-  }
+  expect_transport_errors(r.errors, 4, [](cuda::transport_error const& e, int k) {
+    CHECK(e.failed_rank == 1);
+    CHECK(std::string(e.what()).find("rank 1 failed: rank 1: ncclGroupEnd: internal error") != std::string::npos);
+    if (k == 1) CHECK(e.code == emu_nccl::nccl::internal_error);
+  });
   CHECK(r.seconds < 5.0);
-  std::filesystem::remove_all(board.folder());
 }
 
 TEST_CASE("cuda.nccl_emulated.failure.during_warm_up") {
   // rank 2's second warm-up group fails: its constructor aborts the communicator and throws;
   // every other rank ends with an exception too (at once, or at the deadline), none hangs
   using S = one_f_one_b<stages<4>, microbatches<4>>;
-  cuda::file_failure_board board(fresh_folder("board_warm"));
-  cuda::nccl_options o;
-  o.deadline = 3s;
-  o.board = &board;
+  emu_nccl::scoped_board b("board_warm");
+  cuda::nccl_options const o = b.options(3s);
   outcome const r = run_faulty<S>(1, o, [](int rank, emu_nccl::comm& c, faulty&) {
     if (rank == 2) c.fail_group_end_at = 2;
   });
-  for (int k = 0; k < 4; ++k) {
-    CAPTURE(k);
-    expect_transport_error(r.errors[static_cast<std::size_t>(k)], k,
-                           [](cuda::transport_error const& e) { CHECK(e.failed_rank == 2); });
-  }
+  expect_transport_errors(r.errors, 4, [](cuda::transport_error const& e, int) { CHECK(e.failed_rank == 2); });
   CHECK(r.seconds < 3.0 + 1.0);
-  std::filesystem::remove_all(board.folder());
 }
 
 TEST_CASE("cuda.nccl_emulated.failure.stall_deadline_no_board") {
@@ -358,15 +327,12 @@ TEST_CASE("cuda.nccl_emulated.failure.stall_deadline_no_board") {
     if (rank == 2) f.fail_mb = 2, f.stall = 1500ms;
   });
   int timed_out = 0;
-  for (int k = 0; k < 4; ++k) {
-    CAPTURE(k);
-    expect_transport_error(r.errors[static_cast<std::size_t>(k)], k, [&](cuda::transport_error const& e) {
-      timed_out += e.timed_out ? 1 : 0;
-      CHECK(e.failed_rank == -1);
-      CHECK(std::string(e.what()).find("the failing rank is unknown (no failure board given)") != std::string::npos);
-      if (e.timed_out) CHECK(std::string(e.what()).find("the deadline of 300 ms passed") != std::string::npos);
-    });
-  }
+  expect_transport_errors(r.errors, 4, [&](cuda::transport_error const& e, int) {
+    timed_out += e.timed_out ? 1 : 0;
+    CHECK(e.failed_rank == -1);
+    CHECK(std::string(e.what()).find("the failing rank is unknown (no failure board given)") != std::string::npos);
+    if (e.timed_out) CHECK(std::string(e.what()).find("the deadline of 300 ms passed") != std::string::npos);
+  });
   CHECK(timed_out >= 1);
   CHECK(r.seconds < 1.5 + 1.0); // nobody waits longer than the stall plus a deadline
 }

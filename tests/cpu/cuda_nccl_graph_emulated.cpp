@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "support/emulated_nccl.hpp"
+#include "support/emulated_nccl_checks.hpp"
 
 #include "pipesched/cuda/basic_nccl_executor.hpp"
 #include "pipesched/cuda/launch.hpp"
@@ -285,13 +286,6 @@ template <class S> void replay_equals_eager(bool split_in_constructor) {
   CHECK(w.size_mismatches == 0);
 }
 
-std::string fresh_folder(char const* what) {
-  auto const p = std::filesystem::temp_directory_path() /
-                 (std::string("pipesched_graph_") + what + "_" + std::to_string(static_cast<long>(::getpid())));
-  std::filesystem::remove_all(p);
-  return p.string();
-}
-
 /// A stage functor whose forward of micro-batch 2 throws while it is being captured (on the
 /// host: the capture stops there).
 struct throwing_in_capture : model_functor {
@@ -338,30 +332,23 @@ TEST_CASE("cuda.nccl_graph_emulated.replay_equals_eager") {
 
 TEST_CASE("cuda.nccl_graph_emulated.fault_in_replay.with_board") {
   using S = one_f_one_b<stages<4>, microbatches<8>>;
-  cuda::file_failure_board board(fresh_folder("board"));
-  auto const [errors, seconds] = fault_in_replay<S>(&board);
-  for (int k = 0; k < 4; ++k) {
-    CAPTURE(k);
-    REQUIRE(errors[static_cast<std::size_t>(k)]);
-    std::string const m = emu_nccl::message_of(errors[static_cast<std::size_t>(k)]);
-    INFO(m);
-    try {
-      std::rethrow_exception(errors[static_cast<std::size_t>(k)]);
-    } catch (cuda::transport_error const& e) {
-      CHECK(k != 2);
-      CHECK(e.rank == k);
-      CHECK(e.failed_rank == 2);
-      CHECK(!e.timed_out);
-      CHECK(m.find("rank 2 failed: rank 2: cudaStreamQuery failed: unspecified launch failure") != std::string::npos);
-    } catch (cuda::error const& e) {
-      CHECK(k == 2); // the faulting rank: its runtime's error
-      CHECK(e.code == emu_nccl::kernel_fault);
-    } catch (...) {
-      FAIL("rank ", k, " ended with another exception: ", m);
-    }
-  }
+  emu_nccl::scoped_board b("graph_board");
+  auto const [errors, seconds] = fault_in_replay<S>(&b.board);
+  emu_nccl::expect_errors(
+      errors, 4,
+      [](cuda::transport_error const& e, int k) {
+        CHECK(k != 2);
+        CHECK(e.rank == k);
+        CHECK(e.failed_rank == 2);
+        CHECK(!e.timed_out);
+        CHECK(std::string(e.what()).find("rank 2 failed: rank 2: cudaStreamQuery failed: unspecified launch failure") !=
+              std::string::npos);
+      },
+      [](cuda::error const& e, int k) {
+        CHECK(k == 2); // the faulting rank: its runtime's error
+        CHECK(e.code == emu_nccl::kernel_fault);
+      });
   CHECK(seconds < 5.0); // the deadline is 10 s: nobody waited for it
-  std::filesystem::remove_all(board.folder());
 }
 
 TEST_CASE("cuda.nccl_graph_emulated.fault_in_replay.no_board") {
@@ -370,25 +357,16 @@ TEST_CASE("cuda.nccl_graph_emulated.fault_in_replay.no_board") {
   // stops aborts all its communicators), so every rank ends, none at the deadline
   using S = one_f_one_b<stages<4>, microbatches<8>>;
   auto const [errors, seconds] = fault_in_replay<S>(nullptr);
-  for (int k = 0; k < 4; ++k) {
-    CAPTURE(k);
-    REQUIRE(errors[static_cast<std::size_t>(k)]);
-    std::string const m = emu_nccl::message_of(errors[static_cast<std::size_t>(k)]);
-    INFO(m);
-    try {
-      std::rethrow_exception(errors[static_cast<std::size_t>(k)]);
-    } catch (cuda::transport_error const& e) {
-      CHECK(k != 2);
-      CHECK(!e.timed_out);
-      CHECK(e.code == emu_nccl::nccl::remote_error);
-      CHECK((e.edge_from == k || e.edge_to == k)); // the edge whose communicator failed
-      if (k == 1 || k == 3) CHECK((e.edge_from == 2 || e.edge_to == 2));
-    } catch (cuda::error const&) {
-      CHECK(k == 2);
-    } catch (...) {
-      FAIL("rank ", k, " ended with another exception: ", m);
-    }
-  }
+  emu_nccl::expect_errors(
+      errors, 4,
+      [](cuda::transport_error const& e, int k) {
+        CHECK(k != 2);
+        CHECK(!e.timed_out);
+        CHECK(e.code == emu_nccl::nccl::remote_error);
+        CHECK((e.edge_from == k || e.edge_to == k)); // the edge whose communicator failed
+        if (k == 1 || k == 3) CHECK((e.edge_from == 2 || e.edge_to == 2));
+      },
+      [](cuda::error const&, int k) { CHECK(k == 2); });
   CHECK(seconds < 5.0);
 }
 
@@ -397,14 +375,14 @@ TEST_CASE("cuda.nccl_graph_emulated.throw_in_capture") {
   // note; the others capture (nothing runs in a capture) and their first replay ends with
   // transport_error naming rank 1
   using S = interleaved_1f1b<stages<4>, microbatches<8>, chunks<2>>;
-  cuda::file_failure_board board(fresh_folder("board_capture"));
+  emu_nccl::scoped_board b("graph_board_capture");
   emu_nccl::world w(S::ranks);
   auto const t0 = std::chrono::steady_clock::now();
   auto errors = emu_nccl::run_ranks(w, [&](int r, emu_nccl::comm& c) {
     cuda::nccl_options o;
     o.slot_bytes = boundary_bytes;
     o.deadline = 10s;
-    o.board = &board;
+    o.board = &b.board;
     nccl_ex<S> ex(&c, r, o);
     throwing_in_capture f(S::stages, S::microbatches);
     f.load(0);
@@ -414,25 +392,19 @@ TEST_CASE("cuda.nccl_graph_emulated.throw_in_capture") {
     ex.replay();
   });
   double const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE(errors.size() == 4);
   for (int k = 0; k < 4; ++k) {
     CAPTURE(k);
-    REQUIRE(errors[static_cast<std::size_t>(k)]);
-    std::string const m = emu_nccl::message_of(errors[static_cast<std::size_t>(k)]);
-    INFO(m);
     if (k == 1) {
-      CHECK(m == "injected failure while capturing");
+      REQUIRE(errors[1]);
+      CHECK(emu_nccl::message_of(errors[1]) == "injected failure while capturing");
       continue;
     }
-    try {
-      std::rethrow_exception(errors[static_cast<std::size_t>(k)]);
-    } catch (cuda::transport_error const& e) {
+    emu_nccl::expect_transport_error(errors[static_cast<std::size_t>(k)], k, [](cuda::transport_error const& e) {
       CHECK(e.failed_rank == 1);
       CHECK(!e.timed_out);
-      CHECK(m.find("rank 1 failed: rank 1: F of stage ") != std::string::npos);
-    } catch (...) {
-      FAIL("rank ", k, " ended with another exception: ", m);
-    }
+      CHECK(std::string(e.what()).find("rank 1 failed: rank 1: F of stage ") != std::string::npos);
+    });
   }
   CHECK(seconds < 5.0);
-  std::filesystem::remove_all(board.folder());
 }

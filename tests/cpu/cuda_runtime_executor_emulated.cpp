@@ -53,35 +53,12 @@ std::vector<named_table> registered_tables() {
   return out;
 }
 
-std::vector<action> compute_list(table const& t, int r) {
-  std::vector<action> out;
-  for (action a : t.lists[static_cast<std::size_t>(r)])
-    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
-  return out;
-}
-
 /// Two iterations with the checking functor: stamps intact, passes in list order.
 void run_checked(runtime_schedule const& sched, std::string const& name, std::uint64_t seed, cuda::options o = {}) {
   emu::reset(seed);
   o.slot_bytes = plan_test::stamp_bytes;
   emu_runtime_executor ex(sched, o);
-  std::vector<checker> fs(static_cast<std::size_t>(sched.ranks));
-  for (int it = 0; it < 2; ++it) {
-    for (auto& f : fs) f = checker{}, f.salt = static_cast<std::int32_t>(seed * 10 + static_cast<std::uint64_t>(it));
-    std::vector<emu::deferred<checker>> kernels;
-    for (auto& f : fs) kernels.push_back({&f});
-    ex.run(kernels);
-    for (int r = 0; r < sched.ranks; ++r) {
-      checker const& f = fs[static_cast<std::size_t>(r)];
-      INFO(name, " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
-      CHECK(f.mismatches == 0);
-      std::vector<action> const want = compute_list(sched.lowered(), r);
-      REQUIRE(f.calls == static_cast<int>(want.size()));
-      bool in_order = true;
-      for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
-      CHECK(in_order);
-    }
-  }
+  emu::check_two_iterations(ex, sched.lowered(), seed, name);
 }
 
 /// Trains the MLP 3 steps with the CUDA runtime executor and with host::runtime_executor on
@@ -157,14 +134,9 @@ TEST_CASE("cuda.runtime.emulated.imported_csv") {
 TEST_CASE("cuda.runtime.emulated.one_rank_per_device") {
   // options::devices: rank r on device r; every boundary crosses by a peer copy
   runtime_schedule const sched(make_schedule("interleaved", params{4, 8, 2}));
-  cuda::options o;
-  o.devices = {0, 1, 2, 3};
-  run_checked(sched, "interleaved-1f1b on 4 devices", 21, o);
-  CHECK(emu::the().peer_copies == emu::the().copies_run);
-  CHECK(emu::the().peer_copies > 0);
-  cuda::options bad;
-  bad.devices = {0, 1};
-  CHECK_THROWS_AS(emu_runtime_executor(sched, bad), std::invalid_argument);
+  emu::check_one_rank_per_device(
+      [&sched](cuda::options const& o) { run_checked(sched, "interleaved-1f1b on 4 devices", 21, o); },
+      [&sched](cuda::options const& o) { return emu_runtime_executor(sched, o); });
 }
 
 TEST_CASE("cuda.runtime.emulated.extra_slots") {
@@ -229,49 +201,8 @@ TEST_CASE("cuda.runtime.emulated.graph_replay_equals_eager") {
   // one iteration captured and replayed 3 times (the optimizer step between replays) equals
   // 3 eager iterations to the last bit; the capture itself runs nothing
   runtime_schedule const sched(make_schedule("zb-h1", params{4, 8}));
-  emu::reset(41);
-  mlp::config c;
-  c.microbatches = 8;
-  c.stages = 4;
-  mlp::model eager(c), graph(c);
-  cuda::options o;
-  o.slot_bytes = eager.boundary_bytes();
-  emu_runtime_executor ea(sched, o), ga(sched, o);
-  mlp::stage_functor fe{&eager}, fg{&graph};
-  std::vector<emu::deferred<mlp::stage_functor>> ke(4, {&fe}), kg(4, {&fg});
-  CHECK_THROWS_AS(ga.replay(), std::logic_error);
-  ga.capture(kg);
-  REQUIRE(ga.captured());
-  CHECK(emu::the().operations_run == 0);
-  for (int step = 0; step < 3; ++step) {
-    ea.run(ke);
-    double const le = eager.apply_all();
-    ga.replay();
-    double const lg = graph.apply_all();
-    CHECK(le == lg);
-  }
-  CHECK(emu::the().graph_launches == 3);
-  CHECK(mlp::max_relative_difference(eager, graph, 0, c.layers) == 0.0);
+  emu::check_graph_replay_equals_eager(41, [&sched](cuda::options const& o) { return emu_runtime_executor(sched, o); });
 }
-
-namespace {
-struct thrower : checker {
-  int rank = 0, fail_rank = -1, fail_at = -1, issued = 0;
-  void maybe() {
-    if (rank == fail_rank && issued++ == fail_at) throw std::runtime_error("injected functor failure");
-  }
-  template <class St> void forward(St s, io const& x) {
-    maybe();
-    checker* self = this;
-    emu::launch(x.stream, [self, s, x] { self->checker::forward(s, x); });
-  }
-  template <class St> void backward(St s, io const& x) {
-    maybe();
-    checker* self = this;
-    emu::launch(x.stream, [self, s, x] { self->checker::backward(s, x); });
-  }
-};
-} // namespace
 
 TEST_CASE("cuda.runtime.emulated.throwing_functor") {
   // rank 2 throws at its 6th pass: run() rethrows the functor's own exception and records
@@ -280,26 +211,7 @@ TEST_CASE("cuda.runtime.emulated.throwing_functor") {
   runtime_schedule const sched(t);
   emu::reset(61);
   emu_runtime_executor ex(sched, cuda::options{plan_test::stamp_bytes});
-  std::vector<thrower> fs(4);
-  for (int r = 0; r < 4; ++r) fs[static_cast<std::size_t>(r)].rank = r;
-  fs[2].fail_rank = 2;
-  fs[2].fail_at = 5;
-  CHECK_THROWS_WITH_AS(ex.run(fs), "injected functor failure", std::runtime_error);
-  CHECK(ex.last_failure().rank == 2);
-  std::vector<action> const passes = compute_list(t, 2);
-  CHECK(ex.last_failure().action.kind() == passes[5].kind);
-  CHECK(ex.last_failure().action.stage() == passes[5].stage);
-  CHECK(ex.last_failure().action.mb() == passes[5].mb);
-  for (auto const& s : emu::the().streams) CHECK(s->queue.empty());
-  CHECK(emu::the().default_stream.queue.empty());
-  std::vector<thrower> clean(4);
-  for (int r = 0; r < 4; ++r) clean[static_cast<std::size_t>(r)].rank = r, clean[static_cast<std::size_t>(r)].salt = 7;
-  ex.run(clean);
-  CHECK(ex.last_failure().rank == -1);
-  for (auto const& f : clean) {
-    CHECK(f.mismatches == 0);
-    CHECK(f.calls == 16); // F and B of 8 micro-batches
-  }
+  emu::check_throwing_functor(ex, t);
 }
 
 TEST_CASE("cuda.runtime.emulated.failing_copy") {

@@ -17,34 +17,26 @@
 
 namespace {
 
-using gpu_test::failures;
 using gpu_test::expect;
+using gpu_test::loss_message;
 using gpu_test::rel;
 
 constexpr double tolerance = 1e-10;
 
 template <class S> void train() {
   constexpr int steps = 3;
-  mlp::config c;
-  c.layers = 12;
-  c.microbatches = S::microbatches;
-  c.stages = S::lowered.stages;
-  mlp::model host(c);
-  gpu_mlp::model gpu(host); // the same initial weights and data
-  pipesched::host::executor<S> hx({.slot_bytes = host.boundary_bytes()});
+  gpu_mlp::host_training<S> host(12);
+  gpu_mlp::model gpu(host.model); // the same initial weights and data
   pipesched::cuda::executor<S> gx({.slot_bytes = gpu.boundary_bytes()});
-  std::vector<mlp::stage_functor> hf(S::ranks, mlp::stage_functor{&host});
   std::vector<gpu_mlp::stage_functor> gf(S::ranks, gpu_mlp::stage_functor{&gpu});
   std::string const name = plan_test::label<S>();
   for (int step = 0; step < steps; ++step) {
-    hx.run(hf);
-    double const want = host.apply_all();
+    double const want = host.step();
     gx.run(gf);
     double const got = gpu.apply_all(nullptr);
-    expect(rel(got, want) <= tolerance, name + " step " + std::to_string(step) + ": loss " + std::to_string(got) +
-                                            " vs host " + std::to_string(want));
+    expect(rel(got, want) <= tolerance, loss_message(name, step, got, "host", want));
   }
-  double const d = gpu_mlp::max_relative_difference(gpu, host);
+  double const d = gpu_mlp::max_relative_difference(gpu, host.model);
   expect(d <= tolerance, name + ": weights differ by " + std::to_string(d));
   std::printf("  %-22s loss and weights within %.1e of the host backend (largest %.2e)\n", name.c_str(), tolerance, d);
 }
@@ -53,12 +45,7 @@ template <class S> void train() {
 
 int main() {
   PIPESCHED_GPU_TEST_REQUIRE_DEVICE();
-  try {
+  return gpu_test::run("gpu.executor_mlp", [] {
     plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) { train<S>(); });
-  } catch (std::exception const& e) {
-    std::printf("FAILED: %s\n", e.what());
-    return 1;
-  }
-  std::printf("gpu.executor_mlp: %s\n", failures == 0 ? "OK" : "FAILED");
-  return failures == 0 ? 0 : 1;
+  });
 }

@@ -1,7 +1,8 @@
 // Test support: the MLP of tests/cpu/plan_mlp.hpp on the GPU — the same layers, the same
 // initial weights and data (copied from a host mlp::model), the same per-(micro-batch,
-// layer) state and the same summation orders, with one CUDA thread per output element. Its
-// stage functor launches each pass's kernels on the pass's stream (io::stream), so it trains
+// layer) state and the same summation orders, with one CUDA thread per output element (the
+// per-element arithmetic is also what persistent_mlp.cuh's device functors run). Its stage
+// functor launches each pass's kernels on the pass's stream (io::stream), so it trains
 // through pipesched::cuda::executor; the host backend trains the host model, and the two
 // must agree (tanh and exp differ from the host's in the last bits: compared with a stated
 // relative tolerance).
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "../cpu/plan_mlp.hpp"
+#include "pipesched/host/executor.hpp"
 #include "pipesched/plan/step.hpp"
 
 namespace gpu_mlp {
@@ -24,13 +26,47 @@ inline void cuda_ok(cudaError_t e, char const* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
+/// The MLP trained through schedule S: one of its micro-batches per micro-batch of S, its
+/// layers split over S's stages.
+template <class S> mlp::config config_for(int layers = mlp::config{}.layers) {
+  mlp::config c;
+  c.layers = layers;
+  c.microbatches = S::microbatches;
+  c.stages = S::lowered.stages;
+  return c;
+}
+
+/// The host backend training the MLP of config_for<S>(layers): the reference the GPU trainings
+/// are compared with (`model` also gives them their initial weights and data).
+template <class S> struct host_training {
+  mlp::model model;
+  pipesched::host::executor<S> executor;
+  std::vector<mlp::stage_functor> functors;
+
+  explicit host_training(int layers)
+      : model(config_for<S>(layers)), executor({.slot_bytes = model.boundary_bytes()}),
+        functors(S::ranks, mlp::stage_functor{&model}) {}
+  host_training(host_training const&) = delete;
+  host_training& operator=(host_training const&) = delete;
+
+  /// One step: an iteration, then the SGD step; returns the mean loss.
+  double step() {
+    executor.run(functors);
+    return model.apply_all();
+  }
+};
+
 constexpr int threads = 128;
 inline int blocks(int n) { return (n + threads - 1) / threads; }
 
-__global__ void layer_forward(double const* w, double const* b, double const* x, int n, int in, int out, bool linear,
-                              double* z, double* a) {
-  int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (t >= n * out) return;
+// The model's arithmetic, one output element `t` per call (the only definition of it): the
+// kernels below run one thread per element; the persistent executor's functors
+// (persistent_mlp.cuh) stride a block group's threads over the elements. Each element is
+// summed in the same order either way, so both train the same model to the last bit.
+
+/// z = W x + b and a = tanh(z) (a = z for the linear last layer), element t of n x out.
+__device__ inline void layer_forward_at(double const* w, double const* b, double const* x, int in, int out, bool linear,
+                                        double* z, double* a, int t) {
   int const s = t / out, o = t % out;
   double acc = b[o];
   for (int i = 0; i < in; ++i) acc += w[o * in + i] * x[s * in + i];
@@ -38,9 +74,10 @@ __global__ void layer_forward(double const* w, double const* b, double const* x,
   a[t] = linear ? acc : tanh(acc);
 }
 
-__global__ void softmax_xent(double const* logits, int const* labels, int n, int k, double scale, double* dlogits,
-                             double* loss) {
-  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+/// The mean softmax cross-entropy of n samples of k logits and its gradient (times `scale`),
+/// by one thread.
+__device__ inline void softmax_xent_serial(double const* logits, int const* labels, int n, int k, double scale,
+                                           double* dlogits, double* loss) {
   double total = 0;
   for (int s = 0; s < n; ++s) {
     double mx = logits[s * k];
@@ -53,23 +90,23 @@ __global__ void softmax_xent(double const* logits, int const* labels, int n, int
   *loss = total / n;
 }
 
-__global__ void activation_backward(double const* da, double const* a, int count, bool linear, double* dz) {
-  int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (t < count) dz[t] = linear ? da[t] : da[t] * (1.0 - a[t] * a[t]);
+/// dz = da * tanh'(z), from a = tanh(z) (dz = da for the linear last layer), element t.
+__device__ inline void activation_backward_at(double const* da, double const* a, bool linear, double* dz, int t) {
+  dz[t] = linear ? da[t] : da[t] * (1.0 - a[t] * a[t]);
 }
 
-__global__ void input_grad(double const* w, double const* dz, int n, int in, int out, double* dx) {
-  int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (t >= n * in) return;
+/// dx = W^T dz, element t of n x in.
+__device__ inline void input_grad_at(double const* w, double const* dz, int in, int out, double* dx, int t) {
   int const s = t / in, i = t % in;
   double acc = 0;
   for (int o = 0; o < out; ++o) acc += dz[s * out + o] * w[o * in + i];
   dx[t] = acc;
 }
 
-__global__ void weight_grad(double const* dz, double const* x, int n, int in, int out, double* gw, double* gb) {
-  int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (t >= out * (in + 1)) return;
+/// gw = dz x^T summed over the n samples, and gb = dz so summed: element t of out x (in + 1)
+/// (column `in` is the bias).
+__device__ inline void weight_grad_at(double const* dz, double const* x, int n, int in, int out, double* gw, double* gb,
+                                      int t) {
   int const o = t / (in + 1), i = t % (in + 1);
   double acc = 0;
   if (i < in) {
@@ -79,6 +116,32 @@ __global__ void weight_grad(double const* dz, double const* x, int n, int in, in
     for (int s = 0; s < n; ++s) acc += dz[s * out + o];
     gb[o] = acc;
   }
+}
+
+__global__ void layer_forward(double const* w, double const* b, double const* x, int n, int in, int out, bool linear,
+                              double* z, double* a) {
+  int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (t < n * out) layer_forward_at(w, b, x, in, out, linear, z, a, t);
+}
+
+__global__ void softmax_xent(double const* logits, int const* labels, int n, int k, double scale, double* dlogits,
+                             double* loss) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) softmax_xent_serial(logits, labels, n, k, scale, dlogits, loss);
+}
+
+__global__ void activation_backward(double const* da, double const* a, int count, bool linear, double* dz) {
+  int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (t < count) activation_backward_at(da, a, linear, dz, t);
+}
+
+__global__ void input_grad(double const* w, double const* dz, int n, int in, int out, double* dx) {
+  int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (t < n * in) input_grad_at(w, dz, in, out, dx, t);
+}
+
+__global__ void weight_grad(double const* dz, double const* x, int n, int in, int out, double* gw, double* gb) {
+  int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (t < out * (in + 1)) weight_grad_at(dz, x, n, in, out, gw, gb, t);
 }
 
 /// w -= lr * sum over micro-batches (in order) of g[j][k], for `count` parameters.
@@ -102,6 +165,7 @@ public:
     x_ = upload(std::vector<double>(host.batch(0), host.batch(0) + m * n * d));
     std::vector<int> labels(host.labels(0), host.labels(0) + m * n);
     cuda_ok(cudaMalloc(&y_, labels.size() * sizeof(int)), "cudaMalloc");
+    owned_.push_back(y_);
     cuda_ok(cudaMemcpy(y_, labels.data(), labels.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy");
     for (int j = 0; j < m; ++j)
       for (int l = 0; l < L; ++l) {
@@ -197,6 +261,17 @@ public:
     return loss / c_.microbatches;
   }
 
+  /// The device buffers, for functors that run this model's arithmetic from their own device
+  /// code (persistent_mlp.cuh): per layer (w, b), per (micro-batch, layer) at mb * layers + l.
+  struct buffers {
+    std::vector<double*> w, b, in, z, a, dz, gw, gb, scratch;
+    double const* x;
+    int const* y;
+    double* dlogits;
+    double* loss;
+  };
+  buffers device_buffers() const { return {w_, b_, in_, z_, a_, dz_, gw_, gb_, scratch_, x_, y_, dlogits_, loss_}; }
+
   std::vector<double> weights(int l) const { return download(w_[static_cast<std::size_t>(l)], fan_out(l) * c_.width); }
   std::vector<double> biases(int l) const { return download(b_[static_cast<std::size_t>(l)], fan_out(l)); }
 
@@ -288,21 +363,43 @@ private:
   }
 };
 
-/// Largest relative difference between the GPU model's parameters and a host model's.
-inline double max_relative_difference(model const& g, mlp::model const& h) {
-  double worst = 0;
-  auto cmp = [&](std::vector<double> const& u, std::vector<double> const& v) {
-    for (std::size_t i = 0; i < u.size(); ++i) {
-      double const scale = std::fmax(std::fabs(u[i]), std::fabs(v[i]));
-      double const diff = std::fabs(u[i] - v[i]);
-      if (diff > 0) worst = std::fmax(worst, scale > 0 ? diff / scale : diff);
-    }
-  };
+/// Every parameter of a model, layer by layer (weights, then biases): of the GPU model ...
+inline std::vector<double> parameters(model const& g) {
+  std::vector<double> all;
   for (int l = 0; l < g.cfg().layers; ++l) {
-    cmp(g.weights(l), h.weights(l));
-    cmp(g.biases(l), h.biases(l));
+    auto const w = g.weights(l), b = g.biases(l);
+    all.insert(all.end(), w.begin(), w.end());
+    all.insert(all.end(), b.begin(), b.end());
+  }
+  return all;
+}
+/// ... and of a host model.
+inline std::vector<double> parameters(mlp::model const& h) {
+  std::vector<double> all;
+  for (int l = 0; l < h.cfg().layers; ++l) {
+    auto const& w = h.weights(l);
+    auto const& b = h.biases(l);
+    all.insert(all.end(), w.begin(), w.end());
+    all.insert(all.end(), b.begin(), b.end());
+  }
+  return all;
+}
+
+/// Largest relative difference of two parameter lists (1e300 when their sizes differ).
+inline double max_relative_difference(std::vector<double> const& u, std::vector<double> const& v) {
+  if (u.size() != v.size()) return 1e300;
+  double worst = 0;
+  for (std::size_t i = 0; i < u.size(); ++i) {
+    double const scale = std::fmax(std::fabs(u[i]), std::fabs(v[i]));
+    double const diff = std::fabs(u[i] - v[i]);
+    if (diff > 0) worst = std::fmax(worst, scale > 0 ? diff / scale : diff);
   }
   return worst;
+}
+
+/// Largest relative difference between the GPU model's parameters and a host model's.
+inline double max_relative_difference(model const& g, mlp::model const& h) {
+  return max_relative_difference(parameters(g), parameters(h));
 }
 
 } // namespace gpu_mlp

@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <exception>
+#include <stdexcept>
 #include <string>
+#include <vector>
 #include <cuda_runtime.h>
 
 inline constexpr int pipesched_test_skipped = 77;
@@ -54,5 +57,52 @@ inline double rel(double a, double b) {
 }
 
 inline bool contains(std::string const& s, char const* part) { return s.find(part) != std::string::npos; }
+
+/// `count` device ints (counters a device functor adds to), zeroed at construction and by
+/// zero(), freed at the end of the scope.
+class device_ints {
+public:
+  explicit device_ints(int count) : n_(count) {
+    if (cudaMalloc(&p_, bytes()) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+    zero();
+  }
+  device_ints(device_ints const&) = delete;
+  device_ints& operator=(device_ints const&) = delete;
+  ~device_ints() { cudaFree(p_); }
+
+  int* get() const { return p_; }
+  void zero() {
+    if (cudaMemset(p_, 0, bytes()) != cudaSuccess) throw std::runtime_error("cudaMemset");
+  }
+  std::vector<int> read() const {
+    std::vector<int> h(static_cast<std::size_t>(n_));
+    if (cudaMemcpy(h.data(), p_, bytes(), cudaMemcpyDeviceToHost) != cudaSuccess) throw std::runtime_error("cudaMemcpy");
+    return h;
+  }
+
+private:
+  std::size_t bytes() const { return static_cast<std::size_t>(n_) * sizeof(int); }
+  int n_;
+  int* p_ = nullptr;
+};
+
+/// The message of a loss check: "<name> step <step>: loss <got> vs <versus> <want>".
+inline std::string loss_message(std::string const& name, int step, double got, char const* versus, double want) {
+  return name + " step " + std::to_string(step) + ": loss " + std::to_string(got) + " vs " + versus + " " +
+         std::to_string(want);
+}
+
+/// Runs a test's checks and prints its summary line "<name>: OK" (or FAILED); returns main's
+/// exit code: 1 when a check failed or `checks` threw (printed), else 0.
+template <class Checks> int run(char const* name, Checks&& checks) {
+  try {
+    checks();
+  } catch (std::exception const& e) {
+    std::printf("FAILED: %s\n", e.what());
+    return 1;
+  }
+  std::printf("%s: %s\n", name, failures == 0 ? "OK" : "FAILED");
+  return failures == 0 ? 0 : 1;
+}
 
 } // namespace gpu_test

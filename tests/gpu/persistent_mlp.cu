@@ -20,47 +20,38 @@
 
 namespace {
 
-using gpu_test::failures;
 using gpu_test::expect;
+using gpu_test::loss_message;
+using gpu_test::rel;
 
 constexpr double tolerance = 1e-10;
 
 template <class S> void train(std::vector<int> const& blocks) {
   constexpr int steps = 3;
-  mlp::config c;
-  c.layers = 12;
-  c.microbatches = S::microbatches;
-  c.stages = S::lowered.stages;
-  mlp::model host(c);
-  gpu_mlp::model streams_model(host);
-  pmlp::model persistent_model(host);
-  pipesched::host::executor<S> hx({.slot_bytes = host.boundary_bytes()});
+  gpu_mlp::host_training<S> host(12);
+  gpu_mlp::model streams_model(host.model);
+  pmlp::model persistent_model(host.model);
   pipesched::cuda::executor<S> sx({.slot_bytes = streams_model.boundary_bytes()});
   pipesched::cuda::persistent_options po;
   po.slot_bytes = persistent_model.boundary_bytes();
   po.blocks = blocks;
   po.threads_per_block = 128;
   pipesched::cuda::persistent_executor<S, pmlp::functor> px(po);
-  std::vector<mlp::stage_functor> hf(S::ranks, mlp::stage_functor{&host});
   std::vector<gpu_mlp::stage_functor> sf(S::ranks, gpu_mlp::stage_functor{&streams_model});
   std::vector<pmlp::functor> pf(S::ranks, pmlp::functor{persistent_model.device()});
   std::string const name = plan_test::label<S>() + (blocks.empty() ? " (blocks by cost)" : " (blocks by hand)");
   for (int step = 0; step < steps; ++step) {
-    hx.run(hf);
-    double const want = host.apply_all();
+    double const want = host.step();
     sx.run(sf);
     double const streams = streams_model.apply_all(nullptr);
     px.run(pf);
     double const got = persistent_model.apply_all(nullptr);
-    expect(got == streams, name + " step " + std::to_string(step) + ": loss " + std::to_string(got) +
-                               " vs streams executor " + std::to_string(streams));
-    double const s = std::fmax(std::fabs(got), std::fabs(want));
-    expect(s == 0 || std::fabs(got - want) / s <= tolerance,
-           name + " step " + std::to_string(step) + ": loss " + std::to_string(got) + " vs host " + std::to_string(want));
+    expect(got == streams, loss_message(name, step, got, "streams executor", streams));
+    expect(rel(got, want) <= tolerance, loss_message(name, step, got, "host", want));
   }
   std::vector<double> const p = persistent_model.parameters();
   double const d_streams = pmlp::max_relative_difference(p, pmlp::parameters(streams_model));
-  double const d_host = pmlp::max_relative_difference(p, pmlp::parameters(host));
+  double const d_host = pmlp::max_relative_difference(p, pmlp::parameters(host.model));
   expect(d_streams == 0, name + ": weights differ from the streams executor's by " + std::to_string(d_streams));
   expect(d_host <= tolerance, name + ": weights differ from the host backend's by " + std::to_string(d_host));
   std::string groups;
@@ -69,27 +60,14 @@ template <class S> void train(std::vector<int> const& blocks) {
               px.resident_blocks(), d_host);
 }
 
-template <int P, int M>
-using schedules = plan_test::type_list<pipesched::gpipe<pipesched::ranks<P>, pipesched::microbatches<M>>,
-                                       pipesched::one_f_one_b<pipesched::ranks<P>, pipesched::microbatches<M>>,
-                                       pipesched::interleaved_1f1b<pipesched::ranks<P>, pipesched::microbatches<M>,
-                                                                   pipesched::chunks<2>>,
-                                       pipesched::zb_h1<pipesched::ranks<P>, pipesched::microbatches<M>>,
-                                       pipesched::zb_v<pipesched::ranks<P>, pipesched::microbatches<M>>>;
-
 } // namespace
 
 int main() {
   PIPESCHED_GPU_TEST_REQUIRE_DEVICE();
-  try {
-    plan_test::for_each_type(schedules<4, 8>{}, []<class S>(S*) {
+  return gpu_test::run("gpu.persistent_mlp", [] {
+    plan_test::for_each_type(pmlp::schedules<4, 8>{}, []<class S>(S*) {
       train<S>({});
       train<S>({1, 3, 2, 2});
     });
-  } catch (std::exception const& e) {
-    std::printf("FAILED: %s\n", e.what());
-    return 1;
-  }
-  std::printf("gpu.persistent_mlp: %s\n", failures == 0 ? "OK" : "FAILED");
-  return failures == 0 ? 0 : 1;
+  });
 }

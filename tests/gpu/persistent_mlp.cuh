@@ -1,10 +1,10 @@
 // Test support: the MLP of tests/cpu/plan_mlp.hpp as device functors for
-// pipesched::cuda::persistent_executor — the arithmetic of tests/gpu/gpu_mlp.cuh's kernels
-// (the same per-element summation orders), written as __device__ loops that every thread of
-// a rank's block group runs, strided over the group's threads, with a group barrier between
-// dependent steps. The SGD step reuses gpu_mlp's kernel. So the persistent executor, the
-// streams executor (gpu_mlp) and the host backend train the same model: persistent and streams
-// equal to the last bit, both within 1e-10 of the host.
+// pipesched::cuda::persistent_executor — gpu_mlp's per-element arithmetic (the same functions
+// its kernels call), run by every thread of a rank's block group, strided over the group's
+// threads, with a group barrier between dependent steps; the model's memory and SGD step are
+// gpu_mlp::model's. So the persistent executor, the streams executor (gpu_mlp) and the host
+// backend train the same model: persistent and streams equal to the last bit, both within
+// 1e-10 of the host.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -14,6 +14,8 @@
 
 #include "gpu_mlp.cuh"
 #include "pipesched/cuda/persistent.cuh"
+
+#include "../cpu/plan_support.hpp"
 
 namespace pmlp {
 
@@ -65,61 +67,29 @@ static __device__ __noinline__ void stage_forward(dev const& m, group const& g, 
     g.sync();
     int const out = m.fan_out(l);
     bool const linear = l == m.layers - 1;
-    for (int t = g.thread_rank(); t < n * out; t += g.num_threads()) {
-      int const s = t / out, o = t % out;
-      double acc = m.b[l][o];
-      for (int i = 0; i < d; ++i) acc += m.w[l][o * d + i] * m.in[k][s * d + i];
-      m.z[k][t] = acc;
-      m.a[k][t] = linear ? acc : tanh(acc);
-    }
+    for (int t = g.thread_rank(); t < n * out; t += g.num_threads())
+      gpu_mlp::layer_forward_at(m.w[l], m.b[l], m.in[k], d, out, linear, m.z[k], m.a[k], t);
     g.sync();
     x = m.a[k];
   }
   if (stage == m.stages - 1) {
     if (g.thread_rank() != 0) return;
-    int const K = m.classes, last = m.layers - 1;
-    double const* logits = m.a[m.at(mb, last)];
-    int const* labels = m.y + mb * n;
-    double const scale = 1.0 / (n * m.microbatches);
-    double* dl = m.dlogits + mb * n * K;
-    double total = 0;
-    for (int s = 0; s < n; ++s) {
-      double mx = logits[s * K];
-      for (int c = 1; c < K; ++c) mx = fmax(mx, logits[s * K + c]);
-      double sum = 0;
-      for (int c = 0; c < K; ++c) sum += exp(logits[s * K + c] - mx);
-      total += log(sum) + mx - logits[s * K + labels[s]];
-      for (int c = 0; c < K; ++c) dl[s * K + c] = (exp(logits[s * K + c] - mx) / sum - (c == labels[s] ? 1.0 : 0.0)) * scale;
-    }
-    m.loss[mb] = total / n;
+    int const K = m.classes;
+    gpu_mlp::softmax_xent_serial(m.a[m.at(mb, m.layers - 1)], m.y + mb * n, n, K, 1.0 / (n * m.microbatches),
+                                 m.dlogits + mb * n * K, m.loss + mb);
   } else if (y) {
     copy(g, y, x, n * d);
   }
 }
 
 static __device__ __noinline__ void weight_grad(dev const& m, group const& g, int k, double const* x, int out) {
-  int const n = m.samples, d = m.width;
-  for (int t = g.thread_rank(); t < out * (d + 1); t += g.num_threads()) {
-    int const o = t / (d + 1), i = t % (d + 1);
-    double acc = 0;
-    if (i < d) {
-      for (int s = 0; s < n; ++s) acc += m.dz[k][s * out + o] * x[s * d + i];
-      m.gw[k][o * d + i] = acc;
-    } else {
-      for (int s = 0; s < n; ++s) acc += m.dz[k][s * out + o];
-      m.gb[k][o] = acc;
-    }
-  }
+  for (int t = g.thread_rank(); t < out * (m.width + 1); t += g.num_threads())
+    gpu_mlp::weight_grad_at(m.dz[k], x, m.samples, m.width, out, m.gw[k], m.gb[k], t);
 }
 
 static __device__ __noinline__ void input_grad(dev const& m, group const& g, int l, int k, int out, double* dx) {
-  int const n = m.samples, d = m.width;
-  for (int t = g.thread_rank(); t < n * d; t += g.num_threads()) {
-    int const s = t / d, i = t % d;
-    double acc = 0;
-    for (int o = 0; o < out; ++o) acc += m.dz[k][s * out + o] * m.w[l][o * d + i];
-    dx[t] = acc;
-  }
+  for (int t = g.thread_rank(); t < m.samples * m.width; t += g.num_threads())
+    gpu_mlp::input_grad_at(m.w[l], m.dz[k], m.width, out, dx, t);
 }
 
 static __device__ __noinline__ void stage_backward(dev const& m, group const& g, int stage, int mb, double const* dy, double const* x,
@@ -131,7 +101,7 @@ static __device__ __noinline__ void stage_backward(dev const& m, group const& g,
     int const out = m.fan_out(l);
     bool const linear = l == m.layers - 1;
     for (int t = g.thread_rank(); t < n * out; t += g.num_threads())
-      m.dz[k][t] = linear ? da[t] : da[t] * (1.0 - m.a[k][t] * m.a[k][t]);
+      gpu_mlp::activation_backward_at(da, m.a[k], linear, m.dz[k], t);
     g.sync();
     if (fused) weight_grad(m, g, k, l == m.first_layer(stage) ? x : m.in[k], out);
     if (l > m.first_layer(stage)) {
@@ -190,48 +160,19 @@ private:
   }
 };
 
-/// Owns the model's device memory (initial weights and data copied from a host mlp::model).
+using gpu_mlp::max_relative_difference;
+using gpu_mlp::parameters;
+
+/// The model on the device: gpu_mlp's (initial weights and data copied from a host mlp::model,
+/// its SGD step) and the device arrays of its buffers' pointers that the functors read.
 class model {
 public:
-  explicit model(mlp::model const& host) : c_(host.cfg()) {
-    int const L = c_.layers, mbs = c_.microbatches, n = c_.samples, d = c_.width;
-    std::vector<double*> w, b, in, z, a, dz, gw, gb, scratch;
-    for (int l = 0; l < L; ++l) {
-      w.push_back(upload(host.weights(l)));
-      b.push_back(upload(host.biases(l)));
-    }
-    for (int j = 0; j < mbs; ++j)
-      for (int l = 0; l < L; ++l) {
-        int const out = l == L - 1 ? c_.classes : d;
-        in.push_back(alloc(n * d));
-        z.push_back(alloc(n * out));
-        a.push_back(alloc(n * out));
-        dz.push_back(alloc(n * out));
-        gw.push_back(alloc(out * d));
-        gb.push_back(alloc(out));
-        scratch.push_back(alloc(n * d));
-      }
-    m_ = dev{L, d, c_.classes, n, mbs, c_.stages, c_.lr, ptrs(w), ptrs(b), nullptr, nullptr, ptrs(in), ptrs(z),
-             ptrs(a), ptrs(dz), ptrs(gw), ptrs(gb), ptrs(scratch), alloc(mbs * n * c_.classes), alloc(mbs),
+  explicit model(mlp::model const& host) : net_(host) {
+    mlp::config const& c = net_.cfg();
+    gpu_mlp::model::buffers const b = net_.device_buffers();
+    m_ = dev{c.layers, c.width, c.classes, c.samples, c.microbatches, c.stages, c.lr, ptrs(b.w), ptrs(b.b), b.x, b.y,
+             ptrs(b.in), ptrs(b.z), ptrs(b.a), ptrs(b.dz), ptrs(b.gw), ptrs(b.gb), ptrs(b.scratch), b.dlogits, b.loss,
              -1, 0, -1, -1};
-    m_.x = upload(std::vector<double>(host.batch(0), host.batch(0) + mbs * n * d));
-    std::vector<int> labels(host.labels(0), host.labels(0) + mbs * n);
-    void* y = nullptr;
-    cuda_ok(cudaMalloc(&y, labels.size() * sizeof(int)), "cudaMalloc");
-    owned_.push_back(y);
-    cuda_ok(cudaMemcpy(y, labels.data(), labels.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy");
-    m_.y = static_cast<int const*>(y);
-    w_ = w;
-    b_ = b;
-    for (int l = 0; l < L; ++l) {
-      std::vector<double*> lw, lb;
-      for (int j = 0; j < mbs; ++j) {
-        lw.push_back(gw[static_cast<std::size_t>(j * L + l)]);
-        lb.push_back(gb[static_cast<std::size_t>(j * L + l)]);
-      }
-      gw_list_.push_back(ptrs(lw));
-      gb_list_.push_back(ptrs(lb));
-    }
   }
   model(model const&) = delete;
   model& operator=(model const&) = delete;
@@ -240,60 +181,16 @@ public:
   }
 
   dev const& device() const { return m_; }
-  std::size_t boundary_bytes() const { return static_cast<std::size_t>(c_.samples * c_.width) * sizeof(double); }
+  std::size_t boundary_bytes() const { return net_.boundary_bytes(); }
 
   /// The SGD step (gpu_mlp's kernel: gradients summed over micro-batches in order), then the
   /// mean loss.
-  double apply_all(cudaStream_t st) {
-    for (int l = 0; l < c_.layers; ++l) {
-      int const out = l == c_.layers - 1 ? c_.classes : c_.width;
-      int const nw = out * c_.width, nb = out;
-      gpu_mlp::sgd<<<gpu_mlp::blocks(nw), gpu_mlp::threads, 0, st>>>(w_[static_cast<std::size_t>(l)],
-                                                                      gw_list_[static_cast<std::size_t>(l)],
-                                                                      c_.microbatches, nw, c_.lr);
-      gpu_mlp::sgd<<<gpu_mlp::blocks(nb), gpu_mlp::threads, 0, st>>>(b_[static_cast<std::size_t>(l)],
-                                                                      gb_list_[static_cast<std::size_t>(l)],
-                                                                      c_.microbatches, nb, c_.lr);
-    }
-    cuda_ok(cudaGetLastError(), "sgd launch");
-    std::vector<double> losses(static_cast<std::size_t>(c_.microbatches));
-    cuda_ok(cudaMemcpyAsync(losses.data(), m_.loss, losses.size() * sizeof(double), cudaMemcpyDeviceToHost, st),
-            "cudaMemcpyAsync");
-    cuda_ok(cudaStreamSynchronize(st), "cudaStreamSynchronize");
-    double loss = 0;
-    for (double v : losses) loss += v;
-    return loss / c_.microbatches;
-  }
+  double apply_all(cudaStream_t st) { return net_.apply_all(st); }
 
-  std::vector<double> parameters() const {
-    std::vector<double> all;
-    for (int l = 0; l < c_.layers; ++l) {
-      int const out = l == c_.layers - 1 ? c_.classes : c_.width;
-      append(all, w_[static_cast<std::size_t>(l)], out * c_.width);
-      append(all, b_[static_cast<std::size_t>(l)], out);
-    }
-    return all;
-  }
+  /// Every parameter, in gpu_mlp::parameters' order.
+  std::vector<double> parameters() const { return gpu_mlp::parameters(net_); }
 
 private:
-  static void append(std::vector<double>& all, double const* p, int count) {
-    std::vector<double> v(static_cast<std::size_t>(count));
-    cuda_ok(cudaMemcpy(v.data(), p, v.size() * sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy");
-    all.insert(all.end(), v.begin(), v.end());
-  }
-  double* alloc(int count) {
-    void* p = nullptr;
-    std::size_t const bytes = static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(double);
-    cuda_ok(cudaMalloc(&p, bytes), "cudaMalloc");
-    cuda_ok(cudaMemset(p, 0, bytes), "cudaMemset");
-    owned_.push_back(p);
-    return static_cast<double*>(p);
-  }
-  double* upload(std::vector<double> const& v) {
-    double* p = alloc(static_cast<int>(v.size()));
-    cuda_ok(cudaMemcpy(p, v.data(), v.size() * sizeof(double), cudaMemcpyHostToDevice), "cudaMemcpy");
-    return p;
-  }
   double** ptrs(std::vector<double*> const& v) {
     void* p = nullptr;
     cuda_ok(cudaMalloc(&p, v.size() * sizeof(double*)), "cudaMalloc");
@@ -302,45 +199,19 @@ private:
     return static_cast<double**>(p);
   }
 
-  mlp::config c_;
+  gpu_mlp::model net_;
   dev m_{};
-  std::vector<double*> w_, b_;
-  std::vector<double const* const*> gw_list_, gb_list_;
   std::vector<void*> owned_;
 };
 
-/// Every parameter of the streams executor's model (gpu_mlp), in pmlp::model's order.
-inline std::vector<double> parameters(gpu_mlp::model const& g) {
-  std::vector<double> all;
-  for (int l = 0; l < g.cfg().layers; ++l) {
-    auto const w = g.weights(l), b = g.biases(l);
-    all.insert(all.end(), w.begin(), w.end());
-    all.insert(all.end(), b.begin(), b.end());
-  }
-  return all;
-}
-/// The same of a host model.
-inline std::vector<double> parameters(mlp::model const& h) {
-  std::vector<double> all;
-  for (int l = 0; l < h.cfg().layers; ++l) {
-    auto const& w = h.weights(l);
-    auto const& b = h.biases(l);
-    all.insert(all.end(), w.begin(), w.end());
-    all.insert(all.end(), b.begin(), b.end());
-  }
-  return all;
-}
-
-/// Largest relative difference of two parameter lists (sizes must agree).
-inline double max_relative_difference(std::vector<double> const& u, std::vector<double> const& v) {
-  if (u.size() != v.size()) return 1e300;
-  double worst = 0;
-  for (std::size_t i = 0; i < u.size(); ++i) {
-    double const scale = std::fmax(std::fabs(u[i]), std::fabs(v[i]));
-    double const diff = std::fabs(u[i] - v[i]);
-    if (diff > 0) worst = std::fmax(worst, scale > 0 ? diff / scale : diff);
-  }
-  return worst;
-}
+/// The families the persistent MLP tests train at p = P, m = M: GPipe, 1F1B, interleaved 1F1B
+/// (v = 2), ZB-H1 (I and W apart) and ZB-V (V placement).
+template <int P, int M>
+using schedules = plan_test::type_list<pipesched::gpipe<pipesched::ranks<P>, pipesched::microbatches<M>>,
+                                       pipesched::one_f_one_b<pipesched::ranks<P>, pipesched::microbatches<M>>,
+                                       pipesched::interleaved_1f1b<pipesched::ranks<P>, pipesched::microbatches<M>,
+                                                                   pipesched::chunks<2>>,
+                                       pipesched::zb_h1<pipesched::ranks<P>, pipesched::microbatches<M>>,
+                                       pipesched::zb_v<pipesched::ranks<P>, pipesched::microbatches<M>>>;
 
 } // namespace pmlp

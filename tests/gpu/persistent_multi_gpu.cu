@@ -16,16 +16,14 @@
 #include <vector>
 
 #include "gpu_test.cuh"
+#include "persistent_failures.cuh"
 #include "persistent_mlp.cuh"
-#include "persistent_stamp.cuh"
 
 #include "../cpu/plan_support.hpp"
 
 namespace {
 
-using gpu_test::failures;
 using gpu_test::expect;
-using gpu_test::contains;
 
 std::vector<int> first_devices(int n) {
   std::vector<int> d;
@@ -66,11 +64,7 @@ template <class S, class X> void check_placement(X const& px, std::uint64_t n, s
 
 template <class S> void train() {
   constexpr int steps = 3;
-  mlp::config c;
-  c.layers = 12;
-  c.microbatches = S::microbatches;
-  c.stages = S::lowered.stages;
-  mlp::model host(c);
+  mlp::model host(gpu_mlp::config_for<S>(12));
   pmlp::model one(host), several(host);
   pipesched::cuda::persistent_options o1;
   o1.slot_bytes = one.boundary_bytes();
@@ -88,8 +82,7 @@ template <class S> void train() {
     double const want = one.apply_all(nullptr);
     pn.run(fn);
     double const got = several.apply_all(nullptr);
-    expect(got == want, name + " step " + std::to_string(step) + ": loss " + std::to_string(got) +
-                            " vs one GPU " + std::to_string(want));
+    expect(got == want, gpu_test::loss_message(name, step, got, "one GPU", want));
   }
   double const d = pmlp::max_relative_difference(several.parameters(), one.parameters());
   expect(d == 0, name + ": weights differ from the one-GPU persistent executor's by " + std::to_string(d));
@@ -97,87 +90,19 @@ template <class S> void train() {
   std::printf("  %-40s = one-GPU persistent executor (weights differ by %.1e)\n", name.c_str(), d);
 }
 
-template <int P, int M>
-using schedules = plan_test::type_list<pipesched::gpipe<pipesched::ranks<P>, pipesched::microbatches<M>>,
-                                       pipesched::one_f_one_b<pipesched::ranks<P>, pipesched::microbatches<M>>,
-                                       pipesched::interleaved_1f1b<pipesched::ranks<P>, pipesched::microbatches<M>,
-                                                                   pipesched::chunks<2>>,
-                                       pipesched::zb_h1<pipesched::ranks<P>, pipesched::microbatches<M>>,
-                                       pipesched::zb_v<pipesched::ranks<P>, pipesched::microbatches<M>>>;
-
 /// A functor failure of rank 1 (on device 1): both kernels end, the error names it; 3 clean
-/// steps afterwards equal 3 steps of a model that never failed (one GPU).
-void functor_failure() {
+/// steps afterwards equal 3 steps of a model that never failed (one GPU). Rank 0 (device 0)
+/// spinning past rank 1's deadline: both kernels end; the next iteration is clean.
+void failures_on_device_1() {
   using S = pipesched::one_f_one_b<pipesched::ranks<2>, pipesched::microbatches<8>>;
-  mlp::config c;
-  c.microbatches = S::microbatches;
-  c.stages = S::lowered.stages;
-  mlp::model host(c);
-  pmlp::model failed(host), clean(host);
   pipesched::cuda::persistent_options o;
-  o.slot_bytes = failed.boundary_bytes();
   o.devices = {0, 1};
   o.total_blocks = 4;
-  pipesched::cuda::persistent_executor<S, pmlp::functor> px(o);
-  pmlp::functor bad{failed.device()};
-  bad.m.fail_stage = 1;
-  bad.m.fail_mb = 3;
-  std::vector<pmlp::functor> fs(S::ranks, bad);
-  std::string message;
-  try {
-    px.run(fs);
-  } catch (pipesched::cuda::persistent_error const& e) {
-    message = e.what();
-    expect(e.kind == pipesched::cuda::persistent_failure_kind::functor, "functor failure: kind");
-  }
-  std::printf("  functor failure on device 1: %s\n", message.c_str());
-  expect(contains(message, "rank 1 (B of stage 1, micro-batch 3)"), "functor failure: message names rank, pass, micro-batch");
-  std::vector<pmlp::functor> good(S::ranks, pmlp::functor{failed.device()});
-  std::vector<pmlp::functor> reference(S::ranks, pmlp::functor{clean.device()});
-  pipesched::cuda::persistent_options o1 = o;
-  o1.devices.clear();
-  pipesched::cuda::persistent_executor<S, pmlp::functor> rx(o1);
-  for (int step = 0; step < 3; ++step) {
-    px.run(good);
-    double const a = failed.apply_all(nullptr);
-    rx.run(reference);
-    double const b = clean.apply_all(nullptr);
-    expect(a == b, "after a failure: step " + std::to_string(step) + " loss differs");
-  }
-  expect(pmlp::max_relative_difference(failed.parameters(), clean.parameters()) == 0,
-         "after a failure: weights differ from a model that never failed");
-}
-
-/// Rank 0 (device 0) spins 300 ms before each pass, waits have 20 ms: rank 1's first
-/// receive on device 1 gives up; both kernels end; the next iteration is clean.
-void deadline() {
-  using S = pipesched::gpipe<pipesched::ranks<2>, pipesched::microbatches<4>>;
-  pipesched::cuda::persistent_options o;
-  o.slot_bytes = 1024;
-  o.wait_timeout_ns = 20'000'000;
-  o.devices = {0, 1};
+  pipesched::cuda::persistent_options one = o;
+  one.devices.clear();
+  pfail::functor_failure<S>(o, one, 1, 3, "rank 1 (B of stage 1, micro-batch 3)", "functor failure on device 1");
   o.total_blocks = 2;
-  pipesched::cuda::persistent_executor<S, pstamp::functor> px(o);
-  int* counters = nullptr;
-  if (cudaMalloc(&counters, 3 * sizeof(int)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
-  cudaMemset(counters, 0, 3 * sizeof(int));
-  std::vector<pstamp::functor> fs(S::ranks, pstamp::functor{counters, counters + 1, 7, 0, 300'000'000, -1});
-  std::string message;
-  try {
-    px.run(fs);
-  } catch (pipesched::cuda::persistent_error const& e) {
-    message = e.what();
-    expect(e.kind == pipesched::cuda::persistent_failure_kind::deadline, "deadline: kind");
-  }
-  std::printf("  deadline on device 1: %s\n", message.c_str());
-  expect(contains(message, "rank 1 (RECV_F of stage 1, micro-batch 0)"), "deadline: message names the wait");
-  fs.assign(S::ranks, pstamp::functor{counters, counters + 1, 8, -1, 0, -1});
-  cudaMemset(counters, 0, 3 * sizeof(int));
-  px.run(fs);
-  int h[3] = {};
-  cudaMemcpy(h, counters, sizeof h, cudaMemcpyDeviceToHost);
-  expect(h[0] == 0 && h[1] == 8 && h[2] == 8, "deadline: the next iteration is clean");
-  cudaFree(counters);
+  pfail::deadline(o, "deadline on device 1");
 }
 
 /// Whether devices [0, n) can reach each other with native atomics.
@@ -207,20 +132,14 @@ int main() {
     std::printf("SKIPPED: devices 0 and 1 lack peer access with native atomics (NVLink)\n");
     return pipesched_test_skipped;
   }
-  try {
-    plan_test::for_each_type(schedules<2, 8>{}, []<class S>(S*) { train<S>(); });
+  return gpu_test::run("gpu.persistent_multi_gpu", [n] {
+    plan_test::for_each_type(pmlp::schedules<2, 8>{}, []<class S>(S*) { train<S>(); });
     if (n >= 4 && peers_ok(4)) {
       train<pipesched::one_f_one_b<pipesched::ranks<4>, pipesched::microbatches<8>>>();
       train<pipesched::zb_v<pipesched::ranks<4>, pipesched::microbatches<8>>>();
     } else {
       std::printf("  (p = 4 not run: fewer than 4 GPUs with peer atomics)\n");
     }
-    functor_failure();
-    deadline();
-  } catch (std::exception const& e) {
-    std::printf("FAILED: %s\n", e.what());
-    return 1;
-  }
-  std::printf("gpu.persistent_multi_gpu: %s\n", failures == 0 ? "OK" : "FAILED");
-  return failures == 0 ? 0 : 1;
+    failures_on_device_1();
+  });
 }

@@ -19,46 +19,34 @@
 
 namespace {
 
-using gpu_test::failures;
 using gpu_test::expect;
+using gpu_test::loss_message;
 using gpu_test::rel;
 
 constexpr double tolerance = 1e-10;
 
 template <class S> void train() {
   constexpr int steps = 3;
-  mlp::config c;
-  c.layers = 12;
-  c.microbatches = S::microbatches;
-  c.stages = S::lowered.stages;
-  mlp::model host(c);
-  gpu_mlp::model compiled(host), runtime(host); // the same initial weights and data
-  pipesched::host::executor<S> hx({.slot_bytes = host.boundary_bytes()});
+  gpu_mlp::host_training<S> host(12);
+  gpu_mlp::model compiled(host.model), runtime(host.model); // the same initial weights and data
   pipesched::cuda::executor<S> cx({.slot_bytes = compiled.boundary_bytes()});
   pipesched::cuda::runtime_executor rx(pipesched::runtime_schedule(pipesched::thaw(S::lowered)),
                                        {.slot_bytes = runtime.boundary_bytes()}, S::parameters.cost);
-  std::vector<mlp::stage_functor> hf(S::ranks, mlp::stage_functor{&host});
   std::vector<gpu_mlp::stage_functor> cf(S::ranks, gpu_mlp::stage_functor{&compiled});
   std::vector<gpu_mlp::stage_functor> rf(S::ranks, gpu_mlp::stage_functor{&runtime});
   std::string const name = plan_test::label<S>();
   for (int step = 0; step < steps; ++step) {
-    hx.run(hf);
-    double const want = host.apply_all();
+    double const want = host.step();
     cx.run(cf);
     double const got_compiled = compiled.apply_all(nullptr);
     rx.run(rf);
     double const got_runtime = runtime.apply_all(nullptr);
-    expect(got_runtime == got_compiled, name + " step " + std::to_string(step) + ": run-time executor's loss " +
-                                            std::to_string(got_runtime) + " vs compile-time " +
-                                            std::to_string(got_compiled));
-    expect(rel(got_runtime, want) <= tolerance, name + " step " + std::to_string(step) + ": loss " +
-                                                    std::to_string(got_runtime) + " vs host " + std::to_string(want));
+    expect(got_runtime == got_compiled,
+           loss_message(name, step, got_runtime, "compile-time executor", got_compiled) + " (run-time executor)");
+    expect(rel(got_runtime, want) <= tolerance, loss_message(name, step, got_runtime, "host", want));
   }
-  bool same = true;
-  for (int l = 0; l < c.layers; ++l)
-    same = same && runtime.weights(l) == compiled.weights(l) && runtime.biases(l) == compiled.biases(l);
-  expect(same, name + ": the two executors' weights differ");
-  double const dr = gpu_mlp::max_relative_difference(runtime, host);
+  expect(gpu_mlp::parameters(runtime) == gpu_mlp::parameters(compiled), name + ": the two executors' weights differ");
+  double const dr = gpu_mlp::max_relative_difference(runtime, host.model);
   expect(dr <= tolerance, name + ": weights differ by " + std::to_string(dr));
   std::printf("  %-22s run-time executor equals the compile-time one; within %.1e of the host (largest %.2e)\n",
               name.c_str(), tolerance, dr);
@@ -68,12 +56,7 @@ template <class S> void train() {
 
 int main() {
   PIPESCHED_GPU_TEST_REQUIRE_DEVICE();
-  try {
+  return gpu_test::run("gpu.runtime_executor_mlp", [] {
     plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) { train<S>(); });
-  } catch (std::exception const& e) {
-    std::printf("FAILED: %s\n", e.what());
-    return 1;
-  }
-  std::printf("gpu.runtime_executor_mlp: %s\n", failures == 0 ? "OK" : "FAILED");
-  return failures == 0 ? 0 : 1;
+  });
 }

@@ -32,6 +32,7 @@
 
 #include "pipesched/cuda/sm_partition.hpp"
 #include "pipesched/plan/step.hpp"
+#include "support/emulated_runtime_basics.hpp"
 
 namespace emu {
 
@@ -173,13 +174,8 @@ template <class Done> void run_until(Done done) {
 }
 
 /// The runtime policy for pipesched::cuda::basic_executor.
-struct runtime {
-  using status = int;
-  using stream_t = CUstream_st*;
+struct runtime : emu_support::runtime_basics<graph> {
   using event_t = event_state*;
-  using graph_t = graph*;
-  using graph_exec_t = graph*;
-  static constexpr status success = 0;
   static constexpr status copy_failed = 700;
   static constexpr status context_mismatch = 400; ///< cudaErrorInvalidResourceHandle
 
@@ -265,14 +261,6 @@ struct runtime {
     *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
     return *p ? success : 2;
   }
-  static status free(void* p) {
-    std::free(p);
-    return success;
-  }
-  static status memset(void* p, int v, std::size_t n) {
-    std::memset(p, v, n);
-    return success;
-  }
   static status copy(void* dst, void const* src, std::size_t n, stream_t s, bool peer) {
     state& st = the();
     if (st.fail_copy_at > 0 && ++st.copies == st.fail_copy_at) return copy_failed;
@@ -315,18 +303,6 @@ struct runtime {
     return success;
   }
   static bool is_capturing(stream_t) { return the().capturing != nullptr; }
-  static status graph_instantiate(graph_exec_t* x, graph_t g) {
-    *x = new graph(*g);
-    return success;
-  }
-  static status graph_destroy(graph_t g) {
-    delete g;
-    return success;
-  }
-  static status graph_exec_destroy(graph_exec_t x) {
-    delete x;
-    return success;
-  }
   /// Re-issues the captured operations in their order (the origin's on `s`): the same
   /// dependencies the capture made, with every record a new version.
   static status graph_launch(graph_exec_t x, stream_t s) {

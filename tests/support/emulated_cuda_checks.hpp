@@ -4,15 +4,145 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cpu/plan_mlp.hpp"
 #include "cpu/plan_support.hpp"
 #include "support/emulated_cuda.hpp"
 
 #include "pipesched/cuda/stream_resources.hpp"
 
 namespace emu {
+
+/// The compute passes of rank r's list in `t`, in order.
+inline std::vector<pipesched::action> compute_list(pipesched::table const& t, int r) {
+  std::vector<pipesched::action> out;
+  for (pipesched::action a : t.lists[static_cast<std::size_t>(r)])
+    if (pipesched::is_compute(a.kind)) out.push_back(pipesched::make_action(a.kind, a.stage, a.mb, a.chunk));
+  return out;
+}
+
+/// Two iterations of `ex` (running table `t`) with stamp-checking functors salted from
+/// `seed`: every boundary a pass reads is the one written this iteration, and every rank's
+/// passes run in its list's order.
+template <class Executor>
+void check_two_iterations(Executor& ex, pipesched::table const& t, std::uint64_t seed, std::string const& name) {
+  using checker = plan_test::checking_functor;
+  int const ranks = static_cast<int>(t.lists.size());
+  std::vector<checker> fs(static_cast<std::size_t>(ranks));
+  for (int it = 0; it < 2; ++it) {
+    for (auto& f : fs) f = checker{}, f.salt = static_cast<std::int32_t>(seed * 10 + static_cast<std::uint64_t>(it));
+    std::vector<deferred<checker>> kernels;
+    for (auto& f : fs) kernels.push_back({&f});
+    ex.run(kernels);
+    for (int r = 0; r < ranks; ++r) {
+      checker const& f = fs[static_cast<std::size_t>(r)];
+      INFO(name, " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
+      CHECK(f.mismatches == 0);
+      std::vector<pipesched::action> const want = compute_list(t, r);
+      REQUIRE(f.calls == static_cast<int>(want.size()));
+      bool in_order = true;
+      for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
+      CHECK(in_order);
+    }
+  }
+}
+
+/// After a run with one rank per device (`run`, given options::devices = {0, 1, 2, 3}):
+/// every boundary crossed by a peer copy; an executor given two devices for four ranks
+/// (`make`) is refused.
+template <class Run, class Make> void check_one_rank_per_device(Run run, Make make) {
+  pipesched::cuda::options o;
+  o.devices = {0, 1, 2, 3};
+  run(o);
+  CHECK(the().peer_copies == the().copies_run);
+  CHECK(the().peer_copies > 0);
+  pipesched::cuda::options bad;
+  bad.devices = {0, 1};
+  CHECK_THROWS_AS(make(bad), std::invalid_argument);
+}
+
+/// The checking functor, launched as stream work; rank `fail_rank` throws at its issue of
+/// pass number `fail_at` (from 0).
+struct thrower : plan_test::checking_functor {
+  int rank = 0, fail_rank = -1, fail_at = -1, issued = 0;
+  void maybe() {
+    if (rank == fail_rank && issued++ == fail_at) throw std::runtime_error("injected functor failure");
+  }
+  template <class St> void forward(St s, pipesched::io const& x) {
+    maybe();
+    checking_functor* self = this;
+    launch(x.stream, [self, s, x] { self->checking_functor::forward(s, x); });
+  }
+  template <class St> void backward(St s, pipesched::io const& x) {
+    maybe();
+    checking_functor* self = this;
+    launch(x.stream, [self, s, x] { self->checking_functor::backward(s, x); });
+  }
+};
+
+/// `ex` runs 1F1B at p = 4, m = 8 (table `t`); rank 2 throws at its 6th pass: run()
+/// rethrows the functor's own exception and records rank and action (kind, stage and
+/// micro-batch of that pass); every stream drained (nothing left queued, no wait left
+/// blocked); the next run is clean (no failure recorded, F and B of 8 micro-batches on every
+/// rank, stamps intact).
+template <class Executor> void check_throwing_functor(Executor& ex, pipesched::table const& t) {
+  std::vector<thrower> fs(4);
+  for (int r = 0; r < 4; ++r) fs[static_cast<std::size_t>(r)].rank = r;
+  fs[2].fail_rank = 2;
+  fs[2].fail_at = 5;
+  CHECK_THROWS_WITH_AS(ex.run(fs), "injected functor failure", std::runtime_error);
+  CHECK(ex.last_failure().rank == 2);
+  std::vector<pipesched::action> const passes = compute_list(t, 2);
+  REQUIRE(passes.size() > 5);
+  CHECK(ex.last_failure().action.kind() == passes[5].kind);
+  CHECK(ex.last_failure().action.stage() == passes[5].stage);
+  CHECK(ex.last_failure().action.mb() == passes[5].mb);
+  for (auto const& s : the().streams) CHECK(s->queue.empty());
+  CHECK(the().default_stream.queue.empty());
+  std::vector<thrower> clean(4);
+  for (int r = 0; r < 4; ++r) clean[static_cast<std::size_t>(r)].rank = r, clean[static_cast<std::size_t>(r)].salt = 7;
+  ex.run(clean);
+  CHECK(ex.last_failure().rank == -1);
+  for (auto const& f : clean) {
+    CHECK(f.mismatches == 0);
+    CHECK(f.calls == 16); // F and B of 8 micro-batches
+  }
+}
+
+/// ZB-H1 at p = 4, m = 8 (`make(options)` returns an executor of it): one iteration
+/// captured, replayed 3 times (the optimizer step between replays), equals 3 eager
+/// iterations to the last bit; replay() before capture() is refused; the capture itself runs
+/// nothing.
+template <class Make> void check_graph_replay_equals_eager(std::uint64_t seed, Make make) {
+  reset(seed);
+  mlp::config c;
+  c.microbatches = 8;
+  c.stages = 4;
+  mlp::model eager(c), graph(c);
+  pipesched::cuda::options o;
+  o.slot_bytes = eager.boundary_bytes();
+  auto ea = make(o);
+  auto ga = make(o);
+  mlp::stage_functor fe{&eager}, fg{&graph};
+  std::vector<deferred<mlp::stage_functor>> ke(4, {&fe}), kg(4, {&fg});
+  CHECK_THROWS_AS(ga.replay(), std::logic_error);
+  ga.capture(kg);
+  REQUIRE(ga.captured());
+  CHECK(the().operations_run == 0);
+  for (int step = 0; step < 3; ++step) {
+    ea.run(ke);
+    double const le = eager.apply_all();
+    ga.replay();
+    double const lg = graph.apply_all();
+    CHECK(le == lg);
+  }
+  CHECK(the().graph_launches == 3);
+  CHECK(mlp::max_relative_difference(eager, graph, 0, c.layers) == 0.0);
+}
 
 /// The 3rd copy of an iteration fails: cuda::error names the receiving rank, its RECV and
 /// the runtime's error string; the streams drain; the next run is clean. `ex` runs 1F1B-like

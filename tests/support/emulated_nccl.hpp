@@ -50,6 +50,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/emulated_runtime_basics.hpp"
+
 /// The emulated stream type (the library names CUstream_st only as an incomplete type).
 struct CUstream_st {
   int id = 0;
@@ -131,13 +133,8 @@ inline void launch(CUstream_st*, work fn) { issue(std::move(fn)); }
 work group_runner(std::vector<op_desc> descs);
 
 /// The CUDA runtime (see above).
-struct runtime {
-  using status = int;
-  using stream_t = CUstream_st*;
+struct runtime : emu_support::runtime_basics<graph> {
   using event_t = int*;
-  using graph_t = graph*;
-  using graph_exec_t = graph*;
-  static constexpr status success = 0;
   static constexpr status not_ready = 600;
   static char const* error_string(status e) {
     return e == 0 ? "no error" : e == kernel_fault ? "unspecified launch failure (emulated)" : "emulated CUDA error";
@@ -189,14 +186,6 @@ struct runtime {
     *p = std::calloc(n, 1);
     return *p ? success : 2;
   }
-  static status free(void* p) {
-    std::free(p);
-    return success;
-  }
-  static status memset(void* p, int v, std::size_t n) {
-    std::memset(p, v, n);
-    return success;
-  }
   // graphs (capture is per thread: this process's work only)
   static status begin_capture(stream_t) {
     if (proc().capturing) return 900; // cudaErrorStreamCaptureUnsupported: already capturing
@@ -206,18 +195,6 @@ struct runtime {
   static status end_capture(stream_t, graph_t* g) {
     *g = proc().capturing.release();
     return *g ? success : 901;
-  }
-  static status graph_instantiate(graph_exec_t* x, graph_t g) {
-    *x = new graph(*g);
-    return success;
-  }
-  static status graph_destroy(graph_t g) {
-    delete g;
-    return success;
-  }
-  static status graph_exec_destroy(graph_exec_t x) {
-    delete x;
-    return success;
   }
   /// Queues the captured work (asynchronous, like cudaGraphLaunch), then runs what can run.
   static status graph_launch(graph_exec_t x, stream_t) {
