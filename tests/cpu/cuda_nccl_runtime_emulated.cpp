@@ -171,7 +171,8 @@ public:
       cv_.notify_all();
       return;
     }
-    if (!cv_.wait_for(lock, 20s, [&] { return round_ != round; })) throw std::runtime_error("timed_barrier: a rank never came");
+    if (!cv_.wait_for(lock, 20s, [&] { return round_ != round; }))
+      throw std::runtime_error("timed_barrier: a rank never came");
   }
 
 private:
@@ -185,16 +186,28 @@ private:
 /// run again by each replay) instead of run at once.
 template <class F> struct launched : F {
   template <class St> void forward(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] { F::forward(s, x); return 0; });
+    emu_nccl::launch(x.stream, [this, s, x] {
+      F::forward(s, x);
+      return 0;
+    });
   }
   template <class St> void backward(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] { F::backward(s, x); return 0; });
+    emu_nccl::launch(x.stream, [this, s, x] {
+      F::backward(s, x);
+      return 0;
+    });
   }
   template <class St> void backward_input(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] { F::backward_input(s, x); return 0; });
+    emu_nccl::launch(x.stream, [this, s, x] {
+      F::backward_input(s, x);
+      return 0;
+    });
   }
   template <class St> void backward_weight(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] { F::backward_weight(s, x); return 0; });
+    emu_nccl::launch(x.stream, [this, s, x] {
+      F::backward_weight(s, x);
+      return 0;
+    });
   }
 };
 
@@ -202,7 +215,8 @@ template <class F> struct launched : F {
 /// optimizer step between iterations once every rank is done): eagerly, or (`graph`) one
 /// iteration captured and replayed. Returns the losses.
 template <class F>
-std::vector<double> train_nccl(runtime_schedule const& sched, mlp::model& net, int model_stages, int steps, bool graph) {
+std::vector<double> train_nccl(runtime_schedule const& sched, mlp::model& net, int model_stages, int steps,
+                               bool graph) {
   int const P = sched.ranks;
   emu_nccl::world w(P);
   timed_barrier step_done(P);
@@ -286,7 +300,8 @@ namespace {
 /// What rank r's executor called, as (kind, peer, bytes, slot index): the buffer given as
 /// the index of the slot it starts (the warm-up's largest slot included), so that two
 /// executors' logs compare although their blocks differ.
-template <class Ex> std::vector<std::tuple<char, int, std::size_t, int>> by_slot(std::vector<nccl_call> const& log, Ex const& ex) {
+template <class Ex>
+std::vector<std::tuple<char, int, std::size_t, int>> by_slot(std::vector<nccl_call> const& log, Ex const& ex) {
   std::vector<std::tuple<char, int, std::size_t, int>> out;
   for (nccl_call const& c : log) {
     int slot = -1;

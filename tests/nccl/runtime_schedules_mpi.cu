@@ -24,18 +24,27 @@ struct runtime_stamping {
   int* bad = nullptr;
   int salt = 0;
   void forward(runtime_step const& s, io const& x) {
-    if (s.has_in) nccl_test::verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 1, s.stage - 1, s.mb, salt, bad);
-    if (s.has_out) nccl_test::stamp<<<1, 128, 0, x.stream>>>(x.out.as<unsigned char>(), x.out.bytes, 1, s.stage, s.mb, salt);
+    if (s.has_in)
+      nccl_test::verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 1, s.stage - 1, s.mb, salt, bad);
+    if (s.has_out)
+      nccl_test::stamp<<<1, 128, 0, x.stream>>>(x.out.as<unsigned char>(), x.out.bytes, 1, s.stage, s.mb, salt);
   }
   void backward(runtime_step const& s, io const& x) { backward_input(s, x); }
   void backward_input(runtime_step const& s, io const& x) {
-    if (s.has_in) nccl_test::verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 2, s.stage + 1, s.mb, salt, bad);
-    if (s.has_aux) nccl_test::verify<<<1, 128, 0, x.stream>>>(x.aux.as<unsigned char>(), x.aux.bytes, 1, s.stage - 1, s.mb, salt, bad);
-    if (s.has_out) nccl_test::stamp<<<1, 128, 0, x.stream>>>(x.out.as<unsigned char>(), x.out.bytes, 2, s.stage, s.mb, salt);
+    if (s.has_in)
+      nccl_test::verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 2, s.stage + 1, s.mb, salt, bad);
+    if (s.has_aux)
+      nccl_test::verify<<<1, 128, 0, x.stream>>>(x.aux.as<unsigned char>(), x.aux.bytes, 1, s.stage - 1, s.mb, salt,
+                                                 bad);
+    if (s.has_out)
+      nccl_test::stamp<<<1, 128, 0, x.stream>>>(x.out.as<unsigned char>(), x.out.bytes, 2, s.stage, s.mb, salt);
   }
   void backward_weight(runtime_step const& s, io const& x) {
-    if (s.has_in) nccl_test::verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 2, s.stage + 1, s.mb, salt, bad);
-    if (s.has_aux) nccl_test::verify<<<1, 128, 0, x.stream>>>(x.aux.as<unsigned char>(), x.aux.bytes, 1, s.stage - 1, s.mb, salt, bad);
+    if (s.has_in)
+      nccl_test::verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 2, s.stage + 1, s.mb, salt, bad);
+    if (s.has_aux)
+      nccl_test::verify<<<1, 128, 0, x.stream>>>(x.aux.as<unsigned char>(), x.aux.bytes, 1, s.stage - 1, s.mb, salt,
+                                                 bad);
   }
 };
 
@@ -66,8 +75,8 @@ int run_one(std::string const& name, runtime_schedule const& sched, int* bad) {
   p.replay();
   p.replay();
   int const replayed = wrong_bytes(bad);
-  std::printf("rank %d: %s: %d / %d bytes wrong (eager / replayed), %zu groups (largest %d)\n", p.rank(),
-              name.c_str(), eager, replayed, p.executor().groups_issued(), p.executor().largest_group());
+  std::printf("rank %d: %s: %d / %d bytes wrong (eager / replayed), %zu groups (largest %d)\n", p.rank(), name.c_str(),
+              eager, replayed, p.executor().groups_issued(), p.executor().largest_group());
   return eager == 0 && replayed == 0 && p.executor().replays() == 2 ? 0 : 1;
 }
 

@@ -80,7 +80,8 @@ public:
     this->construct(schedule_.stages, [&] {
       if (prog.mode != transfer_mode::rendezvous || prog.ranks != schedule_.ranks)
         throw std::invalid_argument("pipesched: basic_nccl_runtime_executor issues a rendezvous program of the "
-                                    "schedule's " + std::to_string(schedule_.ranks) + " ranks");
+                                    "schedule's " +
+                                    std::to_string(schedule_.ranks) + " ranks");
       table const& t = schedule_.lowered();
       diagnostic d = prog.error;
       if (!d) d = verify_stream_program(t, prog);

@@ -61,9 +61,9 @@ struct nccl_options {
 /// that failed (its note on the failure board names it), or the deadline. Names this rank,
 /// the failing rank (-1: unknown), and the edge and boundary this rank was on.
 struct transport_error : std::runtime_error {
-  int rank = -1;          ///< this rank
-  int failed_rank = -1;   ///< the rank that failed first, from the failure board; -1: unknown
-  int edge_from = -1;     ///< the edge this rank was on (sender, receiver); -1: none
+  int rank = -1;        ///< this rank
+  int failed_rank = -1; ///< the rank that failed first, from the failure board; -1: unknown
+  int edge_from = -1;   ///< the edge this rank was on (sender, receiver); -1: none
   int edge_to = -1;
   int code = 0;           ///< the communicator's status (0: none, e.g. a deadline)
   bool timed_out = false; ///< the deadline passed
@@ -219,7 +219,9 @@ protected:
 
   // ---- the ops of this rank (a verified rendezvous program keeps a rank on its own two
   // streams: stream 2r its compute stream, 2r + 1 its communication stream) -------------
-  stream_t local_stream(stream_op const& o) const { return o.stream == 2u * static_cast<unsigned>(rank_) ? compute_ : comm_stream_; }
+  stream_t local_stream(stream_op const& o) const {
+    return o.stream == 2u * static_cast<unsigned>(rank_) ? compute_ : comm_stream_;
+  }
 
   /// Ends the open group, if any (before an op on the compute stream: a wait there may be on
   /// a record the group still holds back).
@@ -446,8 +448,7 @@ protected:
   /// group-done event per transfer it issues), its slots of `slot_sizes` bytes in one block,
   /// and the list of every directed edge of lowered table `t` (a static_table or a
   /// runtime_schedule: size, at) with its largest boundary, in one order every rank shares.
-  template <class Table>
-  void setup(Table const& t, stream_program const& prog, std::vector<std::size_t> const& sizes) {
+  template <class Table> void setup(Table const& t, stream_program const& prog, std::vector<std::size_t> const& sizes) {
     check(Runtime::stream_create(&compute_), "cudaStreamCreateWithFlags");
     check(Runtime::stream_create(&comm_stream_), "cudaStreamCreateWithFlags");
     check(Runtime::stream_create(&capture_stream_), "cudaStreamCreateWithFlags");
