@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "pipesched/cuda/basic_nccl_executor.hpp"
+#include "pipesched/cuda/basic_nccl_runtime_executor.hpp"
 #include "pipesched/cuda/launch.hpp"
 #include "pipesched/cuda/runtime.cuh"
 
@@ -86,6 +87,8 @@ struct nccl_comm {
 
 /// Rank `rank`'s executor of schedule S, one process per GPU, over an NCCL communicator.
 template <schedule_type S> using nccl_executor = basic_nccl_executor<S, nccl_cuda_runtime, nccl_comm>;
+/// Rank `rank`'s executor of a runtime_schedule (chosen at run time), one process per GPU.
+using nccl_runtime_executor = basic_nccl_runtime_executor<nccl_cuda_runtime, nccl_comm>;
 
 namespace detail {
 
@@ -159,36 +162,18 @@ inline ncclComm_t make_nonblocking_comm(ncclUniqueId const& id, int world, int r
   return c;
 }
 
-/// One process of a multi-process run, ready to go: its GPU selected (the local rank), a
-/// non-blocking communicator, and the executor of its rank. Made by nccl_from_file,
-/// nccl_from_id, or nccl_from_mpi (nccl_mpi.cuh). The communicator is destroyed with it —
-/// or, after a failure, was aborted already.
-template <schedule_type S> class nccl_process {
-public:
-  using executor_type = nccl_executor<S>;
+namespace detail {
 
-  /// `who.world_size` must equal the schedule's ranks. `options.deadline` also bounds the
-  /// communicator's set-up.
-  nccl_process(launch_info const& who, ncclUniqueId const& id, nccl_options options,
-               std::unique_ptr<failure_board> board = nullptr)
-      : who_(who), board_(std::move(board)) {
-    if (who.world_size != S::ranks)
-      throw std::invalid_argument("pipesched: the run has " + std::to_string(who.world_size) +
-                                  " processes but the schedule " + std::to_string(S::ranks) +
-                                  " ranks: start one process per rank");
-    device_ = select_local_device(who);
-    comm_ = make_nonblocking_comm(id, who.world_size, who.rank, options.deadline);
-    if (!options.board) options.board = board_.get();
-    try {
-      executor_ = std::make_unique<executor_type>(comm_, who.rank, options);
-    } catch (...) {
-      comm_ = nullptr; // the executor's constructor aborted it
-      throw;
-    }
-  }
-  nccl_process(nccl_process&&) = default;
-  nccl_process& operator=(nccl_process&&) = delete;
-  ~nccl_process() {
+/// What nccl_process and nccl_runtime_process share: the GPU of the local rank, a
+/// non-blocking communicator, the executor `Executor` that `make(comm)` returns, and the end
+/// (the communicator destroyed in order, or aborted already after a failure).
+template <class Executor> class nccl_process_base {
+public:
+  using executor_type = Executor;
+
+  nccl_process_base(nccl_process_base&&) = default;
+  nccl_process_base& operator=(nccl_process_base&&) = delete;
+  ~nccl_process_base() {
     if (!executor_) return;
     bool const failed = executor_->failed();
     executor_.reset();
@@ -208,6 +193,28 @@ public:
   int device() const { return device_; }
   ncclComm_t comm() const { return comm_; }
 
+protected:
+  /// `ranks`: the schedule's, which `who.world_size` must equal. `options.deadline` also
+  /// bounds the communicator's set-up.
+  template <class Make>
+  nccl_process_base(int ranks, launch_info const& who, ncclUniqueId const& id, nccl_options options,
+                    std::unique_ptr<failure_board> board, Make&& make)
+      : who_(who), board_(std::move(board)) {
+    if (who.world_size != ranks)
+      throw std::invalid_argument("pipesched: the run has " + std::to_string(who.world_size) +
+                                  " processes but the schedule " + std::to_string(ranks) +
+                                  " ranks: start one process per rank");
+    device_ = select_local_device(who);
+    comm_ = make_nonblocking_comm(id, who.world_size, who.rank, options.deadline);
+    if (!options.board) options.board = board_.get();
+    try {
+      executor_ = make(comm_, options);
+    } catch (...) {
+      comm_ = nullptr; // the executor's constructor aborted it
+      throw;
+    }
+  }
+
 private:
   launch_info who_;
   std::unique_ptr<failure_board> board_;
@@ -216,11 +223,69 @@ private:
   std::unique_ptr<executor_type> executor_;
 };
 
+} // namespace detail
+
+/// One process of a multi-process run, ready to go: its GPU selected (the local rank), a
+/// non-blocking communicator, and the executor of its rank. Made by nccl_from_file,
+/// nccl_from_id, or nccl_from_mpi (nccl_mpi.cuh). The communicator is destroyed with it —
+/// or, after a failure, was aborted already.
+template <schedule_type S> class nccl_process : public detail::nccl_process_base<nccl_executor<S>> {
+public:
+  /// `who.world_size` must equal the schedule's ranks. `options.deadline` also bounds the
+  /// communicator's set-up.
+  nccl_process(launch_info const& who, ncclUniqueId const& id, nccl_options options,
+               std::unique_ptr<failure_board> board = nullptr)
+      : detail::nccl_process_base<nccl_executor<S>>(
+            S::ranks, who, id, options, std::move(board), [&](ncclComm_t c, nccl_options const& o) {
+              return std::make_unique<nccl_executor<S>>(c, who.rank, o);
+            }) {}
+};
+
+/// The same for a schedule chosen at run time (a runtime_schedule; every process must give
+/// the same table and costs): its executor is an nccl_runtime_executor.
+class nccl_runtime_process : public detail::nccl_process_base<nccl_runtime_executor> {
+public:
+  nccl_runtime_process(launch_info const& who, ncclUniqueId const& id, runtime_schedule schedule, nccl_options options,
+                       cost_model const& costs = {}, std::unique_ptr<failure_board> board = nullptr)
+      : detail::nccl_process_base<nccl_runtime_executor>(
+            schedule.ranks, who, id, options, std::move(board), [&](ncclComm_t c, nccl_options const& o) {
+              return std::make_unique<nccl_runtime_executor>(c, who.rank, std::move(schedule), o, costs);
+            }) {}
+};
+
 /// A ready process from an id distributed by the caller (rank 0: ncclGetUniqueId).
 template <schedule_type S>
 nccl_process<S> nccl_from_id(launch_info const& who, ncclUniqueId const& id, nccl_options const& options = {}) {
   return nccl_process<S>(who, id, options);
 }
+
+/// The same for a schedule chosen at run time (every process gives the same table).
+inline nccl_runtime_process nccl_from_id(launch_info const& who, ncclUniqueId const& id, runtime_schedule schedule,
+                                         nccl_options const& options = {}, cost_model const& costs = {}) {
+  return nccl_runtime_process(who, id, std::move(schedule), options, costs);
+}
+
+namespace detail {
+
+/// The failure board of nccl_from_file (unless options.board is given) and the id through
+/// the shared file `id_path`.
+inline std::unique_ptr<failure_board> id_from_file(std::string const& id_path, nccl_options const& options,
+                                                   launch_info const& who, ncclUniqueId* id) {
+  std::unique_ptr<failure_board> board;
+  if (!options.board) {
+    auto b = std::make_unique<file_failure_board>(id_path + ".failures");
+    if (who.rank == 0) b->clear(); // before the id exists, so no rank of this run has posted yet
+    board = std::move(b);
+  }
+  if (who.rank == 0) {
+    ncclResult_t const e = ncclGetUniqueId(id);
+    if (e != ncclSuccess) detail::throw_nccl("ncclGetUniqueId", e, 0);
+  }
+  exchange_id_file(id_path, who.rank, id, sizeof *id, options.deadline);
+  return board;
+}
+
+} // namespace detail
 
 /// A ready process for launchers without MPI: who it is from the launch variables
 /// (launch_from_environment), the NCCL id through the shared file `id_path` (rank 0 writes
@@ -230,19 +295,19 @@ nccl_process<S> nccl_from_id(launch_info const& who, ncclUniqueId const& id, ncc
 template <schedule_type S>
 nccl_process<S> nccl_from_file(std::string const& id_path, nccl_options const& options = {},
                                launch_info const& who = launch_from_environment()) {
-  std::unique_ptr<failure_board> board;
-  if (!options.board) {
-    auto b = std::make_unique<file_failure_board>(id_path + ".failures");
-    if (who.rank == 0) b->clear(); // before the id exists, so no rank of this run has posted yet
-    board = std::move(b);
-  }
   ncclUniqueId id{};
-  if (who.rank == 0) {
-    ncclResult_t const e = ncclGetUniqueId(&id);
-    if (e != ncclSuccess) detail::throw_nccl("ncclGetUniqueId", e, 0);
-  }
-  exchange_id_file(id_path, who.rank, &id, sizeof id, options.deadline);
+  std::unique_ptr<failure_board> board = detail::id_from_file(id_path, options, who, &id);
   return nccl_process<S>(who, id, options, std::move(board));
+}
+
+/// The same for a schedule chosen at run time (every process gives the same table).
+inline nccl_runtime_process nccl_from_file(std::string const& id_path, runtime_schedule schedule,
+                                           nccl_options const& options = {},
+                                           launch_info const& who = launch_from_environment(),
+                                           cost_model const& costs = {}) {
+  ncclUniqueId id{};
+  std::unique_ptr<failure_board> board = detail::id_from_file(id_path, options, who, &id);
+  return nccl_runtime_process(who, id, std::move(schedule), options, costs, std::move(board));
 }
 
 } // namespace pipesched::cuda
