@@ -203,14 +203,8 @@ public:
   }
 
   /// Items pushed so far, and delivered (popped).
-  std::uint64_t pushed() const {
-    std::lock_guard<std::mutex> lock(gate_.m);
-    return gate_.next_id;
-  }
-  std::uint64_t delivered() const {
-    std::lock_guard<std::mutex> lock(gate_.m);
-    return gate_.delivered;
-  }
+  std::uint64_t pushed() const { return gate_.pushed(); }
+  std::uint64_t delivered() const { return gate_.delivered_count(); }
   /// Latency (µs from push to the moment pop had the item) of every item popped so far.
   std::vector<double> const& latencies() const { return latency_; }
   int stages() const { return stages_; }
@@ -343,7 +337,7 @@ private:
     for (s = 0; s < stages_; ++s) {
       std::size_t const ss = static_cast<std::size_t>(s);
       stream_t const st = streams_[ss];
-      set_device(devices_[ss], s);
+      if (s == 0 || devices_[ss] != devices_[ss - 1]) set_device(devices_[ss], s); // once per device change
       if (s == 0) {
         if (options_.input_bytes > 0)
           check(Runtime::memcpy_to_device_async(in_[0].slot(k), host_in_[k], options_.input_bytes, st),

@@ -102,6 +102,16 @@ struct stream_gate {
     push_cv.notify_one();
   }
 
+  /// Items admitted so far, and delivered (taking the lock).
+  std::uint64_t pushed() const {
+    std::lock_guard<std::mutex> lock(m);
+    return next_id;
+  }
+  std::uint64_t delivered_count() const {
+    std::lock_guard<std::mutex> lock(m);
+    return delivered;
+  }
+
   /// With the lock held: the first failure stops the stream.
   void fail(std::exception_ptr e) {
     if (!error) error = std::move(e);
@@ -233,14 +243,8 @@ public:
   }
 
   /// Items pushed so far, and delivered (popped).
-  std::uint64_t pushed() const {
-    std::lock_guard<std::mutex> lock(gate_.m);
-    return gate_.next_id;
-  }
-  std::uint64_t delivered() const {
-    std::lock_guard<std::mutex> lock(gate_.m);
-    return gate_.delivered;
-  }
+  std::uint64_t pushed() const { return gate_.pushed(); }
+  std::uint64_t delivered() const { return gate_.delivered_count(); }
   /// Latency (µs from push to the moment pop took it) of every item popped so far, in order.
   std::vector<double> const& latencies() const { return latency_; }
   int stages() const { return stages_; }
