@@ -66,3 +66,32 @@ pipesched_build() {
   cmake --preset "$preset"
   cmake --build --preset "$preset" -j "$(pipesched_jobs)" "$@"
 }
+
+# pipesched_gpu_targets <build dir>: the targets scripts/gpu-check runs (tests/gpu/*.cu, and
+# tests/nccl/*.cu where NCCL was found, the CUDA examples and the GPU benchmarks), whatever of
+# them the configuration in <build dir> has, one a line
+pipesched_gpu_targets() {
+  cmake --build "$1" --target help 2>/dev/null | sed -n 's/^\([A-Za-z0-9_]*\):.*/\1/p' |
+    grep -E '^(test_gpu_.*|test_nccl_.*|example_02_cuda_mlp|example_03_nccl_mlp|bench_cuda_schedules|bench_cuda_stream|bench_gpu_persistent|bench_nccl)$'
+}
+
+# Library folders a GPU machine may keep the CUDA runtime, cuBLAS and NCCL in (the toolkit's,
+# and the pip wheels' of the python3 there), joined with ':'
+pipesched_cuda_library_path() {
+  local dirs=() d
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
+    [[ -d $d ]] && dirs+=("$d")
+  done
+  while read -r d; do
+    [[ -n $d && -d $d ]] && dirs+=("$d")
+  done < <(python3 - 2>/dev/null <<'PY'
+import glob, os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+for r in roots:
+    for d in sorted(glob.glob(os.path.join(r, "nvidia", "*", "lib")) + glob.glob(os.path.join(r, "nvidia", "cu*", "lib"))):
+        print(d)
+PY
+)
+  local IFS=:
+  echo "${dirs[*]}"
+}

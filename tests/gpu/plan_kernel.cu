@@ -33,10 +33,13 @@ struct recorder {
       if (slots[k].data == v.data) return k;
     return -2;
   }
-  template <class St> __device__ void note(St, io const& x) {
+  // one out-of-line copy of the recording for every step type: inlined into each of the
+  // plans' ~600 calls, its slot search made this file the GPU build's slowest and largest
+  __device__ __noinline__ void record(int kind, int stage, int mb, io const& x) const {
     int const n = (*count)++;
-    log[n] = entry{static_cast<int>(St::kind), St::stage, St::mb, slot_of(x.in), slot_of(x.out), slot_of(x.aux)};
+    log[n] = entry{kind, stage, mb, slot_of(x.in), slot_of(x.out), slot_of(x.aux)};
   }
+  template <class St> __device__ void note(St, io const& x) { record(static_cast<int>(St::kind), St::stage, St::mb, x); }
   template <class St> __device__ void forward(St s, io const& x) { note(s, x); }
   template <class St> __device__ void backward(St s, io const& x) { note(s, x); }
   template <class St> __device__ void backward_input(St s, io const& x) { note(s, x); }
