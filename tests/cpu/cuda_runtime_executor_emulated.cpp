@@ -235,11 +235,12 @@ TEST_CASE("cuda.runtime.emulated.functors_checked_first") {
   // before anything is issued
   emu::reset(81);
   emu_runtime_executor ex(runtime_schedule(make_schedule("zb-h1", params{4, 8})), cuda::options{16});
+  std::uint64_t const before = emu::the().operations_run; // the constructor's slot memsets
   std::vector<fused_only> fs(4);
   CHECK_THROWS_AS(ex.run(fs), std::invalid_argument);
   std::vector<fused_only> three(3);
   CHECK_THROWS_AS(ex.run(three), std::invalid_argument);
-  CHECK(emu::the().operations_run == 0);
+  CHECK(emu::the().operations_run == before);
 }
 
 namespace {

@@ -5,7 +5,8 @@
 // push order equal to running the stages on it one after another (the affine stages of
 // tests/support/stream_items.hpp, computed without the executor); stages spread over devices
 // copy peer to peer; with graphs each stage's slot is captured once and replayed; the check
-// catches a pipeline that leaves out its waits; at most `window` items are in flight; close()
+// catches a pipeline that leaves out its waits; the rings' (asynchronous) memsets are done on
+// every device before the first item; at most `window` items are in flight; close()
 // drains, cancel() unblocks; a throwing stage or a failing copy stops the stream naming stage
 // and item, and nothing hangs.
 #include <doctest/doctest.h>
@@ -50,6 +51,7 @@ struct locked_runtime : emu::runtime {
   static status stream_create(stream_t* s) { return guarded([&] { return base::stream_create(s); }); }
   static status stream_destroy(stream_t s) { return guarded([&] { return base::stream_destroy(s); }); }
   static status stream_synchronize(stream_t s) { return guarded([&] { return base::stream_synchronize(s); }); }
+  static status device_synchronize() { return guarded([] { return base::device_synchronize(); }); }
   static status event_create(event_t* e) { return guarded([&] { return base::event_create(e); }); }
   static status event_destroy(event_t e) { return guarded([&] { return base::event_destroy(e); }); }
   static status event_record(event_t e, stream_t s) { return guarded([&] { return base::event_record(e, s); }); }
@@ -248,6 +250,19 @@ TEST_CASE("cuda_stream.stages_on_several_devices_copy_peer_to_peer") {
     CHECK(ex.device(0) == 0);
     CHECK(ex.device(3) == 2);
   }
+}
+
+TEST_CASE("cuda_stream.ring_memsets_are_done_on_every_device_before_the_first_item") {
+  // cudaMemset is asynchronous, on each device's legacy default stream, which the stages'
+  // non-blocking streams do not wait for (emulated so): the constructor must wait for the
+  // rings' memsets on every device, or one could zero an item's boundary after it is written
+  emu::reset(3);
+  std::vector<affine> fs(4);
+  auto opt = options(4, 3);
+  opt.devices = {0, 1, 1, 2};
+  executor<locked_runtime> ex(fs, opt);
+  for (CUstream_st const& s : emu::the().default_streams) CHECK(s.queue.empty());
+  CHECK(run_stream(ex, 12, 4) == 0);
 }
 
 TEST_CASE("cuda_stream.the_check_catches_a_pipeline_without_waits") {

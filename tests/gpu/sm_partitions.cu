@@ -73,6 +73,9 @@ int main() {
       int* cell = nullptr;
       PIPESCHED_GPU_TEST_CHECK(cudaMalloc(&cell, sizeof(int)));
       PIPESCHED_GPU_TEST_CHECK(cudaMemset(cell, 0, sizeof(int)));
+      // the memset runs on the legacy stream, which the partitions' (non-blocking) streams do
+      // not wait for
+      PIPESCHED_GPU_TEST_CHECK(cudaDeviceSynchronize());
       cudaEvent_t in_part = nullptr, plain = nullptr;
       cudaStream_t s = nullptr;
       PIPESCHED_GPU_TEST_CHECK(sp.in_context(0, [&] { return cudaEventCreateWithFlags(&in_part, cudaEventDisableTiming); }));

@@ -11,7 +11,10 @@
 //   - cudaStreamWaitEvent(s, e) makes s's later operations wait for the version of e that
 //     was the latest *when the wait was issued* (none: the wait waits for nothing);
 //   - memory copies and "kernels" (host closures a test functor enqueues with launch()) are
-//     operations of their stream.
+//     operations of their stream;
+//   - cudaMemset is asynchronous (it returns before the memory is set): an operation of the
+//     current device's legacy default stream, which the executors' streams (non-blocking) do
+//     not wait for; cudaDeviceSynchronize waits for the current device's streams only.
 // A race the executor left open shows up as a boundary read before it was written, or
 // overwritten before it was read, in some interleaving; a hang as streams that cannot go on
 // (reported as an exception). Stream capture records the issued operations and replays them.
@@ -72,7 +75,7 @@ struct graph {
 /// injected failures.
 struct state {
   std::vector<std::unique_ptr<CUstream_st>> streams;
-  CUstream_st default_stream{};
+  std::vector<CUstream_st> default_streams = std::vector<CUstream_st>(8); ///< each device's null stream
   std::vector<std::unique_ptr<event_state>> events;
   std::mt19937_64 rng{1};
   int device = 0;
@@ -116,9 +119,17 @@ inline void reset(std::uint64_t seed) {
   s.capture_origin = nullptr;
   s.capturing.reset();
   s.partition_sets.clear();
+  for (CUstream_st& d : s.default_streams) d.queue.clear(); // work a failed test left (its memory is gone)
 }
 
-inline CUstream_st* resolve(CUstream_st* s) { return s ? s : &the().default_stream; }
+/// The stream itself, or for the null stream the current device's default stream.
+inline CUstream_st* resolve(CUstream_st* s) {
+  if (s) return s;
+  state& st = the();
+  CUstream_st* const d = &st.default_streams[static_cast<std::size_t>(st.device)];
+  d->device = st.device;
+  return d;
+}
 
 /// Issues an operation on stream s (or records it into the graph being captured).
 inline void issue(CUstream_st* s, operation op) {
@@ -151,25 +162,30 @@ inline void run_one(CUstream_st* s) {
 }
 
 /// Runs operations, one stream head at a time picked at random, until `done()`; throws when
-/// no stream can go on.
-template <class Done> void run_until(Done done) {
+/// no stream can go on. With `only_device` >= 0, streams of other devices run only while none
+/// of that device's can (nothing forces another device's work along, unless waited for).
+template <class Done> void run_until(Done done, int only_device = -1) {
   state& st = the();
-  std::vector<CUstream_st*> ready;
+  std::vector<CUstream_st*> ready, preferred;
   while (!done()) {
     ready.clear();
+    preferred.clear();
     bool pending = false;
     auto consider = [&](CUstream_st* s) {
       if (s->queue.empty()) return;
       pending = true;
-      if (runnable(s->queue.front())) ready.push_back(s);
+      if (!runnable(s->queue.front())) return;
+      ready.push_back(s);
+      if (s->device == only_device) preferred.push_back(s);
     };
-    consider(&st.default_stream);
+    for (CUstream_st& s : st.default_streams) consider(&s);
     for (auto& s : st.streams) consider(s.get());
     if (ready.empty()) {
       if (!pending) return;
       throw std::runtime_error("emulated CUDA: every stream with work waits on an event that never completes (a hang)");
     }
-    run_one(ready[std::uniform_int_distribution<std::size_t>(0, ready.size() - 1)(st.rng)]);
+    std::vector<CUstream_st*> const& from = preferred.empty() ? ready : preferred;
+    run_one(from[std::uniform_int_distribution<std::size_t>(0, from.size() - 1)(st.rng)]);
   }
 }
 
@@ -223,14 +239,19 @@ struct runtime : emu_support::runtime_basics<graph> {
     run_until([r] { return r->queue.empty(); });
     return success;
   }
+  /// Waits for the current device's streams (its default stream included), not the others'.
   static status device_synchronize() {
     state& st = the();
-    run_until([&st] {
-      if (!st.default_stream.queue.empty()) return false;
-      for (auto& s : st.streams)
-        if (!s->queue.empty()) return false;
-      return true;
-    });
+    int const d = st.device;
+    CUstream_st const* const null_stream = resolve(nullptr);
+    run_until(
+        [&st, d, null_stream] {
+          if (!null_stream->queue.empty()) return false;
+          for (auto& s : st.streams)
+            if (s->device == d && !s->queue.empty()) return false;
+          return true;
+        },
+        d);
     return success;
   }
   static status event_create(event_t* e) {
@@ -260,6 +281,16 @@ struct runtime : emu_support::runtime_basics<graph> {
   static status malloc(void** p, std::size_t n) {
     *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
     return *p ? success : 2;
+  }
+  /// cudaMemset: returns at once; the memory is set when the current device's default stream
+  /// runs it (CUDA: "asynchronous with respect to the host" for device memory, issued on the
+  /// legacy stream, which cudaStreamNonBlocking streams do not synchronise with).
+  static status memset(void* p, int v, std::size_t n) {
+    operation op;
+    op.kind = operation::work;
+    op.fn = [p, v, n] { std::memset(p, v, n); };
+    resolve(nullptr)->queue.push_back(std::move(op));
+    return success;
   }
   static status copy(void* dst, void const* src, std::size_t n, stream_t s, bool peer) {
     state& st = the();

@@ -11,7 +11,7 @@
 // stage's items in order). pop() waits for the item's event and returns its bytes.
 //
 // Written against a runtime policy (cuda_runtime plus host_alloc, host_free,
-// memcpy_to_device_async, memcpy_to_host_async, event_synchronize; see stream_executor.cuh),
+// memcpy_to_device_async, memcpy_to_host_async, event_synchronize; see runtime.cuh),
 // so the whole of it is tested on the CPU against an emulated CUDA runtime.
 #pragma once
 
@@ -327,6 +327,15 @@ private:
       host_out_[k] = base ? base + static_cast<std::size_t>(window_) * in_stride + k * out_stride : nullptr;
     }
     pushed_at_.assign(static_cast<std::size_t>(window_), {});
+    // the rings' cudaMemset runs on each device's legacy default stream, which the stages'
+    // non-blocking streams do not wait for: let it finish on every device before any item
+    for (std::size_t s = 0; s < S; ++s) {
+      bool seen = false;
+      for (std::size_t q = 0; q < s; ++q) seen = seen || devices_[q] == devices_[s];
+      if (seen) continue;
+      set_device(devices_[s], static_cast<int>(s));
+      check(Runtime::device_synchronize(), "cudaDeviceSynchronize", static_cast<int>(s));
+    }
     set_device(home_, -1);
   }
 

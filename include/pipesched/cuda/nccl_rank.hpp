@@ -479,6 +479,9 @@ protected:
     if (n > 0) {
       check(Runtime::malloc(&block_, n), "cudaMalloc");
       check(Runtime::memset(block_, 0, n), "cudaMemset");
+      // cudaMemset runs on the legacy default stream, which this rank's non-blocking streams
+      // do not wait for: wait for it here, before any boundary is received or written
+      check(Runtime::stream_synchronize(stream_t{}), "cudaStreamSynchronize (the slots' cudaMemset)");
       carve_slots(block_, sizes, views_.data());
       std::size_t best = 0;
       for (std::size_t k = 0; k < sizes.size(); ++k) {

@@ -295,7 +295,17 @@ private:
       for (std::size_t k = 0; k < sizes.size(); ++k)
         if (sizes[k] == 0) v[k].data = nullptr;
     }
-    check(Runtime::device_synchronize(), "cudaDeviceSynchronize");
+    // cudaMemset runs on each device's legacy default stream, which the executor's
+    // non-blocking streams do not wait for: wait for it on every device with slots, not just
+    // the current one, before any boundary is written
+    for (std::size_t r = 0; r < static_cast<std::size_t>(ranks_); ++r) {
+      if (!blocks_[r]) continue;
+      bool seen = false;
+      for (std::size_t q = 0; q < r; ++q) seen = seen || (blocks_[q] && devices_[q] == devices_[r]);
+      if (seen) continue;
+      set_device(devices_[r]);
+      check(Runtime::device_synchronize(), "cudaDeviceSynchronize");
+    }
   }
 
   /// One partition set per device in use (in order of first use), each with a partition per
