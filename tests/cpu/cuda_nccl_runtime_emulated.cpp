@@ -182,35 +182,6 @@ private:
   std::condition_variable cv_;
 };
 
-/// A stage functor whose passes are launched on the pass's stream (recorded by a capture,
-/// run again by each replay) instead of run at once.
-template <class F> struct launched : F {
-  template <class St> void forward(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] {
-      F::forward(s, x);
-      return 0;
-    });
-  }
-  template <class St> void backward(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] {
-      F::backward(s, x);
-      return 0;
-    });
-  }
-  template <class St> void backward_input(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] {
-      F::backward_input(s, x);
-      return 0;
-    });
-  }
-  template <class St> void backward_weight(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] {
-      F::backward_weight(s, x);
-      return 0;
-    });
-  }
-};
-
 /// Trains the MLP `steps` steps through the NCCL runtime executor (one thread per rank; the
 /// optimizer step between iterations once every rank is done): eagerly, or (`graph`) one
 /// iteration captured and replayed. Returns the losses.
@@ -227,7 +198,7 @@ std::vector<double> train_nccl(runtime_schedule const& sched, mlp::model& net, i
     o.slot_bytes = net.boundary_bytes();
     o.deadline = 20s;
     rt_ex ex(&c, r, sched, o);
-    launched<F> f;
+    emu_nccl::launched<F> f;
     f.net = &net;
     if constexpr (requires { f.model_stages; }) f.model_stages = model_stages;
     if (graph) ex.capture(f); // runs nothing: the optimizer's first loss would show it
