@@ -36,14 +36,6 @@ namespace {
 template <class S> using nccl_ex = cuda::basic_nccl_executor<S, emu_nccl::runtime, emu_nccl::nccl>;
 using checker = plan_test::checking_functor;
 
-template <class S> std::vector<action> compute_list(int r) {
-  std::vector<action> out;
-  table const t = S::make();
-  for (action a : t.lists[static_cast<std::size_t>(r)])
-    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
-  return out;
-}
-
 /// Boundaries per directed edge of the run-time table (sends counted on the sender).
 template <class S> std::map<std::pair<int, int>, int> sends_per_edge() {
   std::map<std::pair<int, int>, int> n;
@@ -77,7 +69,7 @@ template <class S> void run_checked(int iterations, cuda::nccl_options o = {}) {
     INFO(plan_test::label<S>(), " rank ", r);
     REQUIRE_MESSAGE(!errors[static_cast<std::size_t>(r)], emu_nccl::message_of(errors[static_cast<std::size_t>(r)]));
     checker const& f = fs[static_cast<std::size_t>(r)];
-    std::vector<action> const want = compute_list<S>(r);
+    std::vector<action> const want = plan_test::compute_list(S::make(), r);
     REQUIRE(f.calls == static_cast<int>(want.size()));
     bool in_order = true;
     for (std::size_t k = 0; k < want.size(); ++k) in_order = in_order && f.order[k] == want[k];

@@ -25,7 +25,10 @@
 
 #include <unistd.h>
 
+#include "support/broken_tables.hpp"
 #include "support/emulated_nccl.hpp"
+#include "support/emulated_nccl_checks.hpp"
+#include "support/registered_tables.hpp"
 
 #include "pipesched/cuda/basic_nccl_executor.hpp"
 #include "pipesched/cuda/basic_nccl_runtime_executor.hpp"
@@ -86,30 +89,7 @@ using rt_ex = cuda::basic_nccl_runtime_executor<counting_runtime, logging_nccl>;
 template <class S> using ct_ex = cuda::basic_nccl_executor<S, counting_runtime, logging_nccl>;
 using checker = plan_test::checking_functor;
 
-/// Every registered family at p = 4 and p = 3 where it accepts them.
-struct named_table {
-  std::string name;
-  table t;
-  bool mirrored = false; ///< DualPipe: table stages p..2p-1 are copies of the model's 0..p-1
-};
-std::vector<named_table> registered_tables() {
-  std::vector<named_table> out;
-  for (auto const& e : schedule_registry)
-    for (auto [p, m] : {std::pair{4, 8}, std::pair{3, 5}}) {
-      params const pr{p, m};
-      if (e.check(pr)) continue;
-      out.push_back({std::string(e.name) + " p" + std::to_string(p) + " m" + std::to_string(m),
-                     make_schedule(e.name, pr), e.name == std::string_view("dualpipe")});
-    }
-  return out;
-}
-
-std::vector<action> compute_list(table const& t, int r) {
-  std::vector<action> out;
-  for (action a : t.lists[static_cast<std::size_t>(r)])
-    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
-  return out;
-}
+using registered_tables::named_table;
 
 /// Two iterations with the checking functor on every rank: stamps intact, passes in list
 /// order, each edge carried its boundaries (plus one warm-up boundary).
@@ -140,7 +120,7 @@ void run_checked(runtime_schedule const& sched, std::string const& name) {
     INFO(name, " rank ", r);
     REQUIRE_MESSAGE(!errors[static_cast<std::size_t>(r)], emu_nccl::message_of(errors[static_cast<std::size_t>(r)]));
     checker const& f = fs[static_cast<std::size_t>(r)];
-    std::vector<action> const want = compute_list(sched.lowered(), r);
+    std::vector<action> const want = plan_test::compute_list(sched.lowered(), r);
     REQUIRE(f.calls == static_cast<int>(want.size()));
     bool in_order = true;
     for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
@@ -182,35 +162,6 @@ private:
   std::condition_variable cv_;
 };
 
-/// A stage functor whose passes are launched on the pass's stream (recorded by a capture,
-/// run again by each replay) instead of run at once.
-template <class F> struct launched : F {
-  template <class St> void forward(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] {
-      F::forward(s, x);
-      return 0;
-    });
-  }
-  template <class St> void backward(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] {
-      F::backward(s, x);
-      return 0;
-    });
-  }
-  template <class St> void backward_input(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] {
-      F::backward_input(s, x);
-      return 0;
-    });
-  }
-  template <class St> void backward_weight(St const& s, io const& x) {
-    emu_nccl::launch(x.stream, [this, s, x] {
-      F::backward_weight(s, x);
-      return 0;
-    });
-  }
-};
-
 /// Trains the MLP `steps` steps through the NCCL runtime executor (one thread per rank; the
 /// optimizer step between iterations once every rank is done): eagerly, or (`graph`) one
 /// iteration captured and replayed. Returns the losses.
@@ -227,7 +178,7 @@ std::vector<double> train_nccl(runtime_schedule const& sched, mlp::model& net, i
     o.slot_bytes = net.boundary_bytes();
     o.deadline = 20s;
     rt_ex ex(&c, r, sched, o);
-    launched<F> f;
+    emu_nccl::launched<F> f;
     f.net = &net;
     if constexpr (requires { f.model_stages; }) f.model_stages = model_stages;
     if (graph) ex.capture(f); // runs nothing: the optimizer's first loss would show it
@@ -283,7 +234,7 @@ void train_against_host(named_table const& nt) {
 } // namespace
 
 TEST_CASE("cuda.nccl_runtime_emulated.every_registered_schedule") {
-  std::vector<named_table> const all = registered_tables();
+  std::vector<named_table> const all = registered_tables::every_family({{4, 8}, {3, 5}});
   REQUIRE(all.size() >= 2 * 12); // every family accepts p = 3 or 4 but a few
   for (named_table const& nt : all) {
     SUBCASE(nt.name.c_str()) {
@@ -416,27 +367,16 @@ struct faulty : checker {
   }
 };
 
-std::string fresh_folder(char const* what) {
-  auto const p = std::filesystem::temp_directory_path() /
-                 (std::string("pipesched_rt_") + what + "_" + std::to_string(static_cast<long>(::getpid())));
-  std::filesystem::remove_all(p);
-  return p.string();
-}
+using emu_nccl::fresh_folder;
 
 /// Rank k's outcome must be a transport_error naming rank `failed`.
 void expect_transport_error(std::exception_ptr const& e, int k, int failed, std::string const& note) {
-  REQUIRE(e);
-  try {
-    std::rethrow_exception(e);
-  } catch (cuda::transport_error const& t) {
-    INFO(t.what());
+  emu_nccl::expect_transport_error(e, k, [&](cuda::transport_error const& t) {
     CHECK(t.rank == k);
     CHECK(t.failed_rank == failed);
     CHECK(!t.timed_out);
     CHECK(std::string(t.what()).find(note) != std::string::npos);
-  } catch (...) {
-    FAIL("rank ", k, " ended with another exception: ", emu_nccl::message_of(e));
-  }
+  });
 }
 
 } // namespace
@@ -510,33 +450,7 @@ TEST_CASE("cuda.nccl_runtime_emulated.functor_refused_on_every_rank") {
   std::filesystem::remove_all(board.folder());
 }
 
-namespace {
-
-/// The first slot write on some rank that lands on a boundary nothing has read yet, made by
-/// moving a RECV's output onto the slot of the rank's previous write: (rank, index) or -1
-/// (as in cuda_runtime_executor_emulated.cpp).
-std::pair<int, int> clobber_unread_slot(table& t) {
-  for (std::size_t r = 0; r < t.lists.size(); ++r) {
-    auto& list = t.lists[r];
-    for (std::size_t j = 0; j < list.size(); ++j) {
-      if (!is_recv(list[j].kind)) continue;
-      for (std::size_t i = j; i-- > 0;) {
-        std::uint16_t const k = list[i].out;
-        if (k == no_slot) continue;
-        bool read = false;
-        for (std::size_t b = i + 1; b < j && !read; ++b) read = list[b].in == k || list[b].aux == k;
-        if (!read && k != list[j].out) {
-          list[j].out = k;
-          return {static_cast<int>(r), static_cast<int>(j)};
-        }
-        break;
-      }
-    }
-  }
-  return {-1, -1};
-}
-
-} // namespace
+using broken_tables::clobber_unread_slot;
 
 TEST_CASE("cuda.nccl_runtime_emulated.refused_programs") {
   SUBCASE("a table whose rendezvous program clobbers a boundary") {

@@ -79,14 +79,6 @@ template <class S> int pairs_in_list(int r) {
   return n;
 }
 
-template <class S> std::vector<action> compute_list(int r) {
-  std::vector<action> out;
-  table const t = S::make();
-  for (action a : t.lists[static_cast<std::size_t>(r)])
-    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
-  return out;
-}
-
 /// Per global slot, the boundaries it holds per iteration, how many of them a RECV brings,
 /// its owner, and the ranks those RECVs come from (bit q), counted from the table
 /// (independently of derive_persistent).
@@ -154,7 +146,7 @@ void run_checked(std::uint64_t seed, std::vector<int> groups, int slow_rank = -1
       // with forward_backward every overlapped pair is one call; without, none is
       CHECK(pairs[static_cast<std::size_t>(r)] == (pairing ? pairs_in_list<S>(r) : 0));
       pair_calls += pairs[static_cast<std::size_t>(r)];
-      std::vector<action> const want = compute_list<S>(r);
+      std::vector<action> const want = plan_test::compute_list(S::make(), r);
       REQUIRE(f.calls == static_cast<int>(want.size()));
       bool in_order = true;
       for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
@@ -361,7 +353,7 @@ TEST_CASE("cuda.persistent.host_threads.per_rank_functor_types") {
       INFO("rank ", r);
       CHECK(seen[r] == r + 1);
       CHECK(cs[static_cast<std::size_t>(r)].mismatches == 0);
-      CHECK(cs[static_cast<std::size_t>(r)].calls == static_cast<int>(compute_list<S>(r).size()));
+      CHECK(cs[static_cast<std::size_t>(r)].calls == static_cast<int>(plan_test::compute_list(S::make(), r).size()));
     }
     CHECK(bad == 0);
   }

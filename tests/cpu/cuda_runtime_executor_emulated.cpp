@@ -17,8 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "support/broken_tables.hpp"
 #include "support/emulated_cuda.hpp"
 #include "support/emulated_cuda_checks.hpp"
+#include "support/registered_tables.hpp"
 
 #include "pipesched/analysis/csv.hpp"
 #include "pipesched/cuda/basic_executor.hpp"
@@ -35,23 +37,7 @@ namespace {
 using emu_runtime_executor = cuda::basic_runtime_executor<emu::runtime>;
 using checker = plan_test::checking_functor;
 
-/// Every registered family at the sizes it accepts: (name, table) with the size in the name.
-struct named_table {
-  std::string name;
-  table t;
-  bool mirrored = false; ///< DualPipe: table stages p..2p-1 are copies of the model's 0..p-1
-};
-std::vector<named_table> registered_tables() {
-  std::vector<named_table> out;
-  for (auto const& e : schedule_registry)
-    for (auto [p, m] : {std::pair{4, 8}, std::pair{3, 5}, std::pair{2, 4}}) {
-      params const pr{p, m};
-      if (e.check(pr)) continue;
-      out.push_back({std::string(e.name) + " p" + std::to_string(p) + " m" + std::to_string(m),
-                     make_schedule(e.name, pr), e.name == std::string_view("dualpipe")});
-    }
-  return out;
-}
+using registered_tables::named_table;
 
 /// Two iterations with the checking functor: stamps intact, passes in list order.
 void run_checked(runtime_schedule const& sched, std::string const& name, std::uint64_t seed, cuda::options o = {}) {
@@ -109,7 +95,7 @@ void train_against_host(named_table const& nt, std::uint64_t seed) {
 
 TEST_CASE("cuda.runtime.emulated.every_registered_schedule") {
   // stamps and list order under random interleavings, and the MLP equal to the host backend's
-  std::vector<named_table> const all = registered_tables();
+  std::vector<named_table> const all = registered_tables::every_family({{4, 8}, {3, 5}, {2, 4}});
   REQUIRE(all.size() >= 3 * 12); // every family accepts at least these sizes but a few
   for (named_table const& nt : all) {
     SUBCASE(nt.name.c_str()) {
@@ -243,33 +229,7 @@ TEST_CASE("cuda.runtime.emulated.functors_checked_first") {
   CHECK(emu::the().operations_run == before);
 }
 
-namespace {
-
-/// The first slot write on some rank that lands on a boundary nothing has read yet, made by
-/// moving a RECV's output onto the slot of the rank's previous write: (rank, index) or -1.
-std::pair<int, int> clobber_unread_slot(table& t) {
-  for (std::size_t r = 0; r < t.lists.size(); ++r) {
-    auto& list = t.lists[r];
-    for (std::size_t j = 0; j < list.size(); ++j) {
-      if (!is_recv(list[j].kind)) continue;
-      // the latest earlier write whose boundary no action in between reads
-      for (std::size_t i = j; i-- > 0;) {
-        std::uint16_t const k = list[i].out;
-        if (k == no_slot) continue;
-        bool read = false;
-        for (std::size_t b = i + 1; b < j && !read; ++b) read = list[b].in == k || list[b].aux == k;
-        if (!read && k != list[j].out) {
-          list[j].out = k;
-          return {static_cast<int>(r), static_cast<int>(j)};
-        }
-        break;
-      }
-    }
-  }
-  return {-1, -1};
-}
-
-} // namespace
+using broken_tables::clobber_unread_slot;
 
 TEST_CASE("cuda.runtime.emulated.broken_tables_refused") {
   SUBCASE("a receive clobbers a boundary nothing has read") {

@@ -27,22 +27,6 @@ using namespace pipesched;
 
 namespace {
 
-/// Rank r's compute passes in list order (a run-time table, or a schedule type's frozen one).
-std::vector<action> compute_list(table const& t, int r) {
-  std::vector<action> out;
-  for (action const& a : t.lists[static_cast<std::size_t>(r)])
-    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
-  return out;
-}
-template <class Table> std::vector<action> compute_list(Table const& t, int r) {
-  std::vector<action> out;
-  for (std::size_t i = 0; i < t.size(static_cast<std::size_t>(r)); ++i) {
-    action const a = t.at(static_cast<std::size_t>(r), i);
-    if (is_compute(a.kind)) out.push_back(make_action(a.kind, a.stage, a.mb, a.chunk));
-  }
-  return out;
-}
-
 /// Two iterations of `ex` with route checkers over `t`'s routes: stamps intact, passes in
 /// list order; returns the functors' calls in all.
 template <class Executor, class Table>
@@ -59,7 +43,7 @@ int run_checked(Executor& ex, Table const& t, int ranks, std::uint64_t seed, std
       checker const& f = fs[static_cast<std::size_t>(r)];
       INFO(name, " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
       CHECK(f.mismatches == 0);
-      std::vector<action> const want = compute_list(t, r);
+      std::vector<action> const want = plan_test::compute_list(t, r);
       REQUIRE(f.calls == static_cast<int>(want.size()));
       bool in_order = true;
       for (std::size_t k = 0; k < want.size(); ++k) in_order = in_order && f.order[k] == want[k];

@@ -111,27 +111,11 @@ cuda::stream_options options(int stages, int window, cuda::overflow o = cuda::ov
 template <class Runtime> using executor = cuda::basic_stream_executor<affine, Runtime>;
 
 /// Pushes n items from a producer thread (then close()), pops them on this thread; returns
-/// how many came out wrong (out of order, or not equal to the sequential stages).
+/// how many came out wrong (out of order, or not equal to the sequential stages), one more
+/// when not all n came out.
 template <class Runtime> int run_stream(executor<Runtime>& ex, std::uint64_t n, int stages) {
-  std::thread producer([&] {
-    for (std::uint64_t id = 0; id < n; ++id) {
-      auto const v = input_of(id);
-      ex.push(v.data());
-    }
-    ex.close();
-  });
-  std::uint64_t expect = 0;
-  int wrong = 0;
-  while (auto item = ex.pop()) {
-    std::vector<double> got(width);
-    std::memcpy(got.data(), item->bytes.data(), item->bytes.size());
-    if (item->id != expect || item->bytes.size() != width * sizeof(double) || got != sequential(expect, stages))
-      ++wrong;
-    ++expect;
-  }
-  producer.join();
-  if (expect != n) ++wrong;
-  return wrong;
+  stream_items::popped const out = stream_items::push_and_pop(ex, n, stages);
+  return out.wrong + (out.items != n ? 1 : 0);
 }
 
 } // namespace

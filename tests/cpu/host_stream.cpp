@@ -50,26 +50,10 @@ TEST_CASE("stream.items_in_order_equal_sequential") {
       std::vector<affine> fs(static_cast<std::size_t>(stages));
       host::stream_executor<affine> ex(fs, options(stages, window));
       constexpr std::uint64_t n = 300;
-      std::thread producer([&] {
-        for (std::uint64_t id = 0; id < n; ++id) {
-          auto const v = input_of(id);
-          ex.push(v.data());
-        }
-        ex.close();
-      });
-      std::uint64_t expect = 0;
-      int wrong = 0;
-      while (auto item = ex.pop()) {
-        if (item->id != expect) ++wrong;
-        std::vector<double> got(width);
-        std::memcpy(got.data(), item->bytes.data(), width * sizeof(double));
-        if (got != sequential(item->id, stages)) ++wrong; // the same arithmetic: equal to the bit
-        ++expect;
-      }
-      producer.join();
+      stream_items::popped const out = stream_items::push_and_pop(ex, n, stages);
       ex.finish();
-      CHECK(wrong == 0);
-      CHECK(expect == n);
+      CHECK(out.wrong == 0);
+      CHECK(out.items == n);
       CHECK(ex.latencies().size() == n);
       for (auto const& f : fs) CHECK(f.calls == static_cast<int>(n));
     }

@@ -8,8 +8,10 @@
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "pipesched/core/action.hpp"
+#include "pipesched/core/table.hpp"
 #include "pipesched/plan/plan.hpp"
 #include "pipesched/plan/step.hpp"
 #include "pipesched/schedules/gpipe.hpp"
@@ -56,12 +58,11 @@ struct stamp {
 };
 inline constexpr std::size_t stamp_bytes = sizeof(stamp);
 
-/// A stage functor that stamps every output boundary and checks every input boundary
-/// against what its producer must have written (straight routes: stage s reads stage
-/// s-1's activation and stage s+1's gradient). Counts calls and mismatches; records the
-/// order of its calls (up to `capacity`). Each member forwards to one non-template
-/// function, so the per-step cost of compiling it stays small.
-struct checking_functor {
+/// What both stamp-checking functors below share: each member forwards to Derived's
+/// non-template `on_pass(step, io)` (so the per-step cost of compiling one stays small),
+/// which decides what to check and stamp with `record`, `expect` and `put`. Counts calls
+/// and mismatches; records the order of its calls (up to `capacity`).
+template <class Derived> struct stamp_checking {
   static constexpr int capacity = 4096;
   int calls = 0;
   int mismatches = 0;
@@ -71,82 +72,27 @@ struct checking_functor {
   std::string first_problem;
   std::array<pipesched::action, capacity> order{};
 
-  template <class St> void forward(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
-  template <class St> void backward(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
-  template <class St> void backward_input(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
-  template <class St> void backward_weight(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
+  template <class St> void forward(St s, pipesched::io const& x) { self().on_pass(pipesched::runtime_of(s), x); }
+  template <class St> void backward(St s, pipesched::io const& x) { self().on_pass(pipesched::runtime_of(s), x); }
+  template <class St> void backward_input(St s, pipesched::io const& x) { self().on_pass(pipesched::runtime_of(s), x); }
+  template <class St> void backward_weight(St s, pipesched::io const& x) {
+    self().on_pass(pipesched::runtime_of(s), x);
+  }
 
-  void on_pass(pipesched::runtime_step const& s, pipesched::io const& x) {
-    using pipesched::op;
+protected:
+  Derived& self() { return static_cast<Derived&>(*this); }
+  /// Counts the call and records the pass.
+  void record(pipesched::runtime_step const& s) {
     if (calls < capacity)
       order[static_cast<std::size_t>(calls)] = pipesched::make_action(s.kind, s.stage, s.mb, s.chunk);
     ++calls;
-    if (s.kind == op::forward) {
-      if (s.in >= 0) expect(s, x.in, 1, s.stage - 1, "F input");
-      if (s.out >= 0) put(x.out, 1, s.stage, s.mb);
-      return;
-    }
-    if (s.in >= 0) expect(s, x.in, 2, s.stage + 1, "backward output gradient");
-    if (s.aux >= 0) expect(s, x.aux, 1, s.stage - 1, "backward saved input");
-    if (s.kind != op::backward_weight && s.out >= 0) put(x.out, 2, s.stage, s.mb);
   }
-
-private:
-  void put(pipesched::view const& v, int what, int stage, int mb) const {
-    stamp s{what, stage, mb, salt};
-    std::memcpy(v.data, &s, sizeof s);
-  }
-  void expect(pipesched::runtime_step const& st, pipesched::view const& v, int what, int stage, const char* role) {
-    stamp s{};
-    if (v.data == nullptr || v.bytes < sizeof s) {
-      fail(role, st, "no buffer");
-      return;
-    }
-    std::memcpy(&s, v.data, sizeof s);
-    if (s.what != what || s.stage != stage || s.mb != st.mb || s.salt != salt) fail(role, st, "stale");
-  }
-  void fail(const char* role, pipesched::runtime_step const& st, const char* why) {
-    if (mismatches++ == 0)
-      first_problem = std::string(role) + " of stage " + std::to_string(st.stage) + ", micro-batch " +
-                      std::to_string(st.mb) + ": " + why;
-  }
-};
-
-/// checking_functor with routes (skip paths): a boundary's producer is the micro-batch's
-/// neighbour on its route (`routes->prev_stage(mb, s)`, `next_stage`), not s - 1 or s + 1.
-/// Routes: a table or a schedule type's frozen one.
-template <class Routes> struct route_checker {
-  static constexpr int capacity = 4096;
-  Routes const* routes = nullptr;
-  int calls = 0, mismatches = 0;
-  std::int32_t salt = 0;
-  std::string first_problem;
-  std::array<pipesched::action, capacity> order{};
-
-  template <class St> void forward(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
-  template <class St> void backward(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
-  template <class St> void backward_input(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
-  template <class St> void backward_weight(St s, pipesched::io const& x) { on_pass(pipesched::runtime_of(s), x); }
-
-  void on_pass(pipesched::runtime_step const& s, pipesched::io const& x) {
-    if (calls < capacity) order[static_cast<std::size_t>(calls)] = pipesched::make_action(s.kind, s.stage, s.mb, s.chunk);
-    ++calls;
-    int const before = routes->prev_stage(s.mb, s.stage), after = routes->next_stage(s.mb, s.stage);
-    if (s.kind == pipesched::op::forward) {
-      if (before >= 0) expect(s, x.in, 1, before, "F input");
-      if (after >= 0) put(x.out, 1, s.stage, s.mb);
-      return;
-    }
-    if (after >= 0) expect(s, x.in, 2, after, "backward output gradient");
-    if (before >= 0) expect(s, x.aux, 1, before, "backward saved input");
-    if (s.kind != pipesched::op::backward_weight && before >= 0) put(x.out, 2, s.stage, s.mb);
-  }
-
-private:
+  /// Stamps view v: pass `what` (1: activation, 2: input gradient) of (stage, mb).
   void put(pipesched::view const& v, int what, int stage, int mb) const {
     stamp st{what, stage, mb, salt};
     std::memcpy(v.data, &st, sizeof st);
   }
+  /// View v must hold the stamp of pass `what` of (stage, s.mb) with this salt.
   void expect(pipesched::runtime_step const& s, pipesched::view const& v, int what, int stage, char const* role) {
     stamp st{};
     if (v.data == nullptr || v.bytes < sizeof st) return fail(role, s, "no buffer");
@@ -159,5 +105,62 @@ private:
                       std::to_string(s.mb) + ": " + why;
   }
 };
+
+/// A stage functor that stamps every output boundary and checks every input boundary
+/// against what its producer must have written (straight routes: stage s reads stage
+/// s-1's activation and stage s+1's gradient); a view is checked or stamped where the step
+/// names a slot for it.
+struct checking_functor : stamp_checking<checking_functor> {
+  void on_pass(pipesched::runtime_step const& s, pipesched::io const& x) {
+    using pipesched::op;
+    record(s);
+    if (s.kind == op::forward) {
+      if (s.in >= 0) expect(s, x.in, 1, s.stage - 1, "F input");
+      if (s.out >= 0) put(x.out, 1, s.stage, s.mb);
+      return;
+    }
+    if (s.in >= 0) expect(s, x.in, 2, s.stage + 1, "backward output gradient");
+    if (s.aux >= 0) expect(s, x.aux, 1, s.stage - 1, "backward saved input");
+    if (s.kind != op::backward_weight && s.out >= 0) put(x.out, 2, s.stage, s.mb);
+  }
+};
+
+/// checking_functor with routes (skip paths): a boundary's producer is the micro-batch's
+/// neighbour on its route (`routes->prev_stage(mb, s)`, `next_stage`), not s - 1 or s + 1.
+/// Routes: a table or a schedule type's frozen one.
+template <class Routes> struct route_checker : stamp_checking<route_checker<Routes>> {
+  Routes const* routes = nullptr;
+
+  void on_pass(pipesched::runtime_step const& s, pipesched::io const& x) {
+    this->record(s);
+    int const before = routes->prev_stage(s.mb, s.stage), after = routes->next_stage(s.mb, s.stage);
+    if (s.kind == pipesched::op::forward) {
+      if (before >= 0) this->expect(s, x.in, 1, before, "F input");
+      if (after >= 0) this->put(x.out, 1, s.stage, s.mb);
+      return;
+    }
+    if (after >= 0) this->expect(s, x.in, 2, after, "backward output gradient");
+    if (before >= 0) this->expect(s, x.aux, 1, before, "backward saved input");
+    if (s.kind != pipesched::op::backward_weight && before >= 0) this->put(x.out, 2, s.stage, s.mb);
+  }
+};
+
+/// Rank r's compute passes in list order, as a checking functor records them
+/// (make_action(kind, stage, mb, chunk)): of a run-time table, or of a frozen one
+/// (S::lowered: size and at).
+inline std::vector<pipesched::action> compute_list(pipesched::table const& t, int r) {
+  std::vector<pipesched::action> out;
+  for (pipesched::action const& a : t.lists[static_cast<std::size_t>(r)])
+    if (pipesched::is_compute(a.kind)) out.push_back(pipesched::make_action(a.kind, a.stage, a.mb, a.chunk));
+  return out;
+}
+template <class Table> std::vector<pipesched::action> compute_list(Table const& t, int r) {
+  std::vector<pipesched::action> out;
+  for (std::size_t i = 0; i < t.size(static_cast<std::size_t>(r)); ++i) {
+    pipesched::action const a = t.at(static_cast<std::size_t>(r), i);
+    if (pipesched::is_compute(a.kind)) out.push_back(pipesched::make_action(a.kind, a.stage, a.mb, a.chunk));
+  }
+  return out;
+}
 
 } // namespace plan_test

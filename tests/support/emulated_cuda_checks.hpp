@@ -17,14 +17,6 @@
 
 namespace emu {
 
-/// The compute passes of rank r's list in `t`, in order.
-inline std::vector<pipesched::action> compute_list(pipesched::table const& t, int r) {
-  std::vector<pipesched::action> out;
-  for (pipesched::action a : t.lists[static_cast<std::size_t>(r)])
-    if (pipesched::is_compute(a.kind)) out.push_back(pipesched::make_action(a.kind, a.stage, a.mb, a.chunk));
-  return out;
-}
-
 /// Two iterations of `ex` (running table `t`) with stamp-checking functors salted from
 /// `seed`: every boundary a pass reads is the one written this iteration, and every rank's
 /// passes run in its list's order.
@@ -42,7 +34,7 @@ void check_two_iterations(Executor& ex, pipesched::table const& t, std::uint64_t
       checker const& f = fs[static_cast<std::size_t>(r)];
       INFO(name, " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
       CHECK(f.mismatches == 0);
-      std::vector<pipesched::action> const want = compute_list(t, r);
+      std::vector<pipesched::action> const want = plan_test::compute_list(t, r);
       REQUIRE(f.calls == static_cast<int>(want.size()));
       bool in_order = true;
       for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
@@ -105,7 +97,7 @@ template <class Executor> void check_throwing_functor(Executor& ex, pipesched::t
   fs[2].fail_at = 5;
   CHECK_THROWS_WITH_AS(ex.run(fs), "injected functor failure", std::runtime_error);
   CHECK(ex.last_failure().rank == 2);
-  std::vector<pipesched::action> const passes = compute_list(t, 2);
+  std::vector<pipesched::action> const passes = plan_test::compute_list(t, 2);
   REQUIRE(passes.size() > 5);
   CHECK(ex.last_failure().action.kind() == passes[5].kind);
   CHECK(ex.last_failure().action.stage() == passes[5].stage);

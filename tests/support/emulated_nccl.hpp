@@ -50,6 +50,7 @@
 #include <utility>
 #include <vector>
 
+#include "pipesched/plan/step.hpp"
 #include "support/emulated_runtime_basics.hpp"
 
 /// The emulated stream type (the library names CUstream_st only as an incomplete type).
@@ -538,6 +539,37 @@ inline work group_runner(std::vector<op_desc> descs) {
   };
 }
 
+/// A stage functor that launches each of F's passes on the pass's stream as a "kernel" (run
+/// at once when nothing is pending, recorded by a capture and run again by each replay),
+/// with the same step and views; F's own members do the work and their state is this
+/// object's. (emulated_cuda.hpp's `emu::deferred` is the same for the stream emulator.)
+template <class F> struct launched : F {
+  template <class St> void forward(St const& s, pipesched::io const& x) {
+    launch(x.stream, [this, s, x] {
+      F::forward(s, x);
+      return 0;
+    });
+  }
+  template <class St> void backward(St const& s, pipesched::io const& x) {
+    launch(x.stream, [this, s, x] {
+      F::backward(s, x);
+      return 0;
+    });
+  }
+  template <class St> void backward_input(St const& s, pipesched::io const& x) {
+    launch(x.stream, [this, s, x] {
+      F::backward_input(s, x);
+      return 0;
+    });
+  }
+  template <class St> void backward_weight(St const& s, pipesched::io const& x) {
+    launch(x.stream, [this, s, x] {
+      F::backward_weight(s, x);
+      return 0;
+    });
+  }
+};
+
 /// Runs body(rank, comm) on one thread per rank (threads as processes, each with its own
 /// communicator of world w); returns each rank's exception (or null).
 template <class Body> std::vector<std::exception_ptr> run_ranks(world& w, Body body) {
@@ -560,8 +592,12 @@ template <class Body> std::vector<std::exception_ptr> run_ranks(world& w, Body b
   return errors;
 }
 
-/// The message of a rank's exception.
+/// The message of a rank's exception, or "no exception" for a rank that ended normally.
+/// A null pointer must not be rethrown (undefined: it crashes): tests pass this to
+/// REQUIRE_MESSAGE(!e, message_of(e)), whose message doctest also builds when the check
+/// passes and successes are shown (`-s`), and a crash in a check hangs doctest's reporter.
 inline std::string message_of(std::exception_ptr const& e) {
+  if (!e) return "no exception";
   try {
     std::rethrow_exception(e);
   } catch (std::exception const& x) {

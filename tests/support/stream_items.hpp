@@ -4,8 +4,11 @@
 // different affine map per stage, so the order of stages matters).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <thread>
 #include <vector>
 
 #include "pipesched/host/stream.hpp"
@@ -43,6 +46,36 @@ Options options(int stages, int window, pipesched::host::overflow o = pipesched:
   opt.window = window;
   opt.when_full = o;
   return opt;
+}
+
+/// What the consumer of push_and_pop saw: the items popped, and how many came out wrong.
+struct popped {
+  std::uint64_t items = 0;
+  int wrong = 0;
+};
+
+/// Pushes items 0..n-1 from a producer thread (then close()) and pops on this thread until
+/// the stream ends (host or CUDA stream executor). An item is wrong when it comes out of
+/// push order, with another size, or not equal to `stages` stages applied one after another
+/// (the same arithmetic: equal to the bit).
+template <class Executor> popped push_and_pop(Executor& ex, std::uint64_t n, int stages) {
+  std::thread producer([&] {
+    for (std::uint64_t id = 0; id < n; ++id) {
+      auto const v = input_of(id);
+      ex.push(v.data());
+    }
+    ex.close();
+  });
+  popped r;
+  while (auto item = ex.pop()) {
+    std::vector<double> got(width);
+    std::memcpy(got.data(), item->bytes.data(), std::min<std::size_t>(item->bytes.size(), width * sizeof(double)));
+    if (item->id != r.items || item->bytes.size() != width * sizeof(double) || got != sequential(r.items, stages))
+      ++r.wrong;
+    ++r.items;
+  }
+  producer.join();
+  return r;
 }
 
 } // namespace stream_items
