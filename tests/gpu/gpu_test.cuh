@@ -71,8 +71,11 @@ public:
   ~device_ints() { cudaFree(p_); }
 
   int* get() const { return p_; }
+  /// Waits for the memset: it runs on the current device's legacy stream, which the
+  /// executors' non-blocking streams do not wait for.
   void zero() {
     if (cudaMemset(p_, 0, bytes()) != cudaSuccess) throw std::runtime_error("cudaMemset");
+    if (cudaDeviceSynchronize() != cudaSuccess) throw std::runtime_error("cudaDeviceSynchronize after cudaMemset");
   }
   std::vector<int> read() const {
     std::vector<int> h(static_cast<std::size_t>(n_));
