@@ -91,7 +91,10 @@ int main() {
     };
     // eager (also the warm-up before capture)
     std::vector<unsigned char> const a = pattern(n, 1), b = pattern(n, 2);
-    need(cudaMemcpy(src, a.data(), n, cudaMemcpyHostToDevice) == cudaSuccess, "cudaMemcpy");
+    // the source is written on s, ahead of the sends that read it: a cudaMemcpy from
+    // pageable memory may return before its DMA is done, on the legacy stream, which the
+    // non-blocking s does not wait for
+    need(cudaMemcpyAsync(src, a.data(), n, cudaMemcpyHostToDevice, s) == cudaSuccess, "cudaMemcpyAsync");
     self_sendrecv(src, dst, n, edge, s);
     check_dst(a, "eager self send/recv on the split communicator");
     // captured, then replayed twice with the source changed in between
@@ -110,7 +113,7 @@ int main() {
     failures += nothing_ran ? 0 : 1;
     need(cudaGraphLaunch(exec, s) == cudaSuccess, "cudaGraphLaunch");
     check_dst(a, "replay 1 equals eager");
-    need(cudaMemcpy(src, b.data(), n, cudaMemcpyHostToDevice) == cudaSuccess, "cudaMemcpy");
+    need(cudaMemcpyAsync(src, b.data(), n, cudaMemcpyHostToDevice, s) == cudaSuccess, "cudaMemcpyAsync");
     need(cudaGraphLaunch(exec, s) == cudaSuccess, "cudaGraphLaunch");
     check_dst(b, "replay 2 delivers the new source");
     cudaGraphExecDestroy(exec);

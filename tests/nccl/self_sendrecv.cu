@@ -30,7 +30,10 @@ int main() {
     if (cudaMalloc(&src, n) != cudaSuccess || cudaMalloc(&dst, n) != cudaSuccess ||
         cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess)
       throw std::runtime_error("allocation failed");
-    cudaMemcpy(src, host.data(), n, cudaMemcpyHostToDevice);
+    // on s, ahead of the send: a cudaMemcpy from pageable memory may return before its DMA
+    // is done, and it runs on the legacy stream, which the non-blocking s does not wait for
+    if (cudaMemcpyAsync(src, host.data(), n, cudaMemcpyHostToDevice, s) != cudaSuccess)
+      throw std::runtime_error("cudaMemcpyAsync failed");
     using C = cuda::nccl_comm;
     ncclResult_t e = C::group_start();
     if (e == ncclSuccess) e = C::send(src, n, 0, comm, s);
