@@ -2,7 +2,8 @@
 // group per rank, hand-offs by counters in global memory) on one GPU:
 //
 //   1. hand-off latency: a forward-only pipeline of 2 ranks (one block each) whose passes do
-//      nothing, 1 KiB boundaries: (time at m = 68 - time at m = 4) / 64 hand-offs;
+//      nothing, 1 KiB boundaries: (time at m = 68 - time at m = 4) / 64 is one cycle of the
+//      receiver's single slot (a push seen, then its free seen: two hand-offs), halved;
 //   2. tiny stages: 1F1B, p = 4, m = 8, passes that do nothing — one iteration of the
 //      persistent kernel (eager launch and graph replay) against the streams executor
 //      (pipesched::cuda::executor, eager and graph) with empty passes;
@@ -144,8 +145,14 @@ int main(int argc, char** argv) {
   std::printf("\n1. hand-off latency (forward-only, 2 ranks, 1 block each, 1 KiB)\n");
   double const t4 = persistent_iteration_us<forward_only<ranks<2>, microbatches<4>>>({}, {1, 1}, 1024, false);
   double const t68 = persistent_iteration_us<forward_only<ranks<2>, microbatches<68>>>({}, {1, 1}, 1024, false);
-  double const handoff = (t68 - t4) / 64.0;
-  std::printf("  m = 4: %.2f us   m = 68: %.2f us   per hand-off: %.3f us\n", t4, t68, handoff);
+  // Each further micro-batch costs one cycle of rank 1's single boundary slot: rank 0's push
+  // (copy, then `filled` released) seen by rank 1, and rank 1's `freed` seen by rank 0 before
+  // the next push (a send waits for the slot's last reader) — two hand-offs, so one is
+  // estimated as half the cycle (the copy and the empty pass counted in it)
+  double const cycle = (t68 - t4) / 64.0;
+  double const handoff = cycle / 2.0;
+  std::printf("  m = 4: %.2f us   m = 68: %.2f us   per micro-batch (slot cycle): %.3f us   per hand-off (half): %.3f us\n",
+              t4, t68, cycle, handoff);
 
   std::printf("\n2. tiny stages: 1F1B p = 4, m = 8, empty passes, one iteration\n");
   using tiny = one_f_one_b<ranks<4>, microbatches<8>>;
