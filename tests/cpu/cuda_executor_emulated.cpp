@@ -36,7 +36,7 @@ template <class S> void run_checked(std::uint64_t seed, cuda::options o = {}) {
   emu::reset(seed);
   o.slot_bytes = plan_test::stamp_bytes;
   emu_executor<S> ex(o);
-  emu::check_two_iterations(ex, S::make(), seed, plan_test::label<S>());
+  emu::check_two_iterations(ex, S::make(), S::ranks, seed, plan_test::label<S>());
 }
 
 } // namespace

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/emulated_cuda.hpp"
+#include "support/emulated_cuda_checks.hpp"
 
 #include "pipesched/cuda/basic_executor.hpp"
 #include "pipesched/cuda/basic_runtime_executor.hpp"
@@ -31,27 +32,8 @@ namespace {
 /// list order; returns the functors' calls in all.
 template <class Executor, class Table>
 int run_checked(Executor& ex, Table const& t, int ranks, std::uint64_t seed, std::string const& name) {
-  using checker = plan_test::route_checker<Table>;
-  std::vector<checker> fs(static_cast<std::size_t>(ranks));
-  int calls = 0;
-  for (int it = 0; it < 2; ++it) {
-    for (auto& f : fs) f = checker{}, f.routes = &t, f.salt = static_cast<std::int32_t>(seed * 10 + static_cast<std::uint64_t>(it));
-    std::vector<emu::deferred<checker>> kernels;
-    for (auto& f : fs) kernels.push_back({&f});
-    ex.run(kernels);
-    for (int r = 0; r < ranks; ++r) {
-      checker const& f = fs[static_cast<std::size_t>(r)];
-      INFO(name, " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
-      CHECK(f.mismatches == 0);
-      std::vector<action> const want = plan_test::compute_list(t, r);
-      REQUIRE(f.calls == static_cast<int>(want.size()));
-      bool in_order = true;
-      for (std::size_t k = 0; k < want.size(); ++k) in_order = in_order && f.order[k] == want[k];
-      CHECK(in_order);
-      calls += f.calls;
-    }
-  }
-  return calls;
+  return emu::check_two_iterations<plan_test::route_checker<Table>>(ex, t, ranks, seed, name,
+                                                                   [&](auto& f) { f.routes = &t; });
 }
 
 /// The compile-time executor on skip schedule type S, several interleavings.

@@ -11,6 +11,16 @@
 
 namespace mpi_test {
 
+/// This process's failed checks (what a test's body returns to run()).
+inline int failures = 0;
+
+/// Counts a failed check and names it on stderr.
+inline void expect(bool ok, std::string const& what) {
+  if (ok) return;
+  ++failures;
+  std::fprintf(stderr, "FAILED: %s\n", what.c_str());
+}
+
 /// Runs `body(rank, size, summary)`, which returns this rank's failures and may set a summary
 /// (e.g. "7 schedules on 4 processes") for the verdict line "<name>: <summary>: OK|FAILED".
 /// `processes` > 0: the test needs exactly that many. Returns main's exit code.
@@ -24,16 +34,16 @@ template <class Body> int run(int argc, char** argv, char const* name, int proce
     MPI_Finalize();
     return 1;
   }
-  int failures = 0;
+  int mine = 0;
   std::string summary;
   try {
-    failures = body(rank, size, summary);
+    mine = body(rank, size, summary);
   } catch (std::exception const& e) {
     std::fprintf(stderr, "%s: rank %d: unexpected exception: %s\n", name, rank, e.what());
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
   int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   if (rank == 0)
     std::printf("%s: %s%s%s\n", name, summary.c_str(), summary.empty() ? "" : ": ", total == 0 ? "OK" : "FAILED");
   MPI_Finalize();

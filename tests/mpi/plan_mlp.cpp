@@ -18,13 +18,8 @@ namespace {
 
 using namespace pipesched;
 
-int failures = 0;
-
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::fprintf(stderr, "FAILED: %s\n", what.c_str());
-}
+using mpi_test::expect;
+using mpi_test::failures;
 
 template <class S> void train(int rank, bool synchronous) {
   constexpr int steps = 3;

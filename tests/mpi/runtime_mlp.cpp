@@ -20,13 +20,8 @@ namespace {
 
 using namespace pipesched;
 
-int failures = 0;
-
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::fprintf(stderr, "FAILED: %s\n", what.c_str());
-}
+using mpi_test::expect;
+using mpi_test::failures;
 
 /// DualPipe on separate processes: rank r and its partner p-1-r hold the same two model
 /// stages (r and p-1-r), each computing half of the micro-batches (direction A's stage s runs

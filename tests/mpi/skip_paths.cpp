@@ -19,13 +19,8 @@ namespace {
 
 using namespace pipesched;
 
-int failures = 0;
-
-void expect(bool ok, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::fprintf(stderr, "FAILED: %s\n", what.c_str());
-}
+using mpi_test::expect;
+using mpi_test::failures;
 
 /// Two iterations of `ex` on this process's rank with a route checker over `routes`; the
 /// passes it ran against `list` (its compute actions in list order).

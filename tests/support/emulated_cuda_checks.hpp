@@ -17,30 +17,43 @@
 
 namespace emu {
 
-/// Two iterations of `ex` (running table `t`) with stamp-checking functors salted from
-/// `seed`: every boundary a pass reads is the one written this iteration, and every rank's
-/// passes run in its list's order.
-template <class Executor>
-void check_two_iterations(Executor& ex, pipesched::table const& t, std::uint64_t seed, std::string const& name) {
-  using checker = plan_test::checking_functor;
-  int const ranks = static_cast<int>(t.lists.size());
-  std::vector<checker> fs(static_cast<std::size_t>(ranks));
+/// Sets nothing up: the default for check_two_iterations' `prepare`.
+struct no_preparation {
+  template <class Checker> void operator()(Checker&) const {}
+};
+
+/// Two iterations of `ex` (running table `t` of `ranks` ranks: a run-time table or a lowered
+/// type's frozen one) with stamp-checking functors of type `Checker` salted from `seed`, each
+/// fresh one handed to `prepare` (e.g. to give a route checker its routes): every boundary a
+/// pass reads is the one written this iteration, and every rank's passes run in its list's
+/// order. Returns the functors' calls in all.
+template <class Checker = plan_test::checking_functor, class Executor, class Table, class Prepare = no_preparation>
+int check_two_iterations(Executor& ex, Table const& t, int ranks, std::uint64_t seed, std::string const& name,
+                         Prepare prepare = {}) {
+  std::vector<Checker> fs(static_cast<std::size_t>(ranks));
+  int calls = 0;
   for (int it = 0; it < 2; ++it) {
-    for (auto& f : fs) f = checker{}, f.salt = static_cast<std::int32_t>(seed * 10 + static_cast<std::uint64_t>(it));
-    std::vector<deferred<checker>> kernels;
+    for (auto& f : fs) {
+      f = Checker{};
+      f.salt = static_cast<std::int32_t>(seed * 10 + static_cast<std::uint64_t>(it));
+      prepare(f);
+    }
+    std::vector<deferred<Checker>> kernels;
     for (auto& f : fs) kernels.push_back({&f});
     ex.run(kernels);
     for (int r = 0; r < ranks; ++r) {
-      checker const& f = fs[static_cast<std::size_t>(r)];
+      Checker const& f = fs[static_cast<std::size_t>(r)];
       INFO(name, " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
       CHECK(f.mismatches == 0);
       std::vector<pipesched::action> const want = plan_test::compute_list(t, r);
       REQUIRE(f.calls == static_cast<int>(want.size()));
       bool in_order = true;
-      for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
+      for (std::size_t k = 0; k < want.size() && k < Checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
       CHECK(in_order);
+      calls += f.calls;
     }
   }
+  return calls;
 }
 
 /// After a run with one rank per device (`run`, given options::devices = {0, 1, 2, 3}):
