@@ -44,7 +44,7 @@ void run_checked(runtime_schedule const& sched, std::string const& name, std::ui
   emu::reset(seed);
   o.slot_bytes = plan_test::stamp_bytes;
   emu_runtime_executor ex(sched, o);
-  emu::check_two_iterations(ex, sched.lowered(), seed, name);
+  emu::check_two_iterations(ex, sched.lowered(), sched.ranks, seed, name);
 }
 
 /// Trains the MLP 3 steps with the CUDA runtime executor and with host::runtime_executor on
