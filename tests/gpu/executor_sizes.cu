@@ -2,7 +2,9 @@
 // another size; each view a pass gets has its boundary's own size, and a kernel per pass
 // stamps its outputs (over their whole size) and checks its inputs (over theirs): every
 // boundary arrives intact, for V-Half (split backward, V placement) on one GPU, eager and
-// replayed from a graph. Skipped (77) without a GPU.
+// replayed from a graph. Every kernel counts its runs on the device: the eager run must run
+// each kernel the functors issued once, and each replay each kernel they issued into the
+// graph (so a replay that runs nothing fails). Skipped (77) without a GPU.
 #include <cstdio>
 #include <vector>
 
@@ -24,37 +26,49 @@ __device__ __host__ unsigned char pattern(int what, int stage, int mb, int salt,
   return static_cast<unsigned char>((what * 131 + stage * 31 + mb * 7 + salt * 3 + static_cast<int>(k)) & 0xff);
 }
 
-__global__ void stamp(unsigned char* out, std::size_t n, int what, int stage, int mb, int salt) {
+// counts[0]: bytes that differ; counts[1]: kernels run (each kernel's thread 0 adds 1)
+__global__ void stamp(unsigned char* out, std::size_t n, int what, int stage, int mb, int salt, int* counts) {
+  if (threadIdx.x == 0) atomicAdd(counts + 1, 1);
   for (std::size_t k = threadIdx.x; k < n; k += blockDim.x) out[k] = pattern(what, stage, mb, salt, k);
 }
-__global__ void verify(unsigned char const* in, std::size_t n, int what, int stage, int mb, int salt, int* bad) {
+__global__ void verify(unsigned char const* in, std::size_t n, int what, int stage, int mb, int salt, int* counts) {
+  if (threadIdx.x == 0) atomicAdd(counts + 1, 1);
   for (std::size_t k = threadIdx.x; k < n; k += blockDim.x)
-    if (in[k] != pattern(what, stage, mb, salt, k)) atomicAdd(bad, 1);
+    if (in[k] != pattern(what, stage, mb, salt, k)) atomicAdd(counts, 1);
 }
 
 struct stage_fn {
-  int* bad;
+  int* counts;      // device: bytes wrong, kernels run
   int* wrong_sizes; // host counter
+  int* issued;      // host counter: kernels launched (eagerly or into the graph)
   int salt;
   void size(bool has, view const& v, std::size_t want) {
     if (has && v.bytes != want) ++*wrong_sizes;
   }
+  void check(view const& v, cudaStream_t st, int what, int stage, int mb) {
+    ++*issued;
+    verify<<<1, 128, 0, st>>>(v.as<unsigned char>(), v.bytes, what, stage, mb, salt, counts);
+  }
+  void put(view const& v, cudaStream_t st, int what, int stage, int mb) {
+    ++*issued;
+    stamp<<<1, 128, 0, st>>>(v.as<unsigned char>(), v.bytes, what, stage, mb, salt, counts);
+  }
   template <class St> void forward(St, io const& x) {
     size(St::has_in, x.in, act(St::stage - 1));
     size(St::has_out, x.out, act(St::stage));
-    if constexpr (St::has_in) verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 1, St::stage - 1, St::mb, salt, bad);
-    if constexpr (St::has_out) stamp<<<1, 128, 0, x.stream>>>(x.out.as<unsigned char>(), x.out.bytes, 1, St::stage, St::mb, salt);
+    if constexpr (St::has_in) check(x.in, x.stream, 1, St::stage - 1, St::mb);
+    if constexpr (St::has_out) put(x.out, x.stream, 1, St::stage, St::mb);
   }
   template <class St> void backward_input(St, io const& x) {
     size(St::has_in, x.in, grad(St::stage));
     size(St::has_out, x.out, grad(St::stage - 1));
-    if constexpr (St::has_in) verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 2, St::stage, St::mb, salt, bad);
-    if constexpr (St::has_aux) verify<<<1, 128, 0, x.stream>>>(x.aux.as<unsigned char>(), x.aux.bytes, 1, St::stage - 1, St::mb, salt, bad);
-    if constexpr (St::has_out) stamp<<<1, 128, 0, x.stream>>>(x.out.as<unsigned char>(), x.out.bytes, 2, St::stage - 1, St::mb, salt);
+    if constexpr (St::has_in) check(x.in, x.stream, 2, St::stage, St::mb);
+    if constexpr (St::has_aux) check(x.aux, x.stream, 1, St::stage - 1, St::mb);
+    if constexpr (St::has_out) put(x.out, x.stream, 2, St::stage - 1, St::mb);
   }
   template <class St> void backward_weight(St, io const& x) {
-    if constexpr (St::has_in) verify<<<1, 128, 0, x.stream>>>(x.in.as<unsigned char>(), x.in.bytes, 2, St::stage, St::mb, salt, bad);
-    if constexpr (St::has_aux) verify<<<1, 128, 0, x.stream>>>(x.aux.as<unsigned char>(), x.aux.bytes, 1, St::stage - 1, St::mb, salt, bad);
+    if constexpr (St::has_in) check(x.in, x.stream, 2, St::stage, St::mb);
+    if constexpr (St::has_aux) check(x.aux, x.stream, 1, St::stage - 1, St::mb);
   }
 };
 
@@ -69,22 +83,26 @@ int main() {
       o.boundaries.gradient.push_back(grad(s));
     }
     cuda::executor<S> ex(o);
-    int* bad = nullptr;
-    PIPESCHED_GPU_TEST_CHECK(cudaMalloc(&bad, sizeof(int)));
-    PIPESCHED_GPU_TEST_CHECK(cudaMemset(bad, 0, sizeof(int)));
-    int wrong_sizes = 0;
-    std::vector<stage_fn> fs(4, stage_fn{bad, &wrong_sizes, 1});
+    int* counts = nullptr; // bytes wrong, kernels run
+    PIPESCHED_GPU_TEST_CHECK(cudaMalloc(&counts, 2 * sizeof(int)));
+    PIPESCHED_GPU_TEST_CHECK(cudaMemset(counts, 0, 2 * sizeof(int))); // legacy stream: run() forks after it
+    int wrong_sizes = 0, issued = 0;
+    std::vector<stage_fn> fs(4, stage_fn{counts, &wrong_sizes, &issued, 1});
     ex.run(fs);
+    int const eager = issued;
     for (auto& f : fs) f.salt = 2;
     ex.capture(fs);
+    int const captured = issued - eager;
     ex.replay();
     ex.replay();
-    int h = 0;
-    PIPESCHED_GPU_TEST_CHECK(cudaMemcpy(&h, bad, sizeof(int), cudaMemcpyDeviceToHost));
-    cudaFree(bad);
-    std::printf("gpu.executor_sizes: %d bytes wrong, %d views of the wrong size: %s\n", h, wrong_sizes,
-                h == 0 && wrong_sizes == 0 ? "OK" : "FAILED");
-    return h == 0 && wrong_sizes == 0 ? 0 : 1;
+    int h[2] = {};
+    PIPESCHED_GPU_TEST_CHECK(cudaMemcpy(h, counts, sizeof h, cudaMemcpyDeviceToHost));
+    cudaFree(counts);
+    bool const ran = eager > 0 && captured == eager && h[1] == eager + 2 * captured;
+    std::printf("gpu.executor_sizes: %d bytes wrong, %d views of the wrong size, %d kernels run of %d issued eagerly "
+                "+ 2 x %d captured: %s\n",
+                h[0], wrong_sizes, h[1], eager, captured, h[0] == 0 && wrong_sizes == 0 && ran ? "OK" : "FAILED");
+    return h[0] == 0 && wrong_sizes == 0 && ran ? 0 : 1;
   } catch (std::exception const& e) {
     std::printf("FAILED: %s\n", e.what());
     return 1;

@@ -71,7 +71,11 @@ template <class S> int check() {
         [&] {
           cudaMemset(count, 0, sizeof(int));
           run_rank<S, R><<<1, 1>>>(log, count, slots);
-          cudaDeviceSynchronize();
+          // an error of the kernel's run, named here (the record below then comes back empty)
+          if (cudaError_t const e = cudaDeviceSynchronize(); e != cudaSuccess) {
+            std::printf("FAILED: %s rank %d: the plan's kernel: %s\n", S::name, R, cudaGetErrorString(e));
+            ++bad;
+          }
           int n = 0;
           cudaMemcpy(&n, count, sizeof(int), cudaMemcpyDeviceToHost);
           std::vector<entry> got(static_cast<std::size_t>(n));
