@@ -8,13 +8,16 @@
 // catches a pipeline that leaves out its waits; the rings' (asynchronous) memsets are done on
 // every device before the first item; at most `window` items are in flight; close()
 // drains, cancel() unblocks; a throwing stage or a failing copy stops the stream naming stage
-// and item, and nothing hangs.
+// and item, and nothing hangs. With SM partitions (emu::partitioned_runtime) each stage runs
+// on its partition's stream (captures on a second stream of it), its events are made in the
+// partition's context, and the items are the same.
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -76,6 +79,36 @@ struct locked_runtime : emu::runtime {
 /// A pipeline that leaves out its waits (a wait is issued as nothing): the test of the test.
 struct no_wait_runtime : locked_runtime {
   static status stream_wait_event(stream_t, event_t) { return success; }
+};
+
+/// The emulator's SM partitions (emu::partitioned_runtime: each partition a context of its
+/// own, event_record refuses an event of another context), locked like the rest. Counts the
+/// partition streams the executor destroys itself (the partition sets own them: none).
+struct locked_partitioned : locked_runtime {
+  using parts = emu::partitioned_runtime;
+  using partitions_t = parts::partitions_t;
+  static inline int partition_streams_destroyed = 0;
+  static status make_partitions(partitions_t* p, int device, int count, unsigned sms) {
+    return guarded([&] { return parts::make_partitions(p, device, count, sms); });
+  }
+  static stream_t partition_stream(partitions_t p, int i) { return guarded([&] { return parts::partition_stream(p, i); }); }
+  static status partition_stream_create(partitions_t p, int i, stream_t* s) {
+    return guarded([&] { return parts::partition_stream_create(p, i, s); });
+  }
+  static status partition_event_create(partitions_t p, int i, event_t* e) {
+    return guarded([&] { return parts::partition_event_create(p, i, e); });
+  }
+  static void destroy_partitions(partitions_t p) noexcept { guarded([&] { parts::destroy_partitions(p); }); }
+  static status stream_destroy(stream_t s) {
+    if (s->partition >= 0) ++partition_streams_destroyed;
+    return locked_runtime::stream_destroy(s);
+  }
+};
+
+/// Partitions whose events are made in the device's context, not the partition's: the test
+/// of the test (the emulator refuses to record them on a partition's stream).
+struct wrong_context_runtime : locked_partitioned {
+  static status partition_event_create(partitions_t, int, event_t* e) { return event_create(e); }
 };
 
 using stream_items::input_of;
@@ -405,4 +438,166 @@ TEST_CASE("cuda_stream.bad_options") {
   }
   // nothing was left behind: every stream made was destroyed
   CHECK(emu::the().streams.empty());
+}
+
+namespace {
+
+/// An executor whose push and pop failures are caught and kept (the first one's message), so
+/// that push_and_pop reports them as a check rather than ending the process from its producer
+/// thread: a failed push stops the stream, pop then ends it.
+template <class Ex> struct catching {
+  Ex& ex;
+  std::mutex m;
+  std::string first;
+  void note(std::exception const& e) {
+    std::lock_guard<std::mutex> g(m);
+    if (first.empty()) first = e.what();
+  }
+  bool push(void const* data) {
+    try {
+      return ex.push(data);
+    } catch (std::exception const& e) {
+      note(e);
+      return false;
+    }
+  }
+  void close() { ex.close(); }
+  std::optional<cuda::stream_item> pop() {
+    try {
+      return ex.pop();
+    } catch (std::exception const& e) {
+      note(e);
+      return std::nullopt;
+    }
+  }
+};
+
+/// The SM partitions' checks of one partitioned run (stages on `devices`, empty: one device):
+/// a set per device in use in order of first use, a partition per stage on it in stage order,
+/// each stage's forward on its partition's stream (with graphs: captured on another stream of
+/// the same partition), the sizes planned as plan_sm_partitions plans them.
+void check_partitioned(std::vector<int> devices, unsigned sm_per_stage, bool graphs,
+                       std::vector<std::vector<int>> const& stages_of_set, std::vector<unsigned> const& per_stage) {
+  int const stages = devices.empty() ? 4 : static_cast<int>(devices.size());
+  constexpr int window = 3;
+  constexpr std::uint64_t n = 60;
+  std::vector<affine> fs(static_cast<std::size_t>(stages));
+  auto opt = options(stages, window);
+  opt.devices = devices;
+  opt.graphs = graphs;
+  opt.sm_partitions = true;
+  opt.sm_per_stage = sm_per_stage;
+  locked_partitioned::partition_streams_destroyed = 0;
+  auto const& sets = emu::the().partition_sets;
+  {
+    executor<locked_partitioned> ex(fs, opt);
+    REQUIRE(sets.size() == stages_of_set.size());
+    for (std::size_t k = 0; k < sets.size(); ++k) {
+      std::vector<int> const& on = stages_of_set[k];
+      CHECK(sets[k]->device == ex.device(on[0]));
+      CHECK(sets[k]->count == static_cast<int>(on.size()));
+      CHECK(sets[k]->sms == sm_per_stage);
+      CHECK(sets[k]->per_stage == per_stage[k]);
+      CHECK(sets[k]->per_stage ==
+            cuda::plan_sm_partitions(cuda::sm_facts{132, 8, 8}, static_cast<int>(on.size()), sm_per_stage).per_stage);
+      for (std::size_t i = 0; i < on.size(); ++i) {
+        CHECK(ex.partitioned(on[i]));
+        CHECK(ex.stage_stream(on[i]) == sets[k]->streams[i]);
+      }
+    }
+    catching<executor<locked_partitioned>> c{ex, {}, {}};
+    stream_items::popped const out = stream_items::push_and_pop(c, n, stages);
+    CHECK(c.first == ""); // e.g. an event recorded on a partition's stream from another context
+    CHECK(out.items == n);
+    CHECK(out.wrong == 0);
+    for (int s = 0; s < stages; ++s) {
+      CAPTURE(s);
+      affine const& f = fs[static_cast<std::size_t>(s)];
+      CHECK(f.calls == (graphs ? window : static_cast<int>(n)));
+      int const partition = ex.stage_stream(s)->partition;
+      CHECK(partition >= 0);
+      for (int q = 0; q < s; ++q) CHECK(ex.stage_stream(q)->partition != partition); // disjoint
+      REQUIRE_FALSE(f.ios.empty());
+      for (io const& x : f.ios) {
+        CHECK(x.stream->partition == partition);
+        CHECK(x.stream->device == ex.device(s));
+        CHECK((x.stream == ex.stage_stream(s)) == !graphs); // graphs: a capture stream of the partition
+      }
+    }
+    if (graphs) CHECK(ex.graphs_captured() == stages * window);
+  }
+  for (auto const& set : sets) CHECK_FALSE(set->alive);        // released with the executor
+  CHECK(locked_partitioned::partition_streams_destroyed == 0); // by the sets, not the executor
+  CHECK(emu::the().streams.empty());                            // every stream destroyed
+}
+
+} // namespace
+
+TEST_CASE("cuda_stream.sm_partitions_one_device") {
+  for (bool graphs : {false, true})
+    for (std::uint64_t seed : {1u, 2u}) {
+      CAPTURE(graphs);
+      CAPTURE(seed);
+      emu::reset(seed);
+      // 4 stages on the emulated 132-SM GPU (partitions of multiples of 8): the largest equal
+      // partitions are 132 / 4 = 33 rounded down to 32 SMs
+      check_partitioned({}, 0, graphs, {{0, 1, 2, 3}}, {32});
+    }
+}
+
+TEST_CASE("cuda_stream.sm_partitions_two_devices") {
+  for (bool graphs : {false, true}) {
+    CAPTURE(graphs);
+    emu::reset(graphs ? 4 : 3);
+    // stages 0 and 3 on device 0, 1 and 2 on device 1: a set of two partitions on each,
+    // device 0's first (first used); 20 SMs asked for, rounded up to 24 (a multiple of 8)
+    check_partitioned({0, 1, 1, 0}, 20, graphs, {{0, 3}, {1, 2}}, {24, 24});
+    CHECK(emu::the().peer_copies == 2 * 60); // 0 -> 1 and 1 -> 0 for every item
+  }
+}
+
+TEST_CASE("cuda_stream.sm_partitions_events_in_the_partitions_context") {
+  // events made in the device's context and recorded on a partition's stream are refused
+  // (emulated as CUDA does): the first record, stage 0's of item 0, fails the push
+  emu::reset(5);
+  std::vector<affine> fs(3);
+  auto opt = options(3, 2);
+  opt.sm_partitions = true;
+  executor<wrong_context_runtime> ex(fs, opt);
+  auto const v = input_of(0);
+  try {
+    ex.push(v.data());
+    FAIL("push did not throw");
+  } catch (cuda::error const& e) {
+    CHECK(e.code == emu::runtime::context_mismatch);
+    CHECK(std::string(e.what()).find("cudaEventRecord failed at stage 0 for item 0") != std::string::npos);
+  }
+  CHECK(ex.failed_stage() == 0);
+}
+
+TEST_CASE("cuda_stream.sm_partitions_refusals") {
+  emu::reset(6);
+  std::vector<affine> fs(4);
+  auto opt = options(4, 2);
+  opt.sm_partitions = true;
+  // a runtime policy without partitions refuses the option
+  CHECK_THROWS_WITH_AS(executor<locked_runtime>(fs, opt), doctest::Contains("stream_options::sm_partitions"),
+                       std::invalid_argument);
+  CHECK(emu::the().streams.empty());
+  // 4 x 40 SMs > 132: refused by the constructor (before any item), naming 132 / 4 = 33,
+  // rounded down to a multiple of 8: 32
+  opt.sm_per_stage = 40;
+  CHECK_THROWS_WITH_AS(executor<locked_partitioned>(fs, opt), doctest::Contains("at most 32 SMs per stage"),
+                       std::invalid_argument);
+  CHECK(emu::the().partition_sets.empty());
+  // on the second device: 1 x 48 fits device 0, 3 x 48 = 144 > 132 does not (at most
+  // 132 / 3 = 44, rounded down: 40); device 0's set is released
+  opt.sm_per_stage = 48;
+  opt.devices = {0, 1, 1, 1};
+  CHECK_THROWS_WITH_AS(executor<locked_partitioned>(fs, opt), doctest::Contains("at most 40 SMs per stage"),
+                       std::invalid_argument);
+  REQUIRE(emu::the().partition_sets.size() == 1);
+  CHECK_FALSE(emu::the().partition_sets[0]->alive);
+  for (affine const& f : fs) CHECK(f.calls == 0);
+  CHECK(emu::the().streams.empty()); // nothing left behind
 }

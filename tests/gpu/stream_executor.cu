@@ -4,7 +4,9 @@
 // multiply-adds: --fmad=false), also with each stage's slot captured as a graph; a stage that throws stops the stream (push rethrows, pop and
 // push then throw stream_closed, finish rethrows) without a hang, and a new executor runs
 // after it; with two or more GPUs the stages spread over two of them (peer copies) give the
-// same bits.
+// same bits; with SM partitions (each stage's stream in a green context of its own, eagerly
+// and with graphs) the same bits again — that case is skipped where the driver has no green
+// contexts.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -135,6 +137,25 @@ int main() {
         rethrown = std::string(e.what()) == "stage failure";
       }
       expect(rethrown, "finish() rethrows the stage's exception");
+    }
+    for (bool graphs : {false, true}) {
+      // options::sm_partitions: the largest equal partitions, one per stage; with graphs each
+      // stage captured on a second stream of its partition
+      try {
+        std::vector<affine_stage> fs(4);
+        auto o = options(4, 4);
+        o.sm_partitions = true;
+        o.graphs = graphs;
+        pipesched::cuda::stream_executor<affine_stage> ex(fs, o);
+        for (int s = 0; s < 4; ++s) expect(ex.partitioned(s), "stage " + std::to_string(s) + " not partitioned");
+        int const wrong = stream_items(ex, 400, 4);
+        expect(wrong == 0, std::to_string(wrong) + " of 400 items wrong with SM partitions" + (graphs ? " and graphs" : ""));
+        if (graphs) expect(ex.graphs_captured() == 16, "16 graphs with SM partitions");
+        std::printf("gpu.stream_executor: 400 items, 4 SM partitions%s: %d wrong\n", graphs ? ", graphs" : "", wrong);
+      } catch (std::runtime_error const& e) {
+        if (std::string(e.what()).find("has no cu") == std::string::npos) throw;
+        std::printf("gpu.stream_executor: SM partitions skipped: %s\n", e.what()); // no green contexts
+      }
     }
     {
       // the device is fine after the failure: a new stream runs

@@ -95,8 +95,10 @@ struct state {
   // SM partitions made (partitioned_runtime): device, count and SMs asked for, alive or not
   struct partition_set {
     int device = 0, count = 0;
-    unsigned sms = 0;
-    std::vector<CUstream_st*> streams;
+    unsigned sms = 0;       ///< asked for (0: the largest that fit)
+    unsigned per_stage = 0; ///< what plan_sm_partitions made of it
+    std::vector<CUstream_st*> streams; ///< partition i's stream
+    std::vector<CUstream_st*> extra;   ///< partition_stream_create's, in any partition
     bool alive = true;
   };
   std::vector<std::unique_ptr<partition_set>> partition_sets;
@@ -356,8 +358,10 @@ struct runtime : emu_support::runtime_basics<graph> {
 struct partitioned_runtime : runtime {
   using partitions_t = state::partition_set*;
   static status make_partitions(partitions_t* p, int device, int count, unsigned sms) {
-    (void)pipesched::cuda::plan_sm_partitions(pipesched::cuda::sm_facts{132, 8, 8}, count, sms); // throws as the real one
+    // throws as the real one
+    pipesched::cuda::sm_plan const plan = pipesched::cuda::plan_sm_partitions(pipesched::cuda::sm_facts{132, 8, 8}, count, sms);
     auto set = std::make_unique<state::partition_set>();
+    set->per_stage = plan.per_stage;
     set->device = device;
     set->count = count;
     set->sms = sms;
@@ -373,6 +377,14 @@ struct partitioned_runtime : runtime {
     return success;
   }
   static stream_t partition_stream(partitions_t p, int i) { return p->streams[static_cast<std::size_t>(i)]; }
+  /// A further stream in partition i (its context), destroyed with the set.
+  static status partition_stream_create(partitions_t p, int i, stream_t* s) {
+    stream_create(s);
+    (*s)->device = p->device;
+    (*s)->partition = p->streams[static_cast<std::size_t>(i)]->partition;
+    p->extra.push_back(*s);
+    return success;
+  }
   static status partition_event_create(partitions_t p, int i, event_t* e) {
     event_create(e);
     (*e)->partition = p->streams[static_cast<std::size_t>(i)]->partition;
@@ -380,7 +392,9 @@ struct partitioned_runtime : runtime {
   }
   static void destroy_partitions(partitions_t p) noexcept {
     for (stream_t s : p->streams) (void)stream_destroy(s);
+    for (stream_t s : p->extra) (void)stream_destroy(s);
     p->streams.clear();
+    p->extra.clear();
     p->alive = false;
   }
 };

@@ -15,6 +15,7 @@
 // so the whole of it is tested on the CPU against an emulated CUDA runtime.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -25,6 +26,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pipesched/cuda/stream_resources.hpp"
@@ -58,6 +60,15 @@ struct stream_options {
   /// per stage, not once per item, so what it launches must depend only on the step and the
   /// views (both fixed per slot) and on buffers of its own whose addresses do not change.
   bool graphs = false;
+  /// SM partitions (green contexts; the CUDA driver 12.5 or newer), as cuda::options has them:
+  /// the stages on one device get disjoint, equal partitions of its SMs, `sm_per_stage` each
+  /// (0: the largest equal ones that fit; a size is rounded up to the device's granularity),
+  /// and each stage's stream is its partition's, so its kernels run on those SMs only. A
+  /// request that does not fit is refused by the constructor with the size that would. With
+  /// `graphs` a stage is captured on a second stream of its partition (a graph captured
+  /// elsewhere would run its kernels outside it).
+  bool sm_partitions = false;
+  unsigned sm_per_stage = 0;
 };
 
 /// A forward-only pipeline of S stages on CUDA streams, one stream per stage, fed by an
@@ -75,7 +86,9 @@ struct stream_options {
 /// the item's last event, every stage has read and written its slots.
 ///
 /// With options::graphs each stage's forward for each window slot is captured once as a graph
-/// (by the first item in the slot) and replayed for every later item in it.
+/// (by the first item in the slot) and replayed for every later item in it. With
+/// options::sm_partitions each stage's stream (and capture stream) is in an SM partition of
+/// its own (the runtime policy's make_partitions etc., see stream_resources.hpp).
 ///
 /// Failures: a functor that throws, or a CUDA call that fails, stops the pipeline — the call
 /// that met it rethrows it (a CUDA failure as cuda::error naming the stage and the item);
@@ -97,6 +110,8 @@ public:
     check(Runtime::get_device(&home_), "cudaGetDevice", -1);
     devices_.assign(static_cast<std::size_t>(stages_), home_);
     if (!o.devices.empty()) devices_ = o.devices;
+    if (o.sm_partitions && !detail::partitions_of<Runtime>::has)
+      throw std::invalid_argument("pipesched: stream_options::sm_partitions: this runtime policy has no SM partitions");
     try {
       setup();
     } catch (...) {
@@ -211,6 +226,8 @@ public:
   int window() const { return window_; }
   int device(int s) const { return devices_[static_cast<std::size_t>(s)]; }
   stream_t stage_stream(int s) const { return streams_[static_cast<std::size_t>(s)]; }
+  /// Whether stage s's stream is an SM partition's (options::sm_partitions).
+  bool partitioned(int s) const { return !stage_partition_.empty() && stage_partition_[static_cast<std::size_t>(s)].first >= 0; }
   /// With options::graphs: the graphs captured so far (at most stages × window).
   int graphs_captured() const { return graphs_captured_; }
   static constexpr std::uint64_t no_item = ~std::uint64_t{0};
@@ -277,6 +294,7 @@ private:
       set_device(b, static_cast<int>(s + 1));
       check(Runtime::enable_peer_access(a), "cudaDeviceEnablePeerAccess", static_cast<int>(s + 1));
     }
+    if (options_.sm_partitions) make_partitions();
     // rings: in_[s] is what stage s reads (on its device); out_[s] what it writes — the next
     // stage's in_ ring when both are on one device, else a ring of its own copied over
     in_.assign(S, ring{});
@@ -300,22 +318,31 @@ private:
     // a stream and an event per stage (the event: "this stage's output of the newest item is
     // written", waited on by the next stage right after it is recorded), an event per window
     // slot (the item's output is in pinned memory), pinned rings for the input and the output
-    streams_.assign(S, stream_t{});
+    if (streams_.size() != S) streams_.assign(S, stream_t{}); // make_partitions filled in theirs
     stage_done_.assign(S, event_t{});
     if (options_.graphs) {
       capture_streams_.assign(S, stream_t{});
       graphs_.assign(S * static_cast<std::size_t>(window_), graph_exec_t{});
     }
     for (std::size_t s = 0; s < S; ++s) {
-      set_device(devices_[s], static_cast<int>(s));
-      check(Runtime::stream_create(&streams_[s]), "cudaStreamCreateWithFlags", static_cast<int>(s));
-      check(Runtime::event_create(&stage_done_[s]), "cudaEventCreateWithFlags", static_cast<int>(s));
-      if (options_.graphs)
-        check(Runtime::stream_create(&capture_streams_[s]), "cudaStreamCreateWithFlags", static_cast<int>(s));
+      int const si = static_cast<int>(s);
+      set_device(devices_[s], si);
+      if (!partitioned(si)) {
+        check(Runtime::stream_create(&streams_[s]), "cudaStreamCreateWithFlags", si);
+        if (options_.graphs) check(Runtime::stream_create(&capture_streams_[s]), "cudaStreamCreateWithFlags", si);
+      } else if (options_.graphs) {
+        // a graph captured on a stream of the ordinary context would run outside the partition
+        if constexpr (detail::partitions_of<Runtime>::has) {
+          auto const [set, index] = stage_partition_[s];
+          check(Runtime::partition_stream_create(partitions_[static_cast<std::size_t>(set)], index, &capture_streams_[s]),
+                "a capture stream in the stage's SM partition", si);
+        }
+      }
+      make_event(si, &stage_done_[s]);
     }
     set_device(devices_[S - 1], stages_ - 1);
     done_.assign(static_cast<std::size_t>(window_), event_t{});
-    for (event_t& e : done_) check(Runtime::event_create(&e), "cudaEventCreateWithFlags", stages_ - 1);
+    for (event_t& e : done_) make_event(stages_ - 1, &e);
     std::size_t const in_stride = (options_.input_bytes + 255) / 256 * 256, out_stride = (out_bytes() + 255) / 256 * 256;
     std::size_t const host_bytes = (in_stride + out_stride) * static_cast<std::size_t>(window_);
     if (host_bytes > 0) check(Runtime::host_alloc(&host_block_, host_bytes), "cudaMallocHost", -1);
@@ -327,16 +354,55 @@ private:
       host_out_[k] = base ? base + static_cast<std::size_t>(window_) * in_stride + k * out_stride : nullptr;
     }
     pushed_at_.assign(static_cast<std::size_t>(window_), {});
-    // the rings' cudaMemset runs on each device's legacy default stream, which the stages'
-    // non-blocking streams do not wait for: let it finish on every device before any item
-    for (std::size_t s = 0; s < S; ++s) {
-      bool seen = false;
-      for (std::size_t q = 0; q < s; ++q) seen = seen || devices_[q] == devices_[s];
-      if (seen) continue;
-      set_device(devices_[s], static_cast<int>(s));
-      check(Runtime::device_synchronize(), "cudaDeviceSynchronize", static_cast<int>(s));
-    }
+    // the rings' memsets, on every device in use, before any item (see wait_for_memsets)
+    detail::wait_for_memsets(
+        devices_, [](std::size_t) { return true; },
+        [](int d, int s) {
+          set_device(d, s);
+          check(Runtime::device_synchronize(), "cudaDeviceSynchronize", s);
+        });
     set_device(home_, -1);
+  }
+
+  /// One partition set per device in use (in order of first use), each with a partition per
+  /// stage on that device (in stage order); those stages' streams are the partitions'.
+  void make_partitions() {
+    if constexpr (detail::partitions_of<Runtime>::has) {
+      stage_partition_.assign(static_cast<std::size_t>(stages_), {-1, -1});
+      std::vector<int> used;
+      for (int d : devices_)
+        if (std::find(used.begin(), used.end(), d) == used.end()) used.push_back(d);
+      streams_.assign(static_cast<std::size_t>(stages_), stream_t{});
+      for (int d : used) {
+        std::vector<std::size_t> on;
+        for (std::size_t s = 0; s < static_cast<std::size_t>(stages_); ++s)
+          if (devices_[s] == d) on.push_back(s);
+        int const first = static_cast<int>(on[0]);
+        set_device(d, first);
+        typename Runtime::partitions_t h{};
+        check(Runtime::make_partitions(&h, d, static_cast<int>(on.size()), options_.sm_per_stage), "SM partitions",
+              first);
+        partitions_.push_back(h);
+        for (std::size_t i = 0; i < on.size(); ++i) {
+          stage_partition_[on[i]] = {static_cast<int>(partitions_.size() - 1), static_cast<int>(i)};
+          streams_[on[i]] = Runtime::partition_stream(h, static_cast<int>(i));
+        }
+      }
+    }
+  }
+
+  /// An event recorded on stage s's stream: made in the stage's partition's context when it
+  /// has one (an event and the stream that records it must share a context).
+  void make_event(int s, event_t* e) {
+    if constexpr (detail::partitions_of<Runtime>::has) {
+      if (partitioned(s)) {
+        auto const [set, index] = stage_partition_[static_cast<std::size_t>(s)];
+        check(Runtime::partition_event_create(partitions_[static_cast<std::size_t>(set)], index, e),
+              "cudaEventCreateWithFlags (in the stage's SM partition)", s);
+        return;
+      }
+    }
+    check(Runtime::event_create(e), "cudaEventCreateWithFlags", s);
   }
 
   /// Issues item `id` (window slot k): input to stage 0's ring, every stage's forward after the
@@ -440,12 +506,17 @@ private:
     graphs_.clear();
     for (std::size_t s = 0; s < streams_.size(); ++s) {
       (void)Runtime::set_device(devices_[s]);
-      if (streams_[s]) (void)Runtime::stream_destroy(streams_[s]);
-      if (s < capture_streams_.size() && capture_streams_[s]) (void)Runtime::stream_destroy(capture_streams_[s]);
+      bool const owned = !partitioned(static_cast<int>(s)); // partitions own theirs
+      if (streams_[s] && owned) (void)Runtime::stream_destroy(streams_[s]);
+      if (s < capture_streams_.size() && capture_streams_[s] && owned) (void)Runtime::stream_destroy(capture_streams_[s]);
       if (s < stage_done_.size() && stage_done_[s]) (void)Runtime::event_destroy(stage_done_[s]);
     }
     for (event_t e : done_)
       if (e) (void)Runtime::event_destroy(e);
+    if constexpr (detail::partitions_of<Runtime>::has)
+      for (auto h : partitions_) Runtime::destroy_partitions(h);
+    partitions_.clear();
+    stage_partition_.clear();
     auto free_ring = [](ring& g) {
       if (!g.block) return;
       (void)Runtime::set_device(g.device);
@@ -477,6 +548,8 @@ private:
   std::vector<ring> in_, out_;
   std::vector<bool> own_out_;
   std::vector<stream_t> streams_, capture_streams_;
+  std::vector<typename detail::partitions_of<Runtime>::type> partitions_; ///< options::sm_partitions: one set per device
+  std::vector<std::pair<int, int>> stage_partition_; ///< per stage: its partition set and index ({-1, -1}: none)
   std::vector<graph_exec_t> graphs_; ///< options::graphs: stage s, slot k at s * window + k
   int graphs_captured_ = 0;
   std::vector<event_t> stage_done_, done_;

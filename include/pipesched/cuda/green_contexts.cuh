@@ -143,6 +143,17 @@ public:
   int device() const { return device_; }
   /// Partition i's stream (kernels launched on it run on its SMs only).
   cudaStream_t stream(int i) const { return streams_[static_cast<std::size_t>(i)]; }
+  /// A further non-blocking stream in partition i's green context (made as the partition's
+  /// first stream is), owned by this object and destroyed with it: e.g. a capture stream, so
+  /// that a graph captured on it runs its kernels on the partition's SMs.
+  cudaStream_t add_stream(int i) {
+    detail::green_driver const& d = detail::green_driver::get();
+    CUstream s{};
+    d.check(d.stream_create(&s, contexts_[static_cast<std::size_t>(i)], CU_STREAM_NON_BLOCKING, 0),
+            "cuGreenCtxStreamCreate");
+    extra_streams_.push_back(s);
+    return s;
+  }
   /// SMs of partition i, as the driver made it.
   unsigned sms(int i) const { return sms_[static_cast<std::size_t>(i)]; }
   sm_facts const& facts() const { return facts_; }
@@ -168,11 +179,13 @@ public:
 private:
   void release() noexcept {
     detail::green_driver const& d = detail::green_driver::get();
-    for (CUstream s : streams_) {
-      (void)cudaStreamSynchronize(s);
-      (void)d.stream_destroy(s);
-    }
+    for (std::vector<CUstream>* v : {&extra_streams_, &streams_})
+      for (CUstream s : *v) {
+        (void)cudaStreamSynchronize(s);
+        (void)d.stream_destroy(s);
+      }
     for (CUgreenCtx c : contexts_) (void)d.context_destroy(c);
+    extra_streams_.clear();
     streams_.clear();
     contexts_.clear();
     (void)cudaGetLastError();
@@ -183,6 +196,7 @@ private:
   sm_plan plan_{};
   std::vector<CUgreenCtx> contexts_;
   std::vector<CUstream> streams_;
+  std::vector<CUstream> extra_streams_; ///< add_stream()'s, in any partition
   std::vector<unsigned> sms_;
 };
 

@@ -82,6 +82,12 @@ struct cuda_runtime {
     return cudaSuccess;
   }
   static stream_t partition_stream(partitions_t p, int i) { return p->stream(i); }
+  /// A further stream in partition i (a capture stream), destroyed by destroy_partitions.
+  /// Throws what sm_partitions::add_stream throws (the driver call, named).
+  static status partition_stream_create(partitions_t p, int i, stream_t* s) {
+    *s = p->add_stream(i);
+    return cudaSuccess;
+  }
   static status partition_event_create(partitions_t p, int i, event_t* e) {
     return p->in_context(i, [&] { return cudaEventCreateWithFlags(e, cudaEventDisableTiming); });
   }

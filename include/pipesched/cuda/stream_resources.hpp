@@ -58,7 +58,7 @@ struct options {
 namespace detail {
 
 /// A runtime policy's SM partitions (`partitions_t`, make_partitions, partition_stream,
-/// partition_event_create, destroy_partitions), where it has them.
+/// partition_stream_create, partition_event_create, destroy_partitions), where it has them.
 template <class Runtime> struct partitions_of {
   static constexpr bool has = false;
   using type = void*;
@@ -69,6 +69,22 @@ struct partitions_of<Runtime> {
   static constexpr bool has = true;
   using type = typename Runtime::partitions_t;
 };
+
+/// Waits for the memsets that zeroed an executor's device memory, before any boundary is
+/// written: cudaMemset runs on each device's legacy default stream, which the executors'
+/// non-blocking streams do not wait for, so every device with memory set — not just the
+/// current one — is synchronised, once. Owner i (a rank, a stage) is on `devices[i]` and set
+/// memory where `has_memory(i)`; `synchronize(device, i)` makes the device current and waits
+/// for it, reporting a failure as the caller does (owner i naming the site).
+template <class HasMemory, class Synchronize>
+void wait_for_memsets(std::vector<int> const& devices, HasMemory&& has_memory, Synchronize&& synchronize) {
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    if (!has_memory(i)) continue;
+    bool seen = false;
+    for (std::size_t q = 0; q < i && !seen; ++q) seen = has_memory(q) && devices[q] == devices[i];
+    if (!seen) synchronize(devices[i], static_cast<int>(i));
+  }
+}
 
 template <class Runtime> [[noreturn]] void throw_cuda(typename Runtime::status e, char const* call, failure_site const& site) {
   std::string what = std::string("pipesched: ") + call + " failed";
@@ -295,17 +311,13 @@ private:
       for (std::size_t k = 0; k < sizes.size(); ++k)
         if (sizes[k] == 0) v[k].data = nullptr;
     }
-    // cudaMemset runs on each device's legacy default stream, which the executor's
-    // non-blocking streams do not wait for: wait for it on every device with slots, not just
-    // the current one, before any boundary is written
-    for (std::size_t r = 0; r < static_cast<std::size_t>(ranks_); ++r) {
-      if (!blocks_[r]) continue;
-      bool seen = false;
-      for (std::size_t q = 0; q < r; ++q) seen = seen || (blocks_[q] && devices_[q] == devices_[r]);
-      if (seen) continue;
-      set_device(devices_[r]);
-      check(Runtime::device_synchronize(), "cudaDeviceSynchronize");
-    }
+    // the slots' memsets, on every device with slots (see wait_for_memsets)
+    wait_for_memsets(
+        devices_, [&](std::size_t r) { return blocks_[r] != nullptr; },
+        [&](int d, int) {
+          set_device(d);
+          check(Runtime::device_synchronize(), "cudaDeviceSynchronize");
+        });
   }
 
   /// One partition set per device in use (in order of first use), each with a partition per
