@@ -224,8 +224,10 @@ public:
     stage(functors);
     for (part& d : parts_) { // every kernel is issued before any is waited for: they wait on each other
       detail::device_scope const on(d.device);
+      after_last_launch(d, stream_of(d, stream));
       upload(d, stream_of(d, stream));
       launch(d, stream_of(d, stream));
+      mark_launch(d, stream_of(d, stream));
     }
     if (options_.synchronize) {
       wait_all(stream);
@@ -243,6 +245,7 @@ public:
                              "(options::devices is set)");
     part& d = parts_[0];
     stage(functors);
+    after_last_launch(d, d.capture_stream); // a run() on another stream may still read the functors
     upload(d, d.capture_stream);
     check(cudaStreamSynchronize(d.capture_stream), "cudaStreamSynchronize");
     drop_graph();
@@ -266,7 +269,9 @@ public:
   void replay(cudaStream_t stream = nullptr) {
     if (!graph_exec_) throw std::logic_error("pipesched: replay() before capture()");
     std::lock_guard<std::mutex> lock(mutex_);
+    after_last_launch(parts_[0], stream);
     check(cudaGraphLaunch(graph_exec_, stream), "cudaGraphLaunch");
+    mark_launch(parts_[0], stream);
     if (options_.synchronize) {
       check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
       check_failure();
@@ -324,6 +329,7 @@ private:
     bool uploaded = false;              ///< `functors` holds staged_
     cudaStream_t stream{};              ///< with options::devices: the device's stream
     cudaStream_t capture_stream{};      ///< one GPU: the stream capture() records on
+    cudaEvent_t launched{};             ///< recorded after its latest launch (run or replay)
   };
 
   bool multi() const { return !options_.devices.empty(); }
@@ -488,6 +494,7 @@ private:
       check(cudaMalloc(&d.functors, pack::bytes > 0 ? pack::bytes : 1), "cudaMalloc");
       if (multi()) check(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
       else check(cudaStreamCreateWithFlags(&d.capture_stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+      check(cudaEventCreateWithFlags(&d.launched, cudaEventDisableTiming), "cudaEventCreateWithFlags");
       check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
     }
   }
@@ -507,6 +514,7 @@ private:
           (void)cudaStreamSynchronize(st);
           (void)cudaStreamDestroy(st);
         }
+      if (d.launched) (void)cudaEventDestroy(d.launched);
       void* const blocks[6] = {d.slots_block, d.state, d.states, d.views, d.bytes, d.functors};
       for (void* p : blocks)
         if (p) (void)cudaFree(p);
@@ -551,6 +559,25 @@ private:
   }
 
   void launch(part const& d, cudaStream_t stream) { check(launch_raw(d, stream), "cudaLaunchKernelEx (cooperative)"); }
+
+  /// Two launches of the kernel on one device must not overlap: each starts from the epochs
+  /// the one before left, and an upload must not overwrite the functors a running kernel
+  /// reads. One stream orders them by itself; across streams (a run() with synchronize =
+  /// false on one, then capture() or replay() on another) this event does: every launch
+  /// waits for the part's latest one and records it anew. Not on a stream being captured by
+  /// the caller: a capture may not wait on an event recorded outside it
+  /// (cudaErrorStreamCaptureIsolation), so ordering the caller's graph is the caller's part.
+  bool capturing(cudaStream_t stream) const {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    check(cudaStreamIsCapturing(stream, &st), "cudaStreamIsCapturing");
+    return st != cudaStreamCaptureStatusNone;
+  }
+  void after_last_launch(part const& d, cudaStream_t stream) {
+    if (!capturing(stream)) check(cudaStreamWaitEvent(stream, d.launched, 0), "cudaStreamWaitEvent");
+  }
+  void mark_launch(part const& d, cudaStream_t stream) {
+    if (!capturing(stream)) check(cudaEventRecord(d.launched, stream), "cudaEventRecord");
+  }
 
   /// Waits for every part's stream (every one even after an error, so no kernel outlives the
   /// call unwaited), then reports the first error.
