@@ -25,6 +25,8 @@
 #include <pipesched/schedules/one_f_one_b.hpp>
 #include <pipesched/schedules/zero_bubble.hpp>
 
+#include "support/gpu_bench.cuh"
+
 namespace {
 
 using namespace pipesched;
@@ -69,16 +71,8 @@ double one_way_us(ncclComm_t c, int rank, void* buf, std::size_t bytes, cudaStre
   return us[us.size() / 2];
 }
 
-__device__ unsigned long long now_ns() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-__global__ void spin(unsigned long long ns) {
-  unsigned long long const start = now_ns();
-  while (now_ns() - start < ns) {
-  }
-}
+/// Busy-waits `ns` nanoseconds of wall time (one block: the pass occupies one SM).
+__global__ void spin(unsigned long long ns) { gpu_bench::spin_ns(ns); }
 struct timed_stage {
   double us = 50;
   void pass(cudaStream_t s, double t) { spin<<<1, 32, 0, s>>>(static_cast<unsigned long long>(t * 1000)); }

@@ -23,30 +23,14 @@ struct injected : std::runtime_error {
 
 /// The checking functor, plus a fault: on rank `fail_rank`, the `fail_at`-th pass throws
 /// (or sleeps for `sleep_for` when that is set).
-struct faulty_functor : plan_test::checking_functor {
+struct faulty_functor : plan_test::checking_after_hook<faulty_functor> {
   int rank = 0, fail_rank = -1, fail_at = -1;
   std::chrono::milliseconds sleep_for{0};
 
-  void maybe_fail() {
+  template <class St> void before_pass(St, io const&) {
     if (rank != fail_rank || calls != fail_at) return;
     if (sleep_for.count() > 0) std::this_thread::sleep_for(sleep_for);
     else throw injected("injected failure on rank " + std::to_string(rank) + " at pass " + std::to_string(fail_at));
-  }
-  template <class St> void forward(St s, io const& x) {
-    maybe_fail();
-    checking_functor::forward(s, x);
-  }
-  template <class St> void backward(St s, io const& x) {
-    maybe_fail();
-    checking_functor::backward(s, x);
-  }
-  template <class St> void backward_input(St s, io const& x) {
-    maybe_fail();
-    checking_functor::backward_input(s, x);
-  }
-  template <class St> void backward_weight(St s, io const& x) {
-    maybe_fail();
-    checking_functor::backward_weight(s, x);
   }
 };
 

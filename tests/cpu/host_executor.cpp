@@ -84,7 +84,7 @@ std::size_t grad_bytes(int s) { return plan_test::stamp_bytes + 100 + 24 * stati
 /// The checking functor, plus: every view has the size of the boundary it holds (straight
 /// routes: F of s reads act(s-1) and writes act(s); B, I, W of s read grad(s) and act(s-1)
 /// and write grad(s-1)), and the largest size seen in each slot is recorded.
-struct sized_functor : plan_test::checking_functor {
+struct sized_functor : plan_test::checking_after_hook<sized_functor> {
   std::vector<std::size_t> largest = std::vector<std::size_t>(64, 0);
   int wrong_sizes = 0;
 
@@ -94,7 +94,7 @@ struct sized_functor : plan_test::checking_functor {
     std::size_t& l = largest[static_cast<std::size_t>(slot)];
     l = v.bytes > l ? v.bytes : l;
   }
-  template <class St> void sizes(St, io const& x) {
+  template <class St> void before_pass(St, io const& x) { // the sizes
     if constexpr (St::kind == op::forward) {
       see(St::in, x.in, act_bytes(St::stage - 1));
       see(St::out, x.out, act_bytes(St::stage));
@@ -103,22 +103,6 @@ struct sized_functor : plan_test::checking_functor {
       see(St::aux, x.aux, act_bytes(St::stage - 1));
       if constexpr (St::kind != op::backward_weight) see(St::out, x.out, grad_bytes(St::stage - 1));
     }
-  }
-  template <class St> void forward(St s, io const& x) {
-    sizes(s, x);
-    checking_functor::forward(s, x);
-  }
-  template <class St> void backward(St s, io const& x) {
-    sizes(s, x);
-    checking_functor::backward(s, x);
-  }
-  template <class St> void backward_input(St s, io const& x) {
-    sizes(s, x);
-    checking_functor::backward_input(s, x);
-  }
-  template <class St> void backward_weight(St s, io const& x) {
-    sizes(s, x);
-    checking_functor::backward_weight(s, x);
   }
 };
 

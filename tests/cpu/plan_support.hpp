@@ -125,6 +125,30 @@ struct checking_functor : stamp_checking<checking_functor> {
   }
 };
 
+/// checking_functor that first calls Derived's `before_pass(step, io)` in every pass (a
+/// test's fault to inject, or sizes to record), then checks and stamps as checking_functor.
+template <class Derived> struct checking_after_hook : checking_functor {
+  template <class St> void forward(St s, pipesched::io const& x) {
+    hook(s, x);
+    checking_functor::forward(s, x);
+  }
+  template <class St> void backward(St s, pipesched::io const& x) {
+    hook(s, x);
+    checking_functor::backward(s, x);
+  }
+  template <class St> void backward_input(St s, pipesched::io const& x) {
+    hook(s, x);
+    checking_functor::backward_input(s, x);
+  }
+  template <class St> void backward_weight(St s, pipesched::io const& x) {
+    hook(s, x);
+    checking_functor::backward_weight(s, x);
+  }
+
+private:
+  template <class St> void hook(St s, pipesched::io const& x) { static_cast<Derived&>(*this).before_pass(s, x); }
+};
+
 /// checking_functor with routes (skip paths): a boundary's producer is the micro-batch's
 /// neighbour on its route (`routes->prev_stage(mb, s)`, `next_stage`), not s - 1 or s + 1.
 /// Routes: a table or a schedule type's frozen one.

@@ -3,11 +3,11 @@
 // next to it) or "regression value" (the generator's own output).
 #include <doctest/doctest.h>
 
-#include <deque>
 #include <string>
 #include <vector>
 
 #include "../support/conformance.hpp"
+#include "../support/dualpipe_rule.hpp"
 #include "pipesched/analysis/csv.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/simulate_lowered.hpp"
@@ -21,89 +21,23 @@ using pipesched::testing::check_conformance;
 namespace {
 constexpr cost_model unit{1, 1, 1, 0};
 
-/// An independent transcription of DeepSeek's DualPipe `step` (dualpipe.py) for rank r:
-/// half_rank = min(r, p-1-r), ranks in the second half swap the roles of their two modules
-/// (phase ^= is_in_second_half), the middle ranks do not overlap their first phase-4 pair.
-/// Module 0 is direction A (micro-batches 0..m/2-1 entering at rank 0; model stage r = table
-/// stage r), module 1 direction B (m/2..m-1 entering at rank p-1; model stage p-1-r = table
-/// stage 2p-1-r). Each (module, pass) takes its direction's next micro-batch; a zero-bubble
-/// backward queues its W in a FIFO store that `weight_chunk` pops. Valid for m >= 2p.
+/// An independent transcription of DeepSeek's DualPipe `step` (dualpipe.py) for rank r: the
+/// shared step rule (support/dualpipe_rule.hpp) with n = p/2 ranks per direction, the rank
+/// half_rank = min(r, p-1-r) places from its end (so both middle ranks are next to the turn)
+/// and m/2 micro-batches per direction; ranks in the second half swap the roles of their two
+/// modules (phase ^= is_in_second_half). Module 0 is direction A (micro-batches 0..m/2-1
+/// entering at rank 0; model stage r = table stage r), module 1 direction B (m/2..m-1 entering
+/// at rank p-1; model stage p-1-r = table stage 2p-1-r). Valid for m >= 2p.
 std::string transcribe(int p, int m, int r) {
-  int const half_ranks = p / 2, half_rank = r < p - 1 - r ? r : p - 1 - r, half_chunks = m / 2;
-  bool const second_half = r >= p / 2, middle = r == p / 2 - 1 || r == p / 2;
-  std::vector<std::string> cells;
-  int fc[2] = {0, 0}, bc[2] = {0, 0};
-  std::deque<std::string> store;
+  int const half_rank = r < p - 1 - r ? r : p - 1 - r;
+  bool const second_half = r >= p / 2;
   auto module_of = [&](int phase) { return phase ^ (second_half ? 1 : 0); };
-  auto stage = [&](int phase) { return module_of(phase) == 0 ? r : 2 * p - 1 - r; };
-  auto mb = [&](int phase, int n) { return (module_of(phase) == 0 ? 0 : m / 2) + n; };
-  auto f = [&](int phase) {
-    return std::to_string(stage(phase)) + "F" + std::to_string(mb(phase, fc[phase]++));
-  };
-  auto b = [&](int phase, bool zb) {
-    std::string const s = std::to_string(stage(phase)), j = std::to_string(mb(phase, bc[phase]++));
-    if (zb) store.push_back(s + "W" + j);
-    return s + (zb ? "I" : "B") + j;
-  };
-  auto w = [&] {
-    cells.push_back(store.front());
-    store.pop_front();
-  };
-  auto fb = [&](int fp, int bp) {
-    std::string const x = f(fp);
-    std::string const y = b(bp, false);
-    cells.push_back("(" + x + ";" + y + ")OVERLAP_F_B");
-  };
-  for (int i = 0; i < (half_ranks - half_rank - 1) * 2; ++i) cells.push_back(f(0));
-  for (int i = 0; i < half_rank + 1; ++i) {
-    cells.push_back(f(0));
-    cells.push_back(f(1));
-  }
-  for (int i = 0; i < half_ranks - half_rank - 1; ++i) {
-    cells.push_back(b(1, true));
-    w();
-    cells.push_back(f(1));
-  }
-  for (int i = 0; i < half_chunks - p + half_rank + 1; ++i) {
-    if (i == 0 && middle) {
-      cells.push_back(f(0));
-      cells.push_back(b(1, false));
-    } else {
-      fb(0, 1);
-    }
-    fb(1, 0);
-  }
-  for (int i = 0; i < half_ranks - half_rank - 1; ++i) {
-    cells.push_back(b(1, false));
-    fb(1, 0);
-  }
-  bool zb = false;
-  for (int i = 0; i < half_rank + 1; ++i) {
-    if (i == (half_rank + 1) / 2 && half_rank % 2 == 1) zb = true;
-    cells.push_back(b(1, zb));
-    if (i == (half_rank + 1) / 2 && half_rank % 2 == 0) zb = true;
-    cells.push_back(b(0, zb));
-  }
-  for (int i = 0; i < half_ranks - half_rank - 1; ++i) {
-    w();
-    cells.push_back(b(0, true));
-  }
-  for (int i = 0; i < half_rank + 1; ++i) w();
-  std::string row;
-  for (std::size_t i = 0; i < cells.size(); ++i) row += (i ? "," : "") + cells[i];
-  return row;
+  return dualpipe_rule::order(
+      p / 2, half_rank, m / 2, [&](int phase) { return module_of(phase) == 0 ? r : 2 * p - 1 - r; },
+      [&](int phase, int n) { return (module_of(phase) == 0 ? 0 : m / 2) + n; });
 }
 
-std::vector<std::string> rows_of(std::string const& csv) {
-  std::vector<std::string> rows;
-  std::size_t pos = 0;
-  while (pos < csv.size()) {
-    std::size_t e = csv.find('\n', pos);
-    rows.push_back(csv.substr(pos, e - pos));
-    pos = e + 1;
-  }
-  return rows;
-}
+using dualpipe_rule::rows_of;
 } // namespace
 
 static_assert(dualpipe<stages<4>, microbatches<8>>::valid);

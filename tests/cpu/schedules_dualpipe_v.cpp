@@ -4,11 +4,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <deque>
 #include <string>
 #include <vector>
 
 #include "../support/conformance.hpp"
+#include "../support/dualpipe_rule.hpp"
 #include "pipesched/analysis/csv.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/simulate_lowered.hpp"
@@ -32,80 +32,15 @@ constexpr table without_pairs(table t) {
 }
 
 /// An independent transcription of DeepSeek's / PyTorch's DualPipeV step rule (dualpipev.py
-/// `step`): rank r keeps, per chunk, a counter of forwards and one of backwards; a zero-bubble
-/// backward pushes its weight pass onto a FIFO store that `weight_chunk` pops. Writes
-/// PyTorch's action text directly. Valid for m >= 2p (what PyTorch accepts).
+/// `step`): the shared step rule (support/dualpipe_rule.hpp) with all p ranks in one direction
+/// (n = p, k = r) and m micro-batches per chunk; chunk 0 is stage r, chunk 1 stage 2p-1-r,
+/// each counting its micro-batches from 0. Valid for m >= 2p (what PyTorch accepts).
 std::string transcribe(int p, int m, int r) {
-  std::vector<std::string> cells;
-  int fc[2] = {0, 0}, bc[2] = {0, 0};
-  std::deque<std::string> store;
-  auto stage = [&](int chunk) { return chunk == 0 ? r : 2 * p - 1 - r; };
-  auto f = [&](int chunk) { return std::to_string(stage(chunk)) + "F" + std::to_string(fc[chunk]++); };
-  auto b = [&](int chunk, bool zb) {
-    std::string const s = std::to_string(stage(chunk));
-    std::string const j = std::to_string(bc[chunk]++);
-    if (zb) store.push_back(s + "W" + j);
-    return s + (zb ? "I" : "B") + j;
-  };
-  auto w = [&] {
-    cells.push_back(store.front());
-    store.pop_front();
-  };
-  auto fb = [&](int fchunk, int bchunk) {
-    std::string const x = f(fchunk);
-    std::string const y = b(bchunk, false);
-    cells.push_back("(" + x + ";" + y + ")OVERLAP_F_B");
-  };
-  for (int i = 0; i < (p - r - 1) * 2; ++i) cells.push_back(f(0)); // step 1: nF0
-  for (int i = 0; i < r + 1; ++i) {                               // step 2: nF0F1
-    cells.push_back(f(0));
-    cells.push_back(f(1));
-  }
-  for (int i = 0; i < p - r - 1; ++i) { // step 3: nB1W1F1, zero bubble
-    cells.push_back(b(1, true));
-    w();
-    cells.push_back(f(1));
-  }
-  for (int i = 0; i < m - 2 * p + r + 1; ++i) { // step 4: nF0B1F1B0
-    if (i == 0 && r == p - 1) {                 // the last rank does not overlap its first two
-      cells.push_back(f(0));
-      cells.push_back(b(1, false));
-    } else {
-      fb(0, 1);
-    }
-    fb(1, 0);
-  }
-  for (int i = 0; i < p - r - 1; ++i) { // step 5: nB1F1B0
-    cells.push_back(b(1, false));
-    fb(1, 0);
-  }
-  bool zb = false; // step 6: nB1B0, the second half zero bubble
-  for (int i = 0; i < r + 1; ++i) {
-    if (i == (r + 1) / 2 && r % 2 == 1) zb = true;
-    cells.push_back(b(1, zb));
-    if (i == (r + 1) / 2 && r % 2 == 0) zb = true;
-    cells.push_back(b(0, zb));
-  }
-  for (int i = 0; i < p - r - 1; ++i) { // step 7: nWB0
-    w();
-    cells.push_back(b(0, true));
-  }
-  for (int i = 0; i < r + 1; ++i) w(); // step 8: nW
-  std::string row;
-  for (std::size_t i = 0; i < cells.size(); ++i) row += (i ? "," : "") + cells[i];
-  return row;
+  return dualpipe_rule::order(
+      p, r, m, [&](int chunk) { return chunk == 0 ? r : 2 * p - 1 - r; }, [](int, int j) { return j; });
 }
 
-std::vector<std::string> rows_of(std::string const& csv) {
-  std::vector<std::string> rows;
-  std::size_t pos = 0;
-  while (pos < csv.size()) {
-    std::size_t e = csv.find('\n', pos);
-    rows.push_back(csv.substr(pos, e - pos));
-    pos = e + 1;
-  }
-  return rows;
-}
+using dualpipe_rule::rows_of;
 } // namespace
 
 // Compile time: the schedule type (generate, lower, verify) and the refusal of other chunk

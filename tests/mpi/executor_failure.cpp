@@ -7,7 +7,6 @@
 // waiting on it gives up with mpi::timeout_error and tells the others, which end with
 // remote_failure (rank 2 too, at its next transfer after the stall).
 #include <chrono>
-#include <cstdio>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -21,36 +20,23 @@ namespace {
 
 using namespace pipesched;
 using S = one_f_one_b<stages<4>, microbatches<8>>;
+using mpi_test::expect;
+using mpi_test::failures;
 
 struct injected : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
 /// On rank `fail_rank`, the compute pass number `fail_at` throws (or sleeps `stall`).
-struct faulty : plan_test::checking_functor {
+struct faulty : plan_test::checking_after_hook<faulty> {
   int rank = 0, fail_rank = 2, fail_at = 5;
   std::chrono::milliseconds stall{0};
-  void maybe_fail() {
+  template <class St> void before_pass(St, io const&) {
     if (rank != fail_rank || calls != fail_at) return;
     if (stall.count() > 0) std::this_thread::sleep_for(stall);
     else throw injected("injected failure");
   }
-  template <class St> void forward(St s, io const& x) {
-    maybe_fail();
-    checking_functor::forward(s, x);
-  }
-  template <class St> void backward(St s, io const& x) {
-    maybe_fail();
-    checking_functor::backward(s, x);
-  }
 };
-
-int failures = 0;
-void expect(bool ok, int rank, std::string const& what) {
-  if (ok) return;
-  ++failures;
-  std::fprintf(stderr, "FAILED: rank %d: %s\n", rank, what.c_str());
-}
 
 /// Rank 2's fail_at-th compute pass, from the table (what remote_failure must name).
 action failing_pass(int fail_at) {
@@ -77,16 +63,16 @@ void thrown_functor(int rank) {
   } catch (mpi::remote_failure const& e) {
     outcome = "remote";
     action const a = failing_pass(5);
-    expect(e.failed_rank == 2, rank, "remote_failure names rank " + std::to_string(e.failed_rank));
+    expect(e.failed_rank == 2, "remote_failure names rank " + std::to_string(e.failed_rank));
     expect(e.failed_action.kind() == a.kind && e.failed_action.stage() == a.stage && e.failed_action.mb() == a.mb,
-           rank, std::string("remote_failure names another action: ") + e.what());
+           std::string("remote_failure names another action: ") + e.what());
     std::string const want = "pipesched: rank 2 failed (" + std::string(op_name(a.kind)) + " of stage 2, micro-batch " +
                              std::to_string(a.mb) + "): injected failure; rank " + std::to_string(rank) + " stopped";
-    expect(std::string(e.what()).rfind(want, 0) == 0, rank, std::string("message: ") + e.what());
+    expect(std::string(e.what()).rfind(want, 0) == 0, std::string("message: ") + e.what());
   }
   auto const elapsed = std::chrono::steady_clock::now() - start;
-  expect(outcome == (rank == 2 ? "injected" : "remote"), rank, "outcome " + outcome);
-  expect(elapsed < std::chrono::seconds(10), rank, "took longer than 10 s");
+  expect(outcome == (rank == 2 ? "injected" : "remote"), "outcome " + outcome);
+  expect(elapsed < std::chrono::seconds(10), "took longer than 10 s");
   bool refused = false;
   try {
     faulty g;
@@ -96,7 +82,7 @@ void thrown_functor(int rank) {
   } catch (mpi::error const& e) {
     refused = std::string(e.what()).find("stopped after a failure") != std::string::npos;
   }
-  expect(refused, rank, "a failed executor ran again");
+  expect(refused, "a failed executor ran again");
 }
 
 void stalled_rank(int rank) {
@@ -115,15 +101,15 @@ void stalled_rank(int rank) {
     outcome = "timeout";
   } catch (mpi::remote_failure const& e) {
     outcome = "remote";
-    expect(e.failed_rank != rank, rank, "remote_failure names this rank");
+    expect(e.failed_rank != rank, "remote_failure names this rank");
   }
   auto const elapsed = std::chrono::steady_clock::now() - start;
-  expect(outcome != "returned normally", rank, "the run returned normally");
-  expect(elapsed < std::chrono::seconds(10), rank, "took longer than 10 s");
+  expect(outcome != "returned normally", "the run returned normally");
+  expect(elapsed < std::chrono::seconds(10), "took longer than 10 s");
   int const timed_out = outcome == "timeout" ? 1 : 0;
   int any = 0;
   MPI_Allreduce(&timed_out, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  expect(any >= 1, rank, "no rank timed out");
+  expect(any >= 1, "no rank timed out");
 }
 
 } // namespace

@@ -13,12 +13,14 @@ namespace mpi_test {
 
 /// This process's failed checks (what a test's body returns to run()).
 inline int failures = 0;
+/// This process's rank (set by run() before the body; -1 before).
+inline int this_rank = -1;
 
-/// Counts a failed check and names it on stderr.
+/// Counts a failed check and names it, with the rank, on stderr.
 inline void expect(bool ok, std::string const& what) {
   if (ok) return;
   ++failures;
-  std::fprintf(stderr, "FAILED: %s\n", what.c_str());
+  std::fprintf(stderr, "FAILED: rank %d: %s\n", this_rank, what.c_str());
 }
 
 /// Runs `body(rank, size, summary)`, which returns this rank's failures and may set a summary
@@ -34,6 +36,7 @@ template <class Body> int run(int argc, char** argv, char const* name, int proce
     MPI_Finalize();
     return 1;
   }
+  this_rank = rank;
   int mine = 0;
   std::string summary;
   try {

@@ -7,7 +7,6 @@
 // iterations, then one iteration captured and replayed twice. Skipped (77, on every rank)
 // when the node has fewer GPUs than processes.
 #include <cstdio>
-#include <exception>
 #include <string>
 
 #include "nccl_mpi_test.cuh"
@@ -57,12 +56,7 @@ int wrong_bytes(int* bad) {
 }
 
 int run_one(std::string const& name, runtime_schedule const& sched, int* bad) {
-  cuda::nccl_options o;
-  for (int s = 0; s < sched.stages; ++s) {
-    o.boundaries.activation.push_back(256 + 64 * static_cast<std::size_t>(s));
-    o.boundaries.gradient.push_back(1024 + 32 * static_cast<std::size_t>(s));
-  }
-  o.deadline = std::chrono::seconds(60);
+  cuda::nccl_options const o = nccl_test::varied_boundaries(sched.stages);
   cuda::nccl_runtime_process p = cuda::nccl_from_mpi(sched, o);
   cudaMemset(bad, 0, sizeof(int));
   runtime_stamping f{bad, 1};
@@ -83,35 +77,18 @@ int run_one(std::string const& name, runtime_schedule const& sched, int* bad) {
 } // namespace
 
 int main(int argc, char** argv) {
-  nccl_test::mpi_start const run = nccl_test::start_mpi(&argc, &argv);
-  if (!run.enough_gpus) {
-    MPI_Finalize();
-    return nccl_test_skipped;
-  }
-  int const rank = run.rank;
-  cudaSetDevice(run.who.local_rank);
-  int failures = 0, ran = 0;
-  try {
-    int* bad = nullptr;
-    cudaMalloc(&bad, sizeof(int));
+  return nccl_test::run_counted(&argc, &argv, [](nccl_test::mpi_start const& run, int* bad) {
+    int failures = 0, ran = 0;
     for (auto const& e : schedule_registry) {
       params const pr{run.size, 4};
       if (e.check(pr)) continue;
       failures += run_one(std::string(e.name), runtime_schedule(make_schedule(e.name, pr)), bad);
       ++ran;
     }
-    cudaFree(bad);
-  } catch (std::exception const& e) {
-    std::printf("rank %d FAILED: %s\n", rank, e.what());
-    failures += 1;
-  }
-  if (ran < 6) { // 1f1b, gpipe, interleaved, zb-h1, zb-v, v-half at least accept p = 2, m = 4
-    std::printf("rank %d FAILED: only %d families ran\n", rank, ran);
-    failures += 1;
-  }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0) std::puts(total ? "FAILED" : "OK");
-  MPI_Finalize();
-  return total ? 1 : 0;
+    if (ran < 6) { // 1f1b, gpipe, interleaved, zb-h1, zb-v, v-half at least accept p = 2, m = 4
+      std::printf("rank %d FAILED: only %d families ran\n", run.rank, ran);
+      failures += 1;
+    }
+    return failures;
+  });
 }

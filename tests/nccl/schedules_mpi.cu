@@ -22,12 +22,7 @@ using namespace pipesched;
 namespace {
 
 template <class S> int run_one(int* bad) {
-  cuda::nccl_options o;
-  for (int s = 0; s < S::stages; ++s) {
-    o.boundaries.activation.push_back(256 + 64 * static_cast<std::size_t>(s));
-    o.boundaries.gradient.push_back(1024 + 32 * static_cast<std::size_t>(s));
-  }
-  o.deadline = std::chrono::seconds(60);
+  cuda::nccl_options const o = nccl_test::varied_boundaries(S::stages);
   auto p = cuda::nccl_from_mpi<S>(o);
   cudaMemset(bad, 0, sizeof(int));
   nccl_test::stamping f{bad, 1};
@@ -44,31 +39,14 @@ template <class S> int run_one(int* bad) {
 } // namespace
 
 int main(int argc, char** argv) {
-  nccl_test::mpi_start const run = nccl_test::start_mpi(&argc, &argv);
-  if (!run.enough_gpus) {
-    MPI_Finalize();
-    return nccl_test_skipped;
-  }
-  int const rank = run.rank;
-  cudaSetDevice(run.who.local_rank);
-  int failures = 0;
-  try {
-    int* bad = nullptr;
-    cudaMalloc(&bad, sizeof(int));
+  return nccl_test::run_counted(&argc, &argv, [](nccl_test::mpi_start const&, int* bad) {
+    int failures = 0; // one statement each: every rank must make the processes in the same order
     failures += run_one<gpipe<stages<2>, microbatches<4>>>(bad);
     failures += run_one<one_f_one_b<stages<2>, microbatches<6>>>(bad);
     failures += run_one<interleaved_1f1b<stages<2>, microbatches<4>, chunks<2>>>(bad);
     failures += run_one<zb_h1<stages<2>, microbatches<4>>>(bad);
     failures += run_one<zb_v<stages<2>, microbatches<4>>>(bad);
     failures += run_one<v_half<stages<2>, microbatches<4>>>(bad);
-    cudaFree(bad);
-  } catch (std::exception const& e) {
-    std::printf("rank %d FAILED: %s\n", rank, e.what());
-    failures += 1;
-  }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0) std::puts(total ? "FAILED" : "OK");
-  MPI_Finalize();
-  return total ? 1 : 0;
+    return failures;
+  });
 }

@@ -545,26 +545,23 @@ inline work group_runner(std::vector<op_desc> descs) {
 /// object's. (emulated_cuda.hpp's `emu::deferred` is the same for the stream emulator.)
 template <class F> struct launched : F {
   template <class St> void forward(St const& s, pipesched::io const& x) {
-    launch(x.stream, [this, s, x] {
-      F::forward(s, x);
-      return 0;
-    });
+    as_kernel(x, [this, s, x] { F::forward(s, x); });
   }
   template <class St> void backward(St const& s, pipesched::io const& x) {
-    launch(x.stream, [this, s, x] {
-      F::backward(s, x);
-      return 0;
-    });
+    as_kernel(x, [this, s, x] { F::backward(s, x); });
   }
   template <class St> void backward_input(St const& s, pipesched::io const& x) {
-    launch(x.stream, [this, s, x] {
-      F::backward_input(s, x);
-      return 0;
-    });
+    as_kernel(x, [this, s, x] { F::backward_input(s, x); });
   }
   template <class St> void backward_weight(St const& s, pipesched::io const& x) {
-    launch(x.stream, [this, s, x] {
-      F::backward_weight(s, x);
+    as_kernel(x, [this, s, x] { F::backward_weight(s, x); });
+  }
+
+private:
+  /// One pass, launched on its stream as a kernel that always succeeds (returns 0).
+  template <class Pass> static void as_kernel(pipesched::io const& x, Pass pass) {
+    launch(x.stream, [pass] {
+      pass();
       return 0;
     });
   }
