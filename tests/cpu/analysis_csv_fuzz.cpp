@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/splitmix.hpp"
 #include "pipesched/analysis/csv.hpp"
 #include "pipesched/analysis/render.hpp"
 #include "pipesched/pipeline/simulate.hpp"
@@ -22,12 +23,7 @@ namespace {
 
 struct rng {
   std::uint64_t s;
-  std::uint64_t next() {
-    std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next() { return test_support::splitmix64(s); }
   std::size_t below(std::size_t n) { return n == 0 ? 0 : static_cast<std::size_t>(next() % n); }
   bool one_in(std::size_t n) { return below(n) == 0; }
 };

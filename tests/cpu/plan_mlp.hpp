@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../support/splitmix.hpp"
 #include "pipesched/plan/step.hpp"
 
 namespace mlp {
@@ -29,12 +30,7 @@ struct config {
   std::uint64_t seed = 1;
 };
 
-inline std::uint64_t splitmix(std::uint64_t& s) {
-  std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+inline std::uint64_t splitmix(std::uint64_t& s) { return test_support::splitmix64(s); }
 inline double uniform(std::uint64_t& s) { return static_cast<double>(splitmix(s) >> 11) * 0x1.0p-53 * 2.0 - 1.0; }
 
 // ---- the layer math, shared by the reference and the pipeline -------------------------

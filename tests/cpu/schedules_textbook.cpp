@@ -17,6 +17,7 @@
 #include "pipesched/schedules/v_shape.hpp"
 #include "pipesched/schedules/zb_v.hpp"
 #include "pipesched/schedules/zero_bubble.hpp"
+#include "support/splitmix.hpp"
 #include "support/textbook.hpp"
 
 namespace {
@@ -29,12 +30,7 @@ using pipesched::table;
 /// splitmix64: the same cases on every platform (std distributions are not portable).
 struct rng {
   std::uint64_t s;
-  std::uint64_t next() {
-    std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next() { return test_support::splitmix64(s); }
   int below(int n) { return static_cast<int>(next() % static_cast<std::uint64_t>(n)); }
 };
 

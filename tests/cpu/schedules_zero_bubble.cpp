@@ -9,6 +9,7 @@
 #include <utility>
 #include <string>
 
+#include "../support/splitmix.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/verify.hpp"
 #include "pipesched/pipeline/lower.hpp"
@@ -224,10 +225,7 @@ TEST_CASE("schedule.zb_h2.formula.bound_when_f_ge_b") {
   // by up to about 0.5(p-1)W: docs/01.) With F < B the formula is out of reach (docs/01, ZB-H2).
   std::uint64_t seed = 12345;
   auto quarter = [&] { // 0.25 .. 3 in quarter units, splitmix64 (closed form, independent of the library)
-    std::uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return 0.25 * static_cast<double>(1 + (z ^ (z >> 31)) % 12);
+    return 0.25 * static_cast<double>(1 + test_support::splitmix64(seed) % 12);
   };
   int points = 0, below = 0;
   for (int k = 0; k < 24; ++k) {
