@@ -244,6 +244,7 @@ public:
       throw std::logic_error("pipesched: persistent_executor: capture() and replay() run on one GPU only "
                              "(options::devices is set)");
     part& d = parts_[0];
+    detail::device_scope const on(d.device); // a kernel is launched (and captured) with its stream's device current
     stage(functors);
     after_last_launch(d, d.capture_stream); // a run() on another stream may still read the functors
     upload(d, d.capture_stream);
@@ -269,6 +270,7 @@ public:
   void replay(cudaStream_t stream = nullptr) {
     if (!graph_exec_) throw std::logic_error("pipesched: replay() before capture()");
     std::lock_guard<std::mutex> lock(mutex_);
+    detail::device_scope const on(parts_[0].device); // null: the executor's device's legacy stream, as in run()
     after_last_launch(parts_[0], stream);
     check(cudaGraphLaunch(graph_exec_, stream), "cudaGraphLaunch");
     mark_launch(parts_[0], stream);
