@@ -4,7 +4,7 @@
 // GPU's tanh/exp/log and fused multiply-adds round differently in the last bits; built with
 // --fmad=false to keep the arithmetic otherwise the same). Skipped (77) without a GPU.
 // Compiled in parts, side by side: the training is in executor_mlp_train.cuh, part k in
-// executor_mlp/part_<k>.cu.
+// executor_mlp/part_<k>.cu (so the schedules' lines print part by part, not in list order).
 #include "executor_mlp_train.cuh"
 #include "gpu_test.cuh"
 

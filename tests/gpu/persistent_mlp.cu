@@ -7,7 +7,7 @@
 // shared out by the schedule's pass costs, and given by hand (1, 3, 2, 2). Skipped (77)
 // without a GPU. NOT RUN YET on a GPU (written 2026-12-01 without one).
 // Compiled in parts, side by side: the training is in persistent_mlp_train.cuh, part k in
-// persistent_mlp/part_<k>.cu.
+// persistent_mlp/part_<k>.cu (so the schedules' lines print part by part, not in list order).
 #include "gpu_test.cuh"
 #include "persistent_mlp_train.cuh"
 
@@ -15,9 +15,11 @@ int main() {
   PIPESCHED_GPU_TEST_REQUIRE_DEVICE();
   return gpu_test::run("gpu.persistent_mlp", [] {
     // every part once: their slices partition the schedules, so each is trained once
-    static_assert(persistent_mlp_test::parts == 3, "main calls part_0 .. part_2: one call per part");
+    static_assert(persistent_mlp_test::parts == 5, "main calls part_0 .. part_4: one call per part");
     persistent_mlp_test::part_0();
     persistent_mlp_test::part_1();
     persistent_mlp_test::part_2();
+    persistent_mlp_test::part_3();
+    persistent_mlp_test::part_4();
   });
 }

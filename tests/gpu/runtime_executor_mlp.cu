@@ -6,7 +6,7 @@
 // the same data: gpu_mlp's kernels use no atomics), and both stay within 1e-10 relative of the
 // host backend (as in executor_mlp.cu). Skipped (77) without a GPU.
 // Compiled in parts, side by side: the training is in runtime_executor_mlp_train.cuh, part k in
-// runtime_executor_mlp/part_<k>.cu.
+// runtime_executor_mlp/part_<k>.cu (so the schedules' lines print part by part, not in list order).
 #include "gpu_test.cuh"
 #include "runtime_executor_mlp_train.cuh"
 

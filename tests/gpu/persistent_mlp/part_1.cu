@@ -1,4 +1,4 @@
-// gpu.persistent_mlp, part 1 of 3: the schedules at the indices i with i % 3 == 1
+// gpu.persistent_mlp, part 1 of 5: the schedules at the indices i with i % 5 == 1
 // (persistent_mlp_train.cuh).
 #include "../persistent_mlp_train.cuh"
 
