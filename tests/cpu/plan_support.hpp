@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -28,6 +29,23 @@ namespace plan_test {
 template <class... Ts> struct type_list {};
 
 template <class... Ts, class Fn> void for_each_type(type_list<Ts...>, Fn&& fn) { (fn(static_cast<Ts*>(nullptr)), ...); }
+
+/// fn(T*) where In; otherwise nothing, and fn(T*) is not instantiated.
+template <bool In, class T, class Fn> void visit_if(Fn& fn) {
+  if constexpr (In) fn(static_cast<T*>(nullptr));
+}
+
+/// for_each_type on one slice of the list: the types whose index i has i % Parts == Part, in
+/// list order. Only those are instantiated (visit_if's `if constexpr` discards the call for
+/// any other type), so a test can train its list in Parts translation units compiled
+/// side by side (tests/gpu/<stem>/part_<k>.cu). The slices of Part = 0 .. Parts-1 partition
+/// the indices: run all of them and each type is visited exactly once.
+template <std::size_t Part, std::size_t Parts, class... Ts, class Fn>
+void for_each_type_in_part(type_list<Ts...>, Fn&& fn) {
+  static_assert(Parts > 0 && Part < Parts, "for_each_type_in_part: Part must be below Parts (and Parts above 0)");
+  [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_if<I % Parts == Part, Ts>(fn), ...); }
+  (std::index_sequence_for<Ts...>{});
+}
 
 /// Every training schedule at p ranks and m micro-batches (v = 2 where a schedule has
 /// chunks). Adding a schedule is one line here.

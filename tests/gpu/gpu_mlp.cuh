@@ -118,34 +118,36 @@ __device__ inline void weight_grad_at(double const* dz, double const* x, int n, 
   }
 }
 
-__global__ void layer_forward(double const* w, double const* b, double const* x, int n, int in, int out, bool linear,
-                              double* z, double* a) {
+// The kernels: static, since one test includes this header in several translation units
+// (tests/gpu/<stem>/*.cu, its parts); each unit launches its own copy.
+static __global__ void layer_forward(double const* w, double const* b, double const* x, int n, int in, int out, bool linear,
+                                     double* z, double* a) {
   int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (t < n * out) layer_forward_at(w, b, x, in, out, linear, z, a, t);
 }
 
-__global__ void softmax_xent(double const* logits, int const* labels, int n, int k, double scale, double* dlogits,
-                             double* loss) {
+static __global__ void softmax_xent(double const* logits, int const* labels, int n, int k, double scale, double* dlogits,
+                                    double* loss) {
   if (blockIdx.x == 0 && threadIdx.x == 0) softmax_xent_serial(logits, labels, n, k, scale, dlogits, loss);
 }
 
-__global__ void activation_backward(double const* da, double const* a, int count, bool linear, double* dz) {
+static __global__ void activation_backward(double const* da, double const* a, int count, bool linear, double* dz) {
   int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (t < count) activation_backward_at(da, a, linear, dz, t);
 }
 
-__global__ void input_grad(double const* w, double const* dz, int n, int in, int out, double* dx) {
+static __global__ void input_grad(double const* w, double const* dz, int n, int in, int out, double* dx) {
   int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (t < n * in) input_grad_at(w, dz, in, out, dx, t);
 }
 
-__global__ void weight_grad(double const* dz, double const* x, int n, int in, int out, double* gw, double* gb) {
+static __global__ void weight_grad(double const* dz, double const* x, int n, int in, int out, double* gw, double* gb) {
   int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (t < out * (in + 1)) weight_grad_at(dz, x, n, in, out, gw, gb, t);
 }
 
 /// w -= lr * sum over micro-batches (in order) of g[j][k], for `count` parameters.
-__global__ void sgd(double* w, double const* const* grads, int microbatches, int count, double lr) {
+static __global__ void sgd(double* w, double const* const* grads, int microbatches, int count, double lr) {
   int const t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (t >= count) return;
   double g = 0;

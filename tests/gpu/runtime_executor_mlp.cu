@@ -5,58 +5,19 @@
 // bit, as pipesched::cuda::executor<S> (the same kernels launched in the same per-stage order on
 // the same data: gpu_mlp's kernels use no atomics), and both stay within 1e-10 relative of the
 // host backend (as in executor_mlp.cu). Skipped (77) without a GPU.
-#include <cmath>
-#include <cstdio>
-#include <string>
-#include <vector>
-
-#include "gpu_mlp.cuh"
+// Compiled in parts, side by side: the training is in runtime_executor_mlp_train.cuh, part k in
+// runtime_executor_mlp/part_<k>.cu (so the schedules' lines print part by part, not in list order).
 #include "gpu_test.cuh"
-
-#include "../cpu/plan_support.hpp"
-#include "pipesched/cuda/executor.cuh"
-#include "pipesched/host/executor.hpp"
-
-namespace {
-
-using gpu_test::expect;
-using gpu_test::loss_message;
-using gpu_test::rel;
-
-constexpr double tolerance = 1e-10;
-
-template <class S> void train() {
-  constexpr int steps = 3;
-  gpu_mlp::host_training<S> host(12);
-  gpu_mlp::model compiled(host.model), runtime(host.model); // the same initial weights and data
-  pipesched::cuda::executor<S> cx({.slot_bytes = compiled.boundary_bytes()});
-  pipesched::cuda::runtime_executor rx(pipesched::runtime_schedule(pipesched::thaw(S::lowered)),
-                                       {.slot_bytes = runtime.boundary_bytes()}, S::parameters.cost);
-  std::vector<gpu_mlp::stage_functor> cf(S::ranks, gpu_mlp::stage_functor{&compiled});
-  std::vector<gpu_mlp::stage_functor> rf(S::ranks, gpu_mlp::stage_functor{&runtime});
-  std::string const name = plan_test::label<S>();
-  for (int step = 0; step < steps; ++step) {
-    double const want = host.step();
-    cx.run(cf);
-    double const got_compiled = compiled.apply_all(nullptr);
-    rx.run(rf);
-    double const got_runtime = runtime.apply_all(nullptr);
-    expect(got_runtime == got_compiled,
-           loss_message(name, step, got_runtime, "compile-time executor", got_compiled) + " (run-time executor)");
-    expect(rel(got_runtime, want) <= tolerance, loss_message(name, step, got_runtime, "host", want));
-  }
-  expect(gpu_mlp::parameters(runtime) == gpu_mlp::parameters(compiled), name + ": the two executors' weights differ");
-  double const dr = gpu_mlp::max_relative_difference(runtime, host.model);
-  expect(dr <= tolerance, name + ": weights differ by " + std::to_string(dr));
-  std::printf("  %-22s run-time executor equals the compile-time one; within %.1e of the host (largest %.2e)\n",
-              name.c_str(), tolerance, dr);
-}
-
-} // namespace
+#include "runtime_executor_mlp_train.cuh"
 
 int main() {
   PIPESCHED_GPU_TEST_REQUIRE_DEVICE();
   return gpu_test::run("gpu.runtime_executor_mlp", [] {
-    plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) { train<S>(); });
+    // every part once: their slices partition the schedules, so each is trained once
+    static_assert(runtime_executor_mlp_test::parts == 4, "main calls part_0 .. part_3: one call per part");
+    runtime_executor_mlp_test::part_0();
+    runtime_executor_mlp_test::part_1();
+    runtime_executor_mlp_test::part_2();
+    runtime_executor_mlp_test::part_3();
   });
 }

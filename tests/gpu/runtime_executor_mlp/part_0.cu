@@ -1,0 +1,5 @@
+// gpu.runtime_executor_mlp, part 0 of 4: the schedules at the indices i with i % 4 == 0
+// (runtime_executor_mlp_train.cuh).
+#include "../runtime_executor_mlp_train.cuh"
+
+void runtime_executor_mlp_test::part_0() { run_part<0>(); }

@@ -1,0 +1,5 @@
+// gpu.runtime_executor_mlp, part 3 of 4: the schedules at the indices i with i % 4 == 3
+// (runtime_executor_mlp_train.cuh).
+#include "../runtime_executor_mlp_train.cuh"
+
+void runtime_executor_mlp_test::part_3() { run_part<3>(); }
