@@ -224,10 +224,11 @@ public:
     stage(functors);
     for (part& d : parts_) { // every kernel is issued before any is waited for: they wait on each other
       detail::device_scope const on(d.device);
-      after_last_launch(d, stream_of(d, stream));
-      upload(d, stream_of(d, stream));
-      launch(d, stream_of(d, stream));
-      mark_launch(d, stream_of(d, stream));
+      cudaStream_t const st = stream_of(d, stream);
+      bool const ordered = after_last_launch(d, st);
+      upload(d, st);
+      launch(d, st);
+      mark_launch(d, st, ordered);
     }
     if (options_.synchronize) {
       wait_all(stream);
@@ -246,7 +247,7 @@ public:
     part& d = parts_[0];
     detail::device_scope const on(d.device); // a kernel is launched (and captured) with its stream's device current
     stage(functors);
-    after_last_launch(d, d.capture_stream); // a run() on another stream may still read the functors
+    (void)after_last_launch(d, d.capture_stream); // a run() on another stream may still read the functors
     upload(d, d.capture_stream);
     check(cudaStreamSynchronize(d.capture_stream), "cudaStreamSynchronize");
     drop_graph();
@@ -271,9 +272,9 @@ public:
     if (!graph_exec_) throw std::logic_error("pipesched: replay() before capture()");
     std::lock_guard<std::mutex> lock(mutex_);
     detail::device_scope const on(parts_[0].device); // null: the executor's device's legacy stream, as in run()
-    after_last_launch(parts_[0], stream);
+    bool const ordered = after_last_launch(parts_[0], stream);
     check(cudaGraphLaunch(graph_exec_, stream), "cudaGraphLaunch");
-    mark_launch(parts_[0], stream);
+    mark_launch(parts_[0], stream, ordered);
     if (options_.synchronize) {
       check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
       check_failure();
@@ -574,11 +575,15 @@ private:
     check(cudaStreamIsCapturing(stream, &st), "cudaStreamIsCapturing");
     return st != cudaStreamCaptureStatusNone;
   }
-  void after_last_launch(part const& d, cudaStream_t stream) {
-    if (!capturing(stream)) check(cudaStreamWaitEvent(stream, d.launched, 0), "cudaStreamWaitEvent");
+  /// Returns whether the launch is ordered so (false: `stream` is being captured); pass that
+  /// to mark_launch after the launch.
+  bool after_last_launch(part const& d, cudaStream_t stream) {
+    if (capturing(stream)) return false;
+    check(cudaStreamWaitEvent(stream, d.launched, 0), "cudaStreamWaitEvent");
+    return true;
   }
-  void mark_launch(part const& d, cudaStream_t stream) {
-    if (!capturing(stream)) check(cudaEventRecord(d.launched, stream), "cudaEventRecord");
+  void mark_launch(part const& d, cudaStream_t stream, bool ordered) {
+    if (ordered) check(cudaEventRecord(d.launched, stream), "cudaEventRecord");
   }
 
   /// Waits for every part's stream (every one even after an error, so no kernel outlives the
