@@ -15,7 +15,6 @@
 // so the whole of it is tested on the CPU against an emulated CUDA runtime.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -26,7 +25,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "pipesched/cuda/stream_resources.hpp"
@@ -227,7 +225,7 @@ public:
   int device(int s) const { return devices_[static_cast<std::size_t>(s)]; }
   stream_t stage_stream(int s) const { return streams_[static_cast<std::size_t>(s)]; }
   /// Whether stage s's stream is an SM partition's (options::sm_partitions).
-  bool partitioned(int s) const { return !stage_partition_.empty() && stage_partition_[static_cast<std::size_t>(s)].first >= 0; }
+  bool partitioned(int s) const { return partitions_.has(s); }
   /// With options::graphs: the graphs captured so far (at most stages × window).
   int graphs_captured() const { return graphs_captured_; }
   static constexpr std::uint64_t no_item = ~std::uint64_t{0};
@@ -327,17 +325,10 @@ private:
     for (std::size_t s = 0; s < S; ++s) {
       int const si = static_cast<int>(s);
       set_device(devices_[s], si);
-      if (!partitioned(si)) {
-        check(Runtime::stream_create(&streams_[s]), "cudaStreamCreateWithFlags", si);
-        if (options_.graphs) check(Runtime::stream_create(&capture_streams_[s]), "cudaStreamCreateWithFlags", si);
-      } else if (options_.graphs) {
-        // a graph captured on a stream of the ordinary context would run outside the partition
-        if constexpr (detail::partitions_of<Runtime>::has) {
-          auto const [set, index] = stage_partition_[s];
-          check(Runtime::partition_stream_create(partitions_[static_cast<std::size_t>(set)], index, &capture_streams_[s]),
-                "a capture stream in the stage's SM partition", si);
-        }
-      }
+      if (!partitioned(si)) check(Runtime::stream_create(&streams_[s]), "cudaStreamCreateWithFlags", si);
+      // in the stage's partition when it has one: a graph captured on a stream of the
+      // ordinary context would run outside it
+      if (options_.graphs) check(partitions_.make_stream(si, &capture_streams_[s]), "cudaStreamCreateWithFlags", si);
       make_event(si, &stage_done_[s]);
     }
     set_device(devices_[S - 1], stages_ - 1);
@@ -368,42 +359,18 @@ private:
   /// stage on that device (in stage order); those stages' streams are the partitions'.
   void make_partitions() {
     if constexpr (detail::partitions_of<Runtime>::has) {
-      stage_partition_.assign(static_cast<std::size_t>(stages_), {-1, -1});
-      std::vector<int> used;
-      for (int d : devices_)
-        if (std::find(used.begin(), used.end(), d) == used.end()) used.push_back(d);
       streams_.assign(static_cast<std::size_t>(stages_), stream_t{});
-      for (int d : used) {
-        std::vector<std::size_t> on;
-        for (std::size_t s = 0; s < static_cast<std::size_t>(stages_); ++s)
-          if (devices_[s] == d) on.push_back(s);
-        int const first = static_cast<int>(on[0]);
+      partitions_.make(devices_, [&](int d, int count, int first, auto* h) {
         set_device(d, first);
-        typename Runtime::partitions_t h{};
-        check(Runtime::make_partitions(&h, d, static_cast<int>(on.size()), options_.sm_per_stage), "SM partitions",
-              first);
-        partitions_.push_back(h);
-        for (std::size_t i = 0; i < on.size(); ++i) {
-          stage_partition_[on[i]] = {static_cast<int>(partitions_.size() - 1), static_cast<int>(i)};
-          streams_[on[i]] = Runtime::partition_stream(h, static_cast<int>(i));
-        }
-      }
+        check(Runtime::make_partitions(h, d, count, options_.sm_per_stage), "SM partitions", first);
+      });
+      for (int s = 0; s < stages_; ++s)
+        if (partitioned(s)) streams_[static_cast<std::size_t>(s)] = partitions_.stream(s);
     }
   }
 
-  /// An event recorded on stage s's stream: made in the stage's partition's context when it
-  /// has one (an event and the stream that records it must share a context).
-  void make_event(int s, event_t* e) {
-    if constexpr (detail::partitions_of<Runtime>::has) {
-      if (partitioned(s)) {
-        auto const [set, index] = stage_partition_[static_cast<std::size_t>(s)];
-        check(Runtime::partition_event_create(partitions_[static_cast<std::size_t>(set)], index, e),
-              "cudaEventCreateWithFlags (in the stage's SM partition)", s);
-        return;
-      }
-    }
-    check(Runtime::event_create(e), "cudaEventCreateWithFlags", s);
-  }
+  /// An event recorded on stage s's stream: in the stage's partition's context when it has one.
+  void make_event(int s, event_t* e) { check(partitions_.make_event(s, e), "cudaEventCreateWithFlags", s); }
 
   /// Issues item `id` (window slot k): input to stage 0's ring, every stage's forward after the
   /// stage before, the output to pinned memory, the slot's event.
@@ -513,10 +480,7 @@ private:
     }
     for (event_t e : done_)
       if (e) (void)Runtime::event_destroy(e);
-    if constexpr (detail::partitions_of<Runtime>::has)
-      for (auto h : partitions_) Runtime::destroy_partitions(h);
-    partitions_.clear();
-    stage_partition_.clear();
+    partitions_.release();
     auto free_ring = [](ring& g) {
       if (!g.block) return;
       (void)Runtime::set_device(g.device);
@@ -548,8 +512,7 @@ private:
   std::vector<ring> in_, out_;
   std::vector<bool> own_out_;
   std::vector<stream_t> streams_, capture_streams_;
-  std::vector<typename detail::partitions_of<Runtime>::type> partitions_; ///< options::sm_partitions: one set per device
-  std::vector<std::pair<int, int>> stage_partition_; ///< per stage: its partition set and index ({-1, -1}: none)
+  detail::partition_sets<Runtime> partitions_; ///< options::sm_partitions: one set per device, a partition per stage
   std::vector<graph_exec_t> graphs_; ///< options::graphs: stage s, slot k at s * window + k
   int graphs_captured_ = 0;
   std::vector<event_t> stage_done_, done_;

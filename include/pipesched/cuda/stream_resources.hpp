@@ -86,6 +86,80 @@ void wait_for_memsets(std::vector<int> const& devices, HasMemory&& has_memory, S
   }
 }
 
+/// The SM partitions of a streams executor (options::sm_partitions) whose owners (ranks,
+/// stages) sit on devices: one partition set per device in use (in order of first use), a
+/// partition per owner on that device (in owner order). It owns the sets and every stream in
+/// them; until make(), no owner has a partition.
+template <class Runtime> class partition_sets {
+public:
+  using stream_t = typename Runtime::stream_t;
+  using event_t = typename Runtime::event_t;
+  using status = typename Runtime::status;
+
+  /// Makes a set per device for the owners on `devices`: make_set(device, count, first owner,
+  /// handle*) makes one (Runtime::make_partitions) and reports a failure as its caller does.
+  /// On a throw, the sets made so far stay here for release().
+  template <class MakeSet> void make(std::vector<int> const& devices, MakeSet&& make_set) {
+    if constexpr (partitions_of<Runtime>::has) {
+      owner_.assign(devices.size(), {-1, -1});
+      std::vector<int> used;
+      for (int d : devices)
+        if (std::find(used.begin(), used.end(), d) == used.end()) used.push_back(d);
+      for (int d : used) {
+        std::vector<std::size_t> on;
+        for (std::size_t i = 0; i < devices.size(); ++i)
+          if (devices[i] == d) on.push_back(i);
+        typename Runtime::partitions_t h{};
+        make_set(d, static_cast<int>(on.size()), static_cast<int>(on[0]), &h);
+        sets_.push_back(h);
+        for (std::size_t k = 0; k < on.size(); ++k) owner_[on[k]] = {static_cast<int>(sets_.size() - 1), static_cast<int>(k)};
+      }
+    }
+  }
+  /// Whether `owner` runs on a partition of its own.
+  bool has(int owner) const { return static_cast<std::size_t>(owner) < owner_.size() && owner_[static_cast<std::size_t>(owner)].first >= 0; }
+  /// The partition's stream of an owner that has one.
+  stream_t stream(int owner) const {
+    if constexpr (partitions_of<Runtime>::has) {
+      auto const [set, index] = owner_[static_cast<std::size_t>(owner)];
+      return Runtime::partition_stream(sets_[static_cast<std::size_t>(set)], index);
+    } else {
+      return stream_t{};
+    }
+  }
+  /// An event to record on the owner's stream: in its partition's context when it has one (an
+  /// event and the stream that records it must share a context), else an ordinary one.
+  status make_event(int owner, event_t* e) const {
+    if constexpr (partitions_of<Runtime>::has)
+      if (has(owner)) {
+        auto const [set, index] = owner_[static_cast<std::size_t>(owner)];
+        return Runtime::partition_event_create(sets_[static_cast<std::size_t>(set)], index, e);
+      }
+    return Runtime::event_create(e);
+  }
+  /// A further stream for the owner: in its partition (owned by the set) when it has one, so
+  /// that a graph captured on it runs there; else an ordinary one (the caller destroys it).
+  status make_stream(int owner, stream_t* st) const {
+    if constexpr (partitions_of<Runtime>::has)
+      if (has(owner)) {
+        auto const [set, index] = owner_[static_cast<std::size_t>(owner)];
+        return Runtime::partition_stream_create(sets_[static_cast<std::size_t>(set)], index, st);
+      }
+    return Runtime::stream_create(st);
+  }
+  /// Destroys every set and the streams in them.
+  void release() noexcept {
+    if constexpr (partitions_of<Runtime>::has)
+      for (auto h : sets_) Runtime::destroy_partitions(h);
+    sets_.clear();
+    owner_.clear();
+  }
+
+private:
+  std::vector<typename partitions_of<Runtime>::type> sets_;
+  std::vector<std::pair<int, int>> owner_; ///< per owner: its set and index ({-1, -1}: none)
+};
+
 template <class Runtime> [[noreturn]] void throw_cuda(typename Runtime::status e, char const* call, failure_site const& site) {
   std::string what = std::string("pipesched: ") + call + " failed";
   if (site.rank >= 0) what += " on rank " + std::to_string(site.rank) + " (" + describe(site.action) + ")";
@@ -126,7 +200,7 @@ public:
   stream_t compute_stream(int r) const { return streams_[static_cast<std::size_t>(2 * r)]; }
   stream_t comm_stream(int r) const { return streams_[static_cast<std::size_t>(2 * r + 1)]; }
   /// Whether rank r's compute stream runs on an SM partition of its own (options::sm_partitions).
-  bool partitioned(int r) const { return !owned_.empty() && !owned_[static_cast<std::size_t>(2 * r)]; }
+  bool partitioned(int r) const { return partitions_.has(r); }
   /// Bytes of every boundary (2S entries, boundary_key order).
   std::vector<std::size_t> const& boundary_bytes() const { return bytes_; }
   /// Where the last failure happened (rank -1: none).
@@ -326,40 +400,25 @@ private:
     if constexpr (!partitions_of<Runtime>::has) {
       throw std::invalid_argument("pipesched: options::sm_partitions: this runtime policy has no SM partitions");
     } else {
-      rank_partition_.assign(static_cast<std::size_t>(ranks_), {-1, -1});
-      std::vector<int> used;
-      for (int d : devices_)
-        if (std::find(used.begin(), used.end(), d) == used.end()) used.push_back(d);
-      for (int d : used) {
-        std::vector<std::size_t> on;
-        for (std::size_t r = 0; r < static_cast<std::size_t>(ranks_); ++r)
-          if (devices_[r] == d) on.push_back(r);
+      partitions_.make(devices_, [&](int d, int count, int, auto* h) {
         set_device(d);
-        typename Runtime::partitions_t h{};
-        check(Runtime::make_partitions(&h, d, static_cast<int>(on.size()), options_.sm_per_stage), "SM partitions");
-        partitions_.push_back(h);
+        check(Runtime::make_partitions(h, d, count, options_.sm_per_stage), "SM partitions");
         current_device_ = -1; // making partitions may change the current device
-        for (std::size_t i = 0; i < on.size(); ++i) {
-          rank_partition_[on[i]] = {static_cast<int>(partitions_.size() - 1), static_cast<int>(i)};
-          streams_[2 * on[i]] = Runtime::partition_stream(h, static_cast<int>(i));
-          owned_[2 * on[i]] = false;
+      });
+      for (int r = 0; r < ranks_; ++r)
+        if (partitions_.has(r)) {
+          streams_[2 * static_cast<std::size_t>(r)] = partitions_.stream(r);
+          owned_[2 * static_cast<std::size_t>(r)] = false;
         }
-      }
     }
   }
 
   /// An event recorded on stream s: made in the partition's context when s is a partition's
   /// stream (an event and the stream that records it must share a context).
   void make_event(std::size_t s, event_t* e) {
-    if constexpr (partitions_of<Runtime>::has) {
-      if (!owned_[s]) {
-        auto const [set, index] = rank_partition_[s / 2];
-        check(Runtime::partition_event_create(partitions_[static_cast<std::size_t>(set)], index, e),
-              "cudaEventCreateWithFlags");
-        return;
-      }
-    }
-    check(Runtime::event_create(e), "cudaEventCreateWithFlags");
+    // only a compute stream (s even) is a partition's
+    check(s % 2 == 0 ? partitions_.make_event(static_cast<int>(s / 2), e) : Runtime::event_create(e),
+          "cudaEventCreateWithFlags");
   }
 
   void drop_graph() {
@@ -381,10 +440,7 @@ private:
     if (fork_) (void)Runtime::event_destroy(fork_);
     for (std::size_t s = 0; s < streams_.size(); ++s)
       if (streams_[s] && owned_[s]) (void)Runtime::stream_destroy(streams_[s]); // partitions own theirs
-    if constexpr (partitions_of<Runtime>::has)
-      for (auto h : partitions_) Runtime::destroy_partitions(h);
-    partitions_.clear();
-    rank_partition_.clear();
+    partitions_.release();
     if (capture_stream_) (void)Runtime::stream_destroy(capture_stream_);
     for (std::size_t r = 0; r < blocks_.size(); ++r)
       if (blocks_[r]) {
@@ -444,8 +500,7 @@ private:
   std::size_t stream_count_ = 0;
   std::vector<stream_t> streams_;
   std::vector<bool> owned_; ///< per stream: made (and destroyed) by the executor, not a partition's
-  std::vector<typename partitions_of<Runtime>::type> partitions_;
-  std::vector<std::pair<int, int>> rank_partition_; ///< per rank: its partition set and index
+  partition_sets<Runtime> partitions_; ///< options::sm_partitions: one set per device, a partition per rank
   std::vector<event_t> events_;
   std::vector<event_t> joins_;
   event_t fork_{};
