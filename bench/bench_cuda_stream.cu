@@ -9,9 +9,12 @@
 //   round-robin: the same path, item i on stream i mod S — items overlap with no pipeline
 //                (the strongest simple baseline for stages without state).
 //
-// The pipeline runs eagerly and with options::graphs (one graph per stage and slot).
+// The pipeline runs eagerly, with options::graphs (one graph per stage and slot) and with
+// options::blocking_pop (the consumer sleeps in cudaEventSynchronize instead of spinning).
 // Prediction: the pipeline and round-robin finish an item every stage_us (the slowest stage),
-// serial every S * stage_us. Reports items per second and the mean push-to-pop latency.
+// serial every S * stage_us. Reports items per second, the mean push-to-pop latency and the
+// consumer thread's CPU time per item (CLOCK_THREAD_CPUTIME_ID over its pop loop: about
+// stage_us when it spins, far less when it sleeps).
 //
 //   build/default/bench/bench_cuda_stream [stage_us=20] [items=2000]
 // Prints a table and a summary line; exit 77 without a GPU.
@@ -22,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <thread>
 #include <vector>
 
@@ -54,14 +58,24 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-/// The pipeline (with graphs: one per stage and slot): items per second and mean latency (µs).
-void pipeline(unsigned long long ns, int items, bool graphs, double& rate, double& latency) {
+/// CPU time of the calling thread, in µs.
+double thread_cpu_us() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) * 1e-3;
+}
+
+/// The pipeline (with graphs: one per stage and slot): items per second, mean latency (µs)
+/// and the consumer's CPU µs per item.
+void pipeline(unsigned long long ns, int items, bool graphs, bool blocking, double& rate, double& latency,
+              double& consumer_cpu) {
   std::vector<spin_stage> fs(stages, spin_stage{ns});
   pipesched::cuda::stream_options o;
   o.input_bytes = item_bytes;
   o.output_bytes.assign(stages, item_bytes);
   o.window = window;
   o.graphs = graphs;
+  o.blocking_pop = blocking;
   pipesched::cuda::stream_executor<spin_stage> ex(fs, o);
   std::vector<unsigned char> in(item_bytes, 1);
   for (int k = 0; k < window; ++k) ex.push(in.data()); // warm-up
@@ -73,7 +87,9 @@ void pipeline(unsigned long long ns, int items, bool graphs, double& rate, doubl
   });
   double sum = 0;
   int n = 0;
+  double const cpu0 = thread_cpu_us();
   while (auto item = ex.pop()) ++n;
+  consumer_cpu = (thread_cpu_us() - cpu0) / items;
   producer.join();
   rate = items / seconds_since(t0);
   for (std::size_t k = window; k < ex.latencies().size(); ++k) sum += ex.latencies()[k];
@@ -143,21 +159,24 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
   auto const ns = static_cast<unsigned long long>(stage_us * 1000.0);
-  double pr = 0, pl = 0, gr = 0, gl = 0, sr = 0, sl = 0, rr = 0, rl = 0;
-  pipeline(ns, items, false, pr, pl);
-  pipeline(ns, items, true, gr, gl);
+  double pr = 0, pl = 0, pc = 0, gr = 0, gl = 0, gc = 0, br = 0, bl = 0, bc = 0, sr = 0, sl = 0, rr = 0, rl = 0;
+  pipeline(ns, items, false, false, pr, pl, pc);
+  pipeline(ns, items, true, false, gr, gl, gc);
+  pipeline(ns, items, false, true, br, bl, bc);
   baseline(1, ns, items, sr, sl);
   baseline(stages, ns, items, rr, rl);
   double const predicted = stage_us > 0 ? 1e6 / stage_us : 0;
   std::printf("%s: %d stages spinning %.1f us each, %zu-byte items, window %d, %d items\n", prop.name, stages, stage_us,
               item_bytes, window, items);
-  std::printf("%-34s %14s %16s\n", "", "items/s", "mean latency us");
-  std::printf("%-34s %14.0f %16.1f\n", "pipesched cuda::stream_executor", pr, pl);
-  std::printf("%-34s %14.0f %16.1f\n", "  with graphs (options::graphs)", gr, gl);
+  std::printf("%-34s %14s %16s %18s\n", "", "items/s", "mean latency us", "consumer CPU us/item");
+  std::printf("%-34s %14.0f %16.1f %18.1f\n", "pipesched cuda::stream_executor", pr, pl, pc);
+  std::printf("%-34s %14.0f %16.1f %18.1f\n", "  with graphs (options::graphs)", gr, gl, gc);
+  std::printf("%-34s %14.0f %16.1f %18.1f\n", "  blocking_pop", br, bl, bc);
   std::printf("%-34s %14.0f %16.1f\n", "serial (one stream)", sr, sl);
   std::printf("%-34s %14.0f %16.1f\n", "round-robin (4 streams)", rr, rl);
   std::printf("%-34s %14.0f\n", "prediction (one item per stage_us)", predicted);
-  std::printf("\nsummary: stream executor %.0f items/s = %.2fx serial, %.2fx round-robin, %.0f %% of the prediction\n",
-              pr, sr > 0 ? pr / sr : 0, rr > 0 ? pr / rr : 0, predicted > 0 ? 100.0 * pr / predicted : 0);
+  std::printf("\nsummary: stream executor %.0f items/s = %.2fx serial, %.2fx round-robin, %.0f %% of the prediction;"
+              " blocking_pop consumer CPU %.1f us/item against %.1f spinning\n",
+              pr, sr > 0 ? pr / sr : 0, rr > 0 ? pr / rr : 0, predicted > 0 ? 100.0 * pr / predicted : 0, bc, pc);
   return 0;
 }

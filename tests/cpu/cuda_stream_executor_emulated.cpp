@@ -56,6 +56,7 @@ struct locked_runtime : emu::runtime {
   static status stream_synchronize(stream_t s) { return guarded([&] { return base::stream_synchronize(s); }); }
   static status device_synchronize() { return guarded([] { return base::device_synchronize(); }); }
   static status event_create(event_t* e) { return guarded([&] { return base::event_create(e); }); }
+  static status event_create_blocking(event_t* e) { return guarded([&] { return base::event_create_blocking(e); }); }
   static status event_destroy(event_t e) { return guarded([&] { return base::event_destroy(e); }); }
   static status event_record(event_t e, stream_t s) { return guarded([&] { return base::event_record(e, s); }); }
   static status stream_wait_event(stream_t s, event_t e) { return guarded([&] { return base::stream_wait_event(s, e); }); }
@@ -97,6 +98,9 @@ struct locked_partitioned : locked_runtime {
   }
   static status partition_event_create(partitions_t p, int i, event_t* e) {
     return guarded([&] { return parts::partition_event_create(p, i, e); });
+  }
+  static status partition_event_create_blocking(partitions_t p, int i, event_t* e) {
+    return guarded([&] { return parts::partition_event_create_blocking(p, i, e); });
   }
   static void destroy_partitions(partitions_t p) noexcept { guarded([&] { parts::destroy_partitions(p); }); }
   static status stream_destroy(stream_t s) {
@@ -600,4 +604,93 @@ TEST_CASE("cuda_stream.sm_partitions_refusals") {
   CHECK_FALSE(emu::the().partition_sets[0]->alive);
   for (affine const& f : fs) CHECK(f.calls == 0);
   CHECK(emu::the().streams.empty()); // nothing left behind
+}
+
+namespace {
+
+/// Counts the stream synchronisations that find work still queued on their stream (the
+/// thread would wait there, spinning by default).
+template <class Base> struct sync_counting : Base {
+  static inline int waited = 0, calls = 0;
+  static typename Base::status stream_synchronize(typename Base::stream_t s) {
+    return Base::guarded([&] {
+      ++calls;
+      if (!emu::resolve(s)->queue.empty()) ++waited;
+      return emu::runtime::stream_synchronize(s);
+    });
+  }
+};
+
+} // namespace
+
+TEST_CASE("cuda_stream.blocking_pop_waits_on_blocking_events") {
+  // stream_options::blocking_pop: every wait of pop() is on an event made with
+  // cudaEventBlockingSync (the thread sleeps, emulated as a count); without it, none is
+  for (bool blocking : {false, true})
+    for (bool partitioned : {false, true})
+      for (bool graphs : {false, true}) {
+        CAPTURE(blocking);
+        CAPTURE(partitioned);
+        CAPTURE(graphs);
+        emu::reset(partitioned ? 21 : 22);
+        constexpr int stages = 3;
+        constexpr std::uint64_t n = 50;
+        std::vector<affine> fs(stages);
+        auto opt = options(stages, 3);
+        opt.blocking_pop = blocking;
+        opt.graphs = graphs;
+        opt.sm_partitions = partitioned;
+        stream_items::popped out;
+        if (partitioned) {
+          executor<locked_partitioned> ex(fs, opt);
+          out = stream_items::push_and_pop(ex, n, stages);
+        } else {
+          executor<locked_runtime> ex(fs, opt);
+          out = stream_items::push_and_pop(ex, n, stages);
+        }
+        CHECK(out.items == n);
+        CHECK(out.wrong == 0);
+        // one cudaEventSynchronize per item popped, and nothing else waits on an event
+        CHECK(emu::the().blocking_event_waits == (blocking ? n : 0));
+        CHECK(emu::the().spinning_event_waits == (blocking ? 0 : n));
+      }
+}
+
+TEST_CASE("cuda_stream.blocking_pop_finish_sleeps_on_the_last_items_event") {
+  // finish() with blocking_pop waits for the last item's event (blocking): it follows every
+  // stage's work on every stream, so each stream synchronisation after it finds its stream
+  // empty. Without the option finish() synchronises the streams, which then have work left
+  // (the emulator runs nothing before someone waits).
+  for (bool blocking : {false, true})
+    for (std::vector<int> devices : {std::vector<int>{}, std::vector<int>{0, 1, 1, 2}}) {
+      CAPTURE(blocking);
+      CAPTURE(devices.size());
+      emu::reset(23);
+      using rt = sync_counting<locked_runtime>;
+      rt::waited = rt::calls = 0;
+      constexpr int stages = 4;
+      constexpr std::uint64_t n = 6;
+      std::vector<affine> fs(stages);
+      auto opt = options(stages, static_cast<int>(n));
+      opt.blocking_pop = blocking;
+      opt.devices = devices;
+      executor<rt> ex(fs, opt);
+      for (std::uint64_t id = 0; id < n; ++id) {
+        auto const v = input_of(id);
+        REQUIRE(ex.push(v.data()));
+      }
+      ex.finish();
+      CHECK(emu::the().blocking_event_waits == (blocking ? 1u : 0u));
+      CHECK(rt::calls == stages);
+      if (blocking) CHECK(rt::waited == 0);
+      else CHECK(rt::waited > 0);
+      for (std::uint64_t id = 0; id < n; ++id) {
+        auto item = ex.pop();
+        REQUIRE(item);
+        std::vector<double> got(width);
+        std::memcpy(got.data(), item->bytes.data(), width * sizeof(double));
+        CHECK(got == sequential(id, stages));
+      }
+      CHECK_FALSE(ex.pop());
+    }
 }

@@ -1,7 +1,8 @@
 // The CUDA stream executor on a GPU: four affine stages (one kernel each, side by side on one
 // GPU, one stream per stage) over 400 items pushed from a producer thread and popped in order
 // give, to the last bit, the stages applied one after another on the host (no fused
-// multiply-adds: --fmad=false), also with each stage's slot captured as a graph; a stage that throws stops the stream (push rethrows, pop and
+// multiply-adds: --fmad=false), also with each stage's slot captured as a graph and with
+// blocking_pop (the consumer sleeps on blocking-sync events; finish() before pop); a stage that throws stops the stream (push rethrows, pop and
 // push then throw stream_closed, finish rethrows) without a hang, and a new executor runs
 // after it; with two or more GPUs the stages spread over two of them (peer copies) give the
 // same bits; with SM partitions (each stage's stream in a green context of its own, eagerly
@@ -106,6 +107,33 @@ int main() {
       expect(ex.graphs_captured() == 16, "16 graphs (4 stages x window 4)");
       for (affine_stage const& f : fs) expect(f.calls == 4, "each functor called once per window slot");
       std::printf("gpu.stream_executor: 400 items with graphs: %d wrong, %d graphs\n", wrong, ex.graphs_captured());
+    }
+    {
+      // options::blocking_pop: pop() and finish() sleep on cudaEventBlockingSync events; the
+      // items are the same bits. finish() after the last push, before any pop: every item is
+      // then done, and each pops equal to the host's
+      std::vector<affine_stage> fs(4);
+      auto o = options(4, 4);
+      o.blocking_pop = true;
+      pipesched::cuda::stream_executor<affine_stage> ex(fs, o);
+      int const wrong = stream_items(ex, 400, 4);
+      expect(wrong == 0, std::to_string(wrong) + " of 400 items wrong with blocking_pop");
+      pipesched::cuda::stream_executor<affine_stage> ex2(fs, o);
+      for (std::uint64_t id = 0; id < 4; ++id) {
+        auto const v = input_of(id);
+        ex2.push(v.data());
+      }
+      ex2.finish();
+      int wrong_after_finish = 0;
+      for (std::uint64_t id = 0; id < 4; ++id) {
+        auto item = ex2.pop();
+        std::vector<double> got(width);
+        if (item) std::memcpy(got.data(), item->bytes.data(), item->bytes.size());
+        wrong_after_finish += !item || got != sequential(id, 4);
+      }
+      expect(wrong_after_finish == 0, std::to_string(wrong_after_finish) + " of 4 items wrong after finish()");
+      std::printf("gpu.stream_executor: 400 items with blocking_pop: %d wrong; 4 after finish(): %d wrong\n", wrong,
+                  wrong_after_finish);
     }
     {
       std::vector<affine_stage> fs(3);

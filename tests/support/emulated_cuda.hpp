@@ -41,6 +41,7 @@ namespace emu {
 
 struct event_state {
   int partition = -1;                 ///< the SM partition whose context made it (-1: the device's)
+  bool blocking = false;              ///< made with cudaEventBlockingSync (event_create_blocking)
   std::uint64_t issued = 0;           ///< versions recorded so far (in issue order)
   std::set<std::uint64_t> completed;  ///< versions whose record has run
 };
@@ -92,6 +93,10 @@ struct state {
   std::uint64_t copies_run = 0;
   std::uint64_t peer_copies = 0;
   std::uint64_t graph_launches = 0;
+  // cudaEventSynchronize calls on events with and without cudaEventBlockingSync (the host
+  // thread sleeps or spins there)
+  std::uint64_t blocking_event_waits = 0;
+  std::uint64_t spinning_event_waits = 0;
   // SM partitions made (partitioned_runtime): device, count and SMs asked for, alive or not
   struct partition_set {
     int device = 0, count = 0;
@@ -118,6 +123,7 @@ inline void reset(std::uint64_t seed) {
   s.copies = 0;
   s.last_error = 0;
   s.operations_run = s.copies_run = s.peer_copies = s.graph_launches = 0;
+  s.blocking_event_waits = s.spinning_event_waits = 0;
   s.capture_origin = nullptr;
   s.capturing.reset();
   s.partition_sets.clear();
@@ -261,6 +267,11 @@ struct runtime : emu_support::runtime_basics<graph> {
     *e = the().events.back().get();
     return success;
   }
+  static status event_create_blocking(event_t* e) {
+    event_create(e);
+    (*e)->blocking = true;
+    return success;
+  }
   static status event_destroy(event_t) { return success; }
   static status event_record(event_t e, stream_t s) {
     // as CUDA: the event and the stream recording it must belong to one context
@@ -321,6 +332,7 @@ struct runtime : emu_support::runtime_basics<graph> {
   }
   /// Runs streams until the event's latest record (at the time of the call) has run.
   static status event_synchronize(event_t e) {
+    ++(e->blocking ? the().blocking_event_waits : the().spinning_event_waits);
     std::uint64_t const v = e->issued;
     if (v > 0) run_until([e, v] { return e->completed.count(v) > 0; });
     return success;
@@ -388,6 +400,11 @@ struct partitioned_runtime : runtime {
   static status partition_event_create(partitions_t p, int i, event_t* e) {
     event_create(e);
     (*e)->partition = p->streams[static_cast<std::size_t>(i)]->partition;
+    return success;
+  }
+  static status partition_event_create_blocking(partitions_t p, int i, event_t* e) {
+    partition_event_create(p, i, e);
+    (*e)->blocking = true;
     return success;
   }
   static void destroy_partitions(partitions_t p) noexcept {

@@ -67,6 +67,15 @@ struct stream_options {
   /// elsewhere would run its kernels outside it).
   bool sm_partitions = false;
   unsigned sm_per_stage = 0;
+  /// pop() and finish() wait in the operating system instead of spinning a CPU core: the
+  /// events they wait for are made with cudaEventBlockingSync. By default a thread waiting in
+  /// cudaEventSynchronize spins (with the device's default scheduling, while it has fewer
+  /// active contexts than the machine has cores), which gives the lowest latency from a
+  /// finished item to pop() but keeps the consumer's core busy however slow the stages are.
+  /// Set this for a serving loop whose core has other work; the cost is the thread's wake-up
+  /// latency per pop (bench_cuda_stream measures both). Only these events change: the
+  /// device's scheduling flags (cudaSetDeviceFlags) are the caller's.
+  bool blocking_pop = false;
 };
 
 /// A forward-only pipeline of S stages on CUDA streams, one stream per stage, fed by an
@@ -189,14 +198,26 @@ public:
   /// can still be popped). Rethrows a failure.
   void finish() {
     close();
+    std::uint64_t issued = 0;
     {
       // a push admitted before close() may still be issuing its item: wait for it
       std::unique_lock<std::mutex> lock(gate_.m);
       gate_.pop_cv.wait(lock, [&] { return gate_.stopped || issued_ == gate_.next_id; });
       if (gate_.error) std::rethrow_exception(gate_.error);
+      issued = issued_; // no push can follow close()
     }
     int s = 0;
     try {
+      // the last item's event follows every stage's work on every stream (each stage waits
+      // for the one before it, and a stream runs its items in order): with blocking_pop the
+      // thread sleeps there, and the stream synchronisations after it return at once
+      if (options_.blocking_pop && issued > 0) {
+        s = stages_ - 1;
+        set_device(devices_[static_cast<std::size_t>(s)], s);
+        std::size_t const k = static_cast<std::size_t>((issued - 1) % static_cast<std::uint64_t>(window_));
+        check(Runtime::event_synchronize(done_[k]), "cudaEventSynchronize", s);
+        s = 0;
+      }
       for (; s < stages_; ++s) {
         set_device(devices_[static_cast<std::size_t>(s)], s);
         check(Runtime::stream_synchronize(streams_[static_cast<std::size_t>(s)]), "cudaStreamSynchronize", s);
@@ -333,7 +354,12 @@ private:
     }
     set_device(devices_[S - 1], stages_ - 1);
     done_.assign(static_cast<std::size_t>(window_), event_t{});
-    for (event_t& e : done_) make_event(stages_ - 1, &e);
+    for (event_t& e : done_) {
+      if (options_.blocking_pop)
+        check(partitions_.make_blocking_event(stages_ - 1, &e), "cudaEventCreateWithFlags", stages_ - 1);
+      else
+        make_event(stages_ - 1, &e);
+    }
     std::size_t const in_stride = (options_.input_bytes + 255) / 256 * 256, out_stride = (out_bytes() + 255) / 256 * 256;
     std::size_t const host_bytes = (in_stride + out_stride) * static_cast<std::size_t>(window_);
     if (host_bytes > 0) check(Runtime::host_alloc(&host_block_, host_bytes), "cudaMallocHost", -1);

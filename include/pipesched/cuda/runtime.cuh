@@ -40,6 +40,11 @@ struct cuda_runtime {
   static status stream_synchronize(stream_t s) { return cudaStreamSynchronize(s); }
   static status device_synchronize() { return cudaDeviceSynchronize(); }
   static status event_create(event_t* e) { return cudaEventCreateWithFlags(e, cudaEventDisableTiming); }
+  /// An event whose cudaEventSynchronize blocks the host thread instead of spinning
+  /// (cudaEventBlockingSync; the stream executor's stream_options::blocking_pop).
+  static status event_create_blocking(event_t* e) {
+    return cudaEventCreateWithFlags(e, cudaEventDisableTiming | cudaEventBlockingSync);
+  }
   static status event_destroy(event_t e) { return cudaEventDestroy(e); }
   static status event_record(event_t e, stream_t s) { return cudaEventRecord(e, s); }
   static status stream_wait_event(stream_t s, event_t e) { return cudaStreamWaitEvent(s, e, 0); }
@@ -90,6 +95,9 @@ struct cuda_runtime {
   }
   static status partition_event_create(partitions_t p, int i, event_t* e) {
     return p->in_context(i, [&] { return cudaEventCreateWithFlags(e, cudaEventDisableTiming); });
+  }
+  static status partition_event_create_blocking(partitions_t p, int i, event_t* e) {
+    return p->in_context(i, [&] { return cudaEventCreateWithFlags(e, cudaEventDisableTiming | cudaEventBlockingSync); });
   }
   static void destroy_partitions(partitions_t p) noexcept { delete p; }
 };

@@ -137,6 +137,17 @@ public:
       }
     return Runtime::event_create(e);
   }
+  /// As make_event, the event made with cudaEventBlockingSync: a host thread waiting for it
+  /// sleeps instead of spinning (needs event_create_blocking, and
+  /// partition_event_create_blocking where the policy has partitions).
+  status make_blocking_event(int owner, event_t* e) const {
+    if constexpr (partitions_of<Runtime>::has)
+      if (has(owner)) {
+        auto const [set, index] = owner_[static_cast<std::size_t>(owner)];
+        return Runtime::partition_event_create_blocking(sets_[static_cast<std::size_t>(set)], index, e);
+      }
+    return Runtime::event_create_blocking(e);
+  }
   /// A further stream for the owner: in its partition (owned by the set) when it has one, so
   /// that a graph captured on it runs there; else an ordinary one (the caller destroys it).
   status make_stream(int owner, stream_t* st) const {
