@@ -354,12 +354,7 @@ private:
     }
     set_device(devices_[S - 1], stages_ - 1);
     done_.assign(static_cast<std::size_t>(window_), event_t{});
-    for (event_t& e : done_) {
-      if (options_.blocking_pop)
-        check(partitions_.make_blocking_event(stages_ - 1, &e), "cudaEventCreateWithFlags", stages_ - 1);
-      else
-        make_event(stages_ - 1, &e);
-    }
+    for (event_t& e : done_) make_event(stages_ - 1, &e, options_.blocking_pop);
     std::size_t const in_stride = (options_.input_bytes + 255) / 256 * 256, out_stride = (out_bytes() + 255) / 256 * 256;
     std::size_t const host_bytes = (in_stride + out_stride) * static_cast<std::size_t>(window_);
     if (host_bytes > 0) check(Runtime::host_alloc(&host_block_, host_bytes), "cudaMallocHost", -1);
@@ -396,7 +391,9 @@ private:
   }
 
   /// An event recorded on stage s's stream: in the stage's partition's context when it has one.
-  void make_event(int s, event_t* e) { check(partitions_.make_event(s, e), "cudaEventCreateWithFlags", s); }
+  void make_event(int s, event_t* e, bool blocking = false) {
+    check(partitions_.make_event(s, e, blocking), "cudaEventCreateWithFlags", s);
+  }
 
   /// Issues item `id` (window slot k): input to stage 0's ring, every stage's forward after the
   /// stage before, the output to pinned memory, the slot's event.

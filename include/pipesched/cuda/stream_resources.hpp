@@ -128,25 +128,17 @@ public:
     }
   }
   /// An event to record on the owner's stream: in its partition's context when it has one (an
-  /// event and the stream that records it must share a context), else an ordinary one.
-  status make_event(int owner, event_t* e) const {
+  /// event and the stream that records it must share a context), else an ordinary one. With
+  /// `blocking` it is made with cudaEventBlockingSync: a host thread waiting for it sleeps
+  /// instead of spinning (the policy's event_create_blocking, partition_event_create_blocking).
+  status make_event(int owner, event_t* e, bool blocking = false) const {
     if constexpr (partitions_of<Runtime>::has)
       if (has(owner)) {
         auto const [set, index] = owner_[static_cast<std::size_t>(owner)];
-        return Runtime::partition_event_create(sets_[static_cast<std::size_t>(set)], index, e);
+        auto const p = sets_[static_cast<std::size_t>(set)];
+        return blocking ? Runtime::partition_event_create_blocking(p, index, e) : Runtime::partition_event_create(p, index, e);
       }
-    return Runtime::event_create(e);
-  }
-  /// As make_event, the event made with cudaEventBlockingSync: a host thread waiting for it
-  /// sleeps instead of spinning (needs event_create_blocking, and
-  /// partition_event_create_blocking where the policy has partitions).
-  status make_blocking_event(int owner, event_t* e) const {
-    if constexpr (partitions_of<Runtime>::has)
-      if (has(owner)) {
-        auto const [set, index] = owner_[static_cast<std::size_t>(owner)];
-        return Runtime::partition_event_create_blocking(sets_[static_cast<std::size_t>(set)], index, e);
-      }
-    return Runtime::event_create_blocking(e);
+    return blocking ? Runtime::event_create_blocking(e) : Runtime::event_create(e);
   }
   /// A further stream for the owner: in its partition (owned by the set) when it has one, so
   /// that a graph captured on it runs there; else an ordinary one (the caller destroys it).
