@@ -238,3 +238,36 @@ TEST_CASE("cuda.emulated.overlapped_pairs") {
   train_exact<V>(45);
   train_exact<D, mlp::copies_of_model_stages<mlp::stage_functor>>(46, D::lowered.stages / 2);
 }
+
+TEST_CASE("cuda.emulated.nvtx_ranges") {
+  // options::nvtx: a profiler range around every pass's functor call, in the stream
+  // program's issue order, named in PyTorch's syntax with the rank; none without the option;
+  // still balanced when a functor throws
+  plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) {
+    SUBCASE(plan_test::label<S>().c_str()) {
+      for (bool on : {true, false}) {
+        emu::reset(91);
+        emu_support::clear_ranges();
+        cuda::options o;
+        o.slot_bytes = plan_test::stamp_bytes;
+        o.nvtx = on;
+        emu_executor<S> ex(o);
+        emu::check_two_iterations(ex, S::make(), S::ranks, 91, plan_test::label<S>());
+        if (on)
+          emu::check_ranges(cuda::stream_program_of<S, cuda::transfer_mode::copy>::make(), thaw(S::lowered),
+                            plan_test::label<S>(), 2);
+        else
+          CHECK(emu_support::ranges().empty());
+      }
+    }
+  });
+  using S = one_f_one_b<stages<4>, microbatches<8>>;
+  emu::reset(92);
+  emu_support::clear_ranges();
+  cuda::options o{plan_test::stamp_bytes};
+  o.nvtx = true;
+  emu_executor<S> ex(o);
+  emu::check_throwing_functor(ex, S::make());
+  CHECK(emu_support::ranges_balanced());
+  CHECK_FALSE(emu_support::ranges().empty());
+}

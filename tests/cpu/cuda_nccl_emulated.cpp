@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "support/emulated_nccl.hpp"
 #include "support/emulated_nccl_checks.hpp"
 
+#include "pipesched/core/action_text.hpp"
 #include "pipesched/cuda/basic_nccl_executor.hpp"
 #include "pipesched/cuda/launch.hpp"
 #include "plan_support.hpp"
@@ -247,6 +249,42 @@ using emu_nccl::expect_transport_errors;
 using emu_nccl::fresh_folder;
 
 } // namespace
+
+TEST_CASE("cuda.nccl_emulated.nvtx_ranges") {
+  // nccl_options::nvtx: on each rank's thread, a profiler range around every pass's functor
+  // call in its list order, named in PyTorch's syntax with the rank ("2F3 r1"), each
+  // iteration; none without the option
+  using S = zb_h1<stages<4>, microbatches<8>>;
+  for (bool on : {true, false}) {
+    CAPTURE(on);
+    emu_support::clear_ranges();
+    cuda::nccl_options o;
+    o.nvtx = on;
+    run_checked<S>(2, o);
+    if (!on) {
+      CHECK(emu_support::ranges().empty());
+      continue;
+    }
+    std::map<std::thread::id, std::vector<std::string>> by_thread;
+    for (auto const& e : emu_support::ranges()) by_thread[e.thread].push_back(e.text);
+    CHECK(by_thread.size() == static_cast<std::size_t>(S::ranks));
+    std::set<int> ranks_seen;
+    for (auto const& [thread, got] : by_thread) {
+      REQUIRE_FALSE(got.empty());
+      int const r = std::stoi(got[0].substr(got[0].rfind(" r") + 2));
+      ranks_seen.insert(r);
+      std::vector<std::string> want;
+      for (int it = 0; it < 2; ++it)
+        for (action const& a : plan_test::compute_list(S::make(), r)) {
+          want.push_back("+" + format_action(a) + " r" + std::to_string(r));
+          want.push_back("-");
+        }
+      INFO("rank ", r);
+      CHECK(got == want);
+    }
+    CHECK(ranks_seen.size() == static_cast<std::size_t>(S::ranks));
+  }
+}
 
 TEST_CASE("cuda.nccl_emulated.failure.throwing_functor_middle_rank") {
   using S = one_f_one_b<stages<4>, microbatches<8>>;

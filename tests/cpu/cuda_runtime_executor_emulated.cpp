@@ -325,3 +325,36 @@ TEST_CASE("cuda.runtime.emulated.broken_tables_refused") {
           std::string::npos);
   }
 }
+
+TEST_CASE("cuda.runtime.emulated.nvtx_ranges") {
+  // options::nvtx: a profiler range around every pass's functor call, in the checked
+  // program's issue order, named in PyTorch's syntax with the rank; none without the option;
+  // still balanced when a functor throws
+  for (named_table const& nt : registered_tables::every_family({{4, 8}})) {
+    SUBCASE(nt.name.c_str()) {
+      REQUIRE(nt.t.ok());
+      runtime_schedule const sched(nt.t);
+      for (bool on : {true, false}) {
+        emu::reset(93);
+        emu_support::clear_ranges();
+        cuda::options o;
+        o.slot_bytes = plan_test::stamp_bytes;
+        o.nvtx = on;
+        emu_runtime_executor ex(sched, o);
+        emu::check_two_iterations(ex, sched.lowered(), sched.ranks, 93, nt.name);
+        if (on) emu::check_ranges(ex.program(), sched.lowered(), nt.name, 2);
+        else CHECK(emu_support::ranges().empty());
+      }
+    }
+  }
+  table const t = make_schedule("1f1b", params{4, 8});
+  runtime_schedule const sched(t);
+  emu::reset(94);
+  emu_support::clear_ranges();
+  cuda::options o{plan_test::stamp_bytes};
+  o.nvtx = true;
+  emu_runtime_executor ex(sched, o);
+  emu::check_throwing_functor(ex, t);
+  CHECK(emu_support::ranges_balanced());
+  CHECK_FALSE(emu_support::ranges().empty());
+}

@@ -694,3 +694,35 @@ TEST_CASE("cuda_stream.blocking_pop_finish_sleeps_on_the_last_items_event") {
       CHECK_FALSE(ex.pop());
     }
 }
+
+TEST_CASE("cuda_stream.nvtx_ranges") {
+  // stream_options::nvtx: a profiler range around each stage's functor call, on the pushing
+  // thread, named "{stage}F{item} r{stage}" in push order (item by item, stage by stage);
+  // with graphs only around the captures (the first item in each slot); none without it
+  for (bool graphs : {false, true})
+    for (bool on : {true, false}) {
+      CAPTURE(graphs);
+      CAPTURE(on);
+      emu::reset(24);
+      emu_support::clear_ranges();
+      constexpr int stages = 3, window = 2;
+      constexpr std::uint64_t n = 7;
+      std::vector<affine> fs(stages);
+      auto opt = options(stages, window);
+      opt.graphs = graphs;
+      opt.nvtx = on;
+      executor<locked_runtime> ex(fs, opt);
+      CHECK(run_stream(ex, n, stages) == 0);
+      std::vector<std::string> want;
+      if (on)
+        for (std::uint64_t id = 0; id < (graphs ? static_cast<std::uint64_t>(window) : n); ++id)
+          for (int s = 0; s < stages; ++s) {
+            want.push_back("+" + std::to_string(s) + "F" + std::to_string(id) + " r" + std::to_string(s));
+            want.push_back("-");
+          }
+      std::vector<std::string> got;
+      for (auto const& e : emu_support::ranges()) got.push_back(e.text);
+      CHECK(got == want);
+      CHECK(emu_support::ranges_balanced());
+    }
+}

@@ -2,7 +2,8 @@
 // GPU, one stream per stage) over 400 items pushed from a producer thread and popped in order
 // give, to the last bit, the stages applied one after another on the host (no fused
 // multiply-adds: --fmad=false), also with each stage's slot captured as a graph and with
-// blocking_pop (the consumer sleeps on blocking-sync events; finish() before pop); a stage that throws stops the stream (push rethrows, pop and
+// blocking_pop and NVTX ranges (the consumer sleeps on blocking-sync events; finish() before
+// pop); a stage that throws stops the stream (push rethrows, pop and
 // push then throw stream_closed, finish rethrows) without a hang, and a new executor runs
 // after it; with two or more GPUs the stages spread over two of them (peer copies) give the
 // same bits; with SM partitions (each stage's stream in a green context of its own, eagerly
@@ -115,6 +116,7 @@ int main() {
       std::vector<affine_stage> fs(4);
       auto o = options(4, 4);
       o.blocking_pop = true;
+      o.nvtx = true; // real NVTX ranges around each call (no profiler attached: no effect on the bits)
       pipesched::cuda::stream_executor<affine_stage> ex(fs, o);
       int const wrong = stream_items(ex, 400, 4);
       expect(wrong == 0, std::to_string(wrong) + " of 400 items wrong with blocking_pop");

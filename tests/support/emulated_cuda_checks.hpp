@@ -4,8 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <thread>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,7 @@
 #include "cpu/plan_support.hpp"
 #include "support/emulated_cuda.hpp"
 
+#include "pipesched/core/action_text.hpp"
 #include "pipesched/cuda/stream_resources.hpp"
 
 namespace emu {
@@ -185,6 +189,37 @@ template <class Executor> void check_failing_copy(Executor& ex, int ranks) {
   for (auto& f : fs) f = checker{}, f.salt = 99;
   ex.run(k);
   for (auto const& f : fs) CHECK(f.mismatches == 0);
+}
+
+/// The profiler ranges (options::nvtx) recorded since the last clear_ranges(): a push and a
+/// pop around every exec op of `program` (the executor's stream program over lowered table
+/// `t`), in its issue order, each named by the action in PyTorch's syntax (format_action,
+/// the CSV writer's) and its rank: "2F3 r1"; `iterations` times. All on the issuing thread.
+inline void check_ranges(pipesched::cuda::stream_program const& program, pipesched::table const& t,
+                         std::string const& name, int iterations = 1) {
+  std::vector<std::string> want;
+  for (int it = 0; it < iterations; ++it)
+    for (pipesched::cuda::stream_op const& o : program.ops)
+    if (o.kind == pipesched::cuda::stream_op_kind::exec) {
+      pipesched::action const& a = t.lists[static_cast<std::size_t>(o.rank)][o.action];
+      want.push_back("+" + pipesched::format_action(a) + " r" + std::to_string(o.rank));
+      want.push_back("-");
+    }
+  std::vector<std::string> got;
+  bool one_thread = true;
+  for (emu_support::range_event const& e : emu_support::ranges()) {
+    got.push_back(e.text);
+    one_thread = one_thread && e.thread == std::this_thread::get_id();
+  }
+  INFO(name);
+  CHECK(one_thread);
+  REQUIRE(got.size() == want.size());
+  std::size_t first_difference = got.size();
+  for (std::size_t k = got.size(); k-- > 0;)
+    if (got[k] != want[k]) first_difference = k;
+  INFO("first difference at ", first_difference, ": ", (first_difference < got.size() ? got[first_difference] : ""),
+       " for ", (first_difference < want.size() ? want[first_difference] : ""));
+  CHECK(first_difference == got.size());
 }
 
 } // namespace emu

@@ -148,7 +148,8 @@ private:
     } else if constexpr (o.kind == stream_op_kind::exec) {
       constexpr int r = o.rank;
       constexpr std::size_t i = o.action;
-      this->issue_exec(r, [&](action_record& current, boundary_views const& views, stream_t stream) {
+      this->issue_exec(r, action_record::of(step_of<S, r, i>{}), [&](action_record& current, boundary_views const& views,
+                                                                      stream_t stream) {
         detail::pass_tracker tracker{&current};
         plan<S, r>::template run_one<i>(pipesched::detail::functor_of<r>(fs), tracker, views, stream);
       });

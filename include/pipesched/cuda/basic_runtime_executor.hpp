@@ -112,7 +112,8 @@ private:
       case stream_op_kind::record: this->issue_record(o); break;
       case stream_op_kind::exec: {
         int const r = o.rank;
-        this->issue_exec(r, [&](action_record& current, boundary_views const& views, stream_t stream) {
+        this->issue_exec(r, action_record::of(schedule_.steps(r)[o.action]), [&](action_record& current,
+                                                                              boundary_views const& views, stream_t stream) {
           detail::runtime_pass_tracker tracker{&current};
           schedule_.run_one(r, o.action, fs[static_cast<std::size_t>(r)], tracker, views, stream);
         });

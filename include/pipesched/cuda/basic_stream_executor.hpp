@@ -15,8 +15,10 @@
 // so the whole of it is tested on the CPU against an emulated CUDA runtime.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -76,6 +78,9 @@ struct stream_options {
   /// latency per pop (bench_cuda_stream measures both). Only these events change: the
   /// device's scheduling flags (cudaSetDeviceFlags) are the caller's.
   bool blocking_pop = false;
+  /// A profiler range (NVTX) around each stage's functor call (and capture), named
+  /// "2F17 r2": stage 2's forward of item 17 (the item's number, not its window slot).
+  bool nvtx = false;
 };
 
 /// A forward-only pipeline of S stages on CUDA streams, one stream per stage, fed by an
@@ -272,6 +277,13 @@ private:
 
   std::size_t out_bytes() const { return options_.output_bytes.back(); }
 
+  /// The profiler range's name of stage s's forward of item `id` ("2F17 r2").
+  static std::array<char, 48> label(int s, std::uint64_t id) {
+    std::array<char, 48> l{};
+    std::snprintf(l.data(), l.size(), "%dF%llu r%d", s, static_cast<unsigned long long>(id), s);
+    return l;
+  }
+
   /// A failed call as cuda::error naming the call, the stage (its site's rank) and the item.
   static void check(status e, char const* call, int stage, std::uint64_t item = no_item) {
     if (e == Runtime::success) return;
@@ -424,10 +436,16 @@ private:
       io const x{view{in_[ss].slot(k), in_[ss].bytes}, view{out_[ss].slot(k), out_[ss].bytes}, view{}, st, s};
       if (options_.graphs) {
         graph_exec_t& g = graphs_[ss * static_cast<std::size_t>(window_) + k];
-        if (!g) capture_stage(g, step, x, id);
+        if (!g) {
+          detail::range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label(s, id).data() : "");
+          capture_stage(g, step, x, id);
+        }
         check(Runtime::graph_launch(g, st), "cudaGraphLaunch", s, id);
       } else {
-        (*functors_)[ss].forward(step, x);
+        {
+          detail::range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label(s, id).data() : "");
+          (*functors_)[ss].forward(step, x);
+        }
         check(Runtime::get_last_error(), "a kernel launch of the stage's forward", s, id);
       }
       if (s + 1 < stages_) {

@@ -56,6 +56,9 @@ struct nccl_options {
   /// Where a failing rank leaves a note, so that the others' exceptions name it (optional:
   /// without it they name the edge they were waiting on and say the failing rank is unknown).
   failure_board* board = nullptr;
+  /// A profiler range (NVTX) around each pass's functor call, named "2F3 r1" (PyTorch's
+  /// action syntax and the rank), as cuda::options::nvtx.
+  bool nvtx = false;
 };
 
 /// This rank's iteration stopped because of communication: a communicator error, a peer
@@ -248,6 +251,7 @@ protected:
     current_ = a;
     failure_.action = current_;
     try {
+      range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label_of(a, rank_).text : "");
       call(current_, boundary_views{views_.data(), bytes_.data()}, compute_);
     } catch (std::exception const& ex) {
       failure_ = failure_site{rank_, current_};

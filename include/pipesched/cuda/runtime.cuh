@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cuda_runtime.h>
+#include <nvtx3/nvToolsExt.h>
 
 #include <cstddef>
 
@@ -22,6 +23,10 @@ struct cuda_runtime {
   static constexpr status success = cudaSuccess;
 
   static char const* error_string(status e) { return cudaGetErrorString(e); }
+  /// A profiler range on the calling thread (options::nvtx): NVTX 3, header-only, a no-op
+  /// costing a branch unless a tool such as Nsight Systems is attached.
+  static void range_push(char const* name) { nvtxRangePushA(name); }
+  static void range_pop() { nvtxRangePop(); }
   static status get_last_error() { return cudaGetLastError(); }
   static status get_device(int* d) { return cudaGetDevice(d); }
   static status set_device(int d) { return cudaSetDevice(d); }

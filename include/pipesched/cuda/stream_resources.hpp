@@ -53,9 +53,29 @@ struct options {
   /// fit is refused with the size that would. Copies stay on the communication streams.
   bool sm_partitions = false;
   unsigned sm_per_stage = 0;
+  /// A profiler range (NVTX) around each pass's functor call, named in PyTorch's action
+  /// syntax with the rank ("2F3 r1"), so that Nsight Systems shows which kernels each action
+  /// launched. The ranges are on the issuing host thread; a replayed graph has none.
+  bool nvtx = false;
 };
 
 namespace detail {
+
+/// A profiler range (the runtime policy's range_push / range_pop) for one scope, when `on`.
+template <class Runtime> class range_scope {
+public:
+  range_scope(bool on, char const* name) : on_(on) {
+    if (on_) Runtime::range_push(name);
+  }
+  ~range_scope() {
+    if (on_) Runtime::range_pop();
+  }
+  range_scope(range_scope const&) = delete;
+  range_scope& operator=(range_scope const&) = delete;
+
+private:
+  bool on_;
+};
 
 /// A runtime policy's SM partitions (`partitions_t`, make_partitions, partition_stream,
 /// partition_stream_create, partition_event_create, destroy_partitions), where it has them.
@@ -289,11 +309,12 @@ protected:
   /// An exec op of rank r: `call(current, views, stream)` runs the pass (setting `current` to
   /// the action it runs); a throw records rank and action and passes on; a launch error of
   /// the pass's kernels raises cuda::error (asynchronous errors surface at the end).
-  template <class Call> void issue_exec(int r, Call&& call) {
+  template <class Call> void issue_exec(int r, action_record a, Call&& call) {
     std::size_t const rr = static_cast<std::size_t>(r);
     set_device(devices_[rr]);
     action_record current{};
     try {
+      range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label_of(a, r).text : "");
       call(current, boundary_views{views_[rr].data(), bytes_.data()}, streams_[2 * rr]);
     } catch (...) {
       failure_ = failure_site{r, current};

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "pipesched/core/action.hpp"
@@ -36,6 +37,17 @@ inline std::string describe(action_record const& a) {
   if (a.empty()) return "before its first action";
   return std::string(op_name(a.kind())) + " of stage " + std::to_string(a.stage()) + ", micro-batch " +
          std::to_string(a.mb());
+}
+
+/// The name of a profiler range around an action of rank r: PyTorch's action syntax and the
+/// rank, "2F3 r1" (stage 2's forward of micro-batch 3, issued for rank 1).
+struct action_label {
+  char text[48];
+};
+inline action_label label_of(action_record const& a, int rank) {
+  action_label l{};
+  std::snprintf(l.text, sizeof l.text, "%d%s%d r%d", a.stage(), op_name(a.kind()), a.mb(), rank);
+  return l;
 }
 
 /// Where a run failed: the rank, and the action it was in (or before its first action).
