@@ -259,7 +259,8 @@ TEST_CASE("skip.invariants.sweep.S2-12") {
 TEST_CASE("skip.goal.busiest_plus_round_trips.unit_costs") {
   // with unit costs and no cap or a cap of 2K micro-batches, the iteration takes no longer
   // than the busiest rank's work plus one round trip (F + B) per kept stage (with a cap of
-  // K it takes up to 16% longer: admission reserves a place on the whole path at once)
+  // K it takes up to 16% longer: the greedy order runs forwards on middle ranks that delay
+  // the backwards freeing places; docs/05_skip_paths.md)
   for (int lay = 0; lay < 2; ++lay)
     for (int S = 2; S <= 16; ++S)
       for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
