@@ -245,20 +245,9 @@ TEST_CASE("cuda.emulated.nvtx_ranges") {
   // still balanced when a functor throws
   plan_test::for_each_type(plan_test::training_schedules<4, 8>{}, []<class S>(S*) {
     SUBCASE(plan_test::label<S>().c_str()) {
-      for (bool on : {true, false}) {
-        emu::reset(91);
-        emu_support::clear_ranges();
-        cuda::options o;
-        o.slot_bytes = plan_test::stamp_bytes;
-        o.nvtx = on;
-        emu_executor<S> ex(o);
-        emu::check_two_iterations(ex, S::make(), S::ranks, 91, plan_test::label<S>());
-        if (on)
-          emu::check_ranges(cuda::stream_program_of<S, cuda::transfer_mode::copy>::make(), thaw(S::lowered),
-                            plan_test::label<S>(), 2);
-        else
-          CHECK(emu_support::ranges().empty());
-      }
+      emu::check_nvtx_ranges([](cuda::options const& o) { return emu_executor<S>(o); },
+                             [](auto const&) { return cuda::stream_program_of<S, cuda::transfer_mode::copy>::make(); },
+                             S::make(), thaw(S::lowered), S::ranks, plan_test::label<S>(), 91);
     }
   });
   using S = one_f_one_b<stages<4>, microbatches<8>>;

@@ -334,17 +334,9 @@ TEST_CASE("cuda.runtime.emulated.nvtx_ranges") {
     SUBCASE(nt.name.c_str()) {
       REQUIRE(nt.t.ok());
       runtime_schedule const sched(nt.t);
-      for (bool on : {true, false}) {
-        emu::reset(93);
-        emu_support::clear_ranges();
-        cuda::options o;
-        o.slot_bytes = plan_test::stamp_bytes;
-        o.nvtx = on;
-        emu_runtime_executor ex(sched, o);
-        emu::check_two_iterations(ex, sched.lowered(), sched.ranks, 93, nt.name);
-        if (on) emu::check_ranges(ex.program(), sched.lowered(), nt.name, 2);
-        else CHECK(emu_support::ranges().empty());
-      }
+      emu::check_nvtx_ranges([&](cuda::options const& o) { return emu_runtime_executor(sched, o); },
+                             [](emu_runtime_executor const& ex) { return ex.program(); }, sched.lowered(), sched.lowered(),
+                             sched.ranks, nt.name, 93);
     }
   }
   table const t = make_schedule("1f1b", params{4, 8});

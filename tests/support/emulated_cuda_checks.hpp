@@ -222,4 +222,23 @@ inline void check_ranges(pipesched::cuda::stream_program const& program, pipesch
   CHECK(first_difference == got.size());
 }
 
+/// options::nvtx on executors made by `make(options)` (seeded `seed`), running table `t`
+/// over lowered table `lowered`, whose stream program `program_of(executor)` gives: with the
+/// option, two iterations' ranges are what check_ranges expects; without it there are none.
+template <class Make, class ProgramOf, class Table>
+void check_nvtx_ranges(Make make, ProgramOf program_of, Table const& t, pipesched::table const& lowered, int ranks,
+                       std::string const& name, std::uint64_t seed) {
+  for (bool on : {true, false}) {
+    reset(seed);
+    emu_support::clear_ranges();
+    pipesched::cuda::options o;
+    o.slot_bytes = plan_test::stamp_bytes;
+    o.nvtx = on;
+    auto ex = make(o);
+    check_two_iterations(ex, t, ranks, seed, name);
+    if (on) check_ranges(program_of(ex), lowered, name, 2);
+    else CHECK(emu_support::ranges().empty());
+  }
+}
+
 } // namespace emu
