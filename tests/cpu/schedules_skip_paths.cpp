@@ -259,8 +259,8 @@ TEST_CASE("skip.invariants.sweep.S2-12") {
 TEST_CASE("skip.goal.busiest_plus_round_trips.unit_costs") {
   // with unit costs and no cap or a cap of 2K micro-batches, the iteration takes no longer
   // than the busiest rank's work plus one round trip (F + B) per kept stage (with a cap of
-  // K it takes up to 16% longer: the greedy order runs forwards on middle ranks that delay
-  // the backwards freeing places; docs/05_skip_paths.md)
+  // K it can take up to 16% longer, and that sum is no bound under a cap: rank 0 holds every
+  // micro-batch for its whole round trip; docs/05_skip_paths.md)
   for (int lay = 0; lay < 2; ++lay)
     for (int S = 2; S <= 16; ++S)
       for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
@@ -431,16 +431,74 @@ TEST_CASE("skip.given_paths.type") {
   CHECK(verify(t).ok());
 }
 
-TEST_CASE("skip.cap_k.greedy_order_is_the_shortfall") {
-  // docs/05_skip_paths.md: with a cap of exactly K the greedy event order is slower than the
-  // textbook order. The full pipeline (K = S = 7, no skip) with cap 7 and unit costs:
-  // 1F1B takes (m + S − 1)·(F + B + W) = 22 · 3 = 66 (closed form); the event order takes 75
-  // (regression value, measured), i.e. above the busiest rank plus K round trips (48 + 21)
+TEST_CASE("skip.full_pipeline.cap_S.matches_1f1b_formula") {
+  // every stage kept and a cap of S places, which binds once m > S: 1F1B fits that cap (its
+  // rank r holds at most S − r micro-batches) and the kept order is 1F1B's, for uniform
+  // costs with and without a separate weight pass
+  for (cost_model u : {cost_model{1, 1, 1, 0}, cost_model{1, 2, 0, 0}, cost_model{1, 1.5, 0.5, 0},
+                       cost_model{2, 1, 1, 0}})
+    for (int S = 2; S <= 16; ++S)
+      for (int m = S + 1; m <= 40; ++m) {
+        skip_config c = config(S, S, m, S, path_layout::last, path_method::cost_aware, u);
+        table t = make_skip(c);
+        REQUIRE(t.ok());
+        INFO("S=" << S << " m=" << m << " F=" << u.f << " B=" << u.b << " W=" << u.w);
+        // reference: schedules.md, 1F1B: "Time (c = 0): (m+p−1)(F+B+W)" with p = S
+        CHECK(simulate(t, skip_sim_costs(c)).makespan == doctest::Approx((m + S - 1) * (u.f + u.b + u.w)));
+      }
+}
+
+TEST_CASE("skip.cap_binding.two_orders_keep_the_shorter") {
+  // docs/05_skip_paths.md: under a binding cap the event simulation runs in two orders and
+  // keeps the shorter iteration. The full pipeline (K = S = 7, no skip), cap 7, m = 16, unit
+  // costs: the earliest-start order alone takes 75 (regression value, measured: middle ranks
+  // run forwards that delay the backwards freeing places); the by-position order takes 1F1B's
+  // (m + S − 1)·(F + B + W) = 22 · 3 = 66 (reference: schedules.md, 1F1B), and that is kept
   skip_config c = config(7, 7, 16, 7, path_layout::last, path_method::cost_aware, {1, 1, 1, 0});
   table t = make_skip(c);
   REQUIRE(t.ok());
-  simulation sim = simulate(t, skip_sim_costs(c));
-  CHECK(busiest(sim) == doctest::Approx(16 * 3));
-  CHECK(sim.makespan == doctest::Approx(75));
-  CHECK(sim.makespan > (16 + 7 - 1) * 3);
+  vec<vec<int>> const paths = model_paths(t);
+  sim_costs const costs = skip_sim_costs(c);
+  table const earliest = detail::skip_table_in_order(c, paths, detail::skip_order::earliest);
+  table const by_position = detail::skip_table_in_order(c, paths, detail::skip_order::by_position);
+  REQUIRE(earliest.ok());
+  REQUIRE(by_position.ok());
+  CHECK(simulate(earliest, costs).makespan == doctest::Approx(75));
+  CHECK(simulate(by_position, costs).makespan == doctest::Approx((16 + 7 - 1) * 3));
+  CHECK(simulate(t, costs).makespan == doctest::Approx((16 + 7 - 1) * 3));
+  check_invariants(c, by_position, "by position, S=K=7");
+
+  // over a grid of binding caps: make_skip's table is the shorter of the two orders on its own
+  // paths (ties: the earliest-start order's lists), each order meets every invariant, and
+  // neither order is the shorter everywhere (so neither alone would do)
+  int by_position_shorter = 0, earliest_shorter = 0;
+  for (int lay = 0; lay < 2; ++lay)
+    for (int S = 3; S <= 9; ++S)
+      for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
+        for (int m : {8, 13})
+          for (int M : {K, std::max(1, K / 2)}) {
+            path_layout const l = lay ? path_layout::round_trip : path_layout::last;
+            skip_config cc = config(S, K, m, M, l, path_method::cost_aware, {1, 2, 0.5, 0.1});
+            table kept = make_skip(cc);
+            if (!kept.ok()) continue;
+            std::string const what = "S=" + std::to_string(S) + " K=" + std::to_string(K) + " m=" +
+                                     std::to_string(m) + " M=" + std::to_string(M) + " layout=" + std::to_string(lay);
+            INFO(what);
+            vec<vec<int>> const ps = model_paths(kept);
+            sim_costs const cs = skip_sim_costs(cc);
+            table const e = detail::skip_table_in_order(cc, ps, detail::skip_order::earliest);
+            table const b = detail::skip_table_in_order(cc, ps, detail::skip_order::by_position);
+            REQUIRE(e.ok());
+            double const te = simulate(e, cs).makespan, tk = simulate(kept, cs).makespan;
+            double const tb = b.ok() ? simulate(b, cs).makespan : te + 1;
+            CHECK(tk == doctest::Approx(std::min(te, tb)));
+            CHECK(kept.lists == (tb < te ? b.lists : e.lists));
+            check_invariants(cc, e, what + " earliest");
+            if (b.ok()) check_invariants(cc, b, what + " by position");
+            by_position_shorter += tb < te - 1e-9;
+            earliest_shorter += te < tb - 1e-9;
+          }
+  // regression values (measured): both orders win somewhere on this grid
+  CHECK(by_position_shorter > 0);
+  CHECK(earliest_shorter > 0);
 }

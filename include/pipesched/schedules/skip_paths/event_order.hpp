@@ -1,8 +1,10 @@
-// pipesched: skip paths — the per-rank order of a skip schedule, from one event simulation of
-// every micro-batch's chain of passes along its path.
+// pipesched: skip paths — the per-rank order of a skip schedule, from an event simulation of
+// every micro-batch's chain of passes along its path (two orders under a memory cap; the
+// shorter iteration is kept).
 #pragma once
 
 #include "pipesched/core/table.hpp"
+#include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/schedules/skip_paths/config.hpp"
 
 namespace pipesched {
@@ -54,6 +56,18 @@ constexpr double admission_time(rank_places const& ranks, vec<int> const& model_
   return at;
 }
 
+/// How a rank picks its next pass among those whose input has arrived.
+enum class skip_order : unsigned char {
+  /// The pass that can start first (ties: input ready first, backward first, micro-batch
+  /// id): shared/reference/skip-paths.md's order.
+  earliest,
+  /// As `earliest`, but a forward at position k of its route (0: stage 0) starts on a rank
+  /// only while the rank holds fewer than max(1, places − k) micro-batches: 1F1B's rule
+  /// (rank r of a full pipeline with S places holds at most S − r), which keeps the later
+  /// ranks from running forwards that delay the backwards freeing places.
+  by_position,
+};
+
 /// The event simulation's state. A micro-batch's chain has 2L - 1 steps for a route of L
 /// stages: forwards along the route (steps 0..L-2), the last forward with its backward
 /// (step L-1), backwards in reverse (steps L..2L-2). Open micro-batches (first_open up to
@@ -70,6 +84,8 @@ struct skip_events {
   vec<int> candidate;           ///< the micro-batch the rank would run next this round, -1: none
   vec<double> candidate_ready;  ///< when that pass's input (and admission) is ready
   vec<char> candidate_backward; ///< whether that pass is a backward
+  vec<int> held;                ///< micro-batches whose forward ran on the rank and whose place is not freed
+  skip_order order = skip_order::earliest;
   rank_places ranks;
   int next_admit = 0; ///< micro-batches enter stage 0 in id order; this one is next
   int first_open = 0; ///< micro-batches below it are done
@@ -82,13 +98,16 @@ constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k)
 
 /// Each rank's candidate among the open micro-batches: passes whose input is ready by the
 /// time the rank is free compete on (when they could start, input ready, backward first,
-/// micro-batch id). A micro-batch that has not entered yet needs its admission too.
+/// micro-batch id). A micro-batch that has not entered yet needs its admission too; in order
+/// by_position a forward also needs the rank to hold fewer than its position allows.
 constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
   // raw pointers: this loop runs inside the compiler, where every call counts
   std::size_t const* const next_step = sim.next_step.data();
   double const* const input_ready = sim.input_ready.data();
   int const* const next_rank = sim.next_rank.data();
   double const* const free_at = sim.free_at.data();
+  int const* const held = sim.held.data();
+  bool const by_position = sim.order == skip_order::by_position;
   int* const candidate = sim.candidate.data();
   double* const candidate_ready = sim.candidate_ready.data();
   char* const candidate_backward = sim.candidate_backward.data();
@@ -108,6 +127,10 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
       ready = admitted_at > ready ? admitted_at : ready;
     }
     bool const backward = k >= last_forward;
+    if (by_position && !backward) { // a forward here is the micro-batch's first visit to rank r
+      int const allowed = sim.ranks.places - static_cast<int>(k);
+      if (held[r] >= (allowed > 1 ? allowed : 1)) continue;
+    }
     double const rank_free = free_at[r];
     bool better = candidate[r] < 0;
     if (!better) {
@@ -144,9 +167,9 @@ constexpr next_pass earliest_candidate(skip_events const& sim) {
 }
 
 /// Runs the next step of micro-batch `run.mb` from `run.start`: appends its pass(es) to its
-/// rank's list, admits the micro-batch at its first step, frees its place on the rank at its
-/// last backward there (the backward of its first stage on that rank), and sets when its
-/// next step's input arrives.
+/// rank's list, admits the micro-batch at its first step, counts it held on the rank at its
+/// first forward there, frees its place there at its last backward there (the backward of
+/// its first stage on that rank), and sets when its next step's input arrives.
 constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_costs const& costs,
                         vec<vec<int>> const& model_paths, next_pass const& run) {
   std::size_t const mb = static_cast<std::size_t>(run.mb);
@@ -160,6 +183,9 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
     ++sim.next_admit;
     for (int q : model_paths[mb]) ++sim.ranks.admitted[static_cast<std::size_t>(q)];
   }
+  std::size_t first = 0; // position of the micro-batch's first stage on rank r
+  while (t.rank_of(route[first]) != static_cast<int>(r)) ++first;
+  if (k == first) ++sim.held[r];
   if (k == L - 1) { // last forward, then its backward
     push(t, op::forward, s, run.mb);
     push(t, op::backward, s, run.mb);
@@ -169,10 +195,9 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
     push(t, kind, s, run.mb);
     end += costs.duration(kind, s);
   }
-  if (k >= L - 1) { // a backward: the place is freed by the one of the first stage on this rank
-    std::size_t first = 0;
-    while (t.rank_of(route[first]) != static_cast<int>(r)) ++first;
-    if (route[first] == s) sim.ranks.released[r].push_back(end);
+  if (k >= L - 1 && route[first] == s) { // a backward: the one of the first stage on this rank frees the place
+    sim.ranks.released[r].push_back(end);
+    --sim.held[r];
   }
   sim.free_at[r] = end;
   if (++sim.next_step[mb] < sim.steps) {
@@ -182,9 +207,8 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
   }
 }
 
-/// skip_table without the checks (the candidates of the cost-aware assignment are checked
-/// by their caller).
-constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& model_paths) {
+/// The table of one event simulation in order `order` (failed when it stalls).
+constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& model_paths, skip_order order) {
   int const m = c.microbatches;
   int const places = c.memory > 0 ? c.memory : m;
   table t = skip_frame(c, model_paths);
@@ -200,6 +224,8 @@ constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& 
   sim.candidate.assign(ranks, -1);
   sim.candidate_ready.assign(ranks, 0.0);
   sim.candidate_backward.assign(ranks, 0);
+  sim.held.assign(ranks, 0);
+  sim.order = order;
   sim.ranks.places = places;
   sim.ranks.admitted.assign(ranks, 0);
   sim.ranks.released.resize(ranks);
@@ -213,22 +239,49 @@ constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& 
   return t;
 }
 
+/// Whether c's memory cap can bind: fewer places than micro-batches.
+constexpr bool skip_cap_binds(skip_config const& c) { return c.memory > 0 && c.memory < c.microbatches; }
+
+/// skip_table without the checks, in the earliest-start order only: the cost-aware
+/// assignment times its candidates with it (its caller checks them), and the shorter of the
+/// two orders is taken once, for the paths chosen (skip_table).
+constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& model_paths) {
+  return skip_table_in_order(c, model_paths, skip_order::earliest);
+}
+
+/// The shorter of the two orders' tables under a binding cap (ties: `earliest`); without
+/// one, the earliest-start order. Neither order is better everywhere: over S ≤ 16, all K,
+/// m ∈ {1, 4, 8, 16, 32}, both layouts and caps K and K/2 with unit costs (2043 iterations),
+/// keeping the shorter shortened 144 by up to 13% and lengthened none; the full pipeline
+/// with cap S now takes 1F1B's (m + S − 1)·(F + B + W) (docs/05_skip_paths.md).
+constexpr table skip_table_shorter(skip_config const& c, vec<vec<int>> const& model_paths) {
+  table t = skip_table_in_order(c, model_paths, skip_order::earliest);
+  if (!skip_cap_binds(c)) return t;
+  table alt = skip_table_in_order(c, model_paths, skip_order::by_position);
+  if (!alt.ok()) return t;
+  if (!t.ok()) return alt;
+  sim_costs const costs = skip_sim_costs(c);
+  return simulate(alt, costs).makespan < simulate(t, costs).makespan ? alt : t;
+}
+
 } // namespace detail
 
 /// The compute table of paths `model_paths` (model stages; checked) under configuration c:
 /// rank s holds stage s (and the head stage S in layout round_trip). The per-rank order
-/// comes from one event simulation of every micro-batch's chain (forwards along its path,
+/// comes from an event simulation of every micro-batch's chain (forwards along its path,
 /// the last forward and its backward together, backwards in reverse): a rank runs one pass
 /// at a time, picking among the passes whose input has arrived by (arrival, backward first,
 /// micro-batch); micro-batches enter stage 0 in id order, and one enters only when every
 /// rank on its path has a free place among its `memory` (so none waits for memory later).
+/// Under a binding cap a second simulation also holds each rank to 1F1B's count by position
+/// (skip_order::by_position), and the shorter iteration is kept.
 constexpr table skip_table(skip_config const& c, vec<vec<int>> const& model_paths) {
   if (auto d = check_config(c)) return failed(d);
   if (static_cast<int>(model_paths.size()) != c.microbatches)
     return failed({errc::bad_path, -1, -1, -1, -1, "one path per micro-batch"});
   if (auto r = check_paths(model_paths, c.stages, c.layout); r != path_rule::ok)
     return failed({errc::bad_path, -1, -1, -1, -1, path_rule_text(r)});
-  return detail::skip_table_unchecked(c, model_paths);
+  return detail::skip_table_shorter(c, model_paths);
 }
 
 /// Model paths of a skip table (the head stage of layout round_trip dropped).
