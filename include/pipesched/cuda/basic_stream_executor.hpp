@@ -15,10 +15,8 @@
 // so the whole of it is tested on the CPU against an emulated CUDA runtime.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -31,6 +29,7 @@
 
 #include "pipesched/cuda/stream_resources.hpp"
 #include "pipesched/host/stream.hpp"
+#include "pipesched/plan/action_record.hpp"
 #include "pipesched/plan/step.hpp"
 
 namespace pipesched::cuda {
@@ -277,12 +276,9 @@ private:
 
   std::size_t out_bytes() const { return options_.output_bytes.back(); }
 
-  /// The profiler range's name of stage s's forward of item `id` ("2F17 r2").
-  static std::array<char, 48> label(int s, std::uint64_t id) {
-    std::array<char, 48> l{};
-    std::snprintf(l.data(), l.size(), "%dF%llu r%d", s, static_cast<unsigned long long>(id), s);
-    return l;
-  }
+  /// The profiler range's name of stage s's forward of item `id` ("2F17 r2": stage s is on
+  /// its own site, numbered s).
+  static action_label label(int s, std::uint64_t id) { return range_label(s, op::forward, id, s); }
 
   /// A failed call as cuda::error naming the call, the stage (its site's rank) and the item.
   static void check(status e, char const* call, int stage, std::uint64_t item = no_item) {
@@ -437,13 +433,13 @@ private:
       if (options_.graphs) {
         graph_exec_t& g = graphs_[ss * static_cast<std::size_t>(window_) + k];
         if (!g) {
-          detail::range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label(s, id).data() : "");
+          detail::range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label(s, id).text : "");
           capture_stage(g, step, x, id);
         }
         check(Runtime::graph_launch(g, st), "cudaGraphLaunch", s, id);
       } else {
         {
-          detail::range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label(s, id).data() : "");
+          detail::range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label(s, id).text : "");
           (*functors_)[ss].forward(step, x);
         }
         check(Runtime::get_last_error(), "a kernel launch of the stage's forward", s, id);

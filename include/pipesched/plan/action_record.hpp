@@ -39,15 +39,20 @@ inline std::string describe(action_record const& a) {
          std::to_string(a.mb());
 }
 
-/// The name of a profiler range around an action of rank r: PyTorch's action syntax and the
-/// rank, "2F3 r1" (stage 2's forward of micro-batch 3, issued for rank 1).
+/// The name of a profiler range around a pass issued for rank r: PyTorch's action syntax and
+/// the rank, "2F3 r1" (stage 2's forward of micro-batch 3, issued for rank 1). `number` is a
+/// micro-batch, or a stream's item (which outgrows action_record's 16 bits).
 struct action_label {
   char text[48];
 };
-inline action_label label_of(action_record const& a, int rank) {
+inline action_label range_label(int stage, op kind, std::uint64_t number, int rank) {
   action_label l{};
-  std::snprintf(l.text, sizeof l.text, "%d%s%d r%d", a.stage(), op_name(a.kind()), a.mb(), rank);
+  std::snprintf(l.text, sizeof l.text, "%d%s%llu r%d", stage, op_name(kind), static_cast<unsigned long long>(number),
+                rank);
   return l;
+}
+inline action_label label_of(action_record const& a, int rank) {
+  return range_label(a.stage(), a.kind(), static_cast<std::uint64_t>(a.mb()), rank);
 }
 
 /// Where a run failed: the rank, and the action it was in (or before its first action).
