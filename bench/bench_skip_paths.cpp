@@ -10,6 +10,8 @@
 // and the seconds the assignment and event simulation take (the benchmark's time).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+
 #include <pipesched/pipeline/simulate.hpp>
 #include <pipesched/schedules/skip_paths.hpp>
 
@@ -93,5 +95,81 @@ BENCHMARK(skip_geo)
     ->Args({20, 10, 20, 6})
     ->Args({20, 10, 64, 8})
     ->Unit(benchmark::kMillisecond);
+
+/// Under a binding memory cap make_skip keeps the shorter of two per-rank orders
+/// (docs/05_skip_paths.md, "The per-rank order"). Over the grid of the skip.goal test with
+/// caps K and K/2 and unit costs, against the earliest-start order alone on the same paths
+/// (the order make_skip used alone before; its candidate search still uses only it):
+/// tables (the grid's valid ones), shortened, lengthened, the largest reduction in percent,
+/// and the iterations over the busiest rank plus K round trips with cap K, before and after,
+/// with the worst excess after.
+/// Then every stage kept with cap S (S ≤ 16, S < m ≤ 40): how much longer the earliest-start
+/// order alone is than 1F1B's (m + S − 1)(F + B + W) at worst, and the cases the kept order
+/// misses it. The benchmark's time is the whole sweep.
+void skip_cap_orders(benchmark::State& state) {
+  cost_model const u{1, 1, 1, 0};
+  int tables = 0, shortened = 0, lengthened = 0, over_before = 0, over_after = 0, full_misses = 0;
+  double best_gain = 0, full_worst = 1, over_worst = 1;
+  for (auto _ : state) {
+    tables = shortened = lengthened = over_before = over_after = full_misses = 0;
+    best_gain = 0;
+    full_worst = over_worst = 1;
+    for (int lay = 0; lay < 2; ++lay)
+      for (int S = 2; S <= 16; ++S)
+        for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
+          for (int m : {1, 4, 8, 16, 32})
+            for (int M : {K, K / 2}) {
+              if (M < 1) continue; // K = 1 has no cap K/2
+              skip_config c{};
+              c.stages = S;
+              c.keep = K;
+              c.microbatches = m;
+              c.memory = M;
+              c.layout = lay ? path_layout::round_trip : path_layout::last;
+              c.costs = sim_costs{u};
+              table const kept = make_skip(c);
+              if (!kept.ok()) continue;
+              ++tables;
+              table const earliest = detail::skip_table_in_order(c, model_paths(kept), detail::skip_order::earliest);
+              simulation const sk = simulate(kept, skip_sim_costs(c));
+              double const te = simulate(earliest, skip_sim_costs(c)).makespan, tk = sk.makespan;
+              shortened += tk < te - 1e-9;
+              lengthened += tk > te + 1e-9;
+              best_gain = std::max(best_gain, 100.0 * (1.0 - tk / te));
+              if (M == K) {
+                double busiest = 0;
+                for (double b : sk.busy) busiest = std::max(busiest, b);
+                double const sum = busiest + K * (u.f + u.b + u.w) + (lay ? 0.25 * 3 : 0);
+                over_before += te > sum + 1e-9;
+                over_after += tk > sum + 1e-9;
+                over_worst = std::max(over_worst, tk / sum);
+              }
+            }
+    for (int S = 2; S <= 16; ++S)
+      for (int m = S + 1; m <= 40; ++m) {
+        skip_config c{};
+        c.stages = c.keep = S;
+        c.microbatches = m;
+        c.memory = S;
+        c.costs = sim_costs{u};
+        table const kept = make_skip(c);
+        double const one_f_one_b = (m + S - 1) * (u.f + u.b + u.w);
+        double const tk = simulate(kept, skip_sim_costs(c)).makespan;
+        table const earliest = detail::skip_table_in_order(c, model_paths(kept), detail::skip_order::earliest);
+        full_worst = std::max(full_worst, simulate(earliest, skip_sim_costs(c)).makespan / one_f_one_b);
+        full_misses += tk > one_f_one_b + 1e-9;
+      }
+  }
+  state.counters["tables"] = tables;
+  state.counters["shortened"] = shortened;
+  state.counters["lengthened"] = lengthened;
+  state.counters["best_gain_pct"] = best_gain;
+  state.counters["capK_over_sum_before"] = over_before;
+  state.counters["capK_over_sum_after"] = over_after;
+  state.counters["capK_worst_over_sum_pct"] = 100.0 * (over_worst - 1.0);
+  state.counters["full_capS_earliest_worst_pct"] = 100.0 * (full_worst - 1.0);
+  state.counters["full_capS_misses_1f1b"] = full_misses;
+}
+BENCHMARK(skip_cap_orders)->Iterations(1)->Unit(benchmark::kSecond);
 
 } // namespace

@@ -252,8 +252,9 @@ constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& 
 /// The shorter of the two orders' tables under a binding cap (ties: `earliest`); without
 /// one, the earliest-start order. Neither order is better everywhere: over S ≤ 16, all K,
 /// m ∈ {1, 4, 8, 16, 32}, both layouts and caps K and K/2 with unit costs (2043 iterations),
-/// keeping the shorter shortened 144 by up to 13% and lengthened none; the full pipeline
-/// with cap S now takes 1F1B's (m + S − 1)·(F + B + W) (docs/05_skip_paths.md).
+/// keeping the shorter shortened 131 by up to 13% and lengthened none; the full pipeline
+/// with cap S now takes 1F1B's (m + S − 1)·(F + B + W) (docs/05_skip_paths.md;
+/// bench_skip_paths' skip_cap_orders measures both).
 constexpr table skip_table_shorter(skip_config const& c, vec<vec<int>> const& model_paths) {
   table t = skip_table_in_order(c, model_paths, skip_order::earliest);
   if (!skip_cap_binds(c)) return t;
