@@ -468,6 +468,16 @@ TEST_CASE("skip.cap_binding.two_orders_keep_the_shorter") {
   CHECK(simulate(t, costs).makespan == doctest::Approx((16 + 7 - 1) * 3));
   check_invariants(c, by_position, "by position, S=K=7");
 
+  // 1F1B's alternation on ties (a rank takes the kind it did not run last): S = 5, K = 4,
+  // m = 8, cap 4, unit costs. make_skip takes 34 (regression value, measured); without the
+  // alternation rule the shorter of the two orders took 35 (measured while adding the rule),
+  // so this value catches its loss
+  skip_config alt = config(5, 4, 8, 4, path_layout::last, path_method::cost_aware, {1, 1, 1, 0});
+  table const ta = make_skip(alt);
+  REQUIRE(ta.ok());
+  CHECK(simulate(ta, skip_sim_costs(alt)).makespan == doctest::Approx(34));
+  check_invariants(alt, ta, "alternation, S=5 K=4 m=8 cap 4");
+
   // over a grid of binding caps: make_skip's table is the shorter of the two orders on its own
   // paths (ties: the earliest-start order's lists), each order meets every invariant, and
   // neither order is the shorter everywhere (so neither alone would do)

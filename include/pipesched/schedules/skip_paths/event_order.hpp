@@ -61,10 +61,12 @@ enum class skip_order : unsigned char {
   /// The pass that can start first (ties: input ready first, backward first, micro-batch
   /// id): shared/reference/skip-paths.md's order.
   earliest,
-  /// As `earliest`, but a forward at position k of its route (0: stage 0) starts on a rank
-  /// only while the rank holds fewer than max(1, places − k) micro-batches: 1F1B's rule
+  /// 1F1B's two rules added to `earliest`: a forward at position k of its route (0: stage 0)
+  /// starts on a rank only while the rank holds fewer than max(1, places − k) micro-batches
   /// (rank r of a full pipeline with S places holds at most S − r), which keeps the later
-  /// ranks from running forwards that delay the backwards freeing places.
+  /// ranks from running forwards that delay the backwards freeing places; and between a
+  /// forward and a backward that could start at the same time, a rank takes the kind it did
+  /// not run last (1F1B alternates one forward, one backward).
   by_position,
 };
 
@@ -85,6 +87,7 @@ struct skip_events {
   vec<double> candidate_ready;  ///< when that pass's input (and admission) is ready
   vec<char> candidate_backward; ///< whether that pass is a backward
   vec<int> held;                ///< micro-batches whose forward ran on the rank and whose place is not freed
+  vec<char> last_backward;      ///< whether the rank's last pass was a backward
   skip_order order = skip_order::earliest;
   rank_places ranks;
   int next_admit = 0; ///< micro-batches enter stage 0 in id order; this one is next
@@ -98,8 +101,9 @@ constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k)
 
 /// Each rank's candidate among the open micro-batches: passes whose input is ready by the
 /// time the rank is free compete on (when they could start, input ready, backward first,
-/// micro-batch id). A micro-batch that has not entered yet needs its admission too; in order
-/// by_position a forward also needs the rank to hold fewer than its position allows.
+/// micro-batch id). A micro-batch that has not entered yet needs its admission too. In order
+/// by_position a forward also needs the rank to hold fewer than its position allows, and a
+/// tie between a forward and a backward goes to the kind the rank did not run last.
 constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
   // raw pointers: this loop runs inside the compiler, where every call counts
   std::size_t const* const next_step = sim.next_step.data();
@@ -107,6 +111,7 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
   int const* const next_rank = sim.next_rank.data();
   double const* const free_at = sim.free_at.data();
   int const* const held = sim.held.data();
+  char const* const last_backward = sim.last_backward.data();
   bool const by_position = sim.order == skip_order::by_position;
   int* const candidate = sim.candidate.data();
   double* const candidate_ready = sim.candidate_ready.data();
@@ -139,7 +144,8 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
       double const held_start = held_ready > rank_free ? held_ready : rank_free;
       if (start != held_start) better = start < held_start;
       else if (ready != held_ready) better = ready < held_ready;
-      else if (backward != static_cast<bool>(candidate_backward[r])) better = backward;
+      else if (backward != static_cast<bool>(candidate_backward[r]))
+        better = (by_position && last_backward[r]) ? !backward : backward;
     }
     if (better) {
       candidate[r] = j;
@@ -200,6 +206,7 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
     --sim.held[r];
   }
   sim.free_at[r] = end;
+  sim.last_backward[r] = k >= L - 1;
   if (++sim.next_step[mb] < sim.steps) {
     int const next_rank = t.rank_of(stage_of_step(route, L, sim.next_step[mb]));
     sim.next_rank[mb] = next_rank;
@@ -225,6 +232,7 @@ constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& m
   sim.candidate_ready.assign(ranks, 0.0);
   sim.candidate_backward.assign(ranks, 0);
   sim.held.assign(ranks, 0);
+  sim.last_backward.assign(ranks, 0);
   sim.order = order;
   sim.ranks.places = places;
   sim.ranks.admitted.assign(ranks, 0);
@@ -252,7 +260,7 @@ constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& 
 /// The shorter of the two orders' tables under a binding cap (ties: `earliest`); without
 /// one, the earliest-start order. Neither order is better everywhere: over S ≤ 16, all K,
 /// m ∈ {1, 4, 8, 16, 32}, both layouts and caps K and K/2 with unit costs (2043 iterations),
-/// keeping the shorter shortened 131 by up to 13% and lengthened none; the full pipeline
+/// keeping the shorter shortened 227 by up to 13% and lengthened none; the full pipeline
 /// with cap S now takes 1F1B's (m + S − 1)·(F + B + W) (docs/05_skip_paths.md;
 /// bench_skip_paths' skip_cap_orders measures both).
 constexpr table skip_table_shorter(skip_config const& c, vec<vec<int>> const& model_paths) {
