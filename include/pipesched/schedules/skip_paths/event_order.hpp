@@ -174,7 +174,7 @@ constexpr next_pass earliest_candidate(skip_events const& sim) {
 
 /// Runs the next step of micro-batch `run.mb` from `run.start`: appends its pass(es) to its
 /// rank's list, admits the micro-batch at its first step, counts it held on the rank at its
-/// first forward there, frees its place there at its last backward there (the backward of
+/// first forward there (order by_position), frees its place there at its last backward there (the backward of
 /// its first stage on that rank), and sets when its next step's input arrives.
 constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_costs const& costs,
                         vec<vec<int>> const& model_paths, next_pass const& run) {
@@ -189,9 +189,11 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
     ++sim.next_admit;
     for (int q : model_paths[mb]) ++sim.ranks.admitted[static_cast<std::size_t>(q)];
   }
-  std::size_t first = 0; // position of the micro-batch's first stage on rank r
-  while (t.rank_of(route[first]) != static_cast<int>(r)) ++first;
-  if (k == first) ++sim.held[r];
+  bool const counts_held = sim.order == skip_order::by_position, backward = k >= L - 1;
+  std::size_t first = 0; // position of the micro-batch's first stage on rank r, where needed
+  if (counts_held || backward)
+    while (t.rank_of(route[first]) != static_cast<int>(r)) ++first;
+  if (counts_held && k == first) ++sim.held[r];
   if (k == L - 1) { // last forward, then its backward
     push(t, op::forward, s, run.mb);
     push(t, op::backward, s, run.mb);
@@ -201,12 +203,12 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
     push(t, kind, s, run.mb);
     end += costs.duration(kind, s);
   }
-  if (k >= L - 1 && route[first] == s) { // a backward: the one of the first stage on this rank frees the place
+  if (backward && route[first] == s) { // the backward of the first stage on this rank frees the place
     sim.ranks.released[r].push_back(end);
-    --sim.held[r];
+    if (counts_held) --sim.held[r];
   }
   sim.free_at[r] = end;
-  sim.last_backward[r] = k >= L - 1;
+  sim.last_backward[r] = backward;
   if (++sim.next_step[mb] < sim.steps) {
     int const next_rank = t.rank_of(stage_of_step(route, L, sim.next_step[mb]));
     sim.next_rank[mb] = next_rank;
@@ -282,8 +284,8 @@ constexpr table skip_table_shorter(skip_config const& c, vec<vec<int>> const& mo
 /// at a time, picking among the passes whose input has arrived by (arrival, backward first,
 /// micro-batch); micro-batches enter stage 0 in id order, and one enters only when every
 /// rank on its path has a free place among its `memory` (so none waits for memory later).
-/// Under a binding cap a second simulation also holds each rank to 1F1B's count by position
-/// (skip_order::by_position), and the shorter iteration is kept.
+/// Under a binding cap a second simulation adds 1F1B's rules (skip_order::by_position: a
+/// count held per rank by position, alternation on ties), and the shorter iteration is kept.
 constexpr table skip_table(skip_config const& c, vec<vec<int>> const& model_paths) {
   if (auto d = check_config(c)) return failed(d);
   if (static_cast<int>(model_paths.size()) != c.microbatches)
