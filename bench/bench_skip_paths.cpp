@@ -11,6 +11,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <vector>
 
 #include <pipesched/pipeline/simulate.hpp>
 #include <pipesched/schedules/skip_paths.hpp>
@@ -96,24 +97,86 @@ BENCHMARK(skip_geo)
     ->Args({20, 10, 64, 8})
     ->Unit(benchmark::kMillisecond);
 
-/// Under a binding memory cap make_skip keeps the shorter of two per-rank orders
+/// A lower bound on any iteration of table t (a skip table, routes in t.paths) under a cap
+/// of `places` micro-batches per rank, computed apart from the library's simulation:
+/// - per rank, every pass as a job with a head (the shortest time from the start of its
+///   micro-batch's chain to the pass) and a tail (from the pass to the end of that chain):
+///   one rank runs one pass at a time, so for every set of its passes the iteration lasts at
+///   least the smallest head + the set's work + the smallest tail (the one-machine bound with
+///   heads and tails; the sets tried are "head ≥ h and tail ≥ q" for every h and q present);
+/// - places (when the cap binds): a micro-batch holds a place on rank 0 from its first
+///   forward to its last backward, at least its whole chain D_j, and at most `places` are
+///   held at once, so the iteration lasts at least Σ D_j / places, and at least
+///   ⌈m / places⌉ · min D_j (each place serves its micro-batches one after another).
+double cap_lower_bound(table const& t, sim_costs const& costs, int places) {
+  struct job {
+    double head, work, tail;
+  };
+  std::vector<std::vector<job>> jobs(static_cast<std::size_t>(t.ranks));
+  double held = 0, shortest = 1e300;
+  for (auto const& route : t.paths) {
+    std::vector<int> rank;
+    std::vector<double> work;
+    for (int s : route) {
+      rank.push_back(t.rank_of(s));
+      work.push_back(costs.duration(op::forward, s));
+    }
+    for (std::size_t k = route.size(); k-- > 0;) {
+      rank.push_back(t.rank_of(route[k]));
+      work.push_back(costs.duration(op::backward, route[k]));
+    }
+    std::vector<double> start(rank.size());
+    double at = 0;
+    for (std::size_t i = 0; i < rank.size(); ++i) {
+      if (i > 0) at += costs.link(rank[i - 1], rank[i], t.ranks);
+      start[i] = at;
+      at += work[i];
+    }
+    for (std::size_t i = 0; i < rank.size(); ++i)
+      jobs[static_cast<std::size_t>(rank[i])].push_back({start[i], work[i], at - start[i] - work[i]});
+    held += at;
+    shortest = std::min(shortest, at);
+  }
+  double bound = 0;
+  for (auto const& on_rank : jobs)
+    for (job const& h : on_rank)
+      for (job const& q : on_rank) {
+        double sum = 0;
+        for (job const& j : on_rank) sum += j.head >= h.head && j.tail >= q.tail ? j.work : 0.0;
+        if (sum > 0) bound = std::max(bound, h.head + sum + q.tail); // the set is not empty
+      }
+  int const m = static_cast<int>(t.paths.size());
+  if (places > 0 && places < m)
+    bound = std::max({bound, held / places, ((m + places - 1) / places) * shortest});
+  return bound;
+}
+
+/// Under a binding memory cap make_skip keeps the shortest of three per-rank orders
 /// (docs/05_skip_paths.md, "The per-rank order"). Over the grid of the skip.goal test with
-/// caps K and K/2 and unit costs, against the earliest-start order alone on the same paths
-/// (the order make_skip used alone before; its candidate search still uses only it):
-/// tables (the grid's valid ones), shortened, lengthened, the largest reduction in percent,
-/// and the iterations over the busiest rank plus K round trips with cap K, before and after,
-/// with the worst excess after.
+/// caps K and K/2 and unit costs, on each table's own paths:
+/// - tables (the grid's valid ones); shortened and lengthened against the earliest-start
+///   order alone (what make_skip used before 2026-12-02; its candidate search still uses
+///   only it), and the largest reduction in percent; alternating_shortened: the tables the
+///   third order (alternating) makes shorter than both others, and its largest reduction;
+/// - the iterations over the busiest rank plus K round trips with cap K (not a bound: a
+///   yardstick kept from before), earliest order alone and kept, with the worst excess;
+/// - against cap_lower_bound above: the tables below it (bound_below; must be 0: a table
+///   under the bound would break the cap or the simulation); of the tables whose cap binds
+///   (cap < m), how many, how many are more than 5% and 10% over the bound, and the worst
+///   excess in percent; the worst excess where the cap does not bind.
 /// Then every stage kept with cap S (S ≤ 16, S < m ≤ 40): how much longer the earliest-start
 /// order alone is than 1F1B's (m + S − 1)(F + B + W) at worst, and the cases the kept order
 /// misses it. The benchmark's time is the whole sweep.
 void skip_cap_orders(benchmark::State& state) {
   cost_model const u{1, 1, 1, 0};
   int tables = 0, shortened = 0, lengthened = 0, over_before = 0, over_after = 0, full_misses = 0;
-  double best_gain = 0, full_worst = 1, over_worst = 1;
+  int alternating_shortened = 0, bound_below = 0, binding = 0, over_bound_5 = 0, over_bound_10 = 0;
+  double best_gain = 0, alternating_gain = 0, full_worst = 1, over_worst = 1, bound_worst = 1, free_bound_worst = 1;
   for (auto _ : state) {
     tables = shortened = lengthened = over_before = over_after = full_misses = 0;
-    best_gain = 0;
-    full_worst = over_worst = 1;
+    alternating_shortened = bound_below = binding = over_bound_5 = over_bound_10 = 0;
+    best_gain = alternating_gain = 0;
+    full_worst = over_worst = bound_worst = free_bound_worst = 1;
     for (int lay = 0; lay < 2; ++lay)
       for (int S = 2; S <= 16; ++S)
         for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
@@ -130,12 +193,33 @@ void skip_cap_orders(benchmark::State& state) {
               table const kept = make_skip(c);
               if (!kept.ok()) continue;
               ++tables;
-              table const earliest = detail::skip_table_in_order(c, model_paths(kept), detail::skip_order::earliest);
-              simulation const sk = simulate(kept, skip_sim_costs(c));
-              double const te = simulate(earliest, skip_sim_costs(c)).makespan, tk = sk.makespan;
+              vec<vec<int>> const paths = model_paths(kept);
+              sim_costs const costs = skip_sim_costs(c);
+              simulation const sk = simulate(kept, costs);
+              double const tk = sk.makespan;
+              double te = simulate(detail::skip_table_in_order(c, paths, detail::skip_order::earliest), costs).makespan;
+              double two = te; // the shorter of the first two orders
+              if (detail::skip_cap_binds(c)) {
+                table const b = detail::skip_table_in_order(c, paths, detail::skip_order::by_position);
+                if (b.ok()) two = std::min(two, simulate(b, costs).makespan);
+              }
               shortened += tk < te - 1e-9;
               lengthened += tk > te + 1e-9;
               best_gain = std::max(best_gain, 100.0 * (1.0 - tk / te));
+              if (tk < two - 1e-9) {
+                ++alternating_shortened;
+                alternating_gain = std::max(alternating_gain, 100.0 * (1.0 - tk / two));
+              }
+              double const bound = cap_lower_bound(kept, costs, M);
+              bound_below += tk < bound - 1e-9;
+              if (detail::skip_cap_binds(c)) {
+                ++binding;
+                over_bound_5 += tk > 1.05 * bound + 1e-9;
+                over_bound_10 += tk > 1.10 * bound + 1e-9;
+                bound_worst = std::max(bound_worst, tk / bound);
+              } else {
+                free_bound_worst = std::max(free_bound_worst, tk / bound);
+              }
               if (M == K) {
                 double busiest = 0;
                 for (double b : sk.busy) busiest = std::max(busiest, b);
@@ -164,9 +248,17 @@ void skip_cap_orders(benchmark::State& state) {
   state.counters["shortened"] = shortened;
   state.counters["lengthened"] = lengthened;
   state.counters["best_gain_pct"] = best_gain;
+  state.counters["alternating_shortened"] = alternating_shortened;
+  state.counters["alternating_gain_pct"] = alternating_gain;
   state.counters["capK_over_sum_before"] = over_before;
   state.counters["capK_over_sum_after"] = over_after;
   state.counters["capK_worst_over_sum_pct"] = 100.0 * (over_worst - 1.0);
+  state.counters["bound_below"] = bound_below;
+  state.counters["binding_tables"] = binding;
+  state.counters["binding_over_bound_5pct"] = over_bound_5;
+  state.counters["binding_over_bound_10pct"] = over_bound_10;
+  state.counters["binding_worst_over_bound_pct"] = 100.0 * (bound_worst - 1.0);
+  state.counters["free_worst_over_bound_pct"] = 100.0 * (free_bound_worst - 1.0);
   state.counters["full_capS_earliest_worst_pct"] = 100.0 * (full_worst - 1.0);
   state.counters["full_capS_misses_1f1b"] = full_misses;
 }

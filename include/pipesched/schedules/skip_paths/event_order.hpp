@@ -1,6 +1,6 @@
 // pipesched: skip paths — the per-rank order of a skip schedule, from an event simulation of
-// every micro-batch's chain of passes along its path (two orders under a memory cap; the
-// shorter iteration is kept).
+// every micro-batch's chain of passes along its path (three orders under a memory cap; the
+// shortest iteration is kept).
 #pragma once
 
 #include "pipesched/core/table.hpp"
@@ -68,6 +68,13 @@ enum class skip_order : unsigned char {
   /// forward and a backward that could start at the same time, a rank takes the kind it did
   /// not run last (1F1B alternates one forward, one backward).
   by_position,
+  /// by_position with the alternation first: between a forward and a backward that could
+  /// start at the same time, a rank takes the kind it did not run last even when the other
+  /// kind's input arrived earlier (by_position asks which input was ready first, and
+  /// alternates only between inputs ready together). Where memory binds hard (a cap of K/2
+  /// in layout round_trip) this starts a new micro-batch as soon as a place frees instead of
+  /// first draining every waiting backward.
+  alternating,
 };
 
 /// The event simulation's state. A micro-batch's chain has 2L - 1 steps for a route of L
@@ -103,7 +110,8 @@ constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k)
 /// time the rank is free compete on (when they could start, input ready, backward first,
 /// micro-batch id). A micro-batch that has not entered yet needs its admission too. In order
 /// by_position a forward also needs the rank to hold fewer than its position allows, and a
-/// tie between a forward and a backward goes to the kind the rank did not run last.
+/// tie between a forward and a backward goes to the kind the rank did not run last (in order
+/// alternating before the input-ready comparison, in by_position after it).
 constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
   // raw pointers: this loop runs inside the compiler, where every call counts
   std::size_t const* const next_step = sim.next_step.data();
@@ -112,7 +120,8 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
   double const* const free_at = sim.free_at.data();
   int const* const held = sim.held.data();
   char const* const last_backward = sim.last_backward.data();
-  bool const by_position = sim.order == skip_order::by_position;
+  bool const by_position = sim.order != skip_order::earliest; // the count rule and alternation
+  bool const alternate_first = sim.order == skip_order::alternating;
   int* const candidate = sim.candidate.data();
   double* const candidate_ready = sim.candidate_ready.data();
   char* const candidate_backward = sim.candidate_backward.data();
@@ -142,10 +151,11 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
       double const held_ready = candidate_ready[r];
       double const start = ready > rank_free ? ready : rank_free;
       double const held_start = held_ready > rank_free ? held_ready : rank_free;
+      bool const held_backward = candidate_backward[r];
       if (start != held_start) better = start < held_start;
+      else if (alternate_first && backward != held_backward) better = last_backward[r] ? !backward : backward;
       else if (ready != held_ready) better = ready < held_ready;
-      else if (backward != static_cast<bool>(candidate_backward[r]))
-        better = (by_position && last_backward[r]) ? !backward : backward;
+      else if (backward != held_backward) better = (by_position && last_backward[r]) ? !backward : backward;
     }
     if (better) {
       candidate[r] = j;
@@ -189,7 +199,7 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
     ++sim.next_admit;
     for (int q : model_paths[mb]) ++sim.ranks.admitted[static_cast<std::size_t>(q)];
   }
-  bool const counts_held = sim.order == skip_order::by_position, backward = k >= L - 1;
+  bool const counts_held = sim.order != skip_order::earliest, backward = k >= L - 1;
   std::size_t first = 0; // position of the micro-batch's first stage on rank r, where needed
   if (counts_held || backward)
     while (t.rank_of(route[first]) != static_cast<int>(r)) ++first;
@@ -253,26 +263,33 @@ constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& m
 constexpr bool skip_cap_binds(skip_config const& c) { return c.memory > 0 && c.memory < c.microbatches; }
 
 /// skip_table without the checks, in the earliest-start order only: the cost-aware
-/// assignment times its candidates with it (its caller checks them), and the shorter of the
-/// two orders is taken once, for the paths chosen (skip_table).
+/// assignment times its candidates with it (its caller checks them), and the shortest of the
+/// three orders is taken once, for the paths chosen (skip_table).
 constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& model_paths) {
   return skip_table_in_order(c, model_paths, skip_order::earliest);
 }
 
-/// The shorter of the two orders' tables under a binding cap (ties: `earliest`); without
-/// one, the earliest-start order. Neither order is better everywhere: over S ≤ 16, all K,
-/// m ∈ {1, 4, 8, 16, 32}, both layouts and caps K and K/2 with unit costs (2043 iterations),
-/// keeping the shorter shortened 227 by up to 13% and lengthened none; the full pipeline
-/// with cap S now takes 1F1B's (m + S − 1)·(F + B + W) (docs/05_skip_paths.md;
-/// bench_skip_paths' skip_cap_orders measures both).
-constexpr table skip_table_shorter(skip_config const& c, vec<vec<int>> const& model_paths) {
-  table t = skip_table_in_order(c, model_paths, skip_order::earliest);
-  if (!skip_cap_binds(c)) return t;
-  table alt = skip_table_in_order(c, model_paths, skip_order::by_position);
-  if (!alt.ok()) return t;
-  if (!t.ok()) return alt;
+/// The shortest of the three orders' tables under a binding cap (ties: earliest, then
+/// by_position); without one, the earliest-start order. No order is best everywhere: over
+/// S ≤ 16, all K, m ∈ {1, 4, 8, 16, 32}, both layouts and caps K and K/2 with unit costs
+/// (2043 iterations), by_position shortened 227 by up to 13% and alternating 107 more by up to
+/// 12%; the full pipeline with cap S takes 1F1B's (m + S − 1)·(F + B + W)
+/// (docs/05_skip_paths.md; bench_skip_paths' skip_cap_orders measures them).
+constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& model_paths) {
+  table best = skip_table_in_order(c, model_paths, skip_order::earliest);
+  if (!skip_cap_binds(c)) return best;
   sim_costs const costs = skip_sim_costs(c);
-  return simulate(alt, costs).makespan < simulate(t, costs).makespan ? alt : t;
+  double best_time = best.ok() ? simulate(best, costs).makespan : 0;
+  for (skip_order const order : {skip_order::by_position, skip_order::alternating}) {
+    table other = skip_table_in_order(c, model_paths, order);
+    if (!other.ok()) continue;
+    double const time = simulate(other, costs).makespan;
+    if (!best.ok() || time < best_time) {
+      best = static_cast<table&&>(other);
+      best_time = time;
+    }
+  }
+  return best;
 }
 
 } // namespace detail
@@ -284,15 +301,16 @@ constexpr table skip_table_shorter(skip_config const& c, vec<vec<int>> const& mo
 /// at a time, picking among the passes whose input has arrived by (arrival, backward first,
 /// micro-batch); micro-batches enter stage 0 in id order, and one enters only when every
 /// rank on its path has a free place among its `memory` (so none waits for memory later).
-/// Under a binding cap a second simulation adds 1F1B's rules (skip_order::by_position: a
-/// count held per rank by position, alternation on ties), and the shorter iteration is kept.
+/// Under a binding cap two more simulations add 1F1B's rules (skip_order::by_position: a
+/// count held per rank by position, alternation on ties; skip_order::alternating: the
+/// alternation before the input-ready time), and the shortest iteration is kept.
 constexpr table skip_table(skip_config const& c, vec<vec<int>> const& model_paths) {
   if (auto d = check_config(c)) return failed(d);
   if (static_cast<int>(model_paths.size()) != c.microbatches)
     return failed({errc::bad_path, -1, -1, -1, -1, "one path per micro-batch"});
   if (auto r = check_paths(model_paths, c.stages, c.layout); r != path_rule::ok)
     return failed({errc::bad_path, -1, -1, -1, -1, path_rule_text(r)});
-  return detail::skip_table_shorter(c, model_paths);
+  return detail::skip_table_shortest(c, model_paths);
 }
 
 /// Model paths of a skip table (the head stage of layout round_trip dropped).
