@@ -108,9 +108,9 @@ constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k)
 
 /// Each rank's candidate among the open micro-batches: passes whose input is ready by the
 /// time the rank is free compete on (when they could start, input ready, backward first,
-/// micro-batch id). A micro-batch that has not entered yet needs its admission too. In order
-/// by_position a forward also needs the rank to hold fewer than its position allows, and a
-/// tie between a forward and a backward goes to the kind the rank did not run last (in order
+/// micro-batch id). A micro-batch that has not entered yet needs its admission too. In orders
+/// by_position and alternating a forward also needs the rank to hold fewer than its
+/// position allows, and a tie between a forward and a backward goes to the kind the rank did not run last (in order
 /// alternating before the input-ready comparison, in by_position after it).
 constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
   // raw pointers: this loop runs inside the compiler, where every call counts
@@ -120,7 +120,7 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
   double const* const free_at = sim.free_at.data();
   int const* const held = sim.held.data();
   char const* const last_backward = sim.last_backward.data();
-  bool const by_position = sim.order != skip_order::earliest; // the count rule and alternation
+  bool const one_f_one_b_rules = sim.order != skip_order::earliest; // the count rule and alternation
   bool const alternate_first = sim.order == skip_order::alternating;
   int* const candidate = sim.candidate.data();
   double* const candidate_ready = sim.candidate_ready.data();
@@ -141,7 +141,7 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
       ready = admitted_at > ready ? admitted_at : ready;
     }
     bool const backward = k >= last_forward;
-    if (by_position && !backward) { // a forward here is the micro-batch's first visit to rank r
+    if (one_f_one_b_rules && !backward) { // a forward here is the micro-batch's first visit to rank r
       int const allowed = sim.ranks.places - static_cast<int>(k);
       if (held[r] >= (allowed > 1 ? allowed : 1)) continue;
     }
@@ -155,7 +155,7 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
       if (start != held_start) better = start < held_start;
       else if (alternate_first && backward != held_backward) better = last_backward[r] ? !backward : backward;
       else if (ready != held_ready) better = ready < held_ready;
-      else if (backward != held_backward) better = (by_position && last_backward[r]) ? !backward : backward;
+      else if (backward != held_backward) better = (one_f_one_b_rules && last_backward[r]) ? !backward : backward;
     }
     if (better) {
       candidate[r] = j;
@@ -184,8 +184,9 @@ constexpr next_pass earliest_candidate(skip_events const& sim) {
 
 /// Runs the next step of micro-batch `run.mb` from `run.start`: appends its pass(es) to its
 /// rank's list, admits the micro-batch at its first step, counts it held on the rank at its
-/// first forward there (order by_position), frees its place there at its last backward there (the backward of
-/// its first stage on that rank), and sets when its next step's input arrives.
+/// first forward there (orders by_position and alternating), frees its place there at its
+/// last backward there (the backward of its first stage on that rank), and sets when its
+/// next step's input arrives.
 constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_costs const& costs,
                         vec<vec<int>> const& model_paths, next_pass const& run) {
   std::size_t const mb = static_cast<std::size_t>(run.mb);
