@@ -110,8 +110,9 @@ constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k)
 /// time the rank is free compete on (when they could start, input ready, backward first,
 /// micro-batch id). A micro-batch that has not entered yet needs its admission too. In orders
 /// by_position and alternating a forward also needs the rank to hold fewer than its
-/// position allows, and a tie between a forward and a backward goes to the kind the rank did not run last (in order
-/// alternating before the input-ready comparison, in by_position after it).
+/// position allows, and a tie between a forward and a backward goes to the kind the rank
+/// did not run last (in order alternating before the input-ready comparison, in
+/// by_position after it).
 constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
   // raw pointers: this loop runs inside the compiler, where every call counts
   std::size_t const* const next_step = sim.next_step.data();
