@@ -2,12 +2,12 @@
 // its own) on both CUDA streams executors, on the CPU against the host emulation of CUDA's
 // stream semantics (tests/support/emulated_cuda.hpp; random interleavings of the streams):
 // the compile-time executor on skip schedule types (cost-aware and rotation routes, memory
-// limits, given routes with swapped stages) and the run-time executor on skip tables made at
-// run time (make_skip, with and without extra slots, and one rank per device). Every
-// boundary a pass reads is the one its route's neighbour wrote this iteration — the stage
-// before on the micro-batch's route for an activation, the stage after for a gradient (salted
-// stamps; the expected stage comes from the table's routes, not from the executor) — and
-// every rank runs its passes in its list order.
+// limits, given routes with swapped stages, the round-trip layout) and the run-time executor
+// on skip tables made at run time (make_skip, with and without extra slots, one rank per
+// device, round trip). Every boundary a pass reads is the one its route's neighbour wrote
+// this iteration — the stage before on the micro-batch's route for an activation, the stage
+// after for a gradient (salted stamps; the expected stage comes from the table's routes, not
+// from the executor) — and every rank runs its passes in its list order.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -84,6 +84,13 @@ TEST_CASE("cuda.skip.compile_time.given_swaps.s5.m3") {
   compile_time<skip_given<set_swaps, stages<5>, microbatches<3>>>("skip given swaps s5 m3");
 }
 
+TEST_CASE("cuda.skip.compile_time.round_trip.s6.k4.m8.memory2") {
+  // the head (table stage 6) on rank 0: every route's last hop goes back to rank 0
+  using S = schedule<skip_paths_family<4, 2, path_layout::round_trip>, stages<6>, microbatches<8>>;
+  static_assert(S::ranks == 6);
+  compile_time<S>("skip round trip s6 k4 m8 memory 2");
+}
+
 TEST_CASE("cuda.skip.run_time") {
   skip_config c;
   c.stages = 6;
@@ -92,6 +99,10 @@ TEST_CASE("cuda.skip.run_time") {
   run_time(c, 0, false, "make_skip s6 k4 m8");
   run_time(c, 1, false, "make_skip s6 k4 m8, one extra slot");
   run_time(c, 0, true, "make_skip s6 k4 m8, one rank per device");
+  c.layout = path_layout::round_trip;
+  run_time(c, 0, false, "make_skip s6 k4 m8, round trip");
+  run_time(c, 0, true, "make_skip s6 k4 m8, round trip, one rank per device");
+  c.layout = path_layout::last;
   c.stages = 8;
   c.keep = 5;
   c.microbatches = 12;
