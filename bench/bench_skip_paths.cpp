@@ -16,6 +16,8 @@
 #include <pipesched/pipeline/simulate.hpp>
 #include <pipesched/schedules/skip_paths.hpp>
 
+#include "../tests/support/exact_skip_order.hpp" // the exhaustive search, apart from the library
+
 namespace {
 
 using namespace pipesched;
@@ -97,6 +99,18 @@ BENCHMARK(skip_geo)
     ->Args({20, 10, 64, 8})
     ->Unit(benchmark::kMillisecond);
 
+/// Unit costs (F = B = W = 1), S stages, K kept, m micro-batches, a cap of `memory`.
+skip_config unit_config(int S, int K, int m, int memory, bool round_trip) {
+  skip_config c{};
+  c.stages = S;
+  c.keep = K;
+  c.microbatches = m;
+  c.memory = memory;
+  c.layout = round_trip ? path_layout::round_trip : path_layout::last;
+  c.costs = sim_costs{cost_model{1, 1, 1, 0}};
+  return c;
+}
+
 /// A lower bound on any iteration of table t (a skip table, routes in t.paths) under a cap
 /// of `places` micro-batches per rank, computed apart from the library's simulation:
 /// - per rank, every pass as a job with a head (the shortest time from the start of its
@@ -151,31 +165,36 @@ double cap_lower_bound(table const& t, sim_costs const& costs, int places) {
   return bound;
 }
 
-/// Under a binding memory cap make_skip keeps the shortest of three per-rank orders
+/// Under a binding memory cap make_skip keeps the shortest of four per-rank orders
 /// (docs/05_skip_paths.md, "The per-rank order"). Over the grid of the skip.goal test with
 /// caps K and K/2 and unit costs, on each table's own paths:
 /// - tables (the grid's valid ones); shortened and lengthened against the earliest-start
 ///   order alone (what make_skip used before 2026-12-02; its candidate search still uses
 ///   only it), and the largest reduction in percent; alternating_shortened: the tables the
-///   third order (alternating) makes shorter than both others, and its largest reduction;
+///   third order (alternating) makes shorter than the first two, and its largest reduction;
+///   most_work_remaining_shortened: the tables the fourth makes shorter than the other three,
+///   and its largest reduction;
 /// - the iterations over the busiest rank plus K round trips with cap K (not a bound: a
 ///   yardstick kept from before), earliest order alone and kept, with the worst excess;
 /// - against cap_lower_bound above: the tables below it (bound_below; must be 0: a table
 ///   under the bound would break the cap or the simulation); of the tables whose cap binds
-///   (cap < m), how many, how many are more than 5% and 10% over the bound, and the worst
-///   excess in percent; the worst excess where the cap does not bind.
+///   (cap < m), how many, how many are more than 5% and 10% over the bound (and of those in
+///   layout round_trip, how many and how many more than 10% over), and the worst excess in
+///   percent; the worst excess where the cap does not bind.
 /// Then every stage kept with cap S (S ≤ 16, S < m ≤ 40): how much longer the earliest-start
 /// order alone is than 1F1B's (m + S − 1)(F + B + W) at worst, and the cases the kept order
 /// misses it. The benchmark's time is the whole sweep.
 void skip_cap_orders(benchmark::State& state) {
   cost_model const u{1, 1, 1, 0};
   int tables = 0, shortened = 0, lengthened = 0, over_before = 0, over_after = 0, full_misses = 0;
-  int alternating_shortened = 0, bound_below = 0, binding = 0, over_bound_5 = 0, over_bound_10 = 0;
-  double best_gain = 0, alternating_gain = 0, full_worst = 1, over_worst = 1, bound_worst = 1, free_bound_worst = 1;
+  int alternating_shortened = 0, mwr_shortened = 0, bound_below = 0, binding = 0, over_bound_5 = 0, over_bound_10 = 0;
+  int binding_round_trip = 0, over_bound_10_round_trip = 0;
+  double best_gain = 0, alternating_gain = 0, mwr_gain = 0, full_worst = 1, over_worst = 1, bound_worst = 1, free_bound_worst = 1;
   for (auto _ : state) {
     tables = shortened = lengthened = over_before = over_after = full_misses = 0;
-    alternating_shortened = bound_below = binding = over_bound_5 = over_bound_10 = 0;
-    best_gain = alternating_gain = 0;
+    alternating_shortened = mwr_shortened = bound_below = binding = over_bound_5 = over_bound_10 = 0;
+    binding_round_trip = over_bound_10_round_trip = 0;
+    best_gain = alternating_gain = mwr_gain = 0;
     full_worst = over_worst = bound_worst = free_bound_worst = 1;
     for (int lay = 0; lay < 2; ++lay)
       for (int S = 2; S <= 16; ++S)
@@ -183,13 +202,7 @@ void skip_cap_orders(benchmark::State& state) {
           for (int m : {1, 4, 8, 16, 32})
             for (int M : {K, K / 2}) {
               if (M < 1) continue; // K = 1 has no cap K/2
-              skip_config c{};
-              c.stages = S;
-              c.keep = K;
-              c.microbatches = m;
-              c.memory = M;
-              c.layout = lay ? path_layout::round_trip : path_layout::last;
-              c.costs = sim_costs{u};
+              skip_config const c = unit_config(S, K, m, M, lay == 1);
               table const kept = make_skip(c);
               if (!kept.ok()) continue;
               ++tables;
@@ -198,17 +211,23 @@ void skip_cap_orders(benchmark::State& state) {
               simulation const sk = simulate(kept, costs);
               double const tk = sk.makespan;
               double te = simulate(detail::skip_table_in_order(c, paths, detail::skip_order::earliest), costs).makespan;
-              double two = te; // the shorter of the first two orders
+              double two = te, three = te; // the shortest of the first two, and of the first three orders
               if (detail::skip_cap_binds(c)) {
                 table const b = detail::skip_table_in_order(c, paths, detail::skip_order::by_position);
                 if (b.ok()) two = std::min(two, simulate(b, costs).makespan);
+                table const a = detail::skip_table_in_order(c, paths, detail::skip_order::alternating);
+                three = a.ok() ? std::min(two, simulate(a, costs).makespan) : two;
               }
               shortened += tk < te - 1e-9;
               lengthened += tk > te + 1e-9;
               best_gain = std::max(best_gain, 100.0 * (1.0 - tk / te));
-              if (tk < two - 1e-9) {
+              if (three < two - 1e-9) {
                 ++alternating_shortened;
-                alternating_gain = std::max(alternating_gain, 100.0 * (1.0 - tk / two));
+                alternating_gain = std::max(alternating_gain, 100.0 * (1.0 - three / two));
+              }
+              if (tk < three - 1e-9) {
+                ++mwr_shortened;
+                mwr_gain = std::max(mwr_gain, 100.0 * (1.0 - tk / three));
               }
               double const bound = cap_lower_bound(kept, costs, M);
               bound_below += tk < bound - 1e-9;
@@ -216,6 +235,8 @@ void skip_cap_orders(benchmark::State& state) {
                 ++binding;
                 over_bound_5 += tk > 1.05 * bound + 1e-9;
                 over_bound_10 += tk > 1.10 * bound + 1e-9;
+                binding_round_trip += lay;
+                over_bound_10_round_trip += lay && tk > 1.10 * bound + 1e-9;
                 bound_worst = std::max(bound_worst, tk / bound);
               } else {
                 free_bound_worst = std::max(free_bound_worst, tk / bound);
@@ -250,6 +271,8 @@ void skip_cap_orders(benchmark::State& state) {
   state.counters["best_gain_pct"] = best_gain;
   state.counters["alternating_shortened"] = alternating_shortened;
   state.counters["alternating_gain_pct"] = alternating_gain;
+  state.counters["most_work_remaining_shortened"] = mwr_shortened;
+  state.counters["most_work_remaining_gain_pct"] = mwr_gain;
   state.counters["capK_over_sum_before"] = over_before;
   state.counters["capK_over_sum_after"] = over_after;
   state.counters["capK_worst_over_sum_pct"] = 100.0 * (over_worst - 1.0);
@@ -257,11 +280,70 @@ void skip_cap_orders(benchmark::State& state) {
   state.counters["binding_tables"] = binding;
   state.counters["binding_over_bound_5pct"] = over_bound_5;
   state.counters["binding_over_bound_10pct"] = over_bound_10;
+  state.counters["binding_round_trip_tables"] = binding_round_trip;
+  state.counters["binding_round_trip_over_bound_10pct"] = over_bound_10_round_trip;
   state.counters["binding_worst_over_bound_pct"] = 100.0 * (bound_worst - 1.0);
   state.counters["free_worst_over_bound_pct"] = 100.0 * (free_bound_worst - 1.0);
   state.counters["full_capS_earliest_worst_pct"] = 100.0 * (full_worst - 1.0);
   state.counters["full_capS_misses_1f1b"] = full_misses;
 }
 BENCHMARK(skip_cap_orders)->Iterations(1)->Unit(benchmark::kSecond);
+
+/// make_skip against the shortest iteration its routes allow, on small cases: S ≤ 4, every
+/// K, m = 2..6, caps K and K/2 where they bind, both layouts, unit costs. The optimum comes
+/// from the exhaustive search of tests/support/exact_skip_order.hpp (branch and bound over
+/// every per-rank order, apart from the library; up to 4 million nodes a case). Counters:
+/// cases, complete (searches that ended), optimal (make_skip equals the optimum), the cases
+/// over it per layout, the worst excess in percent — of make_skip, and of the shortest of
+/// the first three orders (make_skip before most_work_remaining) — and how far the optimum
+/// is above cap_lower_bound at worst (the bound's own slack).
+void skip_cap_exact(benchmark::State& state) {
+  int cases = 0, complete = 0, optimal = 0, last_over = 0, round_trip_over = 0;
+  double worst = 1, worst_three = 1, bound_slack = 1;
+  for (auto _ : state) {
+    cases = complete = optimal = last_over = round_trip_over = 0;
+    worst = worst_three = bound_slack = 1;
+    for (int lay = 0; lay < 2; ++lay)
+      for (int S = 2; S <= 4; ++S)
+        for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
+          for (int m = 2; m <= 6; ++m)
+            for (int M : {K, K / 2}) {
+              if (M < 1 || M >= m) continue;
+              skip_config const c = unit_config(S, K, m, M, lay == 1);
+              table const kept = make_skip(c);
+              if (!kept.ok()) continue;
+              ++cases;
+              sim_costs const costs = skip_sim_costs(c);
+              double const time = simulate(kept, costs).makespan;
+              vec<vec<int>> const paths = model_paths(kept);
+              double three = 1e300;
+              for (auto order : {detail::skip_order::earliest, detail::skip_order::by_position,
+                                 detail::skip_order::alternating}) {
+                table const t = detail::skip_table_in_order(c, paths, order);
+                if (t.ok()) three = std::min(three, simulate(t, costs).makespan);
+              }
+              exact_skip::options o;
+              o.node_limit = 4'000'000;
+              exact_skip::result const best = exact_skip::shortest_order(kept, costs, M, time + 0.01, o);
+              if (!best.complete || !best.improved) continue;
+              ++complete;
+              bool const over = time > best.makespan + 1e-9;
+              optimal += !over;
+              (lay ? round_trip_over : last_over) += over;
+              worst = std::max(worst, time / best.makespan);
+              worst_three = std::max(worst_three, three / best.makespan);
+              bound_slack = std::max(bound_slack, best.makespan / cap_lower_bound(kept, costs, M));
+            }
+  }
+  state.counters["cases"] = cases;
+  state.counters["complete"] = complete;
+  state.counters["optimal"] = optimal;
+  state.counters["last_over_optimum"] = last_over;
+  state.counters["round_trip_over_optimum"] = round_trip_over;
+  state.counters["worst_over_optimum_pct"] = 100.0 * (worst - 1.0);
+  state.counters["three_orders_worst_over_optimum_pct"] = 100.0 * (worst_three - 1.0);
+  state.counters["optimum_over_bound_worst_pct"] = 100.0 * (bound_slack - 1.0);
+}
+BENCHMARK(skip_cap_exact)->Iterations(1)->Unit(benchmark::kSecond);
 
 } // namespace

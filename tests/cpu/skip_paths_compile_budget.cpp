@@ -1,9 +1,9 @@
 // The compile-time budget of skip paths: docs/05_skip_paths.md says the cost-aware skip
 // family, generated, lowered and verified inside the compiler, fits the default constexpr
 // limits (g++: -fconstexpr-ops-limit 2^25 per constant evaluation) up to S = 16 with m = 16
-// and S = 8 with m = 32, with or without a binding memory cap (a cap runs the event
-// simulation twice). This file compiling is that check; the case below checks that the
-// frozen tables are the ones the same calls give at run time, and complete.
+// and S = 8 with m = 32, with or without a binding memory cap (a cap runs the final event
+// simulation in four orders). This file compiling is that check; the case below checks that
+// the frozen tables are the ones the same calls give at run time, and complete.
 #include <doctest/doctest.h>
 
 #include "pipesched/schedules/skip_paths.hpp"

@@ -36,14 +36,12 @@ constexpr bool visits(vec<int> const& path, int stage) {
 /// and j+1 (paths re-sorted ascending); a move stays when it meets the rules and shortens
 /// the simulated iteration. Visit counts do not change, so balance holds.
 constexpr vec<vec<int>> improve_paths(skip_config const& c, vec<vec<int>> paths, double& best_time) {
-  sim_costs const costs = skip_sim_costs(c);
   int const m = c.microbatches, last_skippable = last_skippable_stage(c);
   // keeps `candidate` when it meets the rules and its iteration is shorter
   auto try_move = [&](vec<vec<int>>& candidate) {
     if (check_paths(candidate, c.stages, c.layout) != path_rule::ok) return false;
-    table t = skip_table_unchecked(c, candidate);
-    if (!t.ok()) return false;
-    double const time = simulate(t, costs).makespan;
+    double time = 0;
+    if (!skip_table_unchecked(c, candidate, time).ok()) return false;
     if (time < best_time - 1e-12 * (1 + best_time)) {
       best_time = time;
       paths = candidate;
@@ -87,10 +85,11 @@ constexpr vec<vec<int>> improve_paths(skip_config const& c, vec<vec<int>> paths,
 }
 
 /// The cost-aware assignment: the candidates below that meet every rule, each run through
-/// the event simulation and simulate() under c's costs; the one with the shortest
-/// iteration wins (ties: the earlier candidate). Candidates: the plain rotation rule, the
+/// the event simulation (earliest-start order) under c's costs; the one with the shortest
+/// iteration (simulate()'s time of its lists) wins (ties: the earlier candidate). Candidates: the plain rotation rule, the
 /// spread rule, and the greedy path search weighing the even spread of visits against the
-/// links at several ratios. The local search (c.search_rounds) then starts from the winner.
+/// links at several ratios. The local search (c.search_rounds) then starts from the winner
+/// (and never makes the final table longer).
 constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
   sim_costs const costs = skip_sim_costs(c);
   vec<vec<int>> best;
@@ -101,9 +100,8 @@ constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
     for (auto const& x : timed)
       if (x == candidate) return;
     timed.push_back(candidate);
-    table t = skip_table_unchecked(c, candidate);
-    if (!t.ok()) return;
-    double const time = simulate(t, costs).makespan;
+    double time = 0;
+    if (!skip_table_unchecked(c, candidate, time).ok()) return;
     if (time < best_time) {
       best_time = time;
       best = candidate;
@@ -118,7 +116,18 @@ constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
     if (!e) consider(candidate);
   }
   if (skippable == 0) consider(rotation_paths(c));
-  if (!best.empty()) best = improve_paths(c, best, best_time);
+  if (!best.empty() && c.search_rounds > 0) {
+    // the search times its moves in the earliest-start order; under a binding cap the final
+    // table is the shortest of four orders (skip_table_shortest), so the searched paths are
+    // kept only when that final table is no longer than the unsearched paths' own
+    vec<vec<int>> searched = improve_paths(c, best, best_time);
+    if (skip_cap_binds(c) && searched != best) {
+      table const before = skip_table_shortest(c, best), after = skip_table_shortest(c, searched);
+      if (before.ok() && (!after.ok() || simulate(before, costs).makespan < simulate(after, costs).makespan))
+        searched = best;
+    }
+    best = static_cast<vec<vec<int>>&&>(searched);
+  }
   if (best.empty())
     err = diagnostic{
         errc::bad_path, -1, -1, -1, -1, "no assignment meets the jump limit and the balance rule: keep more stages"};

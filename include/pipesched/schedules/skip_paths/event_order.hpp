@@ -1,5 +1,5 @@
 // pipesched: skip paths — the per-rank order of a skip schedule, from an event simulation of
-// every micro-batch's chain of passes along its path (three orders under a memory cap; the
+// every micro-batch's chain of passes along its path (four orders under a memory cap; the
 // shortest iteration is kept).
 #pragma once
 
@@ -75,6 +75,15 @@ enum class skip_order : unsigned char {
   /// in layout round_trip) this starts a new micro-batch as soon as a place frees instead of
   /// first draining every waiting backward.
   alternating,
+  /// The dispatch rule "most work remaining", with Giffler and Thompson's conflict set: on
+  /// each rank, among the passes that could start before the earliest of them could end,
+  /// the one whose micro-batch has the most work left (this pass and the rest of its chain,
+  /// links included) is the rank's candidate, even when it leaves the rank idle until its
+  /// input arrives; as in the other orders the candidate that starts first runs next. No
+  /// count rule. Where a rank is the bottleneck (rank 0 in layout round_trip, which also
+  /// holds the head) it keeps the micro-batches with long chains ahead moving before a
+  /// backward that ends its micro-batch.
+  most_work_remaining,
 };
 
 /// The event simulation's state. A micro-batch's chain has 2L - 1 steps for a route of L
@@ -88,6 +97,8 @@ struct skip_events {
   vec<std::size_t> next_step; ///< its next step (steps: done)
   vec<double> input_ready;    ///< when its next step's input arrives
   vec<int> next_rank;         ///< the rank of its next step
+  vec<double> step_work;      ///< [mb * steps + k]: step k's duration (most_work_remaining only)
+  vec<double> work_left;      ///< [mb * steps + k]: step k and the rest of the chain, links included (same)
   // per rank
   vec<double> free_at;          ///< when the rank finishes its last pass
   vec<int> candidate;           ///< the micro-batch the rank would run next this round, -1: none
@@ -95,8 +106,15 @@ struct skip_events {
   vec<char> candidate_backward; ///< whether that pass is a backward
   vec<int> held;                ///< micro-batches whose forward ran on the rank and whose place is not freed
   vec<char> last_backward;      ///< whether the rank's last pass was a backward
+  vec<double> earliest_end;     ///< most_work_remaining: the earliest end among the rank's passes
+  vec<double> start_of;         ///< most_work_remaining, per micro-batch: when its next step could start (-1: it cannot yet)
   skip_order order = skip_order::earliest;
   rank_places ranks;
+  // the lists' own timing, what simulate() gives them: a pass starts once its rank ended the
+  // pass before it in the list and its input arrived (admission plays no part there)
+  vec<double> list_free;  ///< per rank: when its list so far ends
+  vec<double> list_input; ///< per micro-batch: when its next step's input arrives
+  double list_end = 0;    ///< the lists' iteration so far (simulate()'s makespan)
   int next_admit = 0; ///< micro-batches enter stage 0 in id order; this one is next
   int first_open = 0; ///< micro-batches below it are done
 };
@@ -166,6 +184,70 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
   }
 }
 
+/// When micro-batch j's next step may start as far as its input and admission go (k: that
+/// step), or a negative value while it waits for a place.
+constexpr double step_ready(skip_events const& sim, vec<vec<int>> const& model_paths, int j, std::size_t k) {
+  double const ready = sim.input_ready[static_cast<std::size_t>(j)];
+  if (k != 0) return ready;
+  double const admitted_at = admission_time(sim.ranks, model_paths[static_cast<std::size_t>(j)]);
+  if (admitted_at < 0) return -1.0;
+  return admitted_at > ready ? admitted_at : ready;
+}
+
+/// Order most_work_remaining: each rank's candidate among the open micro-batches. First the
+/// earliest end E of any pass the rank could run next; then, among the passes that could
+/// start before E, the one with the most work left (ties: the earlier start, backward first,
+/// micro-batch id).
+constexpr void choose_most_work_remaining(skip_events& sim, vec<vec<int>> const& model_paths) {
+  std::size_t const ranks = sim.candidate.size(), steps = sim.steps, last_forward = sim.route_length - 1;
+  int* const candidate = sim.candidate.data();
+  double* const candidate_ready = sim.candidate_ready.data();
+  char* const candidate_backward = sim.candidate_backward.data();
+  double* const earliest_end = sim.earliest_end.data();
+  double* const start_of = sim.start_of.data();
+  double const* const free_at = sim.free_at.data();
+  double const* const step_work = sim.step_work.data();
+  double const* const work_left = sim.work_left.data();
+  int const m = static_cast<int>(sim.next_step.size());
+  while (sim.first_open < m && sim.next_step[static_cast<std::size_t>(sim.first_open)] >= steps) ++sim.first_open;
+  int const last_open = sim.next_admit < m ? sim.next_admit : m - 1;
+  for (std::size_t r = 0; r < ranks; ++r) earliest_end[r] = -1.0; // none yet
+  for (int j = sim.first_open; j <= last_open; ++j) {
+    std::size_t const J = static_cast<std::size_t>(j), k = sim.next_step[J];
+    start_of[J] = -1.0;
+    if (k >= steps) continue;
+    double const ready = step_ready(sim, model_paths, j, k);
+    if (ready < 0) continue;
+    std::size_t const r = static_cast<std::size_t>(sim.next_rank[J]);
+    start_of[J] = ready > free_at[r] ? ready : free_at[r];
+    double const end = start_of[J] + step_work[J * steps + k];
+    if (earliest_end[r] < 0 || end < earliest_end[r]) earliest_end[r] = end;
+  }
+  for (std::size_t r = 0; r < ranks; ++r) candidate[r] = -1;
+  for (int j = sim.first_open; j <= last_open; ++j) {
+    std::size_t const J = static_cast<std::size_t>(j);
+    double const start = start_of[J];
+    if (start < 0) continue;
+    std::size_t const r = static_cast<std::size_t>(sim.next_rank[J]), k = sim.next_step[J];
+    if (!(start < earliest_end[r])) continue; // starts after some pass of the rank could end
+    double const left = work_left[J * steps + k];
+    bool const backward = k >= last_forward;
+    bool better = candidate[r] < 0;
+    if (!better) {
+      std::size_t const c = static_cast<std::size_t>(candidate[r]);
+      double const held_left = work_left[c * steps + sim.next_step[c]];
+      if (left != held_left) better = left > held_left;
+      else if (start != start_of[c]) better = start < start_of[c];
+      else if (backward != static_cast<bool>(candidate_backward[r])) better = backward;
+    }
+    if (better) {
+      candidate[r] = j;
+      candidate_ready[r] = start; // (its start: the rank is free by then)
+      candidate_backward[r] = backward;
+    }
+  }
+}
+
 /// The rank candidate that starts first (ties: the lower rank): its micro-batch and start,
 /// micro-batch -1 when no rank has one.
 struct next_pass {
@@ -201,7 +283,8 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
     ++sim.next_admit;
     for (int q : model_paths[mb]) ++sim.ranks.admitted[static_cast<std::size_t>(q)];
   }
-  bool const counts_held = sim.order != skip_order::earliest, backward = k >= L - 1;
+  bool const counts_held = sim.order == skip_order::by_position || sim.order == skip_order::alternating;
+  bool const backward = k >= L - 1;
   std::size_t first = 0; // position of the micro-batch's first stage on rank r, where needed
   if (counts_held || backward)
     while (t.rank_of(route[first]) != static_cast<int>(r)) ++first;
@@ -221,15 +304,24 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
   }
   sim.free_at[r] = end;
   sim.last_backward[r] = backward;
+  double const list_start = sim.list_free[r] > sim.list_input[mb] ? sim.list_free[r] : sim.list_input[mb];
+  double const list_end = list_start + (end - run.start);
+  sim.list_free[r] = list_end;
+  sim.list_end = list_end > sim.list_end ? list_end : sim.list_end;
   if (++sim.next_step[mb] < sim.steps) {
     int const next_rank = t.rank_of(stage_of_step(route, L, sim.next_step[mb]));
+    double const link = costs.link(static_cast<int>(r), next_rank, c.stages);
     sim.next_rank[mb] = next_rank;
-    sim.input_ready[mb] = end + costs.link(static_cast<int>(r), next_rank, c.stages);
+    sim.input_ready[mb] = end + link;
+    sim.list_input[mb] = list_end + link;
   }
 }
 
-/// The table of one event simulation in order `order` (failed when it stalls).
-constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& model_paths, skip_order order) {
+/// The table of one event simulation in order `order` (failed when it stalls); with
+/// `makespan`, also the table's iteration time as simulate() gives it (tests check they
+/// agree), found on the way at no extra cost: the compilers' constexpr budgets count.
+constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& model_paths, skip_order order,
+                                    double* makespan = nullptr) {
   int const m = c.microbatches;
   int const places = c.memory > 0 ? c.memory : m;
   table t = skip_frame(c, model_paths);
@@ -242,50 +334,74 @@ constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& m
   sim.input_ready.assign(mbs, 0.0);
   sim.next_rank.assign(mbs, 0); // every route starts at stage 0, on rank 0
   sim.free_at.assign(ranks, 0.0);
+  sim.list_free.assign(ranks, 0.0);
+  sim.list_input.assign(mbs, 0.0);
   sim.candidate.assign(ranks, -1);
   sim.candidate_ready.assign(ranks, 0.0);
   sim.candidate_backward.assign(ranks, 0);
   sim.held.assign(ranks, 0);
   sim.last_backward.assign(ranks, 0);
   sim.order = order;
+  if (order == skip_order::most_work_remaining) { // each step's duration and the work left from it
+    sim.step_work.assign(mbs * sim.steps, 0.0);
+    sim.work_left.assign(mbs * sim.steps, 0.0);
+    sim.earliest_end.assign(ranks, 0.0);
+    sim.start_of.assign(mbs, -1.0);
+    std::size_t const L = sim.route_length;
+    for (std::size_t j = 0; j < mbs; ++j) {
+      auto const& route = t.paths[j];
+      double left = 0;
+      for (std::size_t k = sim.steps; k-- > 0;) {
+        int const s = stage_of_step(route, L, k);
+        double const work = k == L - 1 ? costs.duration(op::forward, s) + costs.duration(op::backward, s)
+                                       : costs.duration(k < L ? op::forward : op::backward, s);
+        sim.step_work[j * sim.steps + k] = work;
+        left += work;
+        sim.work_left[j * sim.steps + k] = left;
+        if (k > 0) left += costs.link(t.rank_of(stage_of_step(route, L, k - 1)), t.rank_of(s), c.stages);
+      }
+    }
+  }
   sim.ranks.places = places;
   sim.ranks.admitted.assign(ranks, 0);
   sim.ranks.released.resize(ranks);
   for (std::size_t remaining = mbs * sim.steps; remaining > 0; --remaining) {
-    choose_rank_candidates(sim, model_paths);
+    if (order == skip_order::most_work_remaining) choose_most_work_remaining(sim, model_paths);
+    else choose_rank_candidates(sim, model_paths);
     next_pass const run = earliest_candidate(sim);
     if (run.mb < 0) return failed({errc::cyclic_wait, -1, -1, -1, -1, "skip event simulation stalled"});
     run_step(sim, t, c, costs, model_paths, run);
   }
   t.memory_bound_chunks = c.layout == path_layout::round_trip ? places + 1 : places;
+  if (makespan) *makespan = sim.list_end;
   return t;
 }
 
 /// Whether c's memory cap can bind: fewer places than micro-batches.
 constexpr bool skip_cap_binds(skip_config const& c) { return c.memory > 0 && c.memory < c.microbatches; }
 
-/// skip_table without the checks, in the earliest-start order only: the cost-aware
-/// assignment times its candidates with it (its caller checks them), and the shortest of the
-/// three orders is taken once, for the paths chosen (skip_table).
-constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& model_paths) {
-  return skip_table_in_order(c, model_paths, skip_order::earliest);
+/// skip_table without the checks, in the earliest-start order only, with its iteration time:
+/// the cost-aware assignment times its candidates with it (its caller checks them), and the
+/// shortest of the four orders is taken once, for the paths chosen (skip_table).
+constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& model_paths, double& makespan) {
+  return skip_table_in_order(c, model_paths, skip_order::earliest, &makespan);
 }
 
-/// The shortest of the three orders' tables under a binding cap (ties: earliest, then
-/// by_position); without one, the earliest-start order. No order is best everywhere: over
+/// The shortest of the four orders' tables under a binding cap (ties: the earlier order in
+/// the enum); without one, the earliest-start order. No order is best everywhere: over
 /// S ≤ 16, all K, m ∈ {1, 4, 8, 16, 32}, both layouts and caps K and K/2 with unit costs
-/// (2043 iterations), by_position shortened 227 by up to 13% and alternating 107 more by up to
-/// 12%; the full pipeline with cap S takes 1F1B's (m + S − 1)·(F + B + W)
-/// (docs/05_skip_paths.md; bench_skip_paths' skip_cap_orders measures them).
+/// (2043 iterations), each of the four is the only shortest somewhere; together they shorten
+/// 526 iterations against the earliest-start order alone, by up to 17%; the full pipeline
+/// with cap S takes 1F1B's (m + S − 1)·(F + B + W) (docs/05_skip_paths.md; bench_skip_paths'
+/// skip_cap_orders and skip_cap_exact measure them).
 constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& model_paths) {
-  table best = skip_table_in_order(c, model_paths, skip_order::earliest);
+  double best_time = 0;
+  table best = skip_table_in_order(c, model_paths, skip_order::earliest, &best_time);
   if (!skip_cap_binds(c)) return best;
-  sim_costs const costs = skip_sim_costs(c);
-  double best_time = best.ok() ? simulate(best, costs).makespan : 0;
-  for (skip_order const order : {skip_order::by_position, skip_order::alternating}) {
-    table other = skip_table_in_order(c, model_paths, order);
+  for (skip_order const order : {skip_order::by_position, skip_order::alternating, skip_order::most_work_remaining}) {
+    double time = 0;
+    table other = skip_table_in_order(c, model_paths, order, &time);
     if (!other.ok()) continue;
-    double const time = simulate(other, costs).makespan;
     if (!best.ok() || time < best_time) {
       best = static_cast<table&&>(other);
       best_time = time;
@@ -303,9 +419,11 @@ constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& m
 /// at a time, picking among the passes whose input has arrived by (arrival, backward first,
 /// micro-batch); micro-batches enter stage 0 in id order, and one enters only when every
 /// rank on its path has a free place among its `memory` (so none waits for memory later).
-/// Under a binding cap two more simulations add 1F1B's rules (skip_order::by_position: a
-/// count held per rank by position, alternation on ties; skip_order::alternating: the
-/// alternation before the input-ready time), and the shortest iteration is kept.
+/// Under a binding cap three more simulations run: two with 1F1B's rules
+/// (skip_order::by_position: a count held per rank by position, alternation on ties;
+/// skip_order::alternating: the alternation before the input-ready time) and one with the
+/// dispatch rule "most work remaining" (skip_order::most_work_remaining); the shortest
+/// iteration is kept.
 constexpr table skip_table(skip_config const& c, vec<vec<int>> const& model_paths) {
   if (auto d = check_config(c)) return failed(d);
   if (static_cast<int>(model_paths.size()) != c.microbatches)
