@@ -480,7 +480,7 @@ TEST_CASE("skip.cap_binding.four_orders_keep_the_shortest") {
   check_invariants(alt, ta, "alternation, S=5 K=4 m=8 cap 4");
 
   // the alternation before the input-ready time (order alternating), where memory binds hard:
-  // S = 7, K = 4, m = 16, cap 2, layout round_trip, unit costs. The two other orders take 118
+  // S = 7, K = 4, m = 16, cap 2, layout round_trip, unit costs. The first two orders take 118
   // and make_skip 105 (regression values, measured when the order was added). A bound for
   // comparison (closed form): a micro-batch holds its place on rank 0 from its first forward
   // to its last backward, at least its chain 4·F + head (F + B + W)/4 + 4·(B + W) = 12.75, and
