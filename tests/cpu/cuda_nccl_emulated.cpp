@@ -38,16 +38,6 @@ namespace {
 template <class S> using nccl_ex = cuda::basic_nccl_executor<S, emu_nccl::runtime, emu_nccl::nccl>;
 using checker = plan_test::checking_functor;
 
-/// Boundaries per directed edge of the run-time table (sends counted on the sender).
-template <class S> std::map<std::pair<int, int>, int> sends_per_edge() {
-  std::map<std::pair<int, int>, int> n;
-  table const t = S::make();
-  for (std::size_t r = 0; r < t.lists.size(); ++r)
-    for (action a : t.lists[r])
-      if (is_send(a.kind)) ++n[{static_cast<int>(r), a.peer}];
-  return n;
-}
-
 template <class S> void run_checked(int iterations, cuda::nccl_options o = {}) {
   emu_nccl::world w(S::ranks);
   o.slot_bytes = plan_test::stamp_bytes;
@@ -79,16 +69,8 @@ template <class S> void run_checked(int iterations, cuda::nccl_options o = {}) {
     CHECK(largest[static_cast<std::size_t>(r)] <= o.max_group_ops);
   }
   // every edge carried its boundaries, each iteration, plus one warm-up boundary
-  auto const sends = sends_per_edge<S>();
-  for (int a = 0; a < S::ranks; ++a)
-    for (int b = 0; b < S::ranks; ++b) {
-      auto const it = sends.find({a, b});
-      std::size_t const n = it == sends.end() ? 0 : static_cast<std::size_t>(it->second);
-      std::size_t const want = n * plan_test::stamp_bytes * static_cast<std::size_t>(iterations) +
-                               (n > 0 && o.warm_up ? plan_test::stamp_bytes : 0);
-      INFO(plan_test::label<S>(), " edge ", a, "->", b);
-      CHECK(w.bytes_moved[static_cast<std::size_t>(a * S::ranks + b)] == want);
-    }
+  emu_nccl::expect_bytes_per_edge(w, S::make(), static_cast<std::size_t>(iterations), plan_test::stamp_bytes, o.warm_up,
+                                  plan_test::label<S>());
   CHECK(w.size_mismatches == 0);
 }
 

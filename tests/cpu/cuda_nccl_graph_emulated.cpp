@@ -22,7 +22,6 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <map>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -269,15 +268,7 @@ template <class S> void replay_equals_eager(bool split_in_constructor) {
   }
   // bytes: the world communicator carried the eager iterations and its warm-up (the largest
   // boundary once per edge), the edge communicators the replays and their own warm-up
-  std::size_t edges = 0;
-  {
-    std::map<std::pair<int, int>, int> e;
-    table const t = S::make();
-    for (std::size_t r = 0; r < t.lists.size(); ++r)
-      for (action a : t.lists[r])
-        if (is_send(a.kind)) e[{static_cast<int>(r), a.peer}] = 1;
-    edges = e.size();
-  }
+  std::size_t const edges = emu_nccl::sends_per_edge(S::make()).size();
   std::size_t world_bytes = 0;
   for (std::size_t b : w.bytes_moved) world_bytes += b;
   std::size_t const per_iteration = sends_in_table<S>() * boundary_bytes;

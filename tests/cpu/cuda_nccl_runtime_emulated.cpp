@@ -16,7 +16,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
-#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -112,10 +111,6 @@ void run_checked(runtime_schedule const& sched, std::string const& name) {
     }
     CHECK(ex.iterations() == 2);
   });
-  std::map<std::pair<int, int>, std::size_t> sends;
-  for (std::size_t r = 0; r < sched.lowered().lists.size(); ++r)
-    for (action a : sched.lowered().lists[r])
-      if (is_send(a.kind)) ++sends[{static_cast<int>(r), a.peer}];
   for (int r = 0; r < P; ++r) {
     INFO(name, " rank ", r);
     REQUIRE_MESSAGE(!errors[static_cast<std::size_t>(r)], emu_nccl::message_of(errors[static_cast<std::size_t>(r)]));
@@ -126,13 +121,7 @@ void run_checked(runtime_schedule const& sched, std::string const& name) {
     for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
     CHECK(in_order);
   }
-  for (int a = 0; a < P; ++a)
-    for (int b = 0; b < P; ++b) {
-      auto const it = sends.find({a, b});
-      std::size_t const n = it == sends.end() ? 0 : it->second;
-      INFO(name, " edge ", a, "->", b);
-      CHECK(w.bytes_moved[static_cast<std::size_t>(a * P + b)] == (2 * n + (n > 0 ? 1 : 0)) * plan_test::stamp_bytes);
-    }
+  emu_nccl::expect_bytes_per_edge(w, sched.lowered(), 2, plan_test::stamp_bytes, true, name);
   CHECK(w.size_mismatches == 0);
 }
 

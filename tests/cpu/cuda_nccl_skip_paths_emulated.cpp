@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -37,14 +36,7 @@ namespace {
 template <class S> using nccl_ex = cuda::basic_nccl_executor<S, emu_nccl::runtime, emu_nccl::nccl>;
 using rt_ex = cuda::basic_nccl_runtime_executor<emu_nccl::runtime, emu_nccl::nccl>;
 
-/// Sends per directed edge of a lowered table (counted on the sender).
-std::map<std::pair<int, int>, std::size_t> sends_per_edge(table const& t) {
-  std::map<std::pair<int, int>, std::size_t> n;
-  for (std::size_t r = 0; r < t.lists.size(); ++r)
-    for (action a : t.lists[r])
-      if (is_send(a.kind)) ++n[{static_cast<int>(r), a.peer}];
-  return n;
-}
+using emu_nccl::sends_per_edge;
 
 /// True when some edge of `t` joins two ranks that are not neighbours (|a − b| > 1): the
 /// routes skip, so a checker of plain neighbours would not do.
@@ -88,15 +80,7 @@ void run_checked(table const& lowered, Routes const& routes, int iterations, std
     for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
     CHECK(in_order);
   }
-  auto const sends = sends_per_edge(lowered);
-  for (int a = 0; a < P; ++a)
-    for (int b = 0; b < P; ++b) {
-      auto const it = sends.find({a, b});
-      std::size_t const n = it == sends.end() ? 0 : it->second;
-      INFO(name, " edge ", a, "->", b);
-      CHECK(w.bytes_moved[static_cast<std::size_t>(a * P + b)] ==
-            (static_cast<std::size_t>(iterations) * n + (n > 0 ? 1 : 0)) * plan_test::stamp_bytes);
-    }
+  emu_nccl::expect_bytes_per_edge(w, lowered, static_cast<std::size_t>(iterations), plan_test::stamp_bytes, true, name);
   CHECK(w.size_mismatches == 0);
 }
 

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <exception>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -90,6 +92,30 @@ void expect_errors(std::vector<std::exception_ptr> const& errors, int ranks, OnT
         errors[static_cast<std::size_t>(k)], k, [&](pipesched::cuda::transport_error const& t) { on_transport(t, k); },
         [&](pipesched::cuda::error const& c) { on_error(c, k); });
   }
+}
+
+/// Boundaries per directed edge (from, to) of a lowered table, sends counted on the sender.
+inline std::map<std::pair<int, int>, std::size_t> sends_per_edge(pipesched::table const& lowered) {
+  std::map<std::pair<int, int>, std::size_t> n;
+  for (std::size_t r = 0; r < lowered.lists.size(); ++r)
+    for (pipesched::action a : lowered.lists[r])
+      if (pipesched::is_send(a.kind)) ++n[{static_cast<int>(r), a.peer}];
+  return n;
+}
+
+/// Every directed edge of world w carried the lowered table's sends `iterations` times, each
+/// boundary `bytes` long, plus (with `warm_up`) one warm-up boundary on every edge in use.
+inline void expect_bytes_per_edge(world const& w, pipesched::table const& lowered, std::size_t iterations,
+                                  std::size_t bytes, bool warm_up, std::string const& name) {
+  auto const sends = sends_per_edge(lowered);
+  int const P = static_cast<int>(lowered.lists.size());
+  for (int a = 0; a < P; ++a)
+    for (int b = 0; b < P; ++b) {
+      auto const it = sends.find({a, b});
+      std::size_t const n = it == sends.end() ? 0 : it->second;
+      INFO(name, " edge ", a, "->", b);
+      CHECK(w.bytes_moved[static_cast<std::size_t>(a * P + b)] == (iterations * n + (n > 0 && warm_up ? 1 : 0)) * bytes);
+    }
 }
 
 } // namespace emu_nccl

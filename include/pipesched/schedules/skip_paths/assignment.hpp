@@ -86,12 +86,11 @@ constexpr vec<vec<int>> improve_paths(skip_config const& c, vec<vec<int>> paths,
 
 /// The cost-aware assignment: the candidates below that meet every rule, each run through
 /// the event simulation (earliest-start order) under c's costs; the one with the shortest
-/// iteration (simulate()'s time of its lists) wins (ties: the earlier candidate). Candidates: the plain rotation rule, the
-/// spread rule, and the greedy path search weighing the even spread of visits against the
-/// links at several ratios. The local search (c.search_rounds) then starts from the winner
+/// iteration (simulate()'s time of its lists) wins (ties: the earlier candidate).
+/// Candidates: the plain rotation rule, the spread rule, and the greedy path search weighing
+/// the even spread of visits against the links at several ratios. The local search (c.search_rounds) then starts from the winner
 /// (and never makes the final table longer).
 constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
-  sim_costs const costs = skip_sim_costs(c);
   vec<vec<int>> best;
   double best_time = skip_infinity;
   vec<vec<vec<int>>> timed; // candidates simulated already
@@ -122,9 +121,10 @@ constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
     // kept only when that final table is no longer than the unsearched paths' own
     vec<vec<int>> searched = improve_paths(c, best, best_time);
     if (skip_cap_binds(c) && searched != best) {
-      table const before = skip_table_shortest(c, best), after = skip_table_shortest(c, searched);
-      if (before.ok() && (!after.ok() || simulate(before, costs).makespan < simulate(after, costs).makespan))
-        searched = best;
+      double before_time = 0, after_time = 0;
+      table const before = skip_table_shortest(c, best, &before_time);
+      table const after = skip_table_shortest(c, searched, &after_time);
+      if (before.ok() && (!after.ok() || before_time < after_time)) searched = best;
     }
     best = static_cast<vec<vec<int>>&&>(searched);
   }

@@ -124,6 +124,16 @@ constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k)
   return k < L ? route[k] : route[2 * L - 2 - k];
 }
 
+/// When micro-batch j's next step may start as far as its input and admission go (k: that
+/// step), or a negative value while it waits for a place.
+constexpr double step_ready(skip_events const& sim, vec<vec<int>> const& model_paths, int j, std::size_t k) {
+  double const ready = sim.input_ready[static_cast<std::size_t>(j)];
+  if (k != 0) return ready;
+  double const admitted_at = admission_time(sim.ranks, model_paths[static_cast<std::size_t>(j)]);
+  if (admitted_at < 0) return -1.0;
+  return admitted_at > ready ? admitted_at : ready;
+}
+
 /// Each rank's candidate among the open micro-batches: passes whose input is ready by the
 /// time the rank is free compete on (when they could start, input ready, backward first,
 /// micro-batch id). A micro-batch that has not entered yet needs its admission too. In orders
@@ -134,12 +144,11 @@ constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k)
 constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
   // raw pointers: this loop runs inside the compiler, where every call counts
   std::size_t const* const next_step = sim.next_step.data();
-  double const* const input_ready = sim.input_ready.data();
   int const* const next_rank = sim.next_rank.data();
   double const* const free_at = sim.free_at.data();
   int const* const held = sim.held.data();
   char const* const last_backward = sim.last_backward.data();
-  bool const one_f_one_b_rules = sim.order != skip_order::earliest; // the count rule and alternation
+  bool const one_f_one_b_rules = sim.order == skip_order::by_position || sim.order == skip_order::alternating;
   bool const alternate_first = sim.order == skip_order::alternating;
   int* const candidate = sim.candidate.data();
   double* const candidate_ready = sim.candidate_ready.data();
@@ -153,12 +162,8 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
     std::size_t const k = next_step[j];
     if (k >= steps) continue;
     int const r = next_rank[j];
-    double ready = input_ready[j];
-    if (k == 0) {
-      double const admitted_at = admission_time(sim.ranks, model_paths[static_cast<std::size_t>(j)]);
-      if (admitted_at < 0) continue;
-      ready = admitted_at > ready ? admitted_at : ready;
-    }
+    double const ready = step_ready(sim, model_paths, j, k);
+    if (ready < 0) continue;
     bool const backward = k >= last_forward;
     if (one_f_one_b_rules && !backward) { // a forward here is the micro-batch's first visit to rank r
       int const allowed = sim.ranks.places - static_cast<int>(k);
@@ -182,16 +187,6 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
       candidate_backward[r] = backward;
     }
   }
-}
-
-/// When micro-batch j's next step may start as far as its input and admission go (k: that
-/// step), or a negative value while it waits for a place.
-constexpr double step_ready(skip_events const& sim, vec<vec<int>> const& model_paths, int j, std::size_t k) {
-  double const ready = sim.input_ready[static_cast<std::size_t>(j)];
-  if (k != 0) return ready;
-  double const admitted_at = admission_time(sim.ranks, model_paths[static_cast<std::size_t>(j)]);
-  if (admitted_at < 0) return -1.0;
-  return admitted_at > ready ? admitted_at : ready;
 }
 
 /// Order most_work_remaining: each rank's candidate among the open micro-batches. First the
@@ -388,15 +383,18 @@ constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& 
 }
 
 /// The shortest of the four orders' tables under a binding cap (ties: the earlier order in
-/// the enum); without one, the earliest-start order. No order is best everywhere: over
-/// S ≤ 16, all K, m ∈ {1, 4, 8, 16, 32}, both layouts and caps K and K/2 with unit costs
-/// (2043 iterations), each of the four is the only shortest somewhere; together they shorten
+/// the enum); without one, the earliest-start order; with `makespan`, also its time. No
+/// order is best everywhere (each is strictly the shortest somewhere: test
+/// skip.cap_binding.four_orders_keep_the_shortest). Over S ≤ 16, all K, m ∈ {1, 4, 8, 16,
+/// 32}, both layouts and caps K and K/2 with unit costs (2043 iterations) the four shorten
 /// 526 iterations against the earliest-start order alone, by up to 17%; the full pipeline
 /// with cap S takes 1F1B's (m + S − 1)·(F + B + W) (docs/05_skip_paths.md; bench_skip_paths'
 /// skip_cap_orders and skip_cap_exact measure them).
-constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& model_paths) {
+constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& model_paths,
+                                    double* makespan = nullptr) {
   double best_time = 0;
   table best = skip_table_in_order(c, model_paths, skip_order::earliest, &best_time);
+  if (makespan) *makespan = best_time;
   if (!skip_cap_binds(c)) return best;
   for (skip_order const order : {skip_order::by_position, skip_order::alternating, skip_order::most_work_remaining}) {
     double time = 0;
@@ -407,6 +405,7 @@ constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& m
       best_time = time;
     }
   }
+  if (makespan) *makespan = best_time;
   return best;
 }
 
