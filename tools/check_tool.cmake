@@ -91,6 +91,36 @@ execute_process(COMMAND "${TOOL}" export --schedule zb-h2 --ranks 4 --microbatch
                 OUTPUT_FILE "${WORK}/zb-h2.csv" RESULT_VARIABLE rc)
 expect(0 "\"verified\":true" import "${WORK}/zb-h2.csv" --json)
 
+# routes: PyTorch's format sends every micro-batch through every stage. DualPipe's CSV is
+# refused with a hint, and read back with --routes ascending: it verifies and simulates to the
+# makespan show gives for the generated table (the two runs compared, no number written here)
+execute_process(COMMAND "${TOOL}" export --schedule dualpipe --ranks 4 --microbatches 8 --format csv --transfers
+                OUTPUT_FILE "${WORK}/dualpipe.csv" RESULT_VARIABLE rc)
+expect(1 "fewer F cells.*--routes ascending" import "${WORK}/dualpipe.csv")
+execute_process(COMMAND "${TOOL}" import "${WORK}/dualpipe.csv" --routes ascending --json OUTPUT_VARIABLE imported
+                RESULT_VARIABLE rc)
+execute_process(COMMAND "${TOOL}" show --schedule dualpipe --ranks 4 --microbatches 8 --json OUTPUT_VARIABLE shown)
+string(JSON imported_makespan ERROR_VARIABLE bad GET "${imported}" makespan)
+string(JSON shown_makespan GET "${shown}" makespan)
+string(JSON imported_verified ERROR_VARIABLE bad2 GET "${imported}" verified)
+if(NOT rc EQUAL 0 OR bad OR bad2 OR NOT imported_verified OR NOT imported_makespan STREQUAL shown_makespan)
+  message(SEND_ERROR "dualpipe imported with --routes ascending: exit ${rc}, makespan ${imported_makespan}, "
+                     "show's ${shown_makespan}\n${imported}")
+endif()
+# skip paths, layout return, with transfers: the routes file that export writes reads the table
+# back (independent: with K = 3 of 6 stages and 2 micro-batches at most 2 x 2 = 4 of the 5
+# skippable stages are visited, so a rank runs nothing and its row is blank)
+execute_process(COMMAND "${TOOL}" export --schedule skip --ranks 6 --keep 3 --microbatches 2 --layout return
+                        --format csv --transfers OUTPUT_FILE "${WORK}/skip.csv")
+execute_process(COMMAND "${TOOL}" export --schedule skip --ranks 6 --keep 3 --microbatches 2 --layout return
+                        --format routes OUTPUT_FILE "${WORK}/skip.routes")
+expect(0 "\"ranks\":6,.*\"verified\":true" import "${WORK}/skip.csv" --routes "${WORK}/skip.routes" --ranks 6 --json)
+expect(1 "blank line between rows.*--routes" import "${WORK}/skip.csv")
+file(WRITE "${WORK}/bad.routes" "0 1 6\n0 x\n")
+expect(1 "--routes: line 2: .*stage numbers only" import "${WORK}/skip.csv" --routes "${WORK}/bad.routes")
+expect(2 "--routes: cannot open" import "${WORK}/skip.csv" --routes "${WORK}/no.routes")
+expect(2 "--ranks must be between" import "${WORK}/skip.csv" --routes ascending --ranks 0)
+
 # bad arguments: exit 2 and a message
 expect(2 "unknown schedule 'nope'" show --schedule nope --ranks 4 --microbatches 8)
 expect(2 "--ranks needs an integer" show --schedule 1f1b --ranks four --microbatches 8)

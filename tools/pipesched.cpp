@@ -601,6 +601,10 @@ int cmd_export(options const& o) {
     std::cout << to_csv(t, o.has("transfers") ? csv_format::compute_comms : csv_format::compute_only);
     return 0;
   }
+  if (fmt == "routes") {
+    std::cout << to_routes(t);
+    return 0;
+  }
   if (fmt == "chrome") {
     simulation sim = o.has("transfers") ? simulate_lowered(t, costs) : simulate(t, costs);
     std::cout << render_chrome_trace(t, sim);
@@ -621,7 +625,7 @@ int cmd_export(options const& o) {
     std::cout << render_text(t, sim, to);
     return 0;
   }
-  throw usage_error("unknown --format '" + fmt + "' (csv, chrome, svg, text)");
+  throw usage_error("unknown --format '" + fmt + "' (csv, routes, chrome, svg, text)");
 }
 
 int cmd_paths(options const& o) {
@@ -666,8 +670,9 @@ int cmd_paths(options const& o) {
 
 /// What the CSV reader would take for a rank but is a slip in a file: a blank line between
 /// rows and a quote left open. "" when neither; else the message, with its line number.
-/// `text` has its byte-order mark removed.
-std::string csv_layout_problem(std::string_view text) {
+/// `text` has its byte-order mark removed. With routes (`blank_rows`), a blank line is a rank
+/// that runs nothing (a skip table's stage that no route visits), not a slip.
+std::string csv_layout_problem(std::string_view text, bool blank_rows) {
   // the last line that holds something: blank lines after it are the file's end
   std::size_t last = 0, line = 0;
   std::vector<std::pair<std::size_t, std::string_view>> lines; // (number, text)
@@ -687,8 +692,10 @@ std::string csv_layout_problem(std::string_view text) {
     if (!blank(l)) last = n;
   for (auto const& [n, l] : lines) {
     if (n > last) break;
-    if (blank(l))
-      return "line " + std::to_string(n) + ": blank line between rows (each line is one rank's row; remove it)";
+    if (blank(l) && !blank_rows)
+      return "line " + std::to_string(n) +
+             ": blank line between rows (each line is one rank's row; remove it, or give --routes if the "
+             "rank runs nothing)";
     std::size_t quotes = 0, open_at = 0;
     for (std::size_t i = 0; i < l.size(); ++i)
       if (l[i] == '"' && quotes++ % 2 == 0) open_at = i;
@@ -699,15 +706,13 @@ std::string csv_layout_problem(std::string_view text) {
   return "";
 }
 
-int cmd_import(options const& o) {
-  if (o.positional.size() != 1) throw usage_error("import takes one FILE");
-  cost_model const c = o.has("costs") ? parse_costs(o.get("costs")) : cost_model{};
-  std::string const& file = o.positional[0];
+/// A file's text, at most one byte past the CSV reader's size limit (from_csv refuses that);
+/// what cannot be read is a usage error (`what`: "import", "--routes").
+std::string read_capped(std::string const& file, std::string const& what) {
   std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) throw usage_error("cannot import '" + file + "': it is a directory");
+  if (std::filesystem::is_directory(file, ec)) throw usage_error(what + ": cannot read '" + file + "': it is a directory");
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw usage_error("cannot open '" + file + "': " + std::strerror(errno));
-  // read at most one byte past the CSV reader's size limit (from_csv refuses that)
+  if (!in) throw usage_error(what + ": cannot open '" + file + "': " + std::strerror(errno));
   std::string text;
   try {
     std::size_t const cap = csv_limits{}.max_bytes + 1;
@@ -716,9 +721,30 @@ int cmd_import(options const& o) {
       text.append(buf, static_cast<std::size_t>(in.gcount()));
     if (in.bad()) throw std::runtime_error(std::strerror(errno));
   } catch (std::exception const& e) {
-    throw usage_error("cannot read '" + file + "': " + e.what());
+    throw usage_error(what + ": cannot read '" + file + "': " + e.what());
   }
   if (text.size() > csv_limits{}.max_bytes) text.resize(csv_limits{}.max_bytes + 1);
+  return text;
+}
+
+int cmd_import(options const& o) {
+  if (o.positional.size() != 1) throw usage_error("import takes one FILE");
+  cost_model const c = o.has("costs") ? parse_costs(o.get("costs")) : cost_model{};
+  csv_read_options read{};
+  std::string route_text;
+  if (o.has("routes")) {
+    if (o.get("routes") == "ascending") {
+      read.routes = csv_routes::ascending;
+    } else {
+      route_text = read_capped(o.get("routes"), "--routes");
+      if (route_text.size() > csv_limits{}.max_bytes) throw usage_error("--routes: the file is larger than 64 MiB");
+      read.routes = csv_routes::given;
+      read.route_text = route_text;
+    }
+  }
+  if (o.has("ranks")) read.ranks = to_int("ranks", o.get("ranks"), 1, max_ranks);
+  std::string const& file = o.positional[0];
+  std::string const text = read_capped(file, "import");
   std::string_view body = text;
   if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3); // UTF-8 byte-order mark
   auto fail = [&](std::string const& what) {
@@ -726,17 +752,23 @@ int cmd_import(options const& o) {
     std::cerr << "pipesched import: " << file << ": " << what << "\n";
     return 1;
   };
-  if (std::string why = csv_layout_problem(body); !why.empty()) return fail(why);
-  table t = from_csv(body);
+  if (std::string why = csv_layout_problem(body, read.routes != csv_routes::every_stage); !why.empty())
+    return fail(why);
+  table t = from_csv(body, read);
   if (!t.ok()) {
     std::string where;
-    if (t.error.rank >= 0) {
+    if (t.error.code == errc::parse_error && t.error.rank < 0 && t.error.mb >= 0 && read.routes == csv_routes::given) {
+      where = "--routes: line " + std::to_string(t.error.mb + 1) + ": ";
+    } else if (t.error.rank >= 0) {
       // no blank lines before the last row (checked above): row r is line r + 1
       where = "line " + std::to_string(t.error.rank + 1);
       if (t.error.position >= 0) where += ", cell " + std::to_string(t.error.position + 1);
       where += ": ";
     }
-    return fail(where + to_string(t.error));
+    std::string hint;
+    if (t.error.code == errc::missing_pass && read.routes == csv_routes::every_stage)
+      hint = "; if micro-batches skip stages (DualPipe, skip paths), give their routes: --routes ascending|FILE";
+    return fail(where + to_string(t.error) + hint);
   }
   diagnostic verdict = verify(t);
   // a table that fails verification: what is wrong, and no metrics
@@ -807,7 +839,8 @@ int main(int argc, char** argv) {
   exp.schedule_options()
       .value("format", "FMT",
              "csv (PyTorch's action format, the default), chrome (trace JSON for Perfetto / chrome://tracing; "
-             "1 cost unit = 1 ms), svg, text")
+             "1 cost unit = 1 ms), svg, text, routes (each micro-batch's stages, one line each, for "
+             "'import --routes')")
       .flag("transfers", "csv: include SEND_F/RECV_F/SEND_B/RECV_B cells; chrome: simulate transfers on "
                          "per-rank comm tracks")
       .value("title", "TEXT", "svg: the picture's title")
@@ -822,9 +855,15 @@ int main(int argc, char** argv) {
                     "SEND/RECV cells; a UTF-8 byte-order mark is skipped), verifies it and simulates it.\n"
                     "A file that cannot be read exits 2; a file that is not a valid schedule (a bad cell,\n"
                     "a blank line between rows, an unterminated quote, a table that fails verification)\n"
-                    "exits 1 with what is wrong, its line and cell, and no metrics.");
+                    "exits 1 with what is wrong, its line and cell, and no metrics.\n"
+                    "PyTorch's format sends every micro-batch through every stage; for DualPipe\n"
+                    "give --routes ascending, for skip paths the routes 'export --format routes' writes.");
   imp.file = imp.app->add_option("file", "the CSV file")->type_name("FILE");
   imp.value("costs", "F,B,W[,C]", "per-stage pass costs and link latency (default 1,1,1,0)")
+      .value("routes", "ascending|FILE",
+             "micro-batches that skip stages: each visits the stages of its F cells in increasing order "
+             "(DualPipe), or the routes in FILE, one line per micro-batch (export --format routes)")
+      .value("ranks", "P", "the rank count when the last ranks have no cells (their lines are blank)")
       .flag("json", "one JSON object of metrics ({\"verified\":false,\"error\":...} when invalid)");
   command paths = sub("paths", "skip and reorder paths: one path per micro-batch, and the iteration time",
                       "Assigns each micro-batch a path through K of the S stages (stage s on rank s) and\n"

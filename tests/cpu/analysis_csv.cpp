@@ -11,7 +11,9 @@
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/verify.hpp"
 #include "pipesched/pipeline/lower.hpp"
+#include "pipesched/schedules/custom.hpp"
 #include "pipesched/schedules/registry.hpp"
+#include "pipesched/schedules/skip_paths.hpp"
 #include "support/tables.hpp"
 
 using namespace pipesched;
@@ -65,6 +67,48 @@ void check_round_trip(table const& t, std::string const& what) {
   REQUIRE(c.ok());
   CHECK(!c.lowered);
   CHECK(c.lists == t.lists);
+}
+
+/// The routes of two tables, micro-batch by micro-batch (a table whose micro-batches visit
+/// every stage in order has no `paths`; its routes are 0..S-1).
+bool same_routes(table const& a, table const& b) {
+  if (a.microbatches != b.microbatches) return false;
+  for (int j = 0; j < a.microbatches; ++j) {
+    if (a.route_length(j) != b.route_length(j)) return false;
+    for (int i = 0; i < a.route_length(j); ++i)
+      if (a.route_at(j, i) != b.route_at(j, i)) return false;
+  }
+  return true;
+}
+
+/// A table with routes read back from its CSV with `opt` (its routes mode): the same lists,
+/// routes and placement; lowered with transfer cells, the same lists and slots.
+void check_routed_round_trip(table const& t, csv_read_options opt, std::string const& what) {
+  INFO(what);
+  REQUIRE(t.ok());
+  REQUIRE(verify(t).ok());
+  opt.ranks = t.ranks;
+  std::string const routes = to_routes(t);
+  if (opt.routes == csv_routes::given) opt.route_text = routes;
+  table u = from_csv(to_csv(t), opt);
+  REQUIRE_MESSAGE(u.ok(), to_string(u.error));
+  CHECK(u.lists == t.lists);
+  CHECK(same_routes(u, t));
+  CHECK(u.ranks == t.ranks);
+  CHECK(u.stages == t.stages);
+  CHECK(u.chunks == t.chunks);
+  CHECK(u.place == t.place);
+  CHECK(u.stage_rank == t.stage_rank);
+  CHECK(u.stage_chunk == t.stage_chunk);
+  CHECK(u.split_backward == t.split_backward);
+  CHECK(verify(u).ok());
+  table l = lower(t);
+  REQUIRE(l.ok());
+  table w = from_csv(to_csv(l, csv_format::compute_comms), opt);
+  REQUIRE_MESSAGE(w.ok(), to_string(w.error));
+  CHECK(w.lists == l.lists); // peers included: each transfer's peer comes from the route
+  CHECK(w.slot_count == l.slot_count);
+  CHECK(verify(w).ok());
 }
 
 } // namespace
@@ -342,9 +386,13 @@ TEST_CASE("csv.round_trip.registry") {
           if (!t.ok()) continue;
           if (!t.paths.empty()) {
             // routes (dualpipe: half of the micro-batches through the mirror stages) are not
-            // in PyTorch's format: the text reads back as a table whose micro-batches miss
-            // half of the stages, which from_csv refuses (docs/01, DualPipe)
+            // in PyTorch's format: by default the text reads back as a table whose
+            // micro-batches miss half of the stages, which from_csv refuses; with the routes
+            // inferred from the F cells (ascending) or given, it is the table again
+            INFO(e.name << " p" << p << " m" << m);
             CHECK(from_csv(to_csv(t)).error.code == errc::missing_pass);
+            check_routed_round_trip(t, {.routes = csv_routes::ascending}, std::string(e.name) + " ascending");
+            check_routed_round_trip(t, {.routes = csv_routes::given}, std::string(e.name) + " given");
             ++tables;
             continue;
           }
@@ -375,4 +423,211 @@ TEST_CASE("csv.import.byte_order_mark") {
   CHECK(marked.ranks == 2);
   // a mark anywhere else is still an error, named where it is
   CHECK_FALSE(from_csv(std::string("0F0,0B0\n\xEF\xBB\xBF") + "1F0,1B0\n").ok());
+}
+
+TEST_CASE("csv.routes.hand_built_dualpipe_shape") {
+  // independent: two ranks in V placement (rank 0 holds stages 0 and 3, rank 1 stages 1 and
+  // 2); micro-batch 0 goes 0 -> 1, micro-batch 1 goes 2 -> 3 (DualPipe's two directions).
+  // Rank 0: 0F0, 3F1 (after 2F1 on rank 1), 3B1 (the route's end), 0B0 (after 1B0);
+  // rank 1: 1F0, 2F1 (a route's start), 1B0 (the route's end), 2B1 (after 3B1).
+  std::string_view const text = "0F0,3F1,3B1,0B0\n1F0,2F1,1B0,2B1\n";
+  CHECK(error_of(text).code == errc::missing_pass); // PyTorch's reading: 4 stages x 2 F cells each
+  table t = from_csv(text, {.routes = csv_routes::ascending});
+  REQUIRE_MESSAGE(t.ok(), to_string(t.error));
+  REQUIRE(t.paths.size() == 2);
+  CHECK(t.paths[0] == vec<int>{0, 1});
+  CHECK(t.paths[1] == vec<int>{2, 3});
+  CHECK(t.ranks == 2);
+  CHECK(t.stages == 4);
+  CHECK(t.chunks == 2);
+  CHECK(t.place == placement::v_shape);
+  CHECK(verify(t).ok());
+  // the same routes given as text, with commas and blanks, and a CRLF
+  table g = from_csv(text, {.routes = csv_routes::given, .route_text = " 0, 1\r\n2 3\n\n"});
+  REQUIRE_MESSAGE(g.ok(), to_string(g.error));
+  CHECK(g.paths == t.paths);
+  CHECK(g.lists == t.lists);
+  // with transfer cells (rank 1 receives 2RECV_B1 before it sends 1SEND_B0: rank 0 sends
+  // 3SEND_B1 before it receives 0RECV_B0, and rendezvous transfers would wait on each other
+  // the other way round)
+  std::string_view const lowered = "0F0,0SEND_F0,3RECV_F1,3F1,3B1,3SEND_B1,0RECV_B0,0B0\n"
+                                   "1RECV_F0,1F0,2F1,2SEND_F1,1B0,2RECV_B1,1SEND_B0,2B1\n";
+  table l = from_csv(lowered, {.routes = csv_routes::ascending});
+  REQUIRE_MESSAGE(l.ok(), to_string(l.error));
+  CHECK(l.lowered);
+  CHECK(l.lists[0][1].peer == 1); // 0SEND_F0: stage 1, rank 1
+  CHECK(l.lists[1][3].peer == 0); // 2SEND_F1: stage 3, rank 0
+  CHECK(l.lists[1][6].peer == 0); // 1SEND_B0: stage 0, rank 0
+  CHECK(verify(l).ok());
+  CHECK(l.slot_count.size() == 2); // slots assigned: the table verifies
+  CHECK(error_of(lowered).code == errc::missing_pass);
+  // a route that skips a stage: 0 -> 2, stage 1 on the blank row 1. The peer of 0SEND_F0 is
+  // rank 2 (stage 2 follows stage 0 on the route), not stage 1's rank as PyTorch reads it
+  table skip = from_csv("0F0,0SEND_F0,0RECV_B0,0B0\n\n2RECV_F0,2F0,2B0,2SEND_B0\n",
+                        {.routes = csv_routes::given, .route_text = "0 2\n"});
+  REQUIRE_MESSAGE(skip.ok(), to_string(skip.error));
+  CHECK(skip.lists[0][1].peer == 2);
+  CHECK(skip.lists[2][0].peer == 0); // 2RECV_F0 from stage 0
+  CHECK(skip.lists[2][3].peer == 0); // 2SEND_B0 to stage 0
+  CHECK(verify(skip).ok());
+}
+
+namespace {
+// independent: the two-direction table of csv.routes.hand_built_dualpipe_shape
+struct two_directions {
+  static constexpr std::string_view text = "0F0,3F1,3B1,0B0\n1F0,2F1,1B0,2B1\n";
+  static constexpr auto routes = csv_routes::ascending;
+};
+struct two_directions_given {
+  static constexpr std::string_view text = "0F0,3F1,3B1,0B0\n1F0,2F1,1B0,2B1\n";
+  static constexpr std::string_view routes = "0 1\n2 3\n";
+};
+// independent: one micro-batch 0 -> 2 -> 3 on four ranks; rank 1 runs nothing (its blank
+// row takes stage 1, which no route visits)
+struct blank_middle_row {
+  static constexpr std::string_view text = "0F0,0B0\n\n2F0,2B0\n3F0,3B0\n";
+  static constexpr std::string_view routes = "0 2 3\n";
+};
+struct no_routes {
+  static constexpr std::string_view text = "0F0,3F1,3B1,0B0\n1F0,2F1,1B0,2B1\n";
+};
+struct idle_last_rank {
+  static constexpr std::string_view text = "0F0,0B0\n\n2F0,2B0\n";
+  static constexpr std::string_view routes = "0 2\n";
+  static constexpr int ranks = 4;
+};
+} // namespace
+
+TEST_CASE("csv.routes.custom_schedule_types") {
+  // the compiler reads, lowers and verifies tables with routes as custom<Source> schedules
+  using A = custom<two_directions>;
+  using G = custom<two_directions_given>;
+  static_assert(A::valid);
+  static_assert(G::valid);
+  table a = A::make();
+  REQUIRE(a.ok());
+  CHECK(a.paths == vec<vec<int>>{{0, 1}, {2, 3}});
+  CHECK(G::make().lists == a.lists);
+  CHECK(G::make().paths == a.paths);
+  // without routes the same text misses passes (the build stops; tests/compile_fail/custom_missing_pass.cpp)
+  CHECK(custom_family<no_routes>::source().error.code == errc::missing_pass);
+  using B = custom<blank_middle_row>;
+  static_assert(B::valid);
+  CHECK(B::make().rank_of(1) == 1);
+  CHECK(B::make().lists[1].empty());
+  // ranks 1 and 3 run nothing; only rank 1 can hold stage 1 (stage 3 does not exist): a row
+  // holds no stage
+  CHECK(detail_has(custom_family<idle_last_rank>::source().error, "a row holds no stage"));
+}
+TEST_CASE("csv.routes.skip_paths") {
+  // skip tables from make_skip (both layouts, caps, every K) and from given paths with swaps:
+  // the CSV and the routes text give the table back; ascending does wherever no route swaps
+  int tables = 0, ascending = 0, with_idle_ranks = 0;
+  for (int S : {3, 4, 6})
+    for (int K = 2; K <= S; ++K)
+      for (int m : {1, 3, 6})
+        for (path_layout lay : {path_layout::last, path_layout::round_trip})
+          for (int cap : {0, 2}) {
+            skip_config c{};
+            c.stages = S;
+            c.keep = K;
+            c.microbatches = m;
+            c.memory = cap;
+            c.layout = lay;
+            table t = make_skip(c);
+            if (!t.ok()) continue;
+            std::string const what = "S" + std::to_string(S) + " K" + std::to_string(K) + " m" + std::to_string(m) +
+                                     (lay == path_layout::last ? " last" : " round_trip") + " cap" + std::to_string(cap);
+            check_routed_round_trip(t, {.routes = csv_routes::given}, what + " given");
+            bool sorted = true;
+            for (auto const& route : t.paths)
+              for (std::size_t i = 1; i < route.size(); ++i) sorted = sorted && route[i - 1] < route[i];
+            if (sorted) {
+              check_routed_round_trip(t, {.routes = csv_routes::ascending}, what + " ascending");
+              ++ascending;
+            }
+            // ranks at the end with no cells: only `ranks` brings them back
+            std::string const csv = to_csv(t);
+            if (csv.size() >= 2 && csv[csv.size() - 2] == '\n') {
+              ++with_idle_ranks;
+              table u = from_csv(csv, {.routes = csv_routes::given, .route_text = to_routes(t)});
+              CHECK((!u.ok() || u.ranks < t.ranks));
+            }
+            ++tables;
+          }
+  MESSAGE(tables << " skip tables, " << ascending << " also ascending, " << with_idle_ranks << " with idle last ranks");
+  CHECK(tables > 50);
+  CHECK(ascending > 0);
+  CHECK(with_idle_ranks > 0);
+  // swaps (independent: the paths of skip.given_paths.type, each with one swap): ascending
+  // reads other routes, the given ones read the table
+  for (path_layout lay : {path_layout::last, path_layout::round_trip}) {
+    skip_config c{};
+    c.stages = lay == path_layout::last ? 5 : 4;
+    c.keep = 4;
+    c.microbatches = 3;
+    c.layout = lay;
+    vec<vec<int>> paths = lay == path_layout::last ? vec<vec<int>>{{0, 2, 1, 4}, {0, 3, 2, 4}, {0, 1, 3, 4}}
+                                                   : vec<vec<int>>{{0, 1, 3, 2}, {0, 2, 1, 3}, {0, 1, 2, 3}};
+    table t = skip_table(c, paths);
+    REQUIRE_MESSAGE(t.ok(), to_string(t.error));
+    check_routed_round_trip(t, {.routes = csv_routes::given}, "swaps");
+    table a = from_csv(to_csv(t), {.routes = csv_routes::ascending, .ranks = t.ranks});
+    REQUIRE(a.ok());
+    CHECK_FALSE(same_routes(a, t));
+  }
+}
+
+TEST_CASE("csv.routes.refusals") {
+  std::string_view const text = "0F0,3F1,3B1,0B0\n1F0,2F1,1B0,2B1\n";
+  auto given = [&](std::string_view routes, std::string_view csv = "0F0,3F1,3B1,0B0\n1F0,2F1,1B0,2B1\n") {
+    return error_of(csv, {.routes = csv_routes::given, .route_text = routes});
+  };
+  // the route text: each refusal names its line (the micro-batch) and, where there is one, the stage
+  diagnostic d = given("0 1\n2 x\n");
+  CHECK(d.code == errc::parse_error);
+  CHECK(d.mb == 1);
+  CHECK(detail_has(d, "stage numbers only"));
+  d = given("0 1 0\n2 3\n");
+  CHECK(detail_has(d, "visits a stage twice"));
+  CHECK(d.mb == 0);
+  CHECK(d.stage == 0);
+  CHECK(detail_has(given("0 1\n\n2 3\n"), "empty route"));
+  CHECK(detail_has(given(""), "no routes"));
+  d = given("0 1\n");
+  CHECK(detail_has(d, "fewer lines than micro-batches"));
+  CHECK(d.mb == 1); // independent: micro-batch 1 has cells and no line
+  CHECK(detail_has(given("0 1\n2 99999999999\n"), "too large"));
+  // a route through a stage no row holds and no blank row can take
+  CHECK(detail_has(given("0 1\n2 4\n"), "appears on no row"));
+  // more visits than F cells
+  CHECK(given("0 1 2\n2 3\n").code == errc::missing_pass);
+  // cells off their micro-batch's route: read, then refused by verify (3F1 is not on 0 -> 2 -> 1)
+  table off = from_csv("0F0,0B0,3F1,3B1\n1F0,2F1,1B0,2B1\n", {.routes = csv_routes::given, .route_text = "0 1\n2 1\n"});
+  REQUIRE(off.ok());
+  CHECK_FALSE(verify(off).ok());
+  // ascending: a micro-batch below the largest with no F cell has no route
+  d = error_of("0F0,0B0,0F2,0B2\n1F0,1B0,1F2,1B2\n", {.routes = csv_routes::ascending});
+  CHECK(d.code == errc::missing_pass);
+  CHECK(d.mb == 1);
+  // ranks: fewer than the rows, beyond the limit; more gives blank rows (a rank without stages
+  // is refused unless a stage without cells goes there)
+  CHECK(detail_has(error_of(text, {.routes = csv_routes::ascending, .ranks = 1}), "more rows than the ranks"));
+  CHECK(detail_has(error_of(text, {.routes = csv_routes::ascending, .ranks = 5000}), "rank limit"));
+  CHECK(detail_has(error_of(text, {.routes = csv_routes::ascending, .ranks = 3}), "a row holds no stage"));
+  // a stage without cells goes to the first row without cells: 0 -> 2 with stage 1 unvisited
+  table idle = from_csv("0F0,0B0\n\n2F0,2B0\n", {.routes = csv_routes::given, .route_text = "0 2\n"});
+  REQUIRE_MESSAGE(idle.ok(), to_string(idle.error));
+  CHECK(idle.rank_of(1) == 1);
+  CHECK(idle.place == placement::loop);
+  CHECK(verify(idle).ok());
+  // S x m above the action limit (a route table's S x m is not bounded by its cells)
+  csv_read_options small{.routes = csv_routes::ascending, .ranks = 6};
+  small.limits.max_actions = 10; // independent: 4 cells; S = 6, m = 2 gives 12
+  std::string_view const sparse = "0F0,0B0\n5F1,5B1\n";
+  CHECK(detail_has(error_of(sparse, small), "above the action limit"));
+  small.limits.max_actions = 12;
+  CHECK(from_csv(sparse, small).ok()); // stages 1..4 on the blank rows 2..5
+  // without routes, rows must still hold S / p stages each
+  CHECK(detail_has(error_of("0F0,0B0,2F0,2B0,3F0,3B0\n1F0,1B0\n"), "different numbers of stages"));
 }

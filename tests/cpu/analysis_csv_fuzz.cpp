@@ -16,6 +16,7 @@
 #include "pipesched/pipeline/verify.hpp"
 #include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/registry.hpp"
+#include "pipesched/schedules/skip_paths.hpp"
 
 using namespace pipesched;
 
@@ -220,7 +221,106 @@ std::string token_soup(rng& g) {
   return s;
 }
 
+/// A table with routes as text: its CSV, its routes, its rank count.
+struct routed_seed {
+  std::string csv, routes;
+  int ranks;
+};
+
+/// Valid CSVs of small tables with routes: DualPipe (registry entries with paths) and skip
+/// paths (both layouts, a cap, swaps), compute-only and with transfers.
+std::vector<routed_seed> routed_seeds() {
+  std::vector<routed_seed> out;
+  auto add = [&](table const& t) {
+    if (!t.ok()) return;
+    out.push_back({to_csv(t), to_routes(t), t.ranks});
+    table l = lower(t);
+    if (l.ok()) out.push_back({to_csv(l, csv_format::compute_comms), to_routes(t), t.ranks});
+  };
+  for (auto const& e : schedule_registry)
+    for (int p = 2; p <= 4; p += 2)
+      for (int m = 2; m <= 6; m += 2) {
+        params pr{p, m, 0};
+        if (e.check(pr)) continue;
+        table t = e.generate(pr);
+        if (t.ok() && !t.paths.empty()) add(t);
+      }
+  for (int S : {3, 4, 5})
+    for (int K = 2; K <= S; ++K)
+      for (path_layout lay : {path_layout::last, path_layout::round_trip}) {
+        skip_config c{};
+        c.stages = S;
+        c.keep = K;
+        c.microbatches = 4;
+        c.memory = 2;
+        c.layout = lay;
+        add(make_skip(c));
+      }
+  skip_config c{};
+  c.stages = 5;
+  c.keep = 4;
+  c.microbatches = 3;
+  add(skip_table(c, vec<vec<int>>{{0, 2, 1, 4}, {0, 3, 2, 4}, {0, 1, 3, 4}}));
+  return out;
+}
+
 } // namespace
+
+TEST_CASE("csv.fuzz.routes") {
+  // the same properties with routes: mutated CSVs and mutated route texts of DualPipe and skip
+  // tables, read ascending or with the (mutated) routes given, with and without the rank count
+  std::vector<routed_seed> const base = routed_seeds();
+  REQUIRE(base.size() > 20);
+  rng g{0x0a7e'5eed'c5f0'1234ull};
+  std::size_t const inputs = 40000;
+  std::size_t rejected = 0, accepted = 0, verified = 0, failures = 0;
+  for (std::size_t n = 0; n < inputs; ++n) {
+    routed_seed sd = base[g.below(base.size())];
+    if (!g.one_in(4))
+      for (std::size_t k = 1 + g.below(3); k > 0; --k) mutate(sd.csv, g);
+    if (g.one_in(2))
+      for (std::size_t k = 1 + g.below(2); k > 0; --k) mutate(sd.routes, g);
+    csv_read_options opt{};
+    opt.routes = g.one_in(3) ? csv_routes::ascending : csv_routes::given;
+    opt.route_text = sd.routes;
+    opt.ranks = g.one_in(4) ? 0 : (g.one_in(8) ? static_cast<int>(g.below(8)) : sd.ranks);
+    table t = from_csv(sd.csv, opt);
+    if (!t.ok()) {
+      ++rejected;
+      if (t.error.code == errc::ok || t.error.detail == nullptr) {
+        if (++failures <= 5) FAIL_CHECK("a refusal without a diagnostic for input " << n << ": " << sd.csv << "\nroutes:\n" << sd.routes);
+      }
+      continue;
+    }
+    ++accepted;
+    // what parses reads back unchanged, its routes given as text
+    std::string const routes = to_routes(t);
+    table u = from_csv(to_csv(t, csv_format::compute_comms),
+                       {.routes = csv_routes::given, .route_text = routes, .ranks = t.ranks});
+    if (!u.ok() || u.lists != t.lists || u.stage_rank != t.stage_rank || u.lowered != t.lowered ||
+        to_routes(u) != routes) {
+      if (++failures <= 5) FAIL_CHECK("export then import changed input " << n << ": " << sd.csv << "\nroutes:\n" << sd.routes);
+    }
+    diagnostic d = verify(t);
+    simulation sim = simulate(t);
+    if (t.lowered && d.ok() && !simulate_lowered(t).ok()) {
+      if (++failures <= 5) FAIL_CHECK("verified but simulate_lowered failed\n" << sd.csv);
+    }
+    if (!d.ok()) continue;
+    ++verified;
+    if (!sim.ok()) {
+      if (++failures <= 5) FAIL_CHECK("verified but simulate failed: " << to_string(sim.error) << "\n" << sd.csv);
+      continue;
+    }
+    if (!t.lowered && !verify(lower(t)).ok()) {
+      if (++failures <= 5) FAIL_CHECK("its lowering does not verify\n" << sd.csv);
+    }
+  }
+  MESSAGE("inputs " << inputs << ": refused " << rejected << ", parsed " << accepted << ", verified " << verified);
+  CHECK(failures == 0);
+  CHECK(accepted > inputs / 20);
+  CHECK(verified > inputs / 100);
+}
 
 TEST_CASE("csv.fuzz.import_verify_simulate") {
   std::vector<std::string> const base = seeds();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pipesched/pipeline/verify.hpp"
@@ -59,13 +60,52 @@ struct csv_limits {
   std::size_t max_actions = std::size_t{1} << 22; ///< actions over all rows
 };
 
+/// Which stages each micro-batch visits, and in what order (`table::paths`). PyTorch's
+/// format has no place for this: its tables send every micro-batch through every stage.
+enum class csv_routes : std::uint8_t {
+  /// every micro-batch visits every stage, 0 to S-1 (PyTorch's model): a missing F cell is
+  /// an error
+  every_stage,
+  /// each micro-batch visits the stages of its F cells in increasing order: DualPipe (half of
+  /// the micro-batches through each copy of the model) and skip paths without swaps
+  ascending,
+  /// the routes are given as text (`csv_read_options::route_text`, what `to_routes` writes):
+  /// any order, skip paths with swaps and layout round_trip included
+  given,
+};
+
 /// How `from_csv` reads a table.
 struct csv_read_options {
   csv_limits limits{};
   /// Read SEND/RECV cells (the table is then lowered) or check their syntax and drop them
   /// (the table is a compute table that `lower()` can lower again).
   bool keep_transfers = true;
+  csv_routes routes = csv_routes::every_stage;
+  /// With csv_routes::given: line j lists micro-batch j's stages in the order it visits them,
+  /// separated by blanks or commas (e.g. "0 1 3\n0 2 1 3\n").
+  std::string_view route_text{};
+  /// The rank count, when it is more than the text's rows: blank lines at the end of the text
+  /// are dropped, so ranks that run nothing at the end (a skip table whose last stages no
+  /// route visits) come back only when named here. 0: the rows.
+  int ranks = 0;
 };
+
+/// The routes of a table as text, one line per micro-batch (micro-batch 0 first): its stages
+/// in the order it visits them, separated by a space. With `to_csv`'s text, `from_csv(csv,
+/// {.routes = csv_routes::given, .route_text = to_routes(t)})` reads the same table back,
+/// routes included. A failed table gives an empty string.
+inline std::string to_routes(table const& t) {
+  std::string out;
+  if (!t.ok()) return out;
+  for (int j = 0; j < t.microbatches; ++j) {
+    for (int i = 0; i < t.route_length(j); ++i) {
+      if (i > 0) out += ' ';
+      out += std::to_string(t.route_at(j, i));
+    }
+    out += '\n';
+  }
+  return out;
+}
 
 namespace detail {
 
@@ -216,6 +256,56 @@ constexpr diagnostic csv_error(int row, int cell, const char* why, int stage = -
   return diagnostic{errc::parse_error, row, cell, stage, mb, why};
 }
 
+/// Reads route text (one line per micro-batch, stage numbers separated by blanks or commas;
+/// blank lines at the end ignored) into `out`. Errors name the micro-batch (the line) and,
+/// where there is one, the stage.
+constexpr diagnostic csv_parse_routes(std::string_view text, long limit, std::size_t max_visits,
+                                      vec<vec<int>>& out) {
+  out.clear();
+  std::size_t end = 0;
+  for (std::size_t ls = 0; ls < text.size();) {
+    std::size_t le = ls;
+    while (le < text.size() && text[le] != '\n' && text[le] != '\r') ++le;
+    if (!csv_trim(text.substr(ls, le - ls)).empty()) end = le;
+    ls = le + 1;
+  }
+  std::string_view body = text.substr(0, end);
+  if (csv_trim(body).empty()) return csv_error(-1, -1, "routes: no routes given");
+  std::size_t visits = 0;
+  vec<int> line_of; // per stage: the last line that visited it, plus one
+  std::size_t pos = 0;
+  while (pos <= body.size()) {
+    std::size_t eol = pos;
+    while (eol < body.size() && body[eol] != '\n' && body[eol] != '\r') ++eol;
+    std::string_view line = body.substr(pos, eol - pos);
+    int const j = static_cast<int>(out.size());
+    if (j > limit) return csv_error(-1, -1, "routes: more lines than the micro-batch limit", -1, j);
+    out.emplace_back();
+    auto& route = out.back();
+    std::size_t i = 0;
+    while (i < line.size()) {
+      char const c = line[i];
+      if (csv_blank(c) || c == ',') {
+        ++i;
+        continue;
+      }
+      long s = csv_number(line, i, limit);
+      if (s == -1) return csv_error(-1, -1, "routes: a route holds stage numbers only", -1, j);
+      if (s == -2) return csv_error(-1, -1, "routes: stage number too large", -1, j);
+      std::size_t const su = static_cast<std::size_t>(s);
+      if (su >= line_of.size()) line_of.resize(su + 1, 0);
+      if (line_of[su] == j + 1) return csv_error(-1, -1, "routes: a route visits a stage twice", static_cast<int>(s), j);
+      line_of[su] = j + 1;
+      if (++visits > max_visits) return csv_error(-1, -1, "routes: more visits than the action limit", -1, j);
+      route.push_back(static_cast<int>(s));
+    }
+    if (route.empty()) return csv_error(-1, -1, "routes: an empty route (each line lists a micro-batch's stages)", -1, j);
+    if (eol < body.size() && body[eol] == '\r' && eol + 1 < body.size() && body[eol + 1] == '\n') ++eol;
+    pos = eol + 1;
+  }
+  return {};
+}
+
 } // namespace detail
 
 /// Reads PyTorch-format CSV text into a table. Each line is a rank (rank 0 first; "\n",
@@ -232,15 +322,27 @@ constexpr diagnostic csv_error(int row, int cell, const char* why, int stage = -
 /// The table: p = rows, S = largest stage + 1, m = largest micro-batch + 1; each stage on
 /// exactly one row, every row holding S/p stages, numbered as chunks in increasing stage
 /// order; the placement is loop or v_shape when the stages sit that way, else custom.
+/// Routes (`opt.routes`): by default every micro-batch visits every stage in order, as in
+/// PyTorch. `csv_routes::ascending` gives each micro-batch the stages of its F cells in
+/// increasing order; `csv_routes::given` reads them from `opt.route_text` (S and m then
+/// count the routes' stages and lines too). With routes, rows may hold different numbers of
+/// stages (chunks = the smallest count), the stages with no cells (no route visits them) go
+/// in increasing order to the rows with none, S × m is bounded by `limits.max_actions`, and a
+/// transfer cell's peer is the rank of the stage before or after it on its micro-batch's
+/// route; routes that send every micro-batch through every stage in order give the plain
+/// table (no `paths`).
 /// split_backward when I or W appear, forward_only when no backward appears, lowered when
 /// transfer cells are kept (their buffer slots are assigned when `verify` passes; run
 /// `verify(t)` on every imported table before using it).
 ///
 /// A leading UTF-8 byte-order mark is skipped. Errors come back in the table's `error`:
 /// errc::parse_error with rank = row, position =
-/// cell index in the row (counting empty cells, from 0) and a detail; errc::duplicate_pass
+/// cell index in the row (counting empty cells, from 0) and a detail (route text: the
+/// micro-batch is its line, rank and position -1); errc::duplicate_pass
 /// for a repeated transfer cell; errc::missing_pass when there are fewer F cells than
-/// stages × micro-batches (the bound that keeps `verify` and `simulate` memory in check).
+/// stages × micro-batches (the bound that keeps `verify` and `simulate` memory in check;
+/// with given routes, than the routes' visits; with ascending ones, a micro-batch without
+/// an F cell).
 constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}) {
   csv_limits const& lim = opt.limits;
   // a UTF-8 byte-order mark (spreadsheets write one) is not part of the first cell
@@ -318,23 +420,96 @@ constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}
     pos = eol + 1;
   }
 
-  int const p = static_cast<int>(rows.size());
   if (max_stage < 0) return failed(detail::csv_error(0, -1, "no actions"));
-  int const S = max_stage + 1;
-  int const m = max_mb + 1;
-  std::vector<int> held(static_cast<std::size_t>(p), 0);
-  for (int s = 0; s < S; ++s) {
-    int r = stage_row[static_cast<std::size_t>(s)];
-    if (r < 0) return failed(detail::csv_error(-1, -1, "a stage below the largest one appears on no row", s));
-    ++held[static_cast<std::size_t>(r)];
+  if (opt.ranks > lim.max_rows) return failed(detail::csv_error(-1, -1, "more ranks named than the rank limit (4096)"));
+  if (opt.ranks > 0 && static_cast<std::size_t>(opt.ranks) < rows.size())
+    return failed(detail::csv_error(opt.ranks, -1, "more rows than the ranks named"));
+  if (static_cast<std::size_t>(opt.ranks) > rows.size()) rows.resize(static_cast<std::size_t>(opt.ranks));
+  int const p = static_cast<int>(rows.size());
+  bool const routed = opt.routes != csv_routes::every_stage;
+  int S = max_stage + 1;
+  int m = max_mb + 1;
+  vec<vec<int>> routes;
+  if (opt.routes == csv_routes::given) {
+    if (auto d = detail::csv_parse_routes(opt.route_text, index_limit, lim.max_actions, routes)) return failed(d);
+    if (static_cast<std::size_t>(m) > routes.size())
+      return failed(detail::csv_error(-1, -1, "routes: fewer lines than micro-batches (a micro-batch with cells has no route)",
+                                      -1, static_cast<int>(routes.size())));
+    m = static_cast<int>(routes.size());
+    std::size_t visits = 0;
+    for (auto const& route : routes) {
+      visits += route.size();
+      for (int s : route) S = s + 1 > S ? s + 1 : S;
+    }
+    // the bound that keeps `verify` and `simulate` memory in check, as below
+    if (forwards < visits) return failed({errc::missing_pass, -1, -1, -1, -1, "fewer F cells than the routes' visits"});
   }
-  if (S % p != 0) return failed(detail::csv_error(-1, -1, "the stage count is not a multiple of the row count"));
-  int const v = S / p;
-  for (int r = 0; r < p; ++r)
-    if (held[static_cast<std::size_t>(r)] != v)
-      return failed(detail::csv_error(r, -1, "rows hold different numbers of stages (each row needs S / rows)"));
-  if (forwards < static_cast<std::size_t>(S) * static_cast<std::size_t>(m))
-    return failed({errc::missing_pass, -1, -1, -1, -1, "fewer F cells than stages x micro-batches"});
+  if (stage_row.size() < static_cast<std::size_t>(S)) stage_row.resize(static_cast<std::size_t>(S), -1);
+  std::vector<int> held(static_cast<std::size_t>(p), 0);
+  for (int s = 0; s < S; ++s)
+    if (int const r = stage_row[static_cast<std::size_t>(s)]; r >= 0) ++held[static_cast<std::size_t>(r)];
+  if (routed) {
+    // a stage that no route visits has no cells: the stages without a row go, in increasing
+    // order, to the rows without cells, in increasing order (skip paths: rank s holds stage s)
+    int r = 0;
+    for (int s = 0; s < S; ++s) {
+      if (stage_row[static_cast<std::size_t>(s)] >= 0) continue;
+      while (r < p && held[static_cast<std::size_t>(r)] > 0) ++r;
+      if (r == p) break;
+      stage_row[static_cast<std::size_t>(s)] = r;
+      held[static_cast<std::size_t>(r)] = 1;
+    }
+  }
+  for (int s = 0; s < S; ++s)
+    if (stage_row[static_cast<std::size_t>(s)] < 0)
+      return failed(detail::csv_error(-1, -1, "a stage appears on no row (stages are 0 to the largest one named)", s));
+  int v = 0;
+  if (!routed) {
+    if (S % p != 0) return failed(detail::csv_error(-1, -1, "the stage count is not a multiple of the row count"));
+    v = S / p;
+    for (int r = 0; r < p; ++r)
+      if (held[static_cast<std::size_t>(r)] != v)
+        return failed(detail::csv_error(r, -1, "rows hold different numbers of stages (each row needs S / rows)"));
+    if (forwards < static_cast<std::size_t>(S) * static_cast<std::size_t>(m))
+      return failed({errc::missing_pass, -1, -1, -1, -1, "fewer F cells than stages x micro-batches"});
+  } else {
+    // with routes a row may hold more stages than another (layout round_trip puts the head on
+    // rank 0 as a second stage); chunks is the smallest count
+    v = S;
+    for (int r = 0; r < p; ++r) {
+      int const h = held[static_cast<std::size_t>(r)];
+      if (h == 0) return failed(detail::csv_error(r, -1, "a row holds no stage"));
+      v = h < v ? h : v;
+    }
+    // verify and simulate index by (stage, micro-batch)
+    if (static_cast<std::size_t>(S) * static_cast<std::size_t>(m) > lim.max_actions)
+      return failed(detail::csv_error(-1, -1, "stages x micro-batches above the action limit"));
+  }
+  std::size_t const sm = static_cast<std::size_t>(S) * static_cast<std::size_t>(m);
+  if (opt.routes == csv_routes::ascending) {
+    // each micro-batch's route: the stages of its F cells, in increasing order
+    vec<char> visited(sm, 0);
+    for (auto const& row : rows)
+      for (auto const& pc : row)
+        if (pc.c.kind == op::forward)
+          visited[static_cast<std::size_t>(pc.c.stage) * static_cast<std::size_t>(m) + static_cast<std::size_t>(pc.c.mb)] = 1;
+    routes.assign(static_cast<std::size_t>(m), {});
+    for (int j = 0; j < m; ++j) {
+      auto& route = routes[static_cast<std::size_t>(j)];
+      for (int s = 0; s < S; ++s)
+        if (visited[static_cast<std::size_t>(s) * static_cast<std::size_t>(m) + static_cast<std::size_t>(j)]) route.push_back(s);
+      if (route.empty()) return failed({errc::missing_pass, -1, -1, -1, j, "the micro-batch has no F cell, so no route"});
+    }
+  }
+  if (routed) {
+    // every micro-batch through every stage in order: the plain table, no routes
+    bool every = true;
+    for (auto const& route : routes) {
+      every = every && static_cast<int>(route.size()) == S;
+      for (std::size_t i = 0; every && i < route.size(); ++i) every = route[i] == static_cast<int>(i);
+    }
+    if (every) routes.clear();
+  }
 
   table t{};
   t.ranks = p;
@@ -350,7 +525,9 @@ constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}
   std::fill(held.begin(), held.end(), 0);
   for (int s = 0; s < S; ++s)
     t.stage_chunk[static_cast<std::size_t>(s)] = held[static_cast<std::size_t>(t.rank_of(s))]++;
-  bool loop = true, vee = v == 2;
+  t.paths = std::move(routes);
+  bool const even = S == p * v; // every row holds v stages
+  bool loop = even, vee = even && v == 2;
   for (int s = 0; s < S; ++s) {
     loop = loop && t.rank_of(s) == s % p;
     vee = vee && t.rank_of(s) == (s < p ? s : 2 * p - 1 - s);
@@ -358,7 +535,7 @@ constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}
   t.place = loop ? placement::loop : (vee ? placement::v_shape : placement::custom);
 
   // which transfer cells were seen: (kind, stage, micro-batch); S*m is bounded by the F count
-  std::size_t const sm = static_cast<std::size_t>(S) * static_cast<std::size_t>(m);
+  // (without routes) or by the action limit (with them)
   vec<unsigned char> seen_transfers(transfers && opt.keep_transfers ? 4 * sm : 0, 0);
   t.lists.assign(static_cast<std::size_t>(p), {});
   for (int r = 0; r < p; ++r) {
@@ -374,8 +551,9 @@ constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}
                           static_cast<std::size_t>(c.mb);
         if (seen_transfers[key]++)
           return failed({errc::duplicate_pass, r, cell, c.stage, c.mb, "a transfer cell appears twice"});
+        // the peer is the rank of the stage after (before) this one on the micro-batch's route
         bool to_next = c.kind == op::send_act || c.kind == op::recv_grad;
-        int other = to_next ? c.stage + 1 : c.stage - 1;
+        int other = to_next ? t.next_stage(c.mb, c.stage) : t.prev_stage(c.mb, c.stage);
         a.peer = (other >= 0 && other < S) ? static_cast<std::uint16_t>(t.rank_of(other)) : no_rank;
       }
       list.push_back(a);
