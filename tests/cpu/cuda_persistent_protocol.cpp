@@ -536,6 +536,13 @@ TEST_CASE("cuda.persistent.host_threads.functor_failure") {
     CHECK(message.find("rank 2") != std::string::npos);
     CHECK(message.find("B of stage 2, micro-batch 3") != std::string::npos);
     CHECK(message.find("reported a failure") != std::string::npos);
+    // where the others stopped: each of ranks 0, 1 and 3 needs something that passes through
+    // rank 2 later in the iteration (closed form: rank 3 needs F of micro-batch 7 from rank 2,
+    // which 1F1B runs after B of micro-batch 3 there; ranks 0 and 1 need B of micro-batch 3),
+    // so each stopped in a wait and none finished
+    for (int r : {0, 1, 3}) CHECK(message.find("rank " + std::to_string(r) + " stopped at ") != std::string::npos);
+    CHECK(message.find("rank 2 stopped") == std::string::npos);
+    CHECK(message.find("finished") == std::string::npos);
     // usable again
     for (auto& f : fs) f.fail = false;
     for (auto& c : cs) c = checker{};
@@ -570,10 +577,67 @@ TEST_CASE("cuda.persistent.host_threads.deadline") {
     CHECK(message.find("deadline") != std::string::npos);
     CHECK(message.find("rank 1 (RECV_F of stage 1, micro-batch 0)") != std::string::npos);
     CHECK(message.find("filled: needed 1, saw 0") != std::string::npos);
+    CHECK(message.find("rank 0 stopped at ") != std::string::npos); // after its hold, at its next unmet wait
     fs[0].hold_ms = 0;
     for (auto& c : cs) c = checker{};
     ex.run(fs);
     CHECK(mismatches_of(cs) == 0);
+  }
+}
+
+TEST_CASE("cuda.persistent.host_threads.where_each_rank_stopped") {
+  // The failure message says where every other rank stopped. Closed forms from the lists:
+  // (a) 1F1B, p = 2, m = 1: rank 0 runs F0, SEND_F0, RECV_B0, B0; rank 1's F0 fails, so rank
+  //     0's SEND needs no wait (the receiving slot held nothing yet) and its RECV_B0 waits for
+  //     the first fill of its slot this iteration: needed 1, saw 0.
+  // (b) forward-only, p = 3, m = 1: ranks 0 and 1 forward and send (no wait is unmet), rank
+  //     2's F0 fails: ranks 0 and 1 finished their lists.
+  for (bool const separate : {false, true}) {
+    INFO("separate memories: ", separate);
+    {
+      using S = one_f_one_b<ranks<2>, microbatches<1>>;
+      using runner = emu_persistent::host_persistent<S>;
+      runner::settings st;
+      st.slot_bytes = plan_test::stamp_bytes;
+      st.separate_memories = separate;
+      runner ex(st);
+      std::vector<checker> cs(S::ranks);
+      std::vector<failing_functor> fs(S::ranks);
+      for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::forward, 1, 0};
+      std::string message;
+      REQUIRE(fails_without_hang(ex, fs, message));
+      INFO(message);
+      if (!separate) MESSAGE(message);
+      CHECK(message.find("rank 1 (F of stage 1, micro-batch 0): the stage functor reported a failure") != std::string::npos);
+      CHECK(message.find("; rank 0 stopped at RECV_B of stage 0, micro-batch 0, waiting for global slot ") != std::string::npos);
+      CHECK(message.find(" filled (needed 1, saw 0)") != std::string::npos);
+      CHECK(message.find("finished") == std::string::npos);
+      // the records were reset with the state: the next iteration runs and a later failure
+      // names only its own stops
+      for (auto& f : fs) f.fail = false;
+      for (auto& c : cs) c = checker{};
+      ex.run(fs);
+      CHECK(mismatches_of(cs) == 0);
+      for (int r = 0; r < S::ranks; ++r) CHECK(ex.word(ex.layout().stopped(r)) == 0);
+    }
+    {
+      using S = forward_only<ranks<3>, microbatches<1>>;
+      using runner = emu_persistent::host_persistent<S>;
+      runner::settings st;
+      st.slot_bytes = plan_test::stamp_bytes;
+      st.separate_memories = separate;
+      runner ex(st);
+      std::vector<checker> cs(S::ranks);
+      std::vector<failing_functor> fs(S::ranks);
+      for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::forward, 2, 0};
+      std::string message;
+      REQUIRE(fails_without_hang(ex, fs, message));
+      INFO(message);
+      if (!separate) MESSAGE(message);
+      CHECK(message.find("rank 2 (F of stage 2, micro-batch 0)") != std::string::npos);
+      CHECK(message.find("; finished their lists: ranks 0, 1") != std::string::npos);
+      CHECK(message.find("stopped at") == std::string::npos);
+    }
   }
 }
 

@@ -46,6 +46,9 @@ void functor_failure(pipesched::cuda::persistent_options o, pipesched::cuda::per
   std::printf("  %s: %s\n", label.c_str(), message.c_str());
   expect(contains(message, site), "functor failure: message names rank, pass, micro-batch");
   expect(contains(message, "reported a failure"), "functor failure: message says what happened");
+  // rank 0 needs the failed B's gradient (1F1B: it runs B of every micro-batch after the ranks
+  // above it), so it stopped in a wait, recorded through the stop records of rank 0's state
+  expect(fail_stage == 0 || contains(message, "; rank 0 stopped at "), "functor failure: message says where rank 0 stopped");
   expect(px.last_failure().rank == fail_stage, "functor failure: last_failure");
   // usable again: 3 clean steps equal 3 steps of a model that never failed
   std::vector<pmlp::functor> good(S::ranks, pmlp::functor{failed.device()});
@@ -87,6 +90,7 @@ inline void deadline(pipesched::cuda::persistent_options o, std::string const& l
   std::printf("  %s: %s\n", label.c_str(), message.c_str());
   expect(contains(message, "rank 1 (RECV_F of stage 1, micro-batch 0)"), "deadline: message names the wait");
   expect(contains(message, "deadline"), "deadline: message says what happened");
+  expect(contains(message, "; rank 0 stopped at "), "deadline: message says where rank 0 stopped after its spin");
   fs.assign(S::ranks, pstamp::functor{c.get(), c.get() + 1, 8, -1, 0, -1});
   c.zero();
   px.run(fs);

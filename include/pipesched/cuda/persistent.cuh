@@ -607,8 +607,8 @@ private:
       check(cudaMemcpy(rec, parts_[0].state, sizeof rec, cudaMemcpyDeviceToHost), "cudaMemcpy");
     }
     if (rec[persistent_layout::failure_kind] == 0) return;
-    std::vector<std::uint64_t> words(layout_.words(), 0);
-    for (int i = 0; i < 8; ++i) words[static_cast<std::size_t>(i)] = rec[i];
+    // the failure record and every rank's stop record (all in rank 0's state)
+    std::vector<std::uint64_t> const words = state(0);
     std::string const what = describe_persistent_failure(layout_, words.data());
     failure_ = failure_site{static_cast<int>(rec[persistent_layout::failure_rank]),
                             action_record{rec[persistent_layout::failure_action]}};

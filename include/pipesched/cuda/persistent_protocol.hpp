@@ -410,7 +410,20 @@ struct persistent_layout {
   PIPESCHED_HD constexpr std::size_t freed(int g) const {
     return static_cast<std::size_t>(stride * (1 + 2 * ranks + slots + g));
   }
-  PIPESCHED_HD constexpr std::size_t words() const { return static_cast<std::size_t>(stride * (1 + 2 * ranks + 2 * slots)); }
+  /// Where rank r stopped when an iteration was aborted (in rank 0's state, as the failure
+  /// record; written only on that path): stop_taken is 1 once recorded, then the action
+  /// (action_record bits; ~0: the barrier after its list), the word waited on, the value
+  /// waited for and the value seen last. No record: the rank finished its list, or it is the
+  /// rank whose functor failed.
+  PIPESCHED_HD constexpr std::size_t stopped(int r) const {
+    return static_cast<std::size_t>(stride * (1 + 2 * ranks + 2 * slots + r));
+  }
+  static constexpr int stop_taken = 0;
+  static constexpr int stop_action = 1;
+  static constexpr int stop_word = 2;
+  static constexpr int stop_target = 3;
+  static constexpr int stop_seen = 4;
+  PIPESCHED_HD constexpr std::size_t words() const { return static_cast<std::size_t>(stride * (1 + 3 * ranks + 2 * slots)); }
   /// What counter word w is, in words: "slot 3 filled", "rank 1's group barrier".
   std::string name(std::size_t w) const {
     std::size_t const i = w / stride;
@@ -418,7 +431,8 @@ struct persistent_layout {
     if (i < 1 + 2 * static_cast<std::size_t>(ranks)) return "rank " + std::to_string(i - 1 - ranks) + "'s group barrier";
     std::size_t const g = i - 1 - 2 * static_cast<std::size_t>(ranks);
     if (g < static_cast<std::size_t>(slots)) return "global slot " + std::to_string(g) + " filled";
-    return "global slot " + std::to_string(g - static_cast<std::size_t>(slots)) + " freed";
+    if (g < 2 * static_cast<std::size_t>(slots)) return "global slot " + std::to_string(g - static_cast<std::size_t>(slots)) + " freed";
+    return "rank " + std::to_string(g - 2 * static_cast<std::size_t>(slots)) + "'s stop record";
   }
 };
 
@@ -430,10 +444,29 @@ inline std::string describe_persistent_failure(persistent_layout const& l, std::
   action_record const a{state[persistent_layout::failure_action]};
   std::string what = "pipesched: persistent kernel: rank " + std::to_string(rank) + " (" +
                      (a.empty() ? std::string("at the end of its list") : describe(a)) + ")";
-  if (kind == persistent_failure_kind::functor) return what + ": the stage functor reported a failure";
-  return what + ": a wait passed its deadline (" + l.name(state[persistent_layout::failure_detail]) + ": needed " +
-         std::to_string(state[persistent_layout::failure_target]) + ", saw " +
-         std::to_string(state[persistent_layout::failure_seen]) + ")";
+  if (kind == persistent_failure_kind::functor) what += ": the stage functor reported a failure";
+  else
+    what += ": a wait passed its deadline (" + l.name(state[persistent_layout::failure_detail]) + ": needed " +
+            std::to_string(state[persistent_layout::failure_target]) + ", saw " +
+            std::to_string(state[persistent_layout::failure_seen]) + ")";
+  // where every other rank stopped (its first wait it found unmet after the abort)
+  std::string finished, stops;
+  for (int r = 0; r < l.ranks; ++r) {
+    if (r == rank) continue;
+    std::uint64_t const* const s = state + l.stopped(r);
+    if (s[persistent_layout::stop_taken] == 0) {
+      finished += (finished.empty() ? "" : ", ") + std::to_string(r);
+      continue;
+    }
+    action_record const at{s[persistent_layout::stop_action]};
+    stops += "; rank " + std::to_string(r) + " stopped at " +
+             (at.empty() ? std::string("the barrier after its list") : describe(at)) +
+             ", waiting for " + l.name(s[persistent_layout::stop_word]) + " (needed " +
+             std::to_string(s[persistent_layout::stop_target]) + ", saw " + std::to_string(s[persistent_layout::stop_seen]) +
+             ")";
+  }
+  if (!finished.empty()) stops += "; finished their lists: rank" + std::string(finished.find(',') == std::string::npos ? " " : "s ") + finished;
+  return what + stops;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -489,6 +522,21 @@ template <class Env> PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD void abort_all(Env
   for (int q = 0; q < c.layout.ranks; ++q) env.store_release(c.states[q] + persistent_layout::abort_word, 1);
 }
 
+/// Records where rank `rank` stopped after an abort, in rank 0's state (the first block of the
+/// rank to stop wins; the host reads it after the kernel has ended).
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env>
+PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD void record_stop(Env& env, persistent_context const& c, int rank, std::uint64_t what,
+                                                          std::size_t w, std::uint64_t target, std::uint64_t seen) {
+  std::uint64_t* const stop = c.states[0] + c.layout.stopped(rank);
+  if (env.take(stop + persistent_layout::stop_taken, 1)) {
+    stop[persistent_layout::stop_action] = what;
+    stop[persistent_layout::stop_word] = w;
+    stop[persistent_layout::stop_target] = target;
+    stop[persistent_layout::stop_seen] = seen;
+  }
+}
+
 /// The leader of a block of rank `rank` waits until word w of the rank's own state reaches
 /// `target` (acquire), or the rank's abort flag is set, or the wait passes the deadline (then
 /// it records the failure in rank 0's state and aborts every rank); the block follows. True
@@ -506,6 +554,7 @@ PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool wait_at_least(Env& env, persiste
       std::uint64_t const v = env.load_acquire(s + w);
       if (v >= target) break;
       if (env.load_relaxed(s + persistent_layout::abort_word) != 0) {
+        record_stop(env, c, rank, what, w, target, v); // another rank failed: where this one stopped
         failed = true;
         break;
       }
@@ -518,6 +567,7 @@ PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD bool wait_at_least(Env& env, persiste
           record[persistent_layout::failure_target] = target;
           record[persistent_layout::failure_seen] = v;
         }
+        record_stop(env, c, rank, what, w, target, v); // (a second deadline at once: named as a stop)
         abort_all(env, c);
         failed = true;
         break;
