@@ -585,6 +585,32 @@ TEST_CASE("cuda.persistent.host_threads.deadline") {
   }
 }
 
+namespace {
+
+/// One iteration of S in which F of (stage `stage`, micro-batch 0) fails on that stage's rank:
+/// returns the message; then a clean iteration runs with every stop record reset.
+template <class S> std::string message_of_failed_forward(bool separate, int stage) {
+  using runner = emu_persistent::host_persistent<S>;
+  typename runner::settings st;
+  st.slot_bytes = plan_test::stamp_bytes;
+  st.separate_memories = separate;
+  runner ex(st);
+  std::vector<checker> cs(S::ranks);
+  std::vector<failing_functor> fs(S::ranks);
+  for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::forward, stage, 0};
+  std::string message;
+  REQUIRE(fails_without_hang(ex, fs, message));
+  if (!separate) MESSAGE(message);
+  for (auto& f : fs) f.fail = false;
+  for (auto& c : cs) c = checker{};
+  ex.run(fs);
+  CHECK(mismatches_of(cs) == 0);
+  for (int r = 0; r < S::ranks; ++r) CHECK(ex.word(ex.layout().stopped(r)) == 0); // reset with the state
+  return message;
+}
+
+} // namespace
+
 TEST_CASE("cuda.persistent.host_threads.where_each_rank_stopped") {
   // The failure message says where every other rank stopped. Closed forms from the lists:
   // (a) 1F1B, p = 2, m = 1: rank 0 runs F0, SEND_F0, RECV_B0, B0; rank 1's F0 fails, so rank
@@ -594,50 +620,17 @@ TEST_CASE("cuda.persistent.host_threads.where_each_rank_stopped") {
   //     2's F0 fails: ranks 0 and 1 finished their lists.
   for (bool const separate : {false, true}) {
     INFO("separate memories: ", separate);
-    {
-      using S = one_f_one_b<ranks<2>, microbatches<1>>;
-      using runner = emu_persistent::host_persistent<S>;
-      runner::settings st;
-      st.slot_bytes = plan_test::stamp_bytes;
-      st.separate_memories = separate;
-      runner ex(st);
-      std::vector<checker> cs(S::ranks);
-      std::vector<failing_functor> fs(S::ranks);
-      for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::forward, 1, 0};
-      std::string message;
-      REQUIRE(fails_without_hang(ex, fs, message));
-      INFO(message);
-      if (!separate) MESSAGE(message);
-      CHECK(message.find("rank 1 (F of stage 1, micro-batch 0): the stage functor reported a failure") != std::string::npos);
-      CHECK(message.find("; rank 0 stopped at RECV_B of stage 0, micro-batch 0, waiting for global slot ") != std::string::npos);
-      CHECK(message.find(" filled (needed 1, saw 0)") != std::string::npos);
-      CHECK(message.find("finished") == std::string::npos);
-      // the records were reset with the state: the next iteration runs and a later failure
-      // names only its own stops
-      for (auto& f : fs) f.fail = false;
-      for (auto& c : cs) c = checker{};
-      ex.run(fs);
-      CHECK(mismatches_of(cs) == 0);
-      for (int r = 0; r < S::ranks; ++r) CHECK(ex.word(ex.layout().stopped(r)) == 0);
-    }
-    {
-      using S = forward_only<ranks<3>, microbatches<1>>;
-      using runner = emu_persistent::host_persistent<S>;
-      runner::settings st;
-      st.slot_bytes = plan_test::stamp_bytes;
-      st.separate_memories = separate;
-      runner ex(st);
-      std::vector<checker> cs(S::ranks);
-      std::vector<failing_functor> fs(S::ranks);
-      for (int r = 0; r < S::ranks; ++r) fs[static_cast<std::size_t>(r)] = {&cs[static_cast<std::size_t>(r)], op::forward, 2, 0};
-      std::string message;
-      REQUIRE(fails_without_hang(ex, fs, message));
-      INFO(message);
-      if (!separate) MESSAGE(message);
-      CHECK(message.find("rank 2 (F of stage 2, micro-batch 0)") != std::string::npos);
-      CHECK(message.find("; finished their lists: ranks 0, 1") != std::string::npos);
-      CHECK(message.find("stopped at") == std::string::npos);
-    }
+    std::string const a = message_of_failed_forward<one_f_one_b<ranks<2>, microbatches<1>>>(separate, 1);
+    INFO(a);
+    CHECK(a.find("rank 1 (F of stage 1, micro-batch 0): the stage functor reported a failure") != std::string::npos);
+    CHECK(a.find("; rank 0 stopped at RECV_B of stage 0, micro-batch 0, waiting for global slot ") != std::string::npos);
+    CHECK(a.find(" filled (needed 1, saw 0)") != std::string::npos);
+    CHECK(a.find("finished") == std::string::npos);
+    std::string const b = message_of_failed_forward<forward_only<ranks<3>, microbatches<1>>>(separate, 2);
+    INFO(b);
+    CHECK(b.find("rank 2 (F of stage 2, micro-batch 0)") != std::string::npos);
+    CHECK(b.find("; finished their lists: ranks 0, 1") != std::string::npos);
+    CHECK(b.find("stopped at") == std::string::npos);
   }
 }
 

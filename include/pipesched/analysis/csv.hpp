@@ -256,12 +256,9 @@ constexpr diagnostic csv_error(int row, int cell, const char* why, int stage = -
   return diagnostic{errc::parse_error, row, cell, stage, mb, why};
 }
 
-/// Reads route text (one line per micro-batch, stage numbers separated by blanks or commas;
-/// blank lines at the end ignored) into `out`. Errors name the micro-batch (the line) and,
-/// where there is one, the stage.
-constexpr diagnostic csv_parse_routes(std::string_view text, long limit, std::size_t max_visits,
-                                      vec<vec<int>>& out) {
-  out.clear();
+/// The text up to the end of its last line that holds more than blanks: blank lines at the
+/// end are neither rows nor routes.
+constexpr std::string_view csv_body(std::string_view text) {
   std::size_t end = 0;
   for (std::size_t ls = 0; ls < text.size();) {
     std::size_t le = ls;
@@ -269,15 +266,32 @@ constexpr diagnostic csv_parse_routes(std::string_view text, long limit, std::si
     if (!csv_trim(text.substr(ls, le - ls)).empty()) end = le;
     ls = le + 1;
   }
-  std::string_view body = text.substr(0, end);
+  return text.substr(0, end);
+}
+
+/// The line of `body` that starts at `pos` ("\n", "\r\n" or "\r" end one); `pos` moves past
+/// its end. Loop while pos <= body.size(): the last line has no end of its own.
+constexpr std::string_view csv_next_line(std::string_view body, std::size_t& pos) {
+  std::size_t eol = pos;
+  while (eol < body.size() && body[eol] != '\n' && body[eol] != '\r') ++eol;
+  std::string_view const line = body.substr(pos, eol - pos);
+  if (eol < body.size() && body[eol] == '\r' && eol + 1 < body.size() && body[eol + 1] == '\n') ++eol;
+  pos = eol + 1;
+  return line;
+}
+
+/// Reads route text (one line per micro-batch, stage numbers separated by blanks or commas;
+/// blank lines at the end ignored) into `out`. Errors name the micro-batch (the line) and,
+/// where there is one, the stage.
+constexpr diagnostic csv_parse_routes(std::string_view text, long limit, std::size_t max_visits,
+                                      vec<vec<int>>& out) {
+  out.clear();
+  std::string_view const body = csv_body(text);
   if (csv_trim(body).empty()) return csv_error(-1, -1, "routes: no routes given");
   std::size_t visits = 0;
   vec<int> line_of; // per stage: the last line that visited it, plus one
-  std::size_t pos = 0;
-  while (pos <= body.size()) {
-    std::size_t eol = pos;
-    while (eol < body.size() && body[eol] != '\n' && body[eol] != '\r') ++eol;
-    std::string_view line = body.substr(pos, eol - pos);
+  for (std::size_t pos = 0; pos <= body.size();) {
+    std::string_view const line = csv_next_line(body, pos);
     int const j = static_cast<int>(out.size());
     if (j > limit) return csv_error(-1, -1, "routes: more lines than the micro-batch limit", -1, j);
     out.emplace_back();
@@ -300,8 +314,6 @@ constexpr diagnostic csv_parse_routes(std::string_view text, long limit, std::si
       route.push_back(static_cast<int>(s));
     }
     if (route.empty()) return csv_error(-1, -1, "routes: an empty route (each line lists a micro-batch's stages)", -1, j);
-    if (eol < body.size() && body[eol] == '\r' && eol + 1 < body.size() && body[eol + 1] == '\n') ++eol;
-    pos = eol + 1;
   }
   return {};
 }
@@ -363,21 +375,11 @@ constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}
   std::vector<detail::csv_cell> cells;
 
   // blank lines at the end are not ranks: the text ends with the last non-blank line
-  std::size_t end = 0;
-  for (std::size_t ls = 0; ls < text.size();) {
-    std::size_t le = ls;
-    while (le < text.size() && text[le] != '\n' && text[le] != '\r') ++le;
-    if (!detail::csv_trim(text.substr(ls, le - ls)).empty()) end = le;
-    ls = le + 1;
-  }
-  std::string_view body = text.substr(0, end);
+  std::string_view const body = detail::csv_body(text);
   if (detail::csv_trim(body).empty()) return failed(detail::csv_error(0, -1, "no actions"));
 
-  std::size_t pos = 0;
-  while (pos <= body.size()) {
-    std::size_t eol = pos;
-    while (eol < body.size() && body[eol] != '\n' && body[eol] != '\r') ++eol;
-    std::string_view line = body.substr(pos, eol - pos);
+  for (std::size_t pos = 0; pos <= body.size();) {
+    std::string_view const line = detail::csv_next_line(body, pos);
     int const r = static_cast<int>(rows.size());
     if (r >= lim.max_rows) return failed(detail::csv_error(r, -1, "more rows than the rank limit (4096)"));
     rows.emplace_back();
@@ -415,9 +417,6 @@ constexpr table from_csv(std::string_view text, csv_read_options const& opt = {}
       }
       ++cell_index;
     }
-    // "\r\n" ends one line
-    if (eol < body.size() && body[eol] == '\r' && eol + 1 < body.size() && body[eol + 1] == '\n') ++eol;
-    pos = eol + 1;
   }
 
   if (max_stage < 0) return failed(detail::csv_error(0, -1, "no actions"));
