@@ -292,3 +292,14 @@ expect(0 "makespan 71" show --schedule 1f1b --ranks 4 --microbatches 16 --costs 
 expect(0 "<svg" export --schedule skip --ranks 6 --keep 4 --microbatches 8 --format svg)
 expect(0 "verified: yes" paths --ranks 6 --keep 4 --microbatches 8)
 expect(0 "^0F0,0F1" export --schedule skip --ranks 6 --keep 4 --microbatches 8 --memory 3 --format csv)
+# import draws what it reads (a table that verifies), as export draws what it builds
+expect(0 "<svg.*<title>zb-h2.csv</title>" import "${WORK}/zb-h2.csv" --format svg)
+expect(0 "<title>DualPipe read back</title>" import "${WORK}/dualpipe.csv" --routes ascending --format svg
+       --title "DualPipe read back")
+expect(0 "traceEvents" import "${WORK}/zb-h2.csv" --format chrome)
+expect(0 "rank 0 F0" import "${WORK}/zb-h2.csv" --format text) # independent: ZB-H2's rank 0 starts with F0
+expect(2 "unknown --format 'png'" import "${WORK}/zb-h2.csv" --format png)
+expect(2 "--format and --json" import "${WORK}/zb-h2.csv" --format svg --json)
+expect(2 "--title is for --format svg" import "${WORK}/zb-h2.csv" --title T)
+expect_lacks(1 "<svg" import "${WORK}/cyclic.csv" --format svg)
+

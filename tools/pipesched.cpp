@@ -582,6 +582,29 @@ skip_config skip_options(options const& o) {
   return c;
 }
 
+/// A picture of table t (its own simulation with `costs`): fmt chrome (with `transfers`, the
+/// lowered table's transfers on per-rank comm tracks), svg (titled), text. False for another fmt.
+bool print_picture(std::ostream& os, table const& t, sim_costs const& costs, std::string const& fmt,
+                   std::string const& title, bool transfers) {
+  if (fmt == "chrome") {
+    simulation sim = transfers ? simulate_lowered(t, costs) : simulate(t, costs);
+    os << render_chrome_trace(t, sim);
+    return true;
+  }
+  if (fmt != "svg" && fmt != "text") return false;
+  simulation sim = simulate(t, costs);
+  if (fmt == "svg") {
+    svg_options so{};
+    so.title = title;
+    os << render_svg(t, sim, so);
+  } else {
+    text_options to{};
+    to.width = 120;
+    os << render_text(t, sim, to);
+  }
+  return true;
+}
+
 int cmd_export(options const& o) {
   params pr = schedule_params(o, true);
   std::string fmt = o.get("format", "csv");
@@ -605,26 +628,10 @@ int cmd_export(options const& o) {
     std::cout << to_routes(t);
     return 0;
   }
-  if (fmt == "chrome") {
-    simulation sim = o.has("transfers") ? simulate_lowered(t, costs) : simulate(t, costs);
-    std::cout << render_chrome_trace(t, sim);
-    return 0;
-  }
-  simulation sim = simulate(t, costs);
-  if (fmt == "svg") {
-    svg_options so{};
-    so.title = o.has("title") ? o.get("title")
-                              : o.get("schedule") + ", p = " + std::to_string(pr.p) + ", m = " + std::to_string(pr.m);
-    if (!o.has("title") && o.get("schedule") == "skip") so.title += ", K = " + o.get("keep");
-    std::cout << render_svg(t, sim, so);
-    return 0;
-  }
-  if (fmt == "text") {
-    text_options to{};
-    to.width = 120;
-    std::cout << render_text(t, sim, to);
-    return 0;
-  }
+  std::string title = o.has("title") ? o.get("title")
+                                     : o.get("schedule") + ", p = " + std::to_string(pr.p) + ", m = " + std::to_string(pr.m);
+  if (!o.has("title") && o.get("schedule") == "skip") title += ", K = " + o.get("keep");
+  if (print_picture(std::cout, t, costs, fmt, title, o.has("transfers"))) return 0;
   throw usage_error("unknown --format '" + fmt + "' (csv, routes, chrome, svg, text)");
 }
 
@@ -730,6 +737,13 @@ std::string read_capped(std::string const& file, std::string const& what) {
 int cmd_import(options const& o) {
   if (o.positional.size() != 1) throw usage_error("import takes one FILE");
   cost_model const c = o.has("costs") ? parse_costs(o.get("costs")) : cost_model{};
+  if (o.has("format")) {
+    std::string const fmt = o.get("format");
+    if (fmt != "svg" && fmt != "chrome" && fmt != "text")
+      throw usage_error("unknown --format '" + fmt + "' (import draws svg, chrome or text)");
+    if (o.has("json")) throw usage_error("--format and --json: give one (--json prints the metrics)");
+  }
+  if (o.has("title") && o.get("format") != "svg") throw usage_error("--title is for --format svg");
   csv_read_options read{};
   std::string route_text;
   if (o.has("routes")) {
@@ -773,6 +787,11 @@ int cmd_import(options const& o) {
   diagnostic verdict = verify(t);
   // a table that fails verification: what is wrong, and no metrics
   if (!verdict.ok()) return fail("not a valid schedule: " + to_string(verdict));
+  if (o.has("format")) {
+    std::string const title = o.has("title") ? o.get("title") : std::filesystem::path(file).filename().string();
+    // a lowered table (transfer cells in the file) draws its transfers in the trace
+    if (print_picture(std::cout, t, sim_costs{c}, o.get("format"), title, t.lowered)) return 0;
+  }
   simulation sim = simulate(t, sim_costs{c});
   if (o.has("json")) {
     std::cout << metrics_json("", t, sim, verdict) << "\n";
@@ -857,13 +876,18 @@ int main(int argc, char** argv) {
                     "a blank line between rows, an unterminated quote, a table that fails verification)\n"
                     "exits 1 with what is wrong, its line and cell, and no metrics.\n"
                     "PyTorch's format sends every micro-batch through every stage; for DualPipe\n"
-                    "give --routes ascending, for skip paths the routes 'export --format routes' writes.");
+                    "give --routes ascending, for skip paths the routes 'export --format routes' writes.\n"
+                    "--format svg|chrome|text draws a table that verifies (as export does).");
   imp.file = imp.app->add_option("file", "the CSV file")->type_name("FILE");
   imp.value("costs", "F,B,W[,C]", "per-stage pass costs and link latency (default 1,1,1,0)")
       .value("routes", "ascending|FILE",
              "micro-batches that skip stages: each visits the stages of its F cells in increasing order "
              "(DualPipe), or the routes in FILE, one line per micro-batch (export --format routes)")
       .value("ranks", "P", "the rank count when the last ranks have no cells (their lines are blank)")
+      .value("format", "FMT",
+             "draw the table instead of printing its lists and metrics: svg, chrome (trace JSON; with "
+             "SEND/RECV cells, the transfers on per-rank comm tracks), text")
+      .value("title", "TEXT", "svg: the picture's title (default: the file's name)")
       .flag("json", "one JSON object of metrics ({\"verified\":false,\"error\":...} when invalid)");
   command paths = sub("paths", "skip and reorder paths: one path per micro-batch, and the iteration time",
                       "Assigns each micro-batch a path through K of the S stages (stage s on rank s) and\n"
