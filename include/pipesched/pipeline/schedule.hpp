@@ -263,7 +263,9 @@ template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbat
   static_assert(E != errc::wrong_rank, "pipesched: the table puts a pass on a rank that does not hold its stage");
   static_assert(E != errc::missing_pass,
                 "pipesched: the table misses a pass: every stage needs one F and one B (or one I and one W) "
-                "per micro-batch");
+                "per micro-batch on its route (custom<Source> text whose micro-batches skip stages, as DualPipe's "
+                "and skip paths' do, names its routes: static constexpr auto routes = "
+                "pipesched::csv_routes::ascending; or the route text)");
   static_assert(E != errc::duplicate_pass, "pipesched: the table runs a (pass, stage, micro-batch) more than once");
   static_assert(E != errc::mixed_backward,
                 "pipesched: a (stage, micro-batch) has both a fused B and a split I/W: use one or the other");
@@ -281,7 +283,8 @@ template <errc E, int Rank = -1, int Position = -1, int Stage = -1, int Microbat
   static_assert(E != errc::memory_bound_exceeded, "pipesched: a rank's peak activation memory exceeds the "
                                                   "schedule's bound");
   static_assert(E != errc::parse_error, "pipesched: the action text does not parse (cells look like 0F0, 3B1, 2I0, "
-                                        "1W7: stage, pass, micro-batch)");
+                                        "1W7: stage, pass, micro-batch), or its route text does not (one line per "
+                                        "micro-batch: its stages, each at most once)");
   static_assert(E != errc::bad_path, "pipesched: a micro-batch path breaks a path rule");
   static_assert(E != errc::unknown_schedule, "pipesched: no schedule has that name");
   static_assert(E != errc::program_unordered_read,
