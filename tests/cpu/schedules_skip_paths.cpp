@@ -669,6 +669,45 @@ TEST_CASE("skip.cap_binding.against_the_exact_optimum") {
   CHECK(worst == doctest::Approx(27.75 / 25.75));
 }
 
+TEST_CASE("skip.exact_search.counts_the_cap_not_chunks") {
+  // The search's memory model is the cap's: a micro-batch holds one place on each rank of its
+  // route, stage 0 and the head together on rank 0. verify's bound counts activations
+  // instead (memory_bound_chunks = C + 1 on rank 0 in layout round_trip: its stage-0 and head
+  // activations), which is looser: it accepts orders with C + 1 micro-batches' stage-0
+  // activations on rank 0 while no head pass runs. S = K = 2, m = 2, cap 1, round trip: rank
+  // 0 starting 0F1 before 0B0 holds two micro-batches (independent: counted below from the
+  // list) within 2 activations, and is shorter than the cap's optimum.
+  skip_config c = config(2, 2, 2, 1, path_layout::round_trip, path_method::cost_aware);
+  table const t = make_skip(c);
+  REQUIRE(t.ok());
+  sim_costs const costs = skip_sim_costs(c);
+  exact_skip::result const best = exact_skip::shortest_order(t, costs, 1, simulate(t, costs).makespan + 100);
+  REQUIRE(best.complete);
+  table u = t;
+  auto& l = u.lists[0];
+  auto const b0 = std::find_if(l.begin(), l.end(), [](action a) { return a.kind == op::backward && a.stage == 0 && a.mb == 0; });
+  REQUIRE(b0 != l.end());
+  REQUIRE(b0 + 1 != l.end());
+  CHECK(b0[1].kind == op::forward);
+  CHECK(b0[1].mb == 1);
+  std::iter_swap(b0, b0 + 1); // 0F1 before 0B0
+  REQUIRE(verify(u).ok());
+  // micro-batches in flight on rank 0 at 0F1 (list positions): those with a pass there at or
+  // before it and one at or after it
+  std::ptrdiff_t const at = b0 - l.begin(); // 0F1's position after the swap
+  int in_flight = 0;
+  for (int j = 0; j < 2; ++j) {
+    bool before = false, after = false;
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(l.size()); ++i)
+      if (l[static_cast<std::size_t>(i)].mb == j) (i <= at ? before : after) = true;
+    in_flight += before && after;
+  }
+  CHECK(in_flight == 2);
+  double const shorter = simulate(u, costs).makespan;
+  CHECK(shorter < best.makespan - 1e-9);
+  MESSAGE("the cap's optimum " << best.makespan << ", a verified order below it " << shorter); // 13.5 and 11.5, regression values
+}
+
 TEST_CASE("skip.exact_search.prunings_change_no_optimum") {
   // the test of the search: its bound, dominance and left-shift prunings change no optimum —
   // the search with only the bound, and with only dominance, finds the same shortest

@@ -8,8 +8,11 @@
 // each step on its stage's rank, the next after the previous one ends plus the link between
 // their ranks; a rank runs one step at a time; on every rank a micro-batch holds a place from
 // the start of its first step there to the end of its last step there, and at most `places`
-// are held at once (what verify's memory bound counts: stage 0's activation and, in layout
-// round_trip, the head's, whose forward and backward are one step). The library's admission
+// are held at once: the memory cap as skip_config defines it (micro-batches in flight per
+// rank; in layout round_trip stage 0 and the head together on rank 0). verify's bound counts
+// activations instead (C + 1 on rank 0 in round_trip), which is looser there: it accepts
+// orders with C + 1 micro-batches' stage-0 activations while no head pass runs
+// (skip.exact_search.counts_the_cap_not_chunks). The library's admission
 // rule (places on the whole route taken at entry, micro-batches entering in id order) is not
 // assumed: any order that meets the model counts.
 //
