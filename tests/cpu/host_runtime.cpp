@@ -78,6 +78,16 @@ TEST_CASE("host.runtime.imported_csv") {
   table const back = from_csv(to_csv(t));
   REQUIRE(back.ok());
   train_exact(back, "zb-v from CSV");
+  // DualPipe's CSV read back with its routes (ascending: each micro-batch through the stages
+  // of its F cells), and with the SEND/RECV cells of its lowered table: both train exactly
+  table const dual = make_schedule("dualpipe", params{4, 8});
+  table const routed = from_csv(to_csv(dual), {.routes = csv_routes::ascending});
+  REQUIRE_MESSAGE(routed.ok(), to_string(routed.error));
+  train_exact(routed, "dualpipe from CSV", true);
+  table const lowered = from_csv(to_csv(lower(dual), csv_format::compute_comms), {.routes = csv_routes::ascending});
+  REQUIRE_MESSAGE(lowered.ok(), to_string(lowered.error));
+  REQUIRE(lowered.lowered);
+  train_exact(lowered, "dualpipe from CSV with transfers", true);
 }
 
 TEST_CASE("host.runtime.refuses_invalid_tables") {
