@@ -792,12 +792,19 @@ int cmd_import(options const& o) {
     // a lowered table (transfer cells in the file) draws its transfers in the trace
     if (print_picture(std::cout, t, sim_costs{c}, o.get("format"), title, t.lowered)) return 0;
   }
+  // a compute table is lowered as show lowers a schedule: its buffer slots per rank and the
+  // makespan with fixed slots, what an executor would allocate and take
+  if (!t.lowered) {
+    table l = lower(t, sim_costs{c});
+    if (l.ok() && verify(l).ok()) t = std::move(l);
+  }
+  double const reuse = slot_reuse_makespan(t, c);
   simulation sim = simulate(t, sim_costs{c});
   if (o.has("json")) {
-    std::cout << metrics_json("", t, sim, verdict) << "\n";
+    std::cout << metrics_json("", t, sim, verdict, -1, reuse) << "\n";
   } else {
     print_lists(std::cout, t);
-    print_metrics(std::cout, t, sim, verdict);
+    print_metrics(std::cout, t, sim, verdict, reuse);
   }
   return 0;
 }
