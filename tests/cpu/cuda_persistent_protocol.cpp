@@ -301,16 +301,18 @@ template <int Tag, class Pad> struct tagged_functor : checking_device_functor {
   int* seen = nullptr;
   int* bad = nullptr;
   template <class St> void forward(St s, io const& x, emu_persistent::group const& g) {
-    note();
+    note(g);
     checking_device_functor::forward(s, x, g);
   }
   template <class St> void backward(St s, io const& x, emu_persistent::group const& g) {
-    note();
+    note(g);
     checking_device_functor::backward(s, x, g);
   }
 
 private:
-  void note() const {
+  // block 0 notes (the group's blocks are threads here: one writer, as for the stamps)
+  void note(emu_persistent::group const& g) const {
+    if (g.block_rank() != 0) return;
     *seen = Tag;
     if (pad != static_cast<Pad>(Tag * 11)) ++*bad;
   }
