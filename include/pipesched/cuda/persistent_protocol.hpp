@@ -523,10 +523,12 @@ template <class Env> PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD void abort_all(Env
 }
 
 /// Records where rank `rank` stopped after an abort, in rank 0's state (the first block of the
-/// rank to stop wins; the host reads it after the kernel has ended).
+/// rank to stop wins; the host reads it after the kernel has ended). Inlined into
+/// wait_at_least, its only caller, which stays out of line (tests/ptx: the kernel calls no
+/// other function).
 PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
 template <class Env>
-PIPESCHED_PERSISTENT_NOINLINE PIPESCHED_HD void record_stop(Env& env, persistent_context const& c, int rank, std::uint64_t what,
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD void record_stop(Env& env, persistent_context const& c, int rank, std::uint64_t what,
                                                           std::size_t w, std::uint64_t target, std::uint64_t seen) {
   std::uint64_t* const stop = c.states[0] + c.layout.stopped(rank);
   if (env.take(stop + persistent_layout::stop_taken, 1)) {
