@@ -7,7 +7,9 @@
 // p = 4. Each counter ends in the state array of the rank that waits on it (filled: the
 // slot's owner, freed: each rank pushing into it), as tests/cpu/cuda_persistent_protocol.cpp
 // proves on host threads. A functor failure on device 1 and a deadline there end both
-// kernels and name rank, pass and micro-batch; the next iteration is clean. Skipped (77)
+// kernels and name rank, pass and micro-batch; the next iteration is clean. Captured (one
+// graph per device) and replayed 3 times, 1F1B and ZB-V at p = 2 equal 3 eager runs of the
+// one-GPU executor to the last bit, every counter 3 iterations' worth. Skipped (77)
 // with fewer than 2 GPUs, or without peer access with native atomics between devices 0 and
 // 1. NOT RUN YET on a GPU (written 2026-12-01 without one).
 #include <cmath>
@@ -62,32 +64,65 @@ template <class S, class X> void check_placement(X const& px, std::uint64_t n, s
   }
 }
 
-template <class S> void train() {
+/// One model on one GPU (every rank in one kernel) and a copy of it on S::ranks GPUs.
+template <class S> struct one_and_several {
+  static pipesched::cuda::persistent_options on_one(pmlp::model const& m) {
+    pipesched::cuda::persistent_options o;
+    o.slot_bytes = m.boundary_bytes();
+    o.threads_per_block = 128;
+    return o;
+  }
+  static pipesched::cuda::persistent_options on_several(pmlp::model const& m) {
+    pipesched::cuda::persistent_options o = on_one(m);
+    o.devices = first_devices(S::ranks);
+    o.total_blocks = 8;
+    return o;
+  }
+  mlp::model host{gpu_mlp::config_for<S>(12)};
+  pmlp::model one{host}, several{host};
+  pipesched::cuda::persistent_executor<S, pmlp::functor> p1{on_one(one)}, pn{on_several(several)};
+  std::vector<pmlp::functor> f1 = std::vector<pmlp::functor>(S::ranks, pmlp::functor{one.device()});
+  std::vector<pmlp::functor> fn = std::vector<pmlp::functor>(S::ranks, pmlp::functor{several.device()});
+};
+
+/// 3 steps on S::ranks GPUs (run(), or with `graphs` one graph per device captured once and
+/// replayed; the SGD step between them) equal 3 eager one-GPU runs to the last bit; every
+/// counter where the protocol puts it, 3 iterations' worth (so the counters stay valid
+/// across replays). With graphs, replay() with a stream is refused, as run() refuses one.
+template <class S> void compare(bool graphs) {
   constexpr int steps = 3;
-  mlp::model host(gpu_mlp::config_for<S>(12));
-  pmlp::model one(host), several(host);
-  pipesched::cuda::persistent_options o1;
-  o1.slot_bytes = one.boundary_bytes();
-  o1.threads_per_block = 128;
-  pipesched::cuda::persistent_executor<S, pmlp::functor> p1(o1);
-  pipesched::cuda::persistent_options on = o1;
-  on.devices = first_devices(S::ranks);
-  on.total_blocks = 8;
-  pipesched::cuda::persistent_executor<S, pmlp::functor> pn(on);
-  std::vector<pmlp::functor> f1(S::ranks, pmlp::functor{one.device()});
-  std::vector<pmlp::functor> fn(S::ranks, pmlp::functor{several.device()});
-  std::string const name = plan_test::label<S>() + " on " + std::to_string(S::ranks) + " GPUs";
+  one_and_several<S> x;
+  std::string const name =
+      plan_test::label<S>() + (graphs ? " replayed on " : " on ") + std::to_string(S::ranks) + " GPUs";
+  if (graphs) {
+    expect(!x.pn.captured(), name + ": captured() before capture()");
+    x.pn.capture(x.fn);
+    expect(x.pn.captured(), name + ": captured() after capture()");
+  }
   for (int step = 0; step < steps; ++step) {
-    p1.run(f1);
-    double const want = one.apply_all(nullptr);
-    pn.run(fn);
-    double const got = several.apply_all(nullptr);
+    x.p1.run(x.f1);
+    double const want = x.one.apply_all(nullptr);
+    if (graphs) x.pn.replay();
+    else x.pn.run(x.fn);
+    double const got = x.several.apply_all(nullptr);
     expect(got == want, gpu_test::loss_message(name, step, got, "one GPU", want));
   }
-  double const d = pmlp::max_relative_difference(several.parameters(), one.parameters());
+  double const d = pmlp::max_relative_difference(x.several.parameters(), x.one.parameters());
   expect(d == 0, name + ": weights differ from the one-GPU persistent executor's by " + std::to_string(d));
-  check_placement<S>(pn, steps, name);
-  std::printf("  %-40s = one-GPU persistent executor (weights differ by %.1e)\n", name.c_str(), d);
+  check_placement<S>(x.pn, steps, name);
+  if (graphs) {
+    bool refused = false;
+    cudaStream_t s{};
+    if (cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) throw std::runtime_error("stream");
+    try {
+      x.pn.replay(s);
+    } catch (std::invalid_argument const&) {
+      refused = true;
+    }
+    cudaStreamDestroy(s);
+    expect(refused, name + ": replay() with a stream was not refused");
+  }
+  std::printf("  %-40s = one-GPU persistent executor, eager (weights differ by %.1e)\n", name.c_str(), d);
 }
 
 /// A functor failure of rank 1 (on device 1): both kernels end, the error names it; 3 clean
@@ -133,13 +168,15 @@ int main() {
     return pipesched_test_skipped;
   }
   return gpu_test::run("gpu.persistent_multi_gpu", [n] {
-    plan_test::for_each_type(pmlp::schedules<2, 8>{}, []<class S>(S*) { train<S>(); });
+    plan_test::for_each_type(pmlp::schedules<2, 8>{}, []<class S>(S*) { compare<S>(false); });
     if (n >= 4 && peers_ok(4)) {
-      train<pipesched::one_f_one_b<pipesched::ranks<4>, pipesched::microbatches<8>>>();
-      train<pipesched::zb_v<pipesched::ranks<4>, pipesched::microbatches<8>>>();
+      compare<pipesched::one_f_one_b<pipesched::ranks<4>, pipesched::microbatches<8>>>(false);
+      compare<pipesched::zb_v<pipesched::ranks<4>, pipesched::microbatches<8>>>(false);
     } else {
       std::printf("  (p = 4 not run: fewer than 4 GPUs with peer atomics)\n");
     }
+    compare<pipesched::one_f_one_b<pipesched::ranks<2>, pipesched::microbatches<8>>>(true);
+    compare<pipesched::zb_v<pipesched::ranks<2>, pipesched::microbatches<8>>>(true);
     failures_on_device_1();
   });
 }

@@ -236,50 +236,57 @@ public:
     }
   }
 
-  /// Records one iteration (the kernel) into a graph; replay() launches it. The kernel reads
-  /// the functors from the executor's device copy: those of the last capture() or run().
-  /// The counters stay valid across replays (monotonic epochs). One GPU only.
+  /// Records one iteration into graphs; replay() launches them. One graph on one GPU; with
+  /// options::devices one per device, each holding its rank's kernel (a graph's kernels run on
+  /// one device here, and the ranks' kernels must all be resident at once: each device's graph
+  /// is launched on its own stream, as run() launches the kernels). The kernels read the
+  /// functors from the executor's device copies: those of the last capture() or run(). The
+  /// counters stay valid across replays (monotonic epochs).
   template <class Functors> void capture(Functors const& functors) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (multi())
-      throw std::logic_error("pipesched: persistent_executor: capture() and replay() run on one GPU only "
-                             "(options::devices is set)");
-    part& d = parts_[0];
-    detail::device_scope const on(d.device); // a kernel is launched (and captured) with its stream's device current
     stage(functors);
-    (void)after_last_launch(d, d.capture_stream); // a run() on another stream may still read the functors
-    upload(d, d.capture_stream);
-    check(cudaStreamSynchronize(d.capture_stream), "cudaStreamSynchronize");
-    drop_graph();
-    check(cudaStreamBeginCapture(d.capture_stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    cudaError_t const le = launch_raw(d, d.capture_stream);
-    cudaGraph_t graph{};
-    cudaError_t const ee = cudaStreamEndCapture(d.capture_stream, &graph);
-    if (le != cudaSuccess || ee != cudaSuccess) {
-      if (graph) (void)cudaGraphDestroy(graph);
-      check(le != cudaSuccess ? le : ee, le != cudaSuccess ? "cudaLaunchKernelEx (captured)" : "cudaStreamEndCapture");
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device); // a kernel is launched (and captured) with its stream's device current
+      cudaStream_t const st = capture_stream_of(d);
+      (void)after_last_launch(d, st); // a run() on another stream may still read the functors
+      upload(d, st);
+      check(cudaStreamSynchronize(st), "cudaStreamSynchronize");
     }
-    cudaError_t const ie = cudaGraphInstantiate(&graph_exec_, graph, 0);
-    (void)cudaGraphDestroy(graph);
-    if (ie != cudaSuccess) {
-      graph_exec_ = nullptr;
-      check(ie, "cudaGraphInstantiate");
+    drop_graphs();
+    for (part& d : parts_) {
+      try {
+        record_graph(d);
+      } catch (...) {
+        drop_graphs(); // all the devices' graphs or none
+        throw;
+      }
     }
   }
 
-  /// Launches the captured iteration on `stream`.
+  /// Launches the captured iteration on `stream` (null: the legacy default stream; with
+  /// options::devices each device's graph on the executor's own stream of that device, and
+  /// `stream` must be null). Every device's graph is launched before any is waited for.
   void replay(cudaStream_t stream = nullptr) {
-    if (!graph_exec_) throw std::logic_error("pipesched: replay() before capture()");
     std::lock_guard<std::mutex> lock(mutex_);
-    detail::device_scope const on(parts_[0].device); // null: the executor's device's legacy stream, as in run()
-    bool const ordered = after_last_launch(parts_[0], stream);
-    check(cudaGraphLaunch(graph_exec_, stream), "cudaGraphLaunch");
-    mark_launch(parts_[0], stream, ordered);
+    if (!parts_[0].graph) throw std::logic_error("pipesched: replay() before capture()");
+    if (multi() && stream != nullptr)
+      throw std::invalid_argument("pipesched: persistent_executor: with options::devices every device replays on "
+                                  "the executor's own stream: pass no stream to replay()");
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device); // null: the device's legacy stream, as in run()
+      cudaStream_t const st = stream_of(d, stream);
+      bool const ordered = after_last_launch(d, st);
+      check(cudaGraphLaunch(d.graph, st), "cudaGraphLaunch");
+      mark_launch(d, st, ordered);
+    }
     if (options_.synchronize) {
-      check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+      wait_all(stream);
       check_failure();
     }
   }
+
+  /// Whether capture() has recorded graphs (one per device with options::devices).
+  bool captured() const { return parts_[0].graph != nullptr; }
 
   /// After a run with synchronize = false: waits for `stream` (every device's stream with
   /// options::devices) and throws the failure, if any.
@@ -333,11 +340,15 @@ private:
     cudaStream_t stream{};              ///< with options::devices: the device's stream
     cudaStream_t capture_stream{};      ///< one GPU: the stream capture() records on
     cudaEvent_t launched{};             ///< recorded after its latest launch (run or replay)
+    cudaGraphExec_t graph{};            ///< the captured iteration on this device
   };
 
   bool multi() const { return !options_.devices.empty(); }
   std::size_t part_of(int r) const { return multi() ? static_cast<std::size_t>(r) : 0; }
   cudaStream_t stream_of(part const& d, cudaStream_t user) const { return multi() ? d.stream : user; }
+  /// The stream capture() records the part's kernel on: its own stream with several devices
+  /// (idle between the executor's launches), a private one on one GPU.
+  cudaStream_t capture_stream_of(part const& d) const { return multi() ? d.stream : d.capture_stream; }
 
   void check(cudaError_t e, char const* call) const {
     if (e != cudaSuccess) {
@@ -502,13 +513,39 @@ private:
     }
   }
 
-  void drop_graph() {
-    if (graph_exec_) (void)cudaGraphExecDestroy(graph_exec_);
-    graph_exec_ = nullptr;
+  void drop_graphs() noexcept {
+    for (part& d : parts_) {
+      if (d.graph) (void)cudaGraphExecDestroy(d.graph);
+      d.graph = nullptr;
+    }
+  }
+
+  /// Captures the part's kernel on its capture stream and instantiates it (d.graph).
+  void record_graph(part& d) {
+    detail::device_scope const on(d.device);
+    cudaStream_t const st = capture_stream_of(d);
+    check(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    cudaError_t const le = launch_raw(d, st);
+    cudaGraph_t graph{};
+    cudaError_t const ee = cudaStreamEndCapture(st, &graph);
+    if (le != cudaSuccess || ee != cudaSuccess) {
+      if (graph) (void)cudaGraphDestroy(graph);
+      check(le != cudaSuccess ? le : ee, le != cudaSuccess ? "cudaLaunchKernelEx (captured)" : "cudaStreamEndCapture");
+    }
+    cudaError_t const ie = cudaGraphInstantiate(&d.graph, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    if (ie != cudaSuccess) {
+      d.graph = nullptr;
+      check(ie, "cudaGraphInstantiate");
+    }
   }
 
   void release() noexcept {
-    drop_graph();
+    for (part& d : parts_) { // the latest launch on any stream (a user's too) ends before its graph and memory go
+      detail::device_scope const on(d.device);
+      if (d.launched) (void)cudaEventSynchronize(d.launched);
+    }
+    drop_graphs();
     for (part& d : parts_) {
       detail::device_scope const on(d.device);
       cudaStream_t const streams[2] = {d.stream, d.capture_stream};
@@ -628,7 +665,6 @@ private:
   std::vector<part> parts_;
   std::vector<view> host_views_;
   std::vector<unsigned char> staged_; ///< the functors' bytes of the last run() or capture()
-  cudaGraphExec_t graph_exec_{};
   failure_site failure_{};
   std::mutex mutex_;
 };
