@@ -98,27 +98,30 @@ public:
   /// One iteration, ordered after the work on `origin` (null: the legacy default stream).
   template <class Functors> void run(Functors& functors, stream_t origin = nullptr) {
     pipesched::detail::check_functor_count<ranks>(functors);
-    check_members<Functors>();
-    this->run_iteration([&] { issue_blocks(functors, std::make_index_sequence<(units + block - 1) / block>{}); },
-                        origin);
+    if constexpr (members_ok<Functors>()) // else one static_assert names the missing member, and nothing follows
+      this->run_iteration([&] { issue_blocks(functors, std::make_index_sequence<(units + block - 1) / block>{}); },
+                          origin);
   }
 
   /// Records one iteration into a graph (on the executor's own capture stream); replay()
   /// runs it. Capturing again replaces the graph.
   template <class Functors> void capture(Functors& functors) {
     pipesched::detail::check_functor_count<ranks>(functors);
-    check_members<Functors>();
-    this->capture_iteration([&] { issue_blocks(functors, std::make_index_sequence<(units + block - 1) / block>{}); });
+    if constexpr (members_ok<Functors>())
+      this->capture_iteration(
+          [&] { issue_blocks(functors, std::make_index_sequence<(units + block - 1) / block>{}); });
   }
 
 private:
   template <std::size_t K> static constexpr detail::unit_ops unit_ops_at = detail::ops_of_unit<program>(K);
 
-  template <class Functors> static constexpr void check_members() {
-    [&]<int... R>(std::integer_sequence<int, R...>) {
-      (void)(pipesched::detail::check_members<
-                 S, R, std::remove_cvref_t<decltype(pipesched::detail::functor_of<R>(std::declval<Functors&>()))>>() &&
-             ...);
+  /// Whether every rank's functor has the members its passes call; when not, one
+  /// static_assert names the first missing one (check_members reports once per member).
+  template <class Functors> static constexpr bool members_ok() {
+    return []<int... R>(std::integer_sequence<int, R...>) {
+      return (pipesched::detail::check_members<
+                  S, R, std::remove_cvref_t<decltype(pipesched::detail::functor_of<R>(std::declval<Functors&>()))>>() &&
+              ...);
     }(std::make_integer_sequence<int, ranks>{});
   }
 

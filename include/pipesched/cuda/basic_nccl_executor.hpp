@@ -135,8 +135,9 @@ private:
   template <class Functor> void issue_rank(Functor& f) {
     pipesched::detail::with_rank<ranks>(this->rank_, [&](auto rc) {
       constexpr int R = decltype(rc)::value;
-      (void)pipesched::detail::check_members<S, R, Functor>();
-      issue_blocks<R>(f, std::make_index_sequence<(detail::rank_units<program, R>::count + block - 1) / block>{});
+      // a missing member: one static_assert names it, and nothing is issued (no error follows)
+      if constexpr (pipesched::detail::check_members<S, R, Functor>())
+        issue_blocks<R>(f, std::make_index_sequence<(detail::rank_units<program, R>::count + block - 1) / block>{});
     });
   }
 
