@@ -84,3 +84,15 @@ TEST_CASE("docs.quickstart.ranks_not_stages") {
   CHECK(t.stages == 4);
   static_assert(std::is_same_v<S, interleaved_1f1b<stages<2>, microbatches<4>, chunks<2>>>);
 }
+
+TEST_CASE("docs.readme.first_program") {
+  // README.md's first program prints "makespan 33, bubble 27.3%" for 1F1B, p = 4, m = 8 at
+  // the default costs (F = 1, and a fused backward B + W = 1 + 1 = 2). Closed form: 1F1B
+  // takes (m + p - 1)(F + B + W) = 11 * 3 = 33; every rank is busy m (F + B + W) = 24 of it,
+  // so the bubble is 1 - 24/33 = 9/33 = 27.27%.
+  using S = pipesched::one_f_one_b<pipesched::ranks<4>, pipesched::microbatches<8>>;
+  pipesched::simulation const sim = pipesched::simulate(S::make());
+  REQUIRE(sim.ok());
+  CHECK(sim.makespan == doctest::Approx(33.0));
+  CHECK(sim.bubble_ratio == doctest::Approx(9.0 / 33.0));
+}

@@ -1,4 +1,4 @@
-// docs/04_cuda.md's C++ blocks, compiled by nvcc as a reader would paste them (ctest
+// docs/04_cuda.md's C++ blocks (and docs/06's CUDA one), compiled by nvcc as a reader would paste them (ctest
 // cuda_compile.docs_04_cuda builds this object; nothing runs). Each block sits between
 // "// snippet docs/04_cuda.md" and "// end snippet"; the lines ending in "// (test)" are
 // this file's scaffolding (a namespace per block, a function around its statements, the
@@ -229,6 +229,19 @@ pipesched::cuda::persistent_options o{.slot_bytes = activation_bytes};
 o.devices = {0, 1, 2, 3};         // rank r on device r: one cooperative kernel per device
 pipesched::cuda::persistent_executor<S, my_stage> pipeline(o);
 pipeline.run(stages);             // launches every device's kernel, then waits for all
+} // (test)
+} // (test)
+// end snippet
+
+// docs/06_runtime_and_streaming.md's CUDA block (its other blocks: tests/compile/docs_snippets.cpp)
+// snippet docs/06_runtime_and_streaming.md
+namespace doc06_3 {                                                                  // (test)
+using doc_1::my_stage;                                                               // (test)
+using doc_2::bytes;                                                                  // (test)
+void body(std::string const& name, int p, int m, std::vector<my_stage>& stages) {    // (test)
+pipesched::runtime_schedule sched(pipesched::make_schedule(name, pipesched::params{p, m}));
+pipesched::cuda::runtime_executor ex(sched, {.slot_bytes = bytes});
+ex.run(stages);                 // stages[r]: the same functor host::runtime_executor takes
 } // (test)
 } // (test)
 // end snippet

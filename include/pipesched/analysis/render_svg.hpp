@@ -14,7 +14,7 @@ namespace pipesched {
 
 /// How `render_svg` draws.
 struct svg_options {
-  std::string title;       ///< the heading; empty: ranks, micro-batches, makespan and bubble
+  std::string title{};     ///< the heading; empty: ranks, micro-batches, makespan and bubble
   double unit_px = 0;      ///< pixels per cost unit; 0: at least 18 px for the shortest pass
   double row_px = 22;      ///< height of a rank's row
   double max_width = 6000; ///< widest plot area in pixels (unit_px shrinks to fit)

@@ -19,7 +19,7 @@ struct text_options {
   double resolution = 0;        ///< time per cell; 0: chosen from the smallest pass duration
   bool gap = true;              ///< a blank after the longest label, so cells read apart
   bool legend = true;           ///< a legend line at the end
-  std::string title;            ///< a first line; none when empty
+  std::string title{};          ///< a first line; none when empty
   std::size_t max_cells = 4096; ///< most cells per row (the resolution grows to fit)
 };
 

@@ -30,7 +30,7 @@ enum class overflow : std::uint8_t {
 struct stream_options {
   /// Bytes of the boundary after each stage (S entries: stage s's output; the last one is
   /// what pop() returns) and of each input item.
-  std::vector<std::size_t> output_bytes;
+  std::vector<std::size_t> output_bytes{};
   std::size_t input_bytes = 0;
   /// Items in flight at most (between push and pop): every boundary is a ring of this many
   /// buffers, allocated once; an item's micro-batch index (`Step::mb`) is its number modulo

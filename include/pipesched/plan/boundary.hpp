@@ -66,9 +66,9 @@ struct boundary_views {
 struct boundary_sizes {
   /// S entries: bytes of stage s's output activation (the last stage's is unused: it goes
   /// to the loss).
-  std::vector<std::size_t> activation;
+  std::vector<std::size_t> activation{};
   /// S entries, or empty: the gradient of each activation has the activation's size.
-  std::vector<std::size_t> gradient;
+  std::vector<std::size_t> gradient{};
 };
 
 /// The byte table of 2S entries (boundary_key order) for `stages` global stages: from
