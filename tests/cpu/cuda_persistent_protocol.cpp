@@ -29,85 +29,17 @@
 #include "pipesched/schedules/forward_only.hpp"
 #include "plan_mlp.hpp"
 #include "plan_support.hpp"
+#include "persistent_checks.hpp"
 
 using namespace pipesched;
 
 namespace {
 
 using checker = plan_test::checking_functor;
-
-/// The checking functor as a device functor: block 0 of the group stamps and checks (the
-/// others only share the push copies that follow); rank `slow` sleeps in every pass.
-struct checking_device_functor {
-  checker* c = nullptr;
-  int slow_us = 0;
-  template <class St> void forward(St s, io const& x, emu_persistent::group const& g) { pass(s, x, g); }
-  template <class St> void backward(St s, io const& x, emu_persistent::group const& g) { pass(s, x, g); }
-  template <class St> void backward_input(St s, io const& x, emu_persistent::group const& g) { pass(s, x, g); }
-  template <class St> void backward_weight(St s, io const& x, emu_persistent::group const& g) { pass(s, x, g); }
-
-private:
-  template <class St> void pass(St s, io const& x, emu_persistent::group const& g) {
-    if (slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
-    if (g.block_rank() != 0) return;
-    if (St::kind == op::forward) c->forward(s, x);
-    else if (St::kind == op::backward) c->backward(s, x);
-    else if (St::kind == op::backward_input) c->backward_input(s, x);
-    else c->backward_weight(s, x);
-  }
-};
-
-/// The checking functor with the optional forward_backward member: an overlapped pair
-/// (DualPipe, DualPipe-V) arrives as one call, which runs its halves and counts the call.
-struct pairing_device_functor : checking_device_functor {
-  int* pairs = nullptr;
-  template <class Sf, class Sb>
-  void forward_backward(Sf sf, Sb sb, io const& xf, io const& xb, emu_persistent::group const& g) {
-    if (g.block_rank() == 0) ++*pairs;
-    forward(sf, xf, g);
-    if constexpr (Sb::kind == op::backward) backward(sb, xb, g);
-    else backward_input(sb, xb, g);
-  }
-};
-
-/// Overlapped pairs in rank r's list (a compute action flagged overlap_next, not last).
-template <class S> int pairs_in_list(int r) {
-  table const t = S::make();
-  auto const& l = t.lists[static_cast<std::size_t>(r)];
-  int n = 0;
-  for (std::size_t i = 0; i + 1 < l.size(); ++i) n += overlaps_next(l[i]) ? 1 : 0;
-  return n;
-}
-
-/// Per global slot, the boundaries it holds per iteration, how many of them a RECV brings,
-/// its owner, and the ranks those RECVs come from (bit q), counted from the table
-/// (independently of derive_persistent).
-struct slot_counts {
-  std::vector<std::uint64_t> holds, recvs, senders;
-  std::vector<int> owner;
-};
-template <class S> slot_counts expected_counts() {
-  table const t = S::make();
-  slot_counts c;
-  for (int r = 0; r < S::ranks; ++r) {
-    std::size_t const base = c.holds.size();
-    std::size_t const n = base + static_cast<std::size_t>(t.slot_count[static_cast<std::size_t>(r)]);
-    c.holds.resize(n, 0);
-    c.recvs.resize(n, 0);
-    c.senders.resize(n, 0);
-    c.owner.resize(n, r);
-    for (action a : t.lists[static_cast<std::size_t>(r)]) {
-      if (a.out == no_slot) continue;
-      ++c.holds[base + a.out];
-      if (!is_recv(a.kind)) continue;
-      ++c.recvs[base + a.out];
-      c.senders[base + a.out] |= std::uint64_t{1} << a.peer;
-    }
-  }
-  return c;
-}
-
-int ex_groups(std::vector<int> const& g, int r) { return g.empty() ? 1 : g[static_cast<std::size_t>(r)]; }
+using checking_device_functor = persistent_checks::checking_device_functor<checker>;
+using pairing_device_functor = persistent_checks::pairing_device_functor<checker>;
+using persistent_checks::slot_counts;
+template <class S> slot_counts expected_counts() { return persistent_checks::recount(S::make()); }
 
 /// Runs S `iterations` times with checking functors and checks every pass and counter.
 /// `separate`: one state array per rank (the several-GPU layout): then each counter must sit
@@ -116,7 +48,6 @@ int ex_groups(std::vector<int> const& g, int r) { return g.empty() ? 1 : g[stati
 template <class S, class Functor = checking_device_functor>
 void run_checked(std::uint64_t seed, std::vector<int> groups, int slow_rank = -1, int iterations = 3,
                  bool separate = false) {
-  constexpr bool pairing = std::is_same_v<Functor, pairing_device_functor>;
   using runner = emu_persistent::host_persistent<S>;
   typename runner::settings st;
   st.slot_bytes = plan_test::stamp_bytes;
@@ -124,57 +55,7 @@ void run_checked(std::uint64_t seed, std::vector<int> groups, int slow_rank = -1
   st.seed = seed;
   st.separate_memories = separate;
   runner ex(st);
-  std::vector<checker> cs(static_cast<std::size_t>(S::ranks));
-  std::vector<int> pairs(static_cast<std::size_t>(S::ranks));
-  std::vector<Functor> fs(static_cast<std::size_t>(S::ranks));
-  int pair_calls = 0;
-  for (int it = 0; it < iterations; ++it) {
-    for (int r = 0; r < S::ranks; ++r) {
-      std::size_t const k = static_cast<std::size_t>(r);
-      cs[k] = checker{};
-      cs[k].salt = static_cast<std::int32_t>(seed * 100 + static_cast<std::uint64_t>(it));
-      fs[k].c = &cs[k];
-      fs[k].slow_us = r == slow_rank ? 300 : 0;
-      pairs[k] = 0;
-      if constexpr (pairing) fs[k].pairs = &pairs[k];
-    }
-    ex.run(fs);
-    for (int r = 0; r < S::ranks; ++r) {
-      checker const& f = cs[static_cast<std::size_t>(r)];
-      INFO(plan_test::label<S>(), " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
-      CHECK(f.mismatches == 0);
-      // with forward_backward every overlapped pair is one call; without, none is
-      CHECK(pairs[static_cast<std::size_t>(r)] == (pairing ? pairs_in_list<S>(r) : 0));
-      pair_calls += pairs[static_cast<std::size_t>(r)];
-      std::vector<action> const want = plan_test::compute_list(S::make(), r);
-      REQUIRE(f.calls == static_cast<int>(want.size()));
-      bool in_order = true;
-      for (std::size_t k = 0; k < want.size() && k < checker::capacity; ++k) in_order = in_order && f.order[k] == want[k];
-      CHECK(in_order);
-    }
-  }
-  // the counters end at exactly n times their per-iteration counts: filled[g] where g's
-  // owner waits on it, freed[g] where each rank pushing into g waits on it (none: 0)
-  slot_counts const want = expected_counts<S>();
-  auto const& l = ex.layout();
-  std::uint64_t const n = static_cast<std::uint64_t>(iterations);
-  for (int a = 0; a < (separate ? S::ranks : 1); ++a) { // the state arrays
-    auto here = [&](int r) { return !separate || r == a; };
-    for (int r = 0; r < S::ranks; ++r) {
-      INFO(plan_test::label<S>(), " array of rank ", a, ", rank ", r);
-      CHECK(ex.word(l.epoch(r), a) == (here(r) ? n : 0));
-      CHECK(ex.word(l.barrier(r), a) % static_cast<std::uint64_t>(ex_groups(groups, r)) == 0);
-      if (!here(r)) CHECK(ex.word(l.barrier(r), a) == 0);
-    }
-    for (std::size_t g = 0; g < want.holds.size(); ++g) {
-      INFO(plan_test::label<S>(), " array of rank ", a, ", global slot ", g);
-      bool const pushed_from_here = separate ? ((want.senders[g] >> a) & 1u) != 0 : want.senders[g] != 0;
-      CHECK(ex.word(l.filled(static_cast<int>(g)), a) == (here(want.owner[g]) ? n * want.recvs[g] : 0));
-      CHECK(ex.word(l.freed(static_cast<int>(g)), a) == (pushed_from_here ? n * want.holds[g] : 0));
-    }
-  }
-  CHECK(ex.remote_loads() == 0);
-  if constexpr (pairing) CHECK(pair_calls > 0); // the schedule has pairs: the member was called
+  persistent_checks::run_checked_on<Functor>(ex, S::make(), plan_test::label<S>(), seed, groups, slow_rank, iterations);
 }
 
 } // namespace
@@ -419,22 +300,7 @@ TEST_CASE("cuda.persistent.host_threads.test_of_the_test") {
 
 namespace {
 
-/// The MLP's stage functor as a device functor: block 0 of the group runs the pass.
-struct mlp_device_functor {
-  mlp::stage_functor f;
-  template <class St> void forward(St s, io const& x, emu_persistent::group const& g) {
-    if (g.block_rank() == 0) f.forward(s, x);
-  }
-  template <class St> void backward(St s, io const& x, emu_persistent::group const& g) {
-    if (g.block_rank() == 0) f.backward(s, x);
-  }
-  template <class St> void backward_input(St s, io const& x, emu_persistent::group const& g) {
-    if (g.block_rank() == 0) f.backward_input(s, x);
-  }
-  template <class St> void backward_weight(St s, io const& x, emu_persistent::group const& g) {
-    if (g.block_rank() == 0) f.backward_weight(s, x);
-  }
-};
+using persistent_checks::mlp_device_functor;
 
 template <class S> void train_equal_to_host(std::uint64_t seed) {
   constexpr int steps = 3;

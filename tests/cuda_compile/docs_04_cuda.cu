@@ -233,6 +233,26 @@ pipeline.run(stages);             // launches every device's kernel, then waits 
 } // (test)
 // end snippet
 
+// snippet docs/04_cuda.md
+namespace doc_11 { // (test)
+struct my_runtime_stage {         // trivially copyable, as for persistent_executor
+  my_model_view net;
+  __device__ void forward(pipesched::runtime_step s, pipesched::io const& io, pipesched::cuda::device_group const& g) {
+    double const* x = s.has_in ? io.in.as<double>() : net.batch(s.mb);
+    for (int i = g.thread_rank(); i < net.n; i += g.num_threads()) { /* your code */ }
+  }
+  __device__ void backward(pipesched::runtime_step, pipesched::io const&, pipesched::cuda::device_group const&) {}
+};
+
+void body(char const* name, int p, int m, my_model_view view) { // (test)
+pipesched::runtime_schedule sched(pipesched::make_schedule(name, pipesched::params{p, m}));
+pipesched::cuda::persistent_runtime_executor<my_runtime_stage> pipeline(sched, {.slot_bytes = activation_bytes});
+std::vector<my_runtime_stage> stages(sched.ranks, my_runtime_stage{view});
+pipeline.run(stages);
+} // (test)
+} // (test)
+// end snippet
+
 // docs/06_runtime_and_streaming.md's CUDA block (its other blocks: tests/compile/docs_snippets.cpp)
 // snippet docs/06_runtime_and_streaming.md
 namespace doc06_3 {                                                                  // (test)

@@ -117,33 +117,34 @@ static __device__ __noinline__ void stage_backward(dev const& m, group const& g,
 // (The passes' bodies are out of line: the kernel inlines the whole plan, and a body inlined
 // at each of a rank's passes makes ptxas take minutes.)
 
-/// The device functor: one per rank (all the same here), trivially copyable.
+/// The device functor: one per rank (all the same here), trivially copyable. It reads the
+/// step through the object, so it takes compile-time steps and runtime_steps alike.
 struct functor {
   dev m;
 
-  template <class St> __device__ bool forward(St, pipesched::io const& x, group const& g) {
+  template <class St> __device__ bool forward(St s, pipesched::io const& x, group const& g) {
     slow(x);
-    double const* in = St::has_in ? x.in.as<double>() : m.x + St::mb * m.samples * m.width;
-    stage_forward(m, g, St::stage, St::mb, in, St::has_out ? x.out.as<double>() : nullptr);
+    double const* in = s.has_in ? x.in.as<double>() : m.x + s.mb * m.samples * m.width;
+    stage_forward(m, g, s.stage, s.mb, in, s.has_out ? x.out.as<double>() : nullptr);
     return true;
   }
-  template <class St> __device__ bool backward(St, pipesched::io const& x, group const& g) {
+  template <class St> __device__ bool backward(St s, pipesched::io const& x, group const& g) {
     slow(x);
-    if (St::stage == m.fail_stage && St::mb == m.fail_mb) return false;
-    stage_backward(m, g, St::stage, St::mb, grad<St>(x), saved<St>(x), St::has_out ? x.out.as<double>() : nullptr, true);
+    if (s.stage == m.fail_stage && s.mb == m.fail_mb) return false;
+    stage_backward(m, g, s.stage, s.mb, grad(s, x), saved(s, x), s.has_out ? x.out.as<double>() : nullptr, true);
     return true;
   }
-  template <class St> __device__ bool backward_input(St, pipesched::io const& x, group const& g) {
+  template <class St> __device__ bool backward_input(St s, pipesched::io const& x, group const& g) {
     slow(x);
-    if (St::stage == m.fail_stage && St::mb == m.fail_mb) return false;
-    stage_backward(m, g, St::stage, St::mb, grad<St>(x), nullptr, St::has_out ? x.out.as<double>() : nullptr, false);
+    if (s.stage == m.fail_stage && s.mb == m.fail_mb) return false;
+    stage_backward(m, g, s.stage, s.mb, grad(s, x), nullptr, s.has_out ? x.out.as<double>() : nullptr, false);
     return true;
   }
-  template <class St> __device__ bool backward_weight(St, pipesched::io const& x, group const& g) {
+  template <class St> __device__ bool backward_weight(St s, pipesched::io const& x, group const& g) {
     slow(x);
-    for (int l = m.first_layer(St::stage); l < m.end_layer(St::stage); ++l) {
-      int const k = m.at(St::mb, l);
-      weight_grad(m, g, k, l == m.first_layer(St::stage) ? saved<St>(x) : m.in[k], m.fan_out(l));
+    for (int l = m.first_layer(s.stage); l < m.end_layer(s.stage); ++l) {
+      int const k = m.at(s.mb, l);
+      weight_grad(m, g, k, l == m.first_layer(s.stage) ? saved(s, x) : m.in[k], m.fan_out(l));
     }
     return true;
   }
@@ -152,11 +153,11 @@ private:
   __device__ void slow(pipesched::io const& x) const {
     if (x.rank == m.slow_rank) spin(m.slow_cycles);
   }
-  template <class St> __device__ double const* grad(pipesched::io const& x) const {
-    return St::has_in ? x.in.as<double>() : m.dlogits + St::mb * m.samples * m.classes;
+  template <class St> __device__ double const* grad(St const& s, pipesched::io const& x) const {
+    return s.has_in ? x.in.as<double>() : m.dlogits + s.mb * m.samples * m.classes;
   }
-  template <class St> __device__ double const* saved(pipesched::io const& x) const {
-    return St::has_aux ? x.aux.as<double>() : m.x + St::mb * m.samples * m.width;
+  template <class St> __device__ double const* saved(St const& s, pipesched::io const& x) const {
+    return s.has_aux ? x.aux.as<double>() : m.x + s.mb * m.samples * m.width;
   }
 };
 

@@ -3,7 +3,8 @@
 // iteration salt, the word's index), written by all threads of the group, and checks every
 // boundary it reads against the pattern its producer must have written (straight routes:
 // stage s reads stage s-1's activation and stage s+1's gradient). Counts passes per rank and
-// mismatching words in device memory. One rank can spin before each pass (a slow stage).
+// mismatching words in device memory. Reads the step through the object: compile-time steps
+// and runtime_steps alike. One rank can spin before each pass (a slow stage).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -26,19 +27,19 @@ struct functor {
   long long slow_ns = 0;     ///< the slow rank spins this long before each pass
   int fail_rank = -1;        ///< this rank's passes report a failure (-1: none)
 
-  template <class St> __device__ bool forward(St, pipesched::io const& x, pipesched::cuda::device_group const& g) {
-    return pass<St>(x, g);
+  template <class St> __device__ bool forward(St s, pipesched::io const& x, pipesched::cuda::device_group const& g) {
+    return pass(s, x, g);
   }
-  template <class St> __device__ bool backward(St, pipesched::io const& x, pipesched::cuda::device_group const& g) {
-    return pass<St>(x, g);
-  }
-  template <class St>
-  __device__ bool backward_input(St, pipesched::io const& x, pipesched::cuda::device_group const& g) {
-    return pass<St>(x, g);
+  template <class St> __device__ bool backward(St s, pipesched::io const& x, pipesched::cuda::device_group const& g) {
+    return pass(s, x, g);
   }
   template <class St>
-  __device__ bool backward_weight(St, pipesched::io const& x, pipesched::cuda::device_group const& g) {
-    return pass<St>(x, g);
+  __device__ bool backward_input(St s, pipesched::io const& x, pipesched::cuda::device_group const& g) {
+    return pass(s, x, g);
+  }
+  template <class St>
+  __device__ bool backward_weight(St s, pipesched::io const& x, pipesched::cuda::device_group const& g) {
+    return pass(s, x, g);
   }
 
 private:
@@ -59,7 +60,7 @@ private:
     for (unsigned i = static_cast<unsigned>(g.thread_rank()); i < v.bytes / 4; i += static_cast<unsigned>(g.num_threads()))
       p[i] = pattern(what, stage, mb, salt, i);
   }
-  template <class St> __device__ bool pass(pipesched::io const& x, pipesched::cuda::device_group const& g) const {
+  template <class St> __device__ bool pass(St const& s, pipesched::io const& x, pipesched::cuda::device_group const& g) const {
     if (x.rank == slow_rank) {
       unsigned long long const start = now();
       while (now() - start < static_cast<unsigned long long>(slow_ns)) {
@@ -67,13 +68,13 @@ private:
     }
     if (x.rank == fail_rank) return false;
     if (g.thread_rank() == 0) atomicAdd(calls + x.rank, 1);
-    if constexpr (St::kind == pipesched::op::forward) {
-      if constexpr (St::has_in) check(x.in, 1, St::stage - 1, St::mb, g);
-      if constexpr (St::has_out) put(x.out, 1, St::stage, St::mb, g);
+    if (s.kind == pipesched::op::forward) {
+      if (s.has_in) check(x.in, 1, s.stage - 1, s.mb, g);
+      if (s.has_out) put(x.out, 1, s.stage, s.mb, g);
     } else {
-      if constexpr (St::has_in) check(x.in, 2, St::stage + 1, St::mb, g);
-      if constexpr (St::has_aux) check(x.aux, 1, St::stage - 1, St::mb, g);
-      if constexpr (St::kind != pipesched::op::backward_weight && St::has_out) put(x.out, 2, St::stage, St::mb, g);
+      if (s.has_in) check(x.in, 2, s.stage + 1, s.mb, g);
+      if (s.has_aux) check(x.aux, 1, s.stage - 1, s.mb, g);
+      if (s.kind != pipesched::op::backward_weight && s.has_out) put(x.out, 2, s.stage, s.mb, g);
     }
     return true;
   }

@@ -112,6 +112,9 @@ struct persistent_options {
   /// The work of each rank (e.g. measured stage times); empty: the schedule's pass costs
   /// per rank (persistent_protocol<S>::rank_cost, the simulator's costs).
   std::vector<double> rank_weights{};
+  /// Run-time tables only: the pass costs that weigh the default block partition
+  /// (persistent_runtime_executor; a schedule type uses its own cost model).
+  cost_model costs{};
   /// A wait longer than this ends the iteration with a deadline failure.
   std::uint64_t wait_timeout_ns = 2'000'000'000;
   /// run() and replay() wait for the iteration and report its failure.
@@ -154,6 +157,98 @@ __global__ void persistent_kernel(persistent_context c, unsigned char* functors,
                          std::make_integer_sequence<int, S::ranks>{});
 }
 
+/// A run-time program's lists as its kernel reads them: every rank's actions in device
+/// memory, rank r's at [offset[r], offset[r + 1]).
+struct runtime_lists {
+  persistent_action const* actions = nullptr;
+  std::uint32_t offset[65] = {};
+  int ranks = 0;
+};
+
+/// The persistent kernel of a run-time program: block b runs the rank whose group holds it,
+/// looping over the rank's actions (run_rank_block_runtime); `functors` holds one F per rank.
+template <class F>
+__global__ void persistent_runtime_kernel(persistent_context c, unsigned char* functors, group_starts<64> g,
+                                          runtime_lists l, bool system) {
+  int const b = static_cast<int>(blockIdx.x);
+  int r = 0;
+  while (r + 1 < l.ranks && b >= g.first[r + 1]) ++r;
+  device_env env{system};
+  F& f = *reinterpret_cast<F*>(functors + static_cast<std::size_t>(r) * sizeof(F));
+  (void)run_rank_block_runtime(env, c, f, r, l.actions + l.offset[r], l.offset[r + 1] - l.offset[r], b - g.first[r],
+                               g.first[r + 1] - g.first[r]);
+}
+
+/// What basic_persistent_executor runs for a schedule type: its kernel inlines each rank's
+/// list; the protocol's tables are constants of the kernel.
+template <class S, class F> struct static_persistent_program {
+  using pack = functor_pack<F, S::ranks>;
+  using protocol = persistent_protocol<S>;
+  using starts = group_starts<S::rank_count>;
+  static constexpr auto kernel = &persistent_kernel<S, F>;
+  int ranks() const { return S::ranks; }
+  int stages() const { return S::stages; }
+  std::size_t slots() const { return protocol::slots; }
+  std::uint32_t slot_base(int r) const { return protocol::slot_base(r); }
+  double rank_cost(int r) const { return protocol::rank_cost(r); }
+  std::vector<std::size_t> slot_bytes(int r, std::vector<std::size_t> const& bytes) const {
+    return buffer_plan<S>::slot_bytes(r, bytes);
+  }
+  std::size_t functor_bytes() const { return pack::bytes; }
+  template <class Fs> void pack_into(Fs const& fs, unsigned char* out) const { pack_functors<F, S::ranks>(fs, out); }
+  void const* tables() const { return nullptr; }
+  std::size_t table_bytes() const { return 0; }
+  cudaError_t occupancy(int* per_sm, int threads) const {
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, kernel, threads, 0);
+  }
+  cudaError_t launch(cudaLaunchConfig_t const& cfg, persistent_context const& c, unsigned char* functors,
+                     starts const& g, bool system, void const*) const {
+    return cudaLaunchKernelEx(&cfg, kernel, c, functors, g, system);
+  }
+};
+
+/// What basic_persistent_executor runs for a schedule chosen at run time: the protocol's
+/// actions copied to each device, one kernel for every table that loops over them.
+template <class F> struct runtime_persistent_program_of {
+  using starts = group_starts<64>;
+  static constexpr auto kernel = &persistent_runtime_kernel<F>;
+  runtime_schedule schedule;
+  runtime_persistent_program proto;
+  runtime_persistent_program_of(runtime_schedule const& s, cost_model const& costs) : schedule(s), proto(s, costs) {}
+  int ranks() const { return proto.ranks; }
+  int stages() const { return proto.stages; }
+  std::size_t slots() const { return proto.slots(); }
+  std::uint32_t slot_base(int r) const { return proto.slot_base(r); }
+  double rank_cost(int r) const { return proto.rank_cost(r); }
+  std::vector<std::size_t> slot_bytes(int r, std::vector<std::size_t> const& bytes) const {
+    return slot_capacities(schedule, r, schedule.slots(r), bytes.data());
+  }
+  std::size_t functor_bytes() const { return static_cast<std::size_t>(ranks()) * sizeof(F); }
+  template <class Fs> void pack_into(Fs const& fs, unsigned char* out) const {
+    static_assert(std::is_same_v<std::remove_cvref_t<decltype(*std::begin(fs))>, F>,
+                  "pipesched: persistent_runtime_executor: run() takes a range of the executor's functor type");
+    std::size_t const n = static_cast<std::size_t>(std::end(fs) - std::begin(fs));
+    if (n != static_cast<std::size_t>(ranks()))
+      throw std::invalid_argument("pipesched: persistent_runtime_executor: " + std::to_string(n) + " functors for " +
+                                  std::to_string(ranks()) + " ranks: give one per rank");
+    std::size_t k = 0;
+    for (F const& f : fs) std::memcpy(out + (k++) * sizeof(F), &f, sizeof(F));
+  }
+  void const* tables() const { return proto.actions.data(); }
+  std::size_t table_bytes() const { return proto.actions.size() * sizeof(persistent_action); }
+  cudaError_t occupancy(int* per_sm, int threads) const {
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, kernel, threads, 0);
+  }
+  cudaError_t launch(cudaLaunchConfig_t const& cfg, persistent_context const& c, unsigned char* functors,
+                     starts const& g, bool system, void const* tables) const {
+    runtime_lists l{};
+    l.actions = static_cast<persistent_action const*>(tables);
+    l.ranks = ranks();
+    for (int r = 0; r <= ranks(); ++r) l.offset[r] = static_cast<std::uint32_t>(proto.offset[static_cast<std::size_t>(r)]);
+    return cudaLaunchKernelEx(&cfg, kernel, c, functors, g, l, system);
+  }
+};
+
 /// Makes `device` current for a scope and restores the device current before.
 struct device_scope {
   int before = 0;
@@ -168,38 +263,17 @@ struct device_scope {
 
 } // namespace detail
 
-/// Runs schedule S as one cooperative kernel per iteration: on one GPU, rank r's block group
-/// runs plan order of rank r; with options::devices, rank r runs alone in a kernel on device
-/// devices[r], pushing boundaries into its peers' slots over peer pointers (counters at system
-/// scope, each in the memory of the rank that waits on it; see hand_off). Device functors of
-/// type F for every rank, or of per-rank types with F = std::tuple<F0, F1, ...> (trivially
-/// copyable, copied to device memory at each run()). A functor has, for every pass the
-/// schedule uses, `template <class Step> __device__ void
-/// forward(Step, pipesched::io const&, pipesched::cuda::device_group const&)` (likewise
-/// backward, backward_input, backward_weight), called by every thread of the group; returning
-/// bool (false: failure, from any thread) is optional; so is `forward_backward(StepF, StepB,
-/// io const&, io const&, device_group const&)`, which runs an overlapped pair (DualPipe,
-/// DualPipe-V) in one call. See docs/04_cuda.md for what such a member may do.
-template <schedule_type S, class F> class persistent_executor {
-  static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
-  using pack = functor_pack<F, S::ranks>;
-  static_assert(pack::copyable,
-                "pipesched: persistent_executor: the device functor is copied to device memory, so it must be "
-                "trivially copyable (hold pointers to your device buffers, not containers)");
-  // a missing member: one message naming it (each rank's type)
-  static_assert([]<int... R>(std::integer_sequence<int, R...>) {
-    return (device_functor_check<S, typename pack::template type<R>, device_group>::reported && ...);
-  }(std::make_integer_sequence<int, S::ranks>{}));
+namespace detail {
 
+/// The persistent executor's body, for a Program: static_persistent_program (a schedule
+/// type) or runtime_persistent_program_of (a run-time table). See persistent_executor.
+template <class Program> class basic_persistent_executor {
 public:
-  using schedule = S;
-  using protocol = persistent_protocol<S>;
-  static constexpr int ranks = S::ranks;
-
-  explicit persistent_executor(persistent_options const& o)
-      : options_(o), bytes_(boundary_byte_table(S::stages, o.boundaries, o.slot_bytes)) {
-    layout_.ranks = ranks;
-    layout_.slots = static_cast<int>(protocol::slots);
+  basic_persistent_executor(Program program, persistent_options const& o)
+      : program_(std::move(program)), options_(o),
+        bytes_(boundary_byte_table(program_.stages(), o.boundaries, o.slot_bytes)) {
+    layout_.ranks = program_.ranks();
+    layout_.slots = static_cast<int>(program_.slots());
     try {
       setup();
     } catch (...) {
@@ -207,9 +281,9 @@ public:
       throw;
     }
   }
-  persistent_executor(persistent_executor const&) = delete;
-  persistent_executor& operator=(persistent_executor const&) = delete;
-  ~persistent_executor() { release(); }
+  basic_persistent_executor(basic_persistent_executor const&) = delete;
+  basic_persistent_executor& operator=(basic_persistent_executor const&) = delete;
+  ~basic_persistent_executor() { release(); }
 
   /// One iteration on `stream` (null: the legacy default stream; with options::devices the
   /// executor's own stream on each device, and `stream` must be null): copies the functors,
@@ -303,8 +377,8 @@ public:
   /// The device rank r runs on.
   int device(int r) const { return parts_[part_of(r)].device; }
   /// Rank r's boundary slots (device addresses and capacities).
-  view const* slots(int r) const { return host_views_.data() + protocol::slot_base(r); }
-  int slot_count(int r) const { return static_cast<int>(protocol::slot_base(r + 1) - protocol::slot_base(r)); }
+  view const* slots(int r) const { return host_views_.data() + program_.slot_base(r); }
+  int slot_count(int r) const { return static_cast<int>(program_.slot_base(r + 1) - program_.slot_base(r)); }
   std::vector<std::size_t> const& boundary_bytes() const { return bytes_; }
   /// The counters' words of the state array rank r uses (copied from its device; on one GPU
   /// every rank uses the same array): for tests and hang reports.
@@ -319,16 +393,18 @@ public:
   /// Where the last failure happened (rank -1: none).
   failure_site last_failure() const { return failure_; }
 
+protected:
+  Program const& program() const { return program_; }
+
 private:
-  using kernel_t = void (*)(persistent_context, unsigned char*, detail::group_starts<S::rank_count>, bool);
-  static constexpr kernel_t kernel = &detail::persistent_kernel<S, F>;
+  int ranks_() const { return program_.ranks(); }
 
   /// What lives on one device: its ranks' slots and state, the context's tables, the
   /// functors, its launch. One part on one GPU; one per rank with options::devices.
   struct part {
     int device = 0;
     int resident = 0;
-    detail::group_starts<S::rank_count> starts{};
+    typename Program::starts starts{};
     int grid = 0;
     void* slots_block = nullptr;        ///< its ranks' slots
     std::uint64_t* state = nullptr;     ///< its state words
@@ -336,6 +412,7 @@ private:
     view* views = nullptr;              ///< every global slot
     std::size_t* bytes = nullptr;
     unsigned char* functors = nullptr;  ///< every rank's, packed (functor_pack)
+    void* tables = nullptr;             ///< the program's tables (a run-time program's actions)
     bool uploaded = false;              ///< `functors` holds staged_
     cudaStream_t stream{};              ///< with options::devices: the device's stream
     cudaStream_t capture_stream{};      ///< one GPU: the stream capture() records on
@@ -367,9 +444,9 @@ private:
       return;
     }
     std::vector<int> const& ds = options_.devices;
-    if (ds.size() != static_cast<std::size_t>(ranks))
+    if (ds.size() != static_cast<std::size_t>(ranks_()))
       throw std::invalid_argument("pipesched: persistent_options::devices has " + std::to_string(ds.size()) +
-                                  " entries for " + std::to_string(ranks) + " ranks: give one device per rank");
+                                  " entries for " + std::to_string(ranks_()) + " ranks: give one device per rank");
     int count = 0;
     check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
     for (std::size_t r = 0; r < ds.size(); ++r) {
@@ -416,8 +493,7 @@ private:
         throw std::runtime_error("pipesched: persistent_executor: device " + std::to_string(d.device) +
                                  " does not support cooperative launches");
       check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, d.device), "cudaDeviceGetAttribute");
-      check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, options_.threads_per_block, 0),
-            "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+      check(program_.occupancy(&per_sm, options_.threads_per_block), "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
       d.resident = per_sm * sms;
       resident_ = totals.empty() || d.resident < resident_ ? d.resident : resident_;
       int const total = options_.total_blocks > 0 ? options_.total_blocks : (sms < d.resident ? sms : d.resident);
@@ -429,27 +505,27 @@ private:
     }
     if (!multi()) {
       if (!options_.blocks.empty()) {
-        check_block_groups(options_.blocks, ranks, resident_);
+        check_block_groups(options_.blocks, ranks_(), resident_);
         groups_ = options_.blocks;
       } else {
         std::vector<double> w = options_.rank_weights;
         if (w.empty())
-          for (int r = 0; r < ranks; ++r) w.push_back(protocol::rank_cost(r));
-        groups_ = share_blocks(totals[0], ranks, w);
+          for (int r = 0; r < ranks_(); ++r) w.push_back(program_.rank_cost(r));
+        groups_ = share_blocks(totals[0], ranks_(), w);
       }
       part& d = parts_[0];
       d.starts.first[0] = 0;
-      for (int r = 0; r < ranks; ++r) d.starts.first[r + 1] = d.starts.first[r] + groups_[static_cast<std::size_t>(r)];
-      d.grid = d.starts.first[ranks];
+      for (int r = 0; r < ranks_(); ++r) d.starts.first[r + 1] = d.starts.first[r] + groups_[static_cast<std::size_t>(r)];
+      d.grid = d.starts.first[ranks_()];
       return;
     }
     // one rank per device: its group is the whole launch
     if (options_.blocks.empty()) groups_ = totals;
     else {
-      if (options_.blocks.size() != static_cast<std::size_t>(ranks))
+      if (options_.blocks.size() != static_cast<std::size_t>(ranks_()))
         throw std::invalid_argument("pipesched: persistent kernel: " + std::to_string(options_.blocks.size()) +
-                                    " block counts for " + std::to_string(ranks) + " ranks: give one per rank");
-      for (int r = 0; r < ranks; ++r) {
+                                    " block counts for " + std::to_string(ranks_()) + " ranks: give one per rank");
+      for (int r = 0; r < ranks_(); ++r) {
         int const b = options_.blocks[static_cast<std::size_t>(r)];
         part const& d = parts_[static_cast<std::size_t>(r)];
         if (b < 1 || b > d.resident)
@@ -459,10 +535,10 @@ private:
       }
       groups_ = options_.blocks;
     }
-    for (int r = 0; r < ranks; ++r) {
+    for (int r = 0; r < ranks_(); ++r) {
       part& d = parts_[static_cast<std::size_t>(r)];
       d.grid = groups_[static_cast<std::size_t>(r)];
-      for (int k = 0; k <= ranks; ++k) d.starts.first[k] = k <= r ? 0 : d.grid;
+      for (int k = 0; k <= ranks_(); ++k) d.starts.first[k] = k <= r ? 0 : d.grid;
     }
   }
 
@@ -471,28 +547,28 @@ private:
     partition();
     // each part's ranks' slots in one block of its device, each slot sized for its largest
     // boundary; global slot order across the parts
-    host_views_.assign(protocol::slots, view{});
+    host_views_.assign(program_.slots(), view{});
     for (part& d : parts_) {
       detail::device_scope const on(d.device);
-      int const lo = multi() ? static_cast<int>(&d - parts_.data()) : 0, hi = multi() ? lo + 1 : ranks;
+      int const lo = multi() ? static_cast<int>(&d - parts_.data()) : 0, hi = multi() ? lo + 1 : ranks_();
       std::vector<std::size_t> sizes;
       for (int r = lo; r < hi; ++r) {
-        std::vector<std::size_t> const sz = buffer_plan<S>::slot_bytes(r, bytes_);
+        std::vector<std::size_t> const sz = program_.slot_bytes(r, bytes_);
         sizes.insert(sizes.end(), sz.begin(), sz.end());
       }
       std::size_t const n = block_bytes(sizes);
       if (n > 0) {
         check(cudaMalloc(&d.slots_block, n), "cudaMalloc");
         check(cudaMemset(d.slots_block, 0, n), "cudaMemset");
-        carve_slots(d.slots_block, sizes, host_views_.data() + protocol::slot_base(lo));
+        carve_slots(d.slots_block, sizes, host_views_.data() + program_.slot_base(lo));
       }
       check(cudaMalloc(&d.state, layout_.words() * sizeof(std::uint64_t)), "cudaMalloc");
       check(cudaMemset(d.state, 0, layout_.words() * sizeof(std::uint64_t)), "cudaMemset");
     }
     // every part's tables: the views, the byte table, every rank's state (peer pointers: with
     // peer access enabled, a device address is valid on every device)
-    std::vector<std::uint64_t*> states(static_cast<std::size_t>(ranks));
-    for (int r = 0; r < ranks; ++r) states[static_cast<std::size_t>(r)] = parts_[part_of(r)].state;
+    std::vector<std::uint64_t*> states(static_cast<std::size_t>(ranks_()));
+    for (int r = 0; r < ranks_(); ++r) states[static_cast<std::size_t>(r)] = parts_[part_of(r)].state;
     for (part& d : parts_) {
       detail::device_scope const on(d.device);
       check(cudaMalloc(&d.views, (host_views_.empty() ? 1 : host_views_.size()) * sizeof(view)), "cudaMalloc");
@@ -505,7 +581,11 @@ private:
       check(cudaMalloc(&d.states, states.size() * sizeof(std::uint64_t*)), "cudaMalloc");
       check(cudaMemcpy(d.states, states.data(), states.size() * sizeof(std::uint64_t*), cudaMemcpyHostToDevice),
             "cudaMemcpy");
-      check(cudaMalloc(&d.functors, pack::bytes > 0 ? pack::bytes : 1), "cudaMalloc");
+      check(cudaMalloc(&d.functors, program_.functor_bytes() > 0 ? program_.functor_bytes() : 1), "cudaMalloc");
+      if (program_.table_bytes() > 0) {
+        check(cudaMalloc(&d.tables, program_.table_bytes()), "cudaMalloc");
+        check(cudaMemcpy(d.tables, program_.tables(), program_.table_bytes(), cudaMemcpyHostToDevice), "cudaMemcpy");
+      }
       if (multi()) check(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
       else check(cudaStreamCreateWithFlags(&d.capture_stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
       check(cudaEventCreateWithFlags(&d.launched, cudaEventDisableTiming), "cudaEventCreateWithFlags");
@@ -555,7 +635,7 @@ private:
           (void)cudaStreamDestroy(st);
         }
       if (d.launched) (void)cudaEventDestroy(d.launched);
-      void* const blocks[6] = {d.slots_block, d.state, d.states, d.views, d.bytes, d.functors};
+      void* const blocks[7] = {d.slots_block, d.state, d.states, d.views, d.bytes, d.functors, d.tables};
       for (void* p : blocks)
         if (p) (void)cudaFree(p);
       d = part{d.device};
@@ -566,8 +646,8 @@ private:
   /// The functors as the next upload sends them; a part whose device copy holds other bytes
   /// is marked for upload.
   template <class Functors> void stage(Functors const& fs) {
-    std::vector<unsigned char> next(pack::bytes, 0);
-    pack_functors<F, ranks>(fs, next.data());
+    std::vector<unsigned char> next(program_.functor_bytes(), 0);
+    program_.pack_into(fs, next.data());
     if (!staged_.empty() && next == staged_) return;
     staged_ = std::move(next);
     for (part& d : parts_) d.uploaded = false;
@@ -595,7 +675,7 @@ private:
     attr[0].val.cooperative = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, kernel, c, d.functors, d.starts, multi());
+    return program_.launch(cfg, c, d.functors, d.starts, multi(), d.tables);
   }
 
   void launch(part const& d, cudaStream_t stream) { check(launch_raw(d, stream), "cudaLaunchKernelEx (cooperative)"); }
@@ -657,6 +737,7 @@ private:
     throw persistent_error(what, failure_, static_cast<persistent_failure_kind>(rec[persistent_layout::failure_kind]));
   }
 
+  Program program_;
   persistent_options options_;
   std::vector<std::size_t> bytes_;
   persistent_layout layout_{};
@@ -667,6 +748,74 @@ private:
   std::vector<unsigned char> staged_; ///< the functors' bytes of the last run() or capture()
   failure_site failure_{};
   std::mutex mutex_;
+};
+
+} // namespace detail
+
+/// Runs schedule S as one cooperative kernel per iteration: on one GPU, rank r's block group
+/// runs plan order of rank r; with options::devices, rank r runs alone in a kernel on device
+/// devices[r], pushing boundaries into its peers' slots over peer pointers (counters at system
+/// scope, each in the memory of the rank that waits on it; see hand_off). Device functors of
+/// type F for every rank, or of per-rank types with F = std::tuple<F0, F1, ...> (trivially
+/// copyable, copied to device memory at each run()). A functor has, for every pass the
+/// schedule uses, `template <class Step> __device__ void
+/// forward(Step, pipesched::io const&, pipesched::cuda::device_group const&)` (likewise
+/// backward, backward_input, backward_weight), called by every thread of the group; returning
+/// bool (false: failure, from any thread) is optional; so is `forward_backward(StepF, StepB,
+/// io const&, io const&, device_group const&)`, which runs an overlapped pair (DualPipe,
+/// DualPipe-V) in one call. See docs/04_cuda.md for what such a member may do.
+template <schedule_type S, class F>
+class persistent_executor : public detail::basic_persistent_executor<detail::static_persistent_program<S, F>> {
+  static_assert(pipesched::detail::checked<S>); // a schedule that fails verification stops the build here
+  using pack = functor_pack<F, S::ranks>;
+  static_assert(pack::copyable,
+                "pipesched: persistent_executor: the device functor is copied to device memory, so it must be "
+                "trivially copyable (hold pointers to your device buffers, not containers)");
+  // a missing member: one message naming it (each rank's type)
+  static_assert([]<int... R>(std::integer_sequence<int, R...>) {
+    return (device_functor_check<S, typename pack::template type<R>, device_group>::reported && ...);
+  }(std::make_integer_sequence<int, S::ranks>{}));
+  using base = detail::basic_persistent_executor<detail::static_persistent_program<S, F>>;
+
+public:
+  using schedule = S;
+  using protocol = persistent_protocol<S>;
+  static constexpr int ranks = S::ranks;
+
+  explicit persistent_executor(persistent_options const& o) : base(detail::static_persistent_program<S, F>{}, o) {}
+};
+
+/// Runs a schedule chosen at run time (runtime_schedule: make_schedule, skip paths, CSV) as
+/// one cooperative kernel per iteration, as persistent_executor runs a type — one GPU or
+/// options::devices, graphs, failures, the same protocol — except that each rank's block
+/// group loops over its actions in device memory (run_rank_block_runtime) instead of running
+/// straight-line code: one kernel for every table, at the cost of reading each action's
+/// record. One device functor type F for every rank (trivially copyable), whose members take
+/// a pipesched::runtime_step: `__device__ void forward(pipesched::runtime_step, io const&,
+/// device_group const&)` (or a template), likewise backward, backward_input, backward_weight
+/// as the table calls them (a missing one throws std::invalid_argument naming it, before
+/// anything is allocated); forward_backward(runtime_step, runtime_step, ...) optional.
+/// run() takes a range of ranks functors (e.g. std::vector<F>). At most 64 ranks.
+template <class F>
+class persistent_runtime_executor : public detail::basic_persistent_executor<detail::runtime_persistent_program_of<F>> {
+  static_assert(std::is_trivially_copyable_v<F>,
+                "pipesched: persistent_runtime_executor: the device functor is copied to device memory, so it must "
+                "be trivially copyable (hold pointers to your device buffers, not containers)");
+  using program_type = detail::runtime_persistent_program_of<F>;
+  using base = detail::basic_persistent_executor<program_type>;
+
+  static program_type checked(runtime_schedule const& s, persistent_options const& o) {
+    program_type p(s, o.costs);
+    check_runtime_device_functor<F, device_group>(p.proto);
+    return p;
+  }
+
+public:
+  persistent_runtime_executor(runtime_schedule const& s, persistent_options const& o) : base(checked(s, o), o) {}
+
+  int ranks() const { return this->program().ranks(); }
+  /// The protocol the kernel runs (every action's hand-off, per-slot counts).
+  runtime_persistent_program const& protocol() const { return this->program().proto; }
 };
 
 } // namespace pipesched::cuda

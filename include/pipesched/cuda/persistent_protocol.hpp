@@ -27,6 +27,7 @@
 #include "pipesched/plan/action_record.hpp"
 #include "pipesched/plan/boundary.hpp"
 #include "pipesched/plan/functors.hpp"
+#include "pipesched/plan/runtime_plan.hpp"
 #include "pipesched/plan/stage_functor.hpp"
 #include "pipesched/plan/step.hpp"
 
@@ -108,12 +109,16 @@ template <class Table> constexpr std::size_t total_slots_of(Table const& t) {
   return n;
 }
 
-/// The protocol of lowered table t (see hand_off). Sends and receives between one ordered
-/// pair of ranks match in their lists' order (the rendezvous order the table was verified
-/// in); each match must move the same boundary (direction, micro-batch, stages).
-template <std::size_t Actions, std::size_t Ranks, std::size_t Slots, class Table>
-constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const& t) {
-  persistent_tables<Actions, Ranks, Slots> out{};
+/// The protocol of lowered table t (see hand_off) into `out` (persistent_tables, or
+/// runtime_persistent_tables: the same members), whose arrays hold `actions` and `slots`
+/// entries; `offset` gives each rank's first action in the flat order, `last` and
+/// `recv_ordinal` are scratch of `slots` and `actions` entries. Sends and receives between
+/// one ordered pair of ranks match in their lists' order (the rendezvous order the table was
+/// verified in); each match must move the same boundary (direction, micro-batch, stages).
+/// One body for compile-time types and run-time tables.
+template <class Table, class Offsets, class Out, class Last, class Ordinal>
+constexpr void derive_persistent_into(Table const& t, Offsets const& offset, Out& out, Last& last, Ordinal& recv_ordinal,
+                                      std::size_t actions, std::size_t slots) {
   int const p = t.ranks;
   auto fail = [&](persistent_problem why, int r, int i) {
     if (out.problem == persistent_problem::none) {
@@ -123,12 +128,13 @@ constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const
     }
   };
   for (int r = 0; r < p; ++r) out.slot_base[r + 1] = out.slot_base[r] + t.slot_count[r];
-  for (std::size_t k = 0; k < Actions; ++k) out.at[k] = hand_off{-1, 0, -1, 0, {-1, -1, -1}};
+  for (std::size_t k = 0; k < actions; ++k) {
+    out.at[k] = hand_off{-1, 0, -1, 0, {-1, -1, -1}};
+    recv_ordinal[k] = 0;
+  }
   // per global slot: index of the last access of its current boundary (-1: empty), and
   // per RECV action (by flat index) the occupancy ordinal of the boundary it receives
-  std::int32_t last[Slots > 0 ? Slots : 1] = {};
-  std::uint32_t recv_ordinal[Actions > 0 ? Actions : 1] = {};
-  for (std::size_t g = 0; g < (Slots > 0 ? Slots : 1); ++g) last[g] = -1;
+  for (std::size_t g = 0; g < slots; ++g) last[g] = -1;
   auto add_free = [&](std::size_t flat, std::int32_t g) {
     hand_off& h = out.at[flat];
     for (int f = 0; f < 3; ++f)
@@ -138,7 +144,7 @@ constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const
       }
   };
   for (int r = 0; r < p; ++r) {
-    std::size_t const base = t.offset[r];
+    std::size_t const base = offset[r];
     std::size_t const n = t.size(static_cast<std::size_t>(r));
     for (std::size_t i = 0; i < n; ++i) {
       action const& a = t.at(static_cast<std::size_t>(r), i);
@@ -165,7 +171,7 @@ constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const
         last[g] = static_cast<std::int32_t>(flat);
       }
     }
-    for (std::uint32_t k = 0; k < t.slot_count[r]; ++k) {
+    for (std::uint32_t k = 0; k < static_cast<std::uint32_t>(t.slot_count[r]); ++k) {
       std::int32_t const g = static_cast<std::int32_t>(out.slot_base[r] + k);
       if (last[g] >= 0) add_free(static_cast<std::size_t>(last[g]), g);
       last[g] = -1;
@@ -190,9 +196,9 @@ constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const
                           (s.kind == op::send_act ? t.next_stage(s.mb, s.stage) == v.stage
                                                   : t.prev_stage(s.mb, s.stage) == v.stage);
         if (!same || v.out == no_slot) fail(persistent_problem::unmatched_transfer, q, static_cast<int>(i));
-        std::size_t const rflat = t.offset[r] + j;
-        out.at[t.offset[q] + i].push_slot = out.at[rflat].pull_slot;
-        out.at[t.offset[q] + i].push_after_frees = recv_ordinal[rflat];
+        std::size_t const rflat = offset[r] + j;
+        out.at[offset[q] + i].push_slot = out.at[rflat].pull_slot;
+        out.at[offset[q] + i].push_after_frees = recv_ordinal[rflat];
         if (out.at[rflat].pull_slot >= 0) out.pushers[out.at[rflat].pull_slot] |= std::uint64_t{1} << q;
         ++j;
       }
@@ -201,6 +207,15 @@ constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const
         if (is_recv(v.kind) && v.peer == q) fail(persistent_problem::unmatched_transfer, r, static_cast<int>(j));
       }
     }
+}
+
+/// The protocol of a compile-time lowered table, in arrays of its sizes.
+template <std::size_t Actions, std::size_t Ranks, std::size_t Slots, class Table>
+constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const& t) {
+  persistent_tables<Actions, Ranks, Slots> out{};
+  std::int32_t last[Slots > 0 ? Slots : 1] = {};
+  std::uint32_t recv_ordinal[Actions > 0 ? Actions : 1] = {};
+  derive_persistent_into(t, t.offset, out, last, recv_ordinal, Actions, Slots);
   return out;
 }
 
@@ -244,6 +259,125 @@ template <schedule_type S> struct persistent_protocol {
     }
     return t;
   }
+};
+
+// ---------------------------------------------------------------------------------------
+// The protocol of a schedule chosen at run time
+
+/// One action of a run-time table as a block of the persistent kernel reads it from device
+/// memory: the step the functor gets, its hand-off, and what the compile-time kernel folds
+/// into constants (global slots, boundary keys, per-iteration counts, pushers of its frees).
+struct persistent_action {
+  runtime_step step{};
+  hand_off h{-1, 0, -1, 0, {-1, -1, -1}};
+  std::int32_t slot[3] = {-1, -1, -1}; ///< global slots of in, out, aux (-1: none)
+  std::int32_t key[3] = {-1, -1, -1};  ///< the boundary (boundary_key) each holds (-1: none)
+  std::uint64_t pushers[3] = {};       ///< per entry of h.frees: the ranks pushing into it (bit q)
+  std::uint64_t per = 0;  ///< RECV: fills of its slot per iteration; SEND: boundaries of the receiver's slot
+  std::uint64_t what = 0; ///< action_record bits (names the action in failures)
+  std::int32_t receiver = -1;   ///< SEND: the rank pushed to
+  std::int32_t opens_pair = 0;  ///< 1: a forward opening an overlapped pair with the next action
+};
+
+/// persistent_tables of a run-time table (the same members, as vectors).
+struct runtime_persistent_tables {
+  std::vector<hand_off> at;
+  std::vector<std::uint32_t> slot_base, occupancies, fills;
+  std::vector<std::uint64_t> pushers;
+  persistent_problem problem = persistent_problem::none;
+  int problem_rank = -1;
+  int problem_index = -1;
+};
+
+/// The persistent protocol of a schedule known only at run time (runtime_schedule: from
+/// make_schedule, skip paths, CSV), derived by the same code as persistent_protocol<S>:
+/// every action as a persistent_action, rank r's at [offset[r], offset[r + 1]). A table the
+/// protocol cannot run throws std::invalid_argument naming the rank and action.
+class runtime_persistent_program {
+public:
+  explicit runtime_persistent_program(runtime_schedule const& s, cost_model const& costs = {})
+      : ranks(s.ranks), stages(s.stages), costs_(costs) {
+    if (ranks > 64)
+      throw std::invalid_argument("pipesched: persistent kernel: at most 64 ranks (a slot's pushers are a 64-bit mask), "
+                                  "this schedule has " + std::to_string(ranks));
+    std::size_t const p = static_cast<std::size_t>(ranks);
+    offset.assign(p + 1, 0);
+    for (std::size_t r = 0; r < p; ++r) offset[r + 1] = offset[r] + s.size(r);
+    std::size_t total_slots = 0;
+    for (std::size_t r = 0; r < p; ++r) total_slots += static_cast<std::size_t>(s.slot_count[r]);
+    std::size_t const n = offset[p];
+    tables.at.assign(n, hand_off{});
+    tables.slot_base.assign(p + 1, 0);
+    tables.occupancies.assign(total_slots, 0);
+    tables.fills.assign(total_slots, 0);
+    tables.pushers.assign(total_slots, 0);
+    std::vector<std::int32_t> last(total_slots, -1);
+    std::vector<std::uint32_t> recv_ordinal(n, 0);
+    detail::derive_persistent_into(s, offset, tables, last, recv_ordinal, n, total_slots);
+    if (tables.problem != persistent_problem::none) {
+      char const* why = tables.problem == persistent_problem::unmatched_transfer
+                            ? "a SEND has no matching RECV in the peer's list order"
+                        : tables.problem == persistent_problem::write_over_own_read
+                            ? "an action writes the slot whose boundary it reads last"
+                            : "an action reads a slot that holds no boundary";
+      action const& a = s.at(static_cast<std::size_t>(tables.problem_rank), static_cast<std::size_t>(tables.problem_index));
+      throw std::invalid_argument("pipesched: persistent kernel: rank " + std::to_string(tables.problem_rank) +
+                                  ", action " + std::to_string(tables.problem_index) + " (" +
+                                  describe(action_record::of(a)) + "): " + why);
+    }
+    actions.resize(n);
+    for (int r = 0; r < ranks; ++r) {
+      std::vector<runtime_step> const& steps = s.steps(r);
+      for (std::size_t i = 0; i < steps.size(); ++i) {
+        action const& a = s.at(static_cast<std::size_t>(r), i);
+        persistent_action& x = actions[offset[static_cast<std::size_t>(r)] + i];
+        x.step = steps[i];
+        x.h = tables.at[offset[static_cast<std::size_t>(r)] + i];
+        int const local[3] = {steps[i].in, steps[i].out, steps[i].aux};
+        field const fields[3] = {field::in, field::out, field::aux};
+        for (int k = 0; k < 3; ++k) {
+          x.slot[k] = local[k] < 0 ? -1 : static_cast<std::int32_t>(tables.slot_base[static_cast<std::size_t>(r)]) + local[k];
+          x.key[k] = boundary_key(s.lowered(), a, fields[k]);
+          x.pushers[k] = x.h.frees[k] >= 0 ? tables.pushers[static_cast<std::size_t>(x.h.frees[k])] : 0;
+        }
+        if (x.h.pull_slot >= 0) x.per = tables.fills[static_cast<std::size_t>(x.h.pull_slot)];
+        if (x.h.push_slot >= 0) x.per = tables.occupancies[static_cast<std::size_t>(x.h.push_slot)];
+        x.what = action_record::of(steps[i]).bits;
+        x.receiver = is_send(a.kind) ? a.peer : -1;
+        x.opens_pair = overlaps_next(a) && i + 1 < steps.size() ? 1 : 0;
+        uses_[static_cast<int>(a.kind)] = true;
+      }
+    }
+  }
+
+  int ranks = 0;
+  int stages = 0;
+  std::vector<std::size_t> offset;           ///< rank r's actions: [offset[r], offset[r + 1])
+  std::vector<persistent_action> actions;    ///< every rank's, rank after rank
+  runtime_persistent_tables tables;
+
+  std::size_t slots() const { return tables.occupancies.size(); }
+  std::uint32_t slot_base(int r) const { return tables.slot_base[static_cast<std::size_t>(r)]; }
+  std::size_t size(int r) const { return offset[static_cast<std::size_t>(r) + 1] - offset[static_cast<std::size_t>(r)]; }
+  persistent_action const& at(int r, std::size_t i) const { return actions[offset[static_cast<std::size_t>(r)] + i]; }
+  /// Whether some action of the table is a pass of kind k.
+  bool uses(op k) const { return uses_[static_cast<int>(k)]; }
+  /// Rank r's busy time per iteration under `costs` (as persistent_protocol<S>::rank_cost).
+  double rank_cost(int r) const {
+    double t = 0;
+    for (std::size_t i = 0; i < size(r); ++i) switch (at(r, i).step.kind) {
+      case op::forward: t += costs_.f; break;
+      case op::backward: t += costs_.b + costs_.w; break;
+      case op::backward_input: t += costs_.b; break;
+      case op::backward_weight: t += costs_.w; break;
+      default: break;
+      }
+    return t;
+  }
+
+private:
+  cost_model costs_{};
+  bool uses_[op_count] = {};
 };
 
 // ---------------------------------------------------------------------------------------
@@ -826,6 +960,157 @@ PIPESCHED_HD bool run_rank_block(Env& env, persistent_context const& c, F& f, in
   if (block == 0 && env.leader()) env.add_release(s + c.layout.epoch(R), 1);
   return true;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running one rank's run-time list in one block
+
+/// Which members device functor F has for run-time steps (a runtime_step, the views and the
+/// group), and whether it has forward_backward for them.
+template <class F, class Group> struct runtime_device_members {
+  static constexpr bool f = requires(F& x, io const& v, Group const& g) { x.forward(runtime_step{}, v, g); };
+  static constexpr bool b = requires(F& x, io const& v, Group const& g) { x.backward(runtime_step{}, v, g); };
+  static constexpr bool i = requires(F& x, io const& v, Group const& g) { x.backward_input(runtime_step{}, v, g); };
+  static constexpr bool w = requires(F& x, io const& v, Group const& g) { x.backward_weight(runtime_step{}, v, g); };
+  static constexpr bool pair =
+      requires(F& x, io const& v, Group const& g) { x.forward_backward(runtime_step{}, runtime_step{}, v, v, g); };
+};
+
+/// Throws std::invalid_argument unless device functor F has, for a runtime_step, every
+/// member program p calls (checked before an executor launches anything).
+template <class F, class Group> void check_runtime_device_functor(runtime_persistent_program const& p) {
+  using m = runtime_device_members<F, Group>;
+  auto need = [&](op k, bool has, char const* name) {
+    if (p.uses(k) && !has)
+      throw std::invalid_argument(std::string("pipesched: persistent kernel: the device functor has no member "
+                                              "`template <class Step> __device__ void ") +
+                                  name + "(Step, pipesched::io const&, pipesched::cuda::device_group const&)` "
+                                         "accepting a pipesched::runtime_step, which this run-time schedule calls");
+  };
+  need(op::forward, m::f, "forward");
+  need(op::backward, m::b, "backward");
+  need(op::backward_input, m::i, "backward_input");
+  need(op::backward_weight, m::w, "backward_weight");
+}
+
+namespace detail {
+
+/// The view of entry k (0 in, 1 out, 2 aux) of a run-time action.
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD view runtime_view(persistent_context const& c, persistent_action const& a, int k) {
+  if (a.slot[k] < 0 || a.key[k] < 0) return view{};
+  return view{c.slots[a.slot[k]].data, c.bytes[a.key[k]]};
+}
+
+/// Calls the functor's member for run-time step s's pass; false when it reported a failure.
+/// (A member the table calls and F lacks was refused on the host before the launch.)
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class F, class G>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool call_runtime_pass(F& f, runtime_step const& s, io const& x, G const& g) {
+  using m = runtime_device_members<F, G>;
+  switch (s.kind) {
+  case op::forward:
+    if constexpr (m::f) {
+      if constexpr (requires { { f.forward(s, x, g) } -> std::same_as<bool>; }) return f.forward(s, x, g);
+      else return f.forward(s, x, g), true;
+    }
+    break;
+  case op::backward:
+    if constexpr (m::b) {
+      if constexpr (requires { { f.backward(s, x, g) } -> std::same_as<bool>; }) return f.backward(s, x, g);
+      else return f.backward(s, x, g), true;
+    }
+    break;
+  case op::backward_input:
+    if constexpr (m::i) {
+      if constexpr (requires { { f.backward_input(s, x, g) } -> std::same_as<bool>; }) return f.backward_input(s, x, g);
+      else return f.backward_input(s, x, g), true;
+    }
+    break;
+  case op::backward_weight:
+    if constexpr (m::w) {
+      if constexpr (requires { { f.backward_weight(s, x, g) } -> std::same_as<bool>; }) return f.backward_weight(s, x, g);
+      else return f.backward_weight(s, x, g), true;
+    }
+    break;
+  default: break;
+  }
+  return false; // unreachable: refused on the host
+}
+
+/// Action a of a run-time list in one block of its group, as persistent_step does for a
+/// compile-time one (the same waits, copies, barriers and releases, read from `a` rather than
+/// folded into constants). `next`: the action after it (null: none); `fused` is set when the
+/// functor ran a and next as one overlapped pair, and tells the next call to do only its
+/// releases.
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env, class F>
+PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool persistent_runtime_step(basic_group<Env> const& g0, F& f, std::uint64_t epoch,
+                                                                      persistent_action const& a,
+                                                                      persistent_action const* next, bool& fused) {
+  basic_group<Env> g{g0.env, g0.ctx, g0.rank, g0.block, g0.blocks, a.what};
+  Env& env = *g.env;
+  persistent_context const& c = *g.ctx;
+  op const k = a.step.kind;
+  if (is_recv(k)) {
+    if (!wait_at_least(env, c, c.layout.filled(a.h.pull_slot), epoch * a.per + a.h.pull_after_fills, g.rank, a.what))
+      return false;
+    if (a.h.frees[0] >= 0 && !group_sync(g, a.what)) return false;
+  } else if (is_send(k)) {
+    if (!wait_at_least(env, c, c.layout.freed(a.h.push_slot), epoch * a.per + a.h.push_after_frees, g.rank, a.what))
+      return false;
+    view const src = runtime_view(c, a, 0);
+    env.copy(c.slots[a.h.push_slot].data, src.data, src.bytes, g.block, g.blocks);
+    if (!group_sync(g, a.what)) return false;
+    if (g.block == 0 && env.leader()) env.add_release(c.states[a.receiver] + c.layout.filled(a.h.push_slot), 1);
+  } else if (fused) {
+    fused = false; // the backward half of the pair forward_backward ran: only its releases
+  } else {
+    io const x{runtime_view(c, a, 0), runtime_view(c, a, 1), runtime_view(c, a, 2), nullptr, g.rank};
+    bool ok = true;
+    if constexpr (runtime_device_members<F, basic_group<Env>>::pair) {
+      if (a.opens_pair != 0 && next != nullptr) {
+        io const xb{runtime_view(c, *next, 0), runtime_view(c, *next, 1), runtime_view(c, *next, 2), nullptr, g.rank};
+        if constexpr (requires { { f.forward_backward(a.step, next->step, x, xb, g) } -> std::same_as<bool>; })
+          ok = f.forward_backward(a.step, next->step, x, xb, g);
+        else f.forward_backward(a.step, next->step, x, xb, g);
+        fused = true;
+      } else {
+        ok = call_runtime_pass(f, a.step, x, g);
+      }
+    } else {
+      ok = call_runtime_pass(f, a.step, x, g);
+    }
+    if (env.block_any(!ok)) {
+      if (env.leader()) record_functor_failure(env, c, g.rank, a.what);
+      return false;
+    }
+    if (!group_sync(g, a.what)) return false;
+  }
+  if (g.block == 0 && env.leader())
+    for (int e = 0; e < 3; ++e)
+      if (a.h.frees[e] >= 0 && a.pushers[e] != 0) release_freed(env, c, a.h.frees[e], a.pushers[e]);
+  return true;
+}
+
+} // namespace detail
+
+/// One block of rank `rank`'s group runs the rank's run-time list (`n` actions at `list`, in
+/// memory the block reads) once, as run_rank_block does for a compile-time list: the same
+/// protocol, a loop over the actions instead of straight-line code. Returns false when the
+/// iteration was aborted.
+PIPESCHED_PERSISTENT_EXEC_CHECK_DISABLE
+template <class Env, class F>
+PIPESCHED_HD bool run_rank_block_runtime(Env& env, persistent_context const& c, F& f, int rank,
+                                         persistent_action const* list, std::size_t n, int block, int blocks) {
+  std::uint64_t* const s = c.states[rank];
+  std::uint64_t const epoch = env.load_relaxed(s + c.layout.epoch(rank));
+  basic_group<Env> const g{&env, &c, rank, block, blocks};
+  bool fused = false;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!detail::persistent_runtime_step(g, f, epoch, list[i], i + 1 < n ? list + i + 1 : nullptr, fused)) return false;
+  if (!detail::group_sync(g, ~std::uint64_t{0})) return false;
+  if (block == 0 && env.leader()) env.add_release(s + c.layout.epoch(rank), 1);
+  return true;
 }
 
 } // namespace pipesched::cuda
