@@ -7,10 +7,11 @@
 //   2. tiny stages: 1F1B, p = 4, m = 8, passes that do nothing — one iteration of the
 //      persistent kernel (eager launch and graph replay) against the streams executor
 //      (pipesched::cuda::executor, eager and graph) with empty passes;
+//      and persistent_runtime_executor on the same table (its actions read from memory);
 //   3. spin stages against the simulator: passes spinning pass_us (F, B, W each), one block
 //      per rank, p = 4, m = 16, for 1F1B, ZB-H1 and interleaved 1F1B: measured iteration time
 //      against simulate_lowered's makespan with the same pass times and the measured
-//      hand-off latency as transfer cost (goal: within 5 %).
+//      hand-off latency as transfer cost (goal: within 5 %); the run-time executor's time too.
 //
 //   build/default/bench/bench_gpu_persistent [pass_us=20] [iterations=20]
 // Prints one table per part and a summary line; exit 77 without a GPU.
@@ -79,15 +80,18 @@ template <class Fn> double time_gpu(Fn&& one) {
   return us[us.size() / 2];
 }
 
-template <class S> double persistent_iteration_us(spin_functor f, std::vector<int> const& blocks, std::size_t bytes,
-                                                  bool graph) {
+pipesched::cuda::persistent_options options_of(std::vector<int> const& blocks, std::size_t bytes) {
   pipesched::cuda::persistent_options o;
   o.slot_bytes = bytes;
   o.blocks = blocks;
   o.threads_per_block = 128;
   o.synchronize = false;
-  pipesched::cuda::persistent_executor<S, spin_functor> px(o);
-  std::vector<spin_functor> fs(S::ranks, f);
+  return o;
+}
+
+/// Median time of one iteration of persistent executor px (either kind), eager or replayed.
+template <class Px> double time_persistent(Px& px, spin_functor f, int ranks, bool graph) {
+  std::vector<spin_functor> fs(static_cast<std::size_t>(ranks), f);
   px.run(fs, stream);
   px.finish(stream); // warm-up
   double us = 0;
@@ -101,6 +105,19 @@ template <class S> double persistent_iteration_us(spin_functor f, std::vector<in
   }
   px.finish(stream);
   return us;
+}
+
+template <class S> double persistent_iteration_us(spin_functor f, std::vector<int> const& blocks, std::size_t bytes,
+                                                  bool graph) {
+  pipesched::cuda::persistent_executor<S, spin_functor> px(options_of(blocks, bytes));
+  return time_persistent(px, f, S::ranks, graph);
+}
+
+/// The same on persistent_runtime_executor: table t's actions read from device memory.
+double runtime_iteration_us(table const& t, spin_functor f, std::vector<int> const& blocks, std::size_t bytes, bool graph) {
+  runtime_schedule const sched(t);
+  pipesched::cuda::persistent_runtime_executor<spin_functor> px(sched, options_of(blocks, bytes));
+  return time_persistent(px, f, sched.ranks, graph);
 }
 
 template <class S> double streams_iteration_us(bool graph) {
@@ -125,6 +142,8 @@ template <class S> double spin_ratio(double pass_us, double handoff_us, std::vec
   double const us = persistent_iteration_us<S>(spin_functor{ns, ns, ns}, blocks, 1024, false);
   std::printf("  %-18s predicted %9.1f us  measured %9.1f us  ratio %.3f\n", S::name, sim.makespan, us,
               us / sim.makespan);
+  double const rt = runtime_iteration_us(t, spin_functor{ns, ns, ns}, blocks, 1024, false);
+  std::printf("  %-18s run-time table: measured %9.1f us  ratio %.3f\n", S::name, rt, rt / sim.makespan);
   return us / sim.makespan;
 }
 
@@ -160,7 +179,10 @@ int main(int argc, char** argv) {
   double const pg = persistent_iteration_us<tiny>({}, {1, 1, 1, 1}, 1024, true);
   double const se = streams_iteration_us<tiny>(false);
   double const sg = streams_iteration_us<tiny>(true);
+  double const re = runtime_iteration_us(tiny::make(), {}, {1, 1, 1, 1}, 1024, false);
+  double const rg = runtime_iteration_us(tiny::make(), {}, {1, 1, 1, 1}, 1024, true);
   std::printf("  persistent eager %8.2f us   graph %8.2f us\n", pe, pg);
+  std::printf("  run-time   eager %8.2f us   graph %8.2f us   (persistent_runtime_executor, same table)\n", re, rg);
   std::printf("  streams    eager %8.2f us   graph %8.2f us\n", se, sg);
 
   std::printf("\n3. spin stages against the simulator (p = 4, m = 16, one block per rank)\n");
@@ -170,9 +192,9 @@ int main(int argc, char** argv) {
   track(spin_ratio<zb_h1<ranks<4>, microbatches<16>>>(pass_us, handoff, {1, 1, 1, 1}));
   track(spin_ratio<interleaved_1f1b<ranks<4>, microbatches<16>, chunks<2>>>(pass_us, handoff, {1, 1, 1, 1}));
 
-  std::printf("\nsummary: hand-off %.3f us; tiny 1F1B persistent %.2f us (graph %.2f) vs streams %.2f us (graph "
-              "%.2f); spin stages within %.1f %% of the simulator\n",
-              handoff, pe, pg, se, sg, worst * 100);
+  std::printf("\nsummary: hand-off %.3f us; tiny 1F1B persistent %.2f us (graph %.2f), run-time table %.2f us (graph "
+              "%.2f) vs streams %.2f us (graph %.2f); spin stages within %.1f %% of the simulator\n",
+              handoff, pe, pg, re, rg, se, sg, worst * 100);
   cudaEventDestroy(ev_a);
   cudaEventDestroy(ev_b);
   cudaStreamDestroy(stream);

@@ -106,6 +106,11 @@ struct stream_options {
 /// push and pop throw stream_closed from then on; finish() rethrows it. An asynchronous error
 /// (a kernel fault) surfaces in pop() or finish(). Work already issued drains; nothing hangs.
 template <class Functor, class Runtime> class basic_stream_executor {
+  static_assert(host::stream_stage_functor<Functor>,
+                "pipesched: cuda::stream_executor: the stage functor has no member `template <class Step> void "
+                "forward(Step const&, pipesched::io const&)` accepting a pipesched::runtime_step, which every stage "
+                "calls (launching its kernels on io.stream)");
+
 public:
   using stream_t = typename Runtime::stream_t;
   using event_t = typename Runtime::event_t;
@@ -440,7 +445,7 @@ private:
       } else {
         {
           detail::range_scope<Runtime> range(options_.nvtx, options_.nvtx ? label(s, id).text : "");
-          (*functors_)[ss].forward(step, x);
+          if constexpr (host::stream_stage_functor<Functor>) (*functors_)[ss].forward(step, x); // (else: reported once)
         }
         check(Runtime::get_last_error(), "a kernel launch of the stage's forward", s, id);
       }
@@ -468,7 +473,7 @@ private:
     check(Runtime::begin_capture(cs), "cudaStreamBeginCapture", s, id);
     typename Runtime::graph_t graph{};
     try {
-      (*functors_)[static_cast<std::size_t>(s)].forward(step, x);
+      if constexpr (host::stream_stage_functor<Functor>) (*functors_)[static_cast<std::size_t>(s)].forward(step, x);
       check(Runtime::get_last_error(), "a kernel launch of the stage's forward (captured)", s, id);
     } catch (...) {
       (void)Runtime::end_capture(cs, &graph);

@@ -135,6 +135,11 @@ struct stream_gate {
 
 } // namespace detail
 
+/// Whether Functor can be a stage functor of a stream executor (host or CUDA): it has
+/// `forward(Step const&, io const&)` accepting a runtime_step (a template, or the type itself).
+template <class Functor>
+inline constexpr bool stream_stage_functor = requires(Functor& f, runtime_step const& s, io const& x) { f.forward(s, x); };
+
 /// A forward-only pipeline of S stages, one thread each, fed by an endless input stream:
 /// the steady state of the forward-only schedule repeated, no drain between items. The
 /// producer push()es items, the consumer pop()s results in push order; at most `window`
@@ -150,6 +155,10 @@ struct stream_gate {
 /// A functor that throws stops the pipeline: push/pop throw stream_closed, and finish()
 /// rethrows the functor's exception.
 template <class Functor> class stream_executor {
+  static_assert(stream_stage_functor<Functor>,
+                "pipesched: stream_executor: the stage functor has no member `template <class Step> void "
+                "forward(Step const&, pipesched::io const&)` accepting a pipesched::runtime_step, which every stage calls");
+
 public:
   stream_executor(std::vector<Functor>& functors, stream_options const& o)
       : gate_(o.output_bytes.size(), functors.size(), o.window, o.when_full, "a stage failed: "), functors_(&functors),
@@ -318,7 +327,7 @@ private:
       st.last_stage = s + 1 == stages_;
       io const x{view{in.slot(slot), in.bytes}, view{out.slot(slot), out.bytes}, view{}, nullptr, s};
       try {
-        f.forward(st, x);
+        if constexpr (stream_stage_functor<Functor>) f.forward(st, x); // (else: reported above, once)
       } catch (...) {
         std::lock_guard<std::mutex> lock(gate_.m);
         gate_.fail(std::current_exception());
