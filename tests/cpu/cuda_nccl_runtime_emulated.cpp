@@ -12,6 +12,8 @@
 // stop instead of hanging.
 #include <doctest/doctest.h>
 
+#include <atomic>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -156,7 +158,7 @@ private:
 /// iteration captured and replayed. Returns the losses.
 template <class F>
 std::vector<double> train_nccl(runtime_schedule const& sched, mlp::model& net, int model_stages, int steps,
-                               bool graph) {
+                               bool graph, std::atomic<int>* pairs = nullptr) {
   int const P = sched.ranks;
   emu_nccl::world w(P);
   timed_barrier step_done(P);
@@ -170,6 +172,7 @@ std::vector<double> train_nccl(runtime_schedule const& sched, mlp::model& net, i
     emu_nccl::launched<F> f;
     f.net = &net;
     if constexpr (requires { f.model_stages; }) f.model_stages = model_stages;
+    if constexpr (requires { f.pairs = pairs; }) f.pairs = pairs;
     if (graph) ex.capture(f); // runs nothing: the optimizer's first loss would show it
     for (int step = 0; step < steps; ++step) {
       if (graph) ex.replay();
@@ -211,6 +214,39 @@ template <class F> void train_against_host(runtime_schedule const& sched, std::s
   for (std::size_t k = 0; k < got.size(); ++k) CHECK(got[k] == want[k]); // to the last bit
   CHECK(on_nccl.stale_inputs() == 0);
   CHECK(mlp::max_relative_difference(on_nccl, on_host, 0, c.layers) == 0.0);
+}
+
+/// DualPipe-V or DualPipe with a functor whose forward_backward runs each overlapped pair
+/// (counted): the NCCL runtime executor calls it once per pair, eagerly and replayed, as
+/// host::runtime_executor does, with the same losses to the last bit.
+template <class F> void pairs_against_host(runtime_schedule const& sched, int model_stages, int pairs) {
+  mlp::config c;
+  c.layers = 12;
+  c.microbatches = sched.microbatches;
+  c.stages = model_stages;
+  mlp::model on_host(c);
+  host::runtime_executor hx(sched, host::options{on_host.boundary_bytes()});
+  std::atomic<int> host_pairs{0};
+  std::vector<F> hf(static_cast<std::size_t>(sched.ranks));
+  for (auto& f : hf) {
+    f.net = &on_host;
+    f.pairs = &host_pairs;
+    if constexpr (requires { f.model_stages; }) f.model_stages = model_stages;
+  }
+  std::vector<double> want;
+  for (int step = 0; step < 3; ++step) {
+    hx.run(hf);
+    want.push_back(on_host.apply_all());
+  }
+  CHECK(host_pairs.load() == 3 * pairs);
+  for (bool const graph : {false, true}) {
+    INFO((graph ? "replayed" : "eager"));
+    mlp::model on_nccl(c);
+    std::atomic<int> nccl_pairs{0};
+    std::vector<double> const got = train_nccl<F>(sched, on_nccl, model_stages, 3, graph, &nccl_pairs);
+    CHECK(got == want); // to the last bit
+    CHECK(nccl_pairs.load() == 3 * pairs);
+  }
 }
 
 void train_against_host(named_table const& nt) {
@@ -523,5 +559,20 @@ TEST_CASE("cuda.nccl_runtime_emulated.refused_programs") {
       REQUIRE(e);
       CHECK(emu_nccl::message_of(e).find("rendezvous program") != std::string::npos);
     }
+  }
+}
+
+TEST_CASE("cuda.nccl_runtime.emulated.forward_backward_pairs") {
+  using F = mlp::pair_functor<std::atomic<int>>;
+  for (char const* name : {"dualpipe-v", "dualpipe"}) {
+    INFO(name);
+    runtime_schedule const sched(make_schedule(name, params{4, 8}));
+    int pairs = 0;
+    for (int r = 0; r < sched.ranks; ++r)
+      for (std::size_t i = 0; i + 1 < sched.size(static_cast<std::size_t>(r)); ++i)
+        pairs += overlaps_next(sched.at(static_cast<std::size_t>(r), i)) ? 1 : 0;
+    REQUIRE(pairs > 0);
+    if (std::string(name) == "dualpipe") pairs_against_host<mlp::copies_of_model_stages<F>>(sched, sched.stages / 2, pairs);
+    else pairs_against_host<F>(sched, sched.stages, pairs);
   }
 }

@@ -12,6 +12,8 @@
 // clobbered is refused at construction with the check's sentence.
 #include <doctest/doctest.h>
 
+#include <atomic>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -49,8 +51,9 @@ void run_checked(runtime_schedule const& sched, std::string const& name, std::ui
 
 /// Trains the MLP 3 steps with the CUDA runtime executor and with host::runtime_executor on
 /// the same table: equal losses and weights, to the last bit (the same arithmetic in the same
-/// per-stage order; only where the passes run differs). F as in host_runtime.cpp.
-template <class F> void train_against_host(runtime_schedule const& sched, std::string const& name, int model_stages,
+/// per-stage order; only where the passes run differs). F as in host_runtime.cpp. Returns the
+/// calls of F's forward_backward on the streams (when F counts them; the host's must match).
+template <class F> int train_against_host(runtime_schedule const& sched, std::string const& name, int model_stages,
                                            std::uint64_t seed) {
   emu::reset(seed);
   mlp::config c;
@@ -69,6 +72,11 @@ template <class F> void train_against_host(runtime_schedule const& sched, std::s
     for (auto& f : hf) f.model_stages = model_stages;
     for (auto& f : cf) f.model_stages = model_stages;
   }
+  std::atomic<int> host_pairs{0}, stream_pairs{0};
+  if constexpr (requires(F f) { f.pairs = &host_pairs; }) {
+    for (auto& f : hf) f.pairs = &host_pairs;
+    for (auto& f : cf) f.pairs = &stream_pairs;
+  }
   std::vector<emu::deferred<F>> kernels;
   for (auto& f : cf) kernels.push_back({&f});
   for (int step = 0; step < 3; ++step) {
@@ -81,6 +89,8 @@ template <class F> void train_against_host(runtime_schedule const& sched, std::s
   }
   CHECK(on_streams.stale_inputs() == 0);
   CHECK(mlp::max_relative_difference(on_streams, on_host, 0, c.layers) == 0.0);
+  CHECK(stream_pairs.load() == host_pairs.load());
+  return stream_pairs.load();
 }
 
 void train_against_host(named_table const& nt, std::uint64_t seed) {
@@ -104,6 +114,26 @@ TEST_CASE("cuda.runtime.emulated.every_registered_schedule") {
       for (std::uint64_t seed = 1; seed <= 3; ++seed) run_checked(sched, nt.name, seed);
       if (!nt.t.forward_only) train_against_host(nt, 7);
     }
+  }
+}
+
+TEST_CASE("cuda.runtime.emulated.forward_backward_pairs") {
+  // a functor with forward_backward gets every overlapped pair of DualPipe-V and DualPipe as
+  // one call on the streams, as on the host backend (3 steps x the table's pairs), and the
+  // MLP equals the host backend's to the last bit
+  using F = mlp::pair_functor<std::atomic<int>>;
+  for (char const* name : {"dualpipe-v", "dualpipe"}) {
+    INFO(name);
+    runtime_schedule const sched(make_schedule(name, params{4, 8}));
+    int pairs = 0;
+    for (int r = 0; r < sched.ranks; ++r)
+      for (std::size_t i = 0; i + 1 < sched.size(static_cast<std::size_t>(r)); ++i)
+        pairs += overlaps_next(sched.at(static_cast<std::size_t>(r), i)) ? 1 : 0;
+    REQUIRE(pairs > 0);
+    bool const mirrored = std::string(name) == "dualpipe";
+    int const calls = mirrored ? train_against_host<mlp::copies_of_model_stages<F>>(sched, name, sched.stages / 2, 9)
+                               : train_against_host<F>(sched, name, sched.stages, 9);
+    CHECK(calls == 3 * pairs);
   }
 }
 

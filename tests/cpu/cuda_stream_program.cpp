@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "pipesched/cuda/stream_program.hpp"
 #include "pipesched/pipeline/lower.hpp"
@@ -54,7 +55,7 @@ TEST_CASE("cuda.stream_program.every_schedule.sweep") {
   // Independent check: the model (verify_stream_program) against the derivation, for
   // every family, p 1..6, m 1..9, both modes. Each derived program also runs every action
   // once (the model checks it) and has as many exec ops as compute passes.
-  int programs = 0;
+  int programs = 0, pairs = 0;
   for (auto const& e : schedule_registry)
     for (int p = 1; p <= 6; ++p)
       for (int m = 1; m <= 9; m += (m < 4 ? 1 : 2)) {
@@ -77,10 +78,27 @@ TEST_CASE("cuda.stream_program.every_schedule.sweep") {
           for (auto const& list : t.lists)
             for (action const& a : list) compute += is_compute(a.kind) ? 1 : 0;
           CHECK(execs == compute);
+          // an overlapped pair is one stretch of its compute stream: nothing between its two
+          // execs there (so an executor may run both as one forward_backward call)
+          for (int r = 0; r < t.ranks; ++r) {
+            std::vector<stream_op> on;
+            for (stream_op const& o : prog.ops)
+              if (o.stream == cuda::compute_stream(r)) on.push_back(o);
+            auto const& list = t.lists[static_cast<std::size_t>(r)];
+            for (std::size_t k = 0; k < on.size(); ++k) {
+              if (on[k].kind != stream_op_kind::exec || !overlaps_next(list[on[k].action])) continue;
+              CHECK(k + 1 < on.size());
+              if (k + 1 >= on.size()) continue;
+              CHECK(on[k + 1].kind == stream_op_kind::exec);
+              CHECK(on[k + 1].action == on[k].action + 1);
+              ++pairs;
+            }
+          }
           ++programs;
         }
       }
   CHECK(programs > 300);
+  CHECK(pairs > 0); // DualPipe and DualPipe-V have pairs
 }
 
 TEST_CASE("cuda.stream_program.skip_paths") {

@@ -70,17 +70,7 @@ TEST_CASE("host.mlp.p8.m12.l16") { train_all<8, 12>(16); }
 
 namespace {
 
-/// The MLP's stage functor with forward_backward: an overlapped pair runs as one call, here
-/// the backward half first, then the forward (the halves are independent), counted per rank.
-struct pair_functor : mlp::stage_functor {
-  int* pairs = nullptr;
-  template <class SF, class SB> void forward_backward(SF const& f, SB const& b, io const& xf, io const& xb) {
-    ++*pairs;
-    if (b.kind == op::backward) backward(b, xb);
-    else backward_input(b, xb);
-    forward(f, xf);
-  }
-};
+using pair_functor = mlp::pair_functor<int>;
 static_assert(has_forward_backward<pair_functor, runtime_step, runtime_step>);
 static_assert(!has_forward_backward<mlp::stage_functor, runtime_step, runtime_step>);
 

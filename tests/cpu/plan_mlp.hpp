@@ -352,6 +352,20 @@ private:
 /// iteration sums them in micro-batch order like the sequential reference, bit for bit. (On
 /// separate processes each copy keeps its own gradients and the pair of ranks exchanges them;
 /// see tests/mpi/runtime_mlp.cpp.) F's forward_backward, when it has one, is kept.
+/// The MLP's stage functor with forward_backward: an overlapped pair runs as one call, here
+/// the backward half first, then the forward (the halves are independent), counted in
+/// *pairs (a Counter: int per rank, or std::atomic<int> shared).
+template <class Counter> struct pair_functor : stage_functor {
+  Counter* pairs = nullptr;
+  template <class SF, class SB>
+  void forward_backward(SF const& f, SB const& b, pipesched::io const& xf, pipesched::io const& xb) {
+    ++*pairs;
+    if (b.kind == pipesched::op::backward) backward(b, xb);
+    else backward_input(b, xb);
+    forward(f, xf);
+  }
+};
+
 template <class F> struct copies_of_model_stages : F {
   int model_stages = 1;
 

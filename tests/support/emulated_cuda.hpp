@@ -436,6 +436,13 @@ template <class F> struct deferred {
     F* g = f;
     launch(x.stream, [g, s, x] { g->backward_weight(s, x); });
   }
+  /// An overlapped pair as one piece of stream work, when F runs pairs as one call.
+  template <class SF, class SB>
+    requires pipesched::has_forward_backward<F, SF, SB>
+  void forward_backward(SF sf, SB sb, pipesched::io const& xf, pipesched::io const& xb) {
+    F* g = f;
+    launch(xf.stream, [g, sf, sb, xf, xb] { g->forward_backward(sf, sb, xf, xb); });
+  }
 };
 
 } // namespace emu

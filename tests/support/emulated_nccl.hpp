@@ -556,6 +556,12 @@ template <class F> struct launched : F {
   template <class St> void backward_weight(St const& s, pipesched::io const& x) {
     as_kernel(x, [this, s, x] { F::backward_weight(s, x); });
   }
+  /// An overlapped pair as one kernel, when F runs pairs as one call.
+  template <class SF, class SB>
+    requires pipesched::has_forward_backward<F, SF, SB>
+  void forward_backward(SF const& sf, SB const& sb, pipesched::io const& xf, pipesched::io const& xb) {
+    as_kernel(xf, [this, sf, sb, xf, xb] { F::forward_backward(sf, sb, xf, xb); });
+  }
 
 private:
   /// One pass, launched on its stream as a kernel that always succeeds (returns 0).

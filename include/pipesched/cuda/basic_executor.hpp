@@ -31,7 +31,8 @@ namespace pipesched::cuda {
 namespace detail {
 
 /// The ops of one unit of a schedule's issue order, at compile time (at most 8: 3 waits, an
-/// exec or a copy, 3 records; a rendezvous pair has 2 ops).
+/// exec or a copy, 3 records; a rendezvous pair has 2 ops; a half of an overlapped pair 7:
+/// both halves' waits and its exec, or its exec and both halves' records).
 struct unit_ops {
   stream_op op[10] = {};
   std::size_t n = 0;
@@ -154,7 +155,7 @@ private:
       this->issue_exec(r, action_record::of(step_of<S, r, i>{}), [&](action_record& current, boundary_views const& views,
                                                                       stream_t stream) {
         detail::pass_tracker tracker{&current};
-        plan<S, r>::template run_one<i>(pipesched::detail::functor_of<r>(fs), tracker, views, stream);
+        plan<S, r>::template run_step<i>(pipesched::detail::functor_of<r>(fs), tracker, views, stream);
       });
     } else if constexpr (o.kind == stream_op_kind::copy) {
       constexpr int r = o.rank; // the receiver

@@ -177,7 +177,7 @@ private:
         this->op_exec(action_record::of(step_of<S, R, i>{}),
                       [&](action_record& current, boundary_views const& views, stream_t stream) {
                         pass_tracker tracker{&current};
-                        plan<S, R>::template run_one<i>(f, tracker, views, stream);
+                        plan<S, R>::template run_step<i>(f, tracker, views, stream);
                       });
       } else if constexpr (o.kind == stream_op_kind::send) {
         constexpr std::size_t i = o.action;

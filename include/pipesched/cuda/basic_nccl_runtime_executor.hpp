@@ -146,7 +146,7 @@ private:
         this->op_exec(action_record::of(schedule_.steps(r)[i]),
                       [&](action_record& current, boundary_views const& views, stream_t stream) {
                         detail::runtime_pass_tracker tracker{&current};
-                        schedule_.run_one(r, i, f, tracker, views, stream);
+                        schedule_.run_step(r, i, f, tracker, views, stream);
                       });
         break;
       }

@@ -115,7 +115,7 @@ private:
         this->issue_exec(r, action_record::of(schedule_.steps(r)[o.action]), [&](action_record& current,
                                                                               boundary_views const& views, stream_t stream) {
           detail::runtime_pass_tracker tracker{&current};
-          schedule_.run_one(r, o.action, fs[static_cast<std::size_t>(r)], tracker, views, stream);
+          schedule_.run_step(r, o.action, fs[static_cast<std::size_t>(r)], tracker, views, stream);
         });
         break;
       }

@@ -389,10 +389,19 @@ constexpr void expand_unit(lowered_view const& t, transfer_mode mode, int const*
   action const& a = t.list[r][i];
   if (is_compute(a.kind)) {
     int const s = compute_stream(static_cast<int>(r));
-    waits(r, i, s);
+    // An overlapped pair (a forward flagged overlap_next and the B or I after it) is one
+    // stretch of the compute stream: both halves' waits, the two execs, both halves' records
+    // — so an executor may run it as one call of the functor's forward_backward at the
+    // forward's exec. (Lowering put the receives of both halves before the pair and its sends
+    // after, so the backward half's waits have their records issued before the pair.)
+    bool const opens = overlaps_next(a) && i + 1 < t.length[r] && is_compute(t.list[r][i + 1].kind);
+    bool const closes = i > 0 && overlaps_next(t.list[r][i - 1]) && is_compute(t.list[r][i - 1].kind);
+    if (!closes) waits(r, i, s);
+    if (opens) waits(r, i + 1, s);
     emit(stream_op{k::exec, static_cast<std::uint16_t>(s), static_cast<std::uint16_t>(r), no_event,
                    static_cast<std::uint32_t>(i), 0});
-    records(r, i, s);
+    if (closes) records(r, i - 1, s);
+    if (!opens) records(r, i, s);
     return;
   }
   // a transfer pair: RECV i of rank r, SEND si of rank q

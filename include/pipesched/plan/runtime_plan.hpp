@@ -151,8 +151,34 @@ public:
     }
   }
 
+  /// Runs action i of rank r as plan<S, R>::run_step does: like run_one, except that an
+  /// overlapped pair runs as one call of the functor's forward_backward when it has one (at
+  /// the pair's forward; its backward's position then does nothing). For executors that give
+  /// each action its own place in a stream program, whose pairs are one stretch of a stream.
+  template <class Functor, class Transport, class Views>
+  void run_step(int r, std::size_t i, Functor& functor, Transport& transport, Views const& views,
+                stream_handle stream = nullptr) const {
+    if constexpr (has_forward_backward<Functor, runtime_step, runtime_step>) {
+      std::size_t const rr = static_cast<std::size_t>(r);
+      auto const& list = table_.lists[rr];
+      if (i + 1 < list.size() && overlaps_next(list[i])) {
+        runtime_step const& s = steps_[rr][i];
+        runtime_step const& b = steps_[rr][i + 1];
+        auto const& k = keys_[rr][i];
+        auto const& kb = keys_[rr][i + 1];
+        io const x{view_of(views, s.in, k[0]), view_of(views, s.out, k[1]), view_of(views, s.aux, k[2]), stream, r};
+        io const xb{view_of(views, b.in, kb[0]), view_of(views, b.out, kb[1]), view_of(views, b.aux, kb[2]), stream, r};
+        if constexpr (requires { transport.on_action(s); }) transport.on_action(s);
+        functor.forward_backward(s, b, x, xb);
+        return;
+      }
+      if (i > 0 && overlaps_next(list[i - 1])) return; // the backward half of the pair run above
+    }
+    run_one(r, i, functor, transport, views, stream);
+  }
+
   /// Runs action i of rank r alone, as plan<S, R>::run_one does: an overlapped pair's halves
-  /// run apart (for executors that give each action its own place in a stream program).
+  /// run apart.
   template <class Functor, class Transport, class Views>
   void run_one(int r, std::size_t i, Functor& functor, Transport& transport, Views const& views,
                stream_handle stream = nullptr) const {
