@@ -128,27 +128,8 @@ public:
   /// on_action, when it has one, is told of every action first.
   template <class Functor, class Transport, class Views>
   void run(int r, Functor& functor, Transport& transport, Views const& views, stream_handle stream = nullptr) const {
-    std::vector<runtime_step> const& steps = steps_[static_cast<std::size_t>(r)];
-    auto const& keys = keys_[static_cast<std::size_t>(r)];
-    auto const& list = table_.lists[static_cast<std::size_t>(r)];
-    for (std::size_t i = 0; i < steps.size(); ++i) {
-      runtime_step const& s = steps[i];
-      io const x{view_of(views, s.in, keys[i][0]), view_of(views, s.out, keys[i][1]), view_of(views, s.aux, keys[i][2]),
-                 stream, r};
-      if constexpr (requires { transport.on_action(s); }) transport.on_action(s);
-      if constexpr (has_forward_backward<Functor, runtime_step, runtime_step>) {
-        // an overlapped pair: one call of forward_backward
-        if (overlaps_next(list[i]) && i + 1 < steps.size()) {
-          runtime_step const& b = steps[i + 1];
-          io const xb{view_of(views, b.in, keys[i + 1][0]), view_of(views, b.out, keys[i + 1][1]),
-                      view_of(views, b.aux, keys[i + 1][2]), stream, r};
-          functor.forward_backward(s, b, x, xb);
-          ++i;
-          continue;
-        }
-      }
-      dispatch(s, x, functor, transport);
-    }
+    std::size_t const n = steps_[static_cast<std::size_t>(r)].size();
+    for (std::size_t i = 0; i < n; ++i) run_step(r, i, functor, transport, views, stream);
   }
 
   /// Runs action i of rank r as plan<S, R>::run_step does: like run_one, except that an
