@@ -101,13 +101,7 @@ template <class S, class F = mlp::stage_functor> int train_exact(std::uint64_t s
   return pairs.load();
 }
 
-/// Overlapped pairs in a lowered table (compute actions flagged overlap_next, not last).
-template <class Table> constexpr int pairs_of(Table const& t) {
-  int n = 0;
-  for (std::size_t r = 0; r < static_cast<std::size_t>(t.ranks); ++r)
-    for (std::size_t i = 0; i + 1 < t.size(r); ++i) n += overlaps_next(t.at(r, i)) ? 1 : 0;
-  return n;
-}
+using plan_test::overlapped_pairs;
 } // namespace
 
 TEST_CASE("cuda.emulated.mlp_exact.p4.m8") {
@@ -261,11 +255,11 @@ TEST_CASE("cuda.emulated.forward_backward_pairs") {
   // bit of the sequential reference (here the pair runs its backward half first)
   using V = dualpipe_v<stages<4>, microbatches<8>>;
   using D = dualpipe<stages<4>, microbatches<8>>;
-  static_assert(pairs_of(V::lowered) > 0 && pairs_of(D::lowered) > 0);
-  CHECK(train_exact<V, mlp::pair_functor<std::atomic<int>>>(47) == 3 * pairs_of(V::lowered));
-  CHECK(train_exact<V, mlp::pair_functor<std::atomic<int>>>(48) == 3 * pairs_of(V::lowered));
+  static_assert(overlapped_pairs(V::lowered) > 0 && overlapped_pairs(D::lowered) > 0);
+  CHECK(train_exact<V, mlp::pair_functor<std::atomic<int>>>(47) == 3 * overlapped_pairs(V::lowered));
+  CHECK(train_exact<V, mlp::pair_functor<std::atomic<int>>>(48) == 3 * overlapped_pairs(V::lowered));
   CHECK(train_exact<D, mlp::copies_of_model_stages<mlp::pair_functor<std::atomic<int>>>>(49, D::lowered.stages / 2) ==
-        3 * pairs_of(D::lowered));
+        3 * overlapped_pairs(D::lowered));
 }
 
 TEST_CASE("cuda.emulated.nvtx_ranges") {

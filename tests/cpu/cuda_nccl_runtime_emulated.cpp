@@ -567,10 +567,7 @@ TEST_CASE("cuda.nccl_runtime.emulated.forward_backward_pairs") {
   for (char const* name : {"dualpipe-v", "dualpipe"}) {
     INFO(name);
     runtime_schedule const sched(make_schedule(name, params{4, 8}));
-    int pairs = 0;
-    for (int r = 0; r < sched.ranks; ++r)
-      for (std::size_t i = 0; i + 1 < sched.size(static_cast<std::size_t>(r)); ++i)
-        pairs += overlaps_next(sched.at(static_cast<std::size_t>(r), i)) ? 1 : 0;
+    int const pairs = plan_test::overlapped_pairs(sched.lowered());
     REQUIRE(pairs > 0);
     if (std::string(name) == "dualpipe") pairs_against_host<mlp::copies_of_model_stages<F>>(sched, sched.stages / 2, pairs);
     else pairs_against_host<F>(sched, sched.stages, pairs);

@@ -83,10 +83,7 @@ static_assert(!has_forward_backward<mlp::copies_of_model_stages<mlp::stage_funct
 /// `model_stages` stages (0: S's table stages); with fewer, table stage s runs model stage
 /// s mod model_stages (DualPipe).
 template <class S, class Plain, class Fused> int train_pairs_with(int layers, int model_stages) {
-  int want_pairs = 0;
-  for (int r = 0; r < S::ranks; ++r)
-    for (std::size_t i = 0; i < S::lowered.size(static_cast<std::size_t>(r)); ++i)
-      want_pairs += overlaps_next(S::lowered.at(static_cast<std::size_t>(r), i)) ? 1 : 0;
+  int const want_pairs = plan_test::overlapped_pairs(S::lowered);
   for (int variant = 0; variant < 4; ++variant) {
     bool const fused = variant % 2 == 1, at_run_time = variant >= 2;
     INFO(plan_test::label<S>(), fused ? " with forward_backward" : " forward then backward",

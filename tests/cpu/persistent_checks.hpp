@@ -127,14 +127,6 @@ struct mlp_device_functor {
   }
 };
 
-/// Overlapped pairs in rank r's list (a compute action flagged overlap_next, not last).
-inline int pairs_in_list(pipesched::table const& t, int r) {
-  auto const& l = t.lists[static_cast<std::size_t>(r)];
-  int n = 0;
-  for (std::size_t i = 0; i + 1 < l.size(); ++i) n += pipesched::overlaps_next(l[i]) ? 1 : 0;
-  return n;
-}
-
 template <class F> struct checker_of;
 template <class C> struct checker_of<checking_device_functor<C>> {
   using type = C;
@@ -176,7 +168,7 @@ void run_checked_on(Runner& ex, pipesched::table const& t, std::string const& la
       INFO(label, " seed ", seed, " iteration ", it, " rank ", r, ": ", f.first_problem);
       CHECK(f.mismatches == 0);
       // with forward_backward every overlapped pair is one call; without, none is
-      CHECK(pairs[static_cast<std::size_t>(r)] == (pairing ? pairs_in_list(t, r) : 0));
+      CHECK(pairs[static_cast<std::size_t>(r)] == (pairing ? plan_test::overlapped_pairs(t, r) : 0));
       pair_calls += pairs[static_cast<std::size_t>(r)];
       std::vector<pipesched::action> const want = plan_test::compute_list(t, r);
       REQUIRE(f.calls == static_cast<int>(want.size()));

@@ -205,4 +205,26 @@ template <class Table> std::vector<pipesched::action> compute_list(Table const& 
   return out;
 }
 
+/// Overlapped pairs (compute actions flagged overlap_next, not last) in rank r's list, or in
+/// every list with r = -1: of a run-time table, or of a frozen one or a runtime_schedule
+/// (size and at).
+inline int overlapped_pairs(pipesched::table const& t, int r = -1) {
+  int n = 0;
+  for (int q = 0; q < t.ranks; ++q) {
+    if (r >= 0 && q != r) continue;
+    auto const& l = t.lists[static_cast<std::size_t>(q)];
+    for (std::size_t i = 0; i + 1 < l.size(); ++i) n += pipesched::overlaps_next(l[i]) ? 1 : 0;
+  }
+  return n;
+}
+template <class Table> constexpr int overlapped_pairs(Table const& t, int r = -1) {
+  int n = 0;
+  for (int q = 0; q < t.ranks; ++q) {
+    if (r >= 0 && q != r) continue;
+    std::size_t const len = t.size(static_cast<std::size_t>(q));
+    for (std::size_t i = 0; i + 1 < len; ++i) n += pipesched::overlaps_next(t.at(static_cast<std::size_t>(q), i)) ? 1 : 0;
+  }
+  return n;
+}
+
 } // namespace plan_test

@@ -23,6 +23,7 @@
 #include "pipesched/core/action.hpp"
 #include "pipesched/core/config.hpp"
 #include "pipesched/core/params.hpp"
+#include "pipesched/pipeline/cost.hpp"
 #include "pipesched/pipeline/schedule.hpp"
 #include "pipesched/plan/action_record.hpp"
 #include "pipesched/plan/boundary.hpp"
@@ -209,6 +210,18 @@ constexpr void derive_persistent_into(Table const& t, Offsets const& offset, Out
     }
 }
 
+/// Rank r's busy time per iteration of lowered table t under cost model c: the sum of its
+/// passes' durations (the simulator's, sim_costs::duration).
+template <class Table> constexpr double busy_time(Table const& t, int r, cost_model const& c) {
+  sim_costs const costs{c};
+  double sum = 0;
+  for (std::size_t i = 0; i < t.size(static_cast<std::size_t>(r)); ++i) {
+    action const& a = t.at(static_cast<std::size_t>(r), i);
+    sum += costs.duration(a.kind, a.stage);
+  }
+  return sum;
+}
+
 /// The protocol of a compile-time lowered table, in arrays of its sizes.
 template <std::size_t Actions, std::size_t Ranks, std::size_t Slots, class Table>
 constexpr persistent_tables<Actions, Ranks, Slots> derive_persistent(Table const& t) {
@@ -244,21 +257,7 @@ template <schedule_type S> struct persistent_protocol {
   static constexpr std::uint32_t slot_base(int r) { return tables.slot_base[r]; }
 
   /// Rank r's busy time per iteration under S's cost model (the simulator's pass costs).
-  static constexpr double rank_cost(int r) {
-    cost_model const c = S::parameters.cost;
-    double t = 0;
-    for (std::size_t i = 0; i < S::lowered.size(static_cast<std::size_t>(r)); ++i) {
-      action const& a = S::lowered.at(static_cast<std::size_t>(r), i);
-      switch (a.kind) {
-      case op::forward: t += c.f; break;
-      case op::backward: t += c.b + c.w; break;
-      case op::backward_input: t += c.b; break;
-      case op::backward_weight: t += c.w; break;
-      default: break;
-      }
-    }
-    return t;
-  }
+  static constexpr double rank_cost(int r) { return detail::busy_time(S::lowered, r, S::parameters.cost); }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -296,7 +295,7 @@ struct runtime_persistent_tables {
 class runtime_persistent_program {
 public:
   explicit runtime_persistent_program(runtime_schedule const& s, cost_model const& costs = {})
-      : ranks(s.ranks), stages(s.stages), costs_(costs) {
+      : ranks(s.ranks), stages(s.stages) {
     if (ranks > 64)
       throw std::invalid_argument("pipesched: persistent kernel: at most 64 ranks (a slot's pushers are a 64-bit mask), "
                                   "this schedule has " + std::to_string(ranks));
@@ -326,6 +325,7 @@ public:
                                   describe(action_record::of(a)) + "): " + why);
     }
     actions.resize(n);
+    for (int r = 0; r < ranks; ++r) rank_cost_.push_back(detail::busy_time(s, r, costs));
     for (int r = 0; r < ranks; ++r) {
       std::vector<runtime_step> const& steps = s.steps(r);
       for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -363,20 +363,10 @@ public:
   /// Whether some action of the table is a pass of kind k.
   bool uses(op k) const { return uses_[static_cast<int>(k)]; }
   /// Rank r's busy time per iteration under `costs` (as persistent_protocol<S>::rank_cost).
-  double rank_cost(int r) const {
-    double t = 0;
-    for (std::size_t i = 0; i < size(r); ++i) switch (at(r, i).step.kind) {
-      case op::forward: t += costs_.f; break;
-      case op::backward: t += costs_.b + costs_.w; break;
-      case op::backward_input: t += costs_.b; break;
-      case op::backward_weight: t += costs_.w; break;
-      default: break;
-      }
-    return t;
-  }
+  double rank_cost(int r) const { return rank_cost_[static_cast<std::size_t>(r)]; }
 
 private:
-  cost_model costs_{};
+  std::vector<double> rank_cost_; ///< per rank, detail::busy_time under the given costs
   bool uses_[op_count] = {};
 };
 
