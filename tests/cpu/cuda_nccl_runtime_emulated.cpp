@@ -9,7 +9,8 @@
 // communicator policy records them). Graph replay equals eager execution; a functor that
 // throws on a middle rank ends every rank with an exception at once; a stream program the
 // checks refuse is refused with schedule_error before anything is allocated, and the peers
-// stop instead of hanging.
+// stop instead of hanging. Overlapped pairs reach a functor's forward_backward once each on
+// both NCCL executors (run-time and compile-time), eager and replayed.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -22,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>
@@ -153,10 +155,11 @@ private:
   std::condition_variable cv_;
 };
 
-/// Trains the MLP `steps` steps through the NCCL runtime executor (one thread per rank; the
-/// optimizer step between iterations once every rank is done): eagerly, or (`graph`) one
-/// iteration captured and replayed. Returns the losses.
-template <class F>
+/// Trains the MLP `steps` steps through the NCCL runtime executor on `sched` (one thread per
+/// rank; the optimizer step between iterations once every rank is done), or, when S is a
+/// schedule type (whose table `sched` is), through the compile-time basic_nccl_executor<S>:
+/// eagerly, or (`graph`) one iteration captured and replayed. Returns the losses.
+template <class F, class S = void>
 std::vector<double> train_nccl(runtime_schedule const& sched, mlp::model& net, int model_stages, int steps,
                                bool graph, std::atomic<int>* pairs = nullptr) {
   int const P = sched.ranks;
@@ -168,18 +171,26 @@ std::vector<double> train_nccl(runtime_schedule const& sched, mlp::model& net, i
     cuda::nccl_options o;
     o.slot_bytes = net.boundary_bytes();
     o.deadline = 20s;
-    rt_ex ex(&c, r, sched, o);
     emu_nccl::launched<F> f;
     f.net = &net;
     if constexpr (requires { f.model_stages; }) f.model_stages = model_stages;
     if constexpr (requires { f.pairs = pairs; }) f.pairs = pairs;
-    if (graph) ex.capture(f); // runs nothing: the optimizer's first loss would show it
-    for (int step = 0; step < steps; ++step) {
-      if (graph) ex.replay();
-      else ex.run(f);
-      step_done.arrive([&] { losses.push_back(net.apply_all()); });
+    auto go = [&](auto& ex) {
+      if (graph) ex.capture(f); // runs nothing: the optimizer's first loss would show it
+      for (int step = 0; step < steps; ++step) {
+        if (graph) ex.replay();
+        else ex.run(f);
+        step_done.arrive([&] { losses.push_back(net.apply_all()); });
+      }
+      replays[static_cast<std::size_t>(r)] = ex.replays();
+    };
+    if constexpr (std::is_void_v<S>) {
+      rt_ex ex(&c, r, sched, o);
+      go(ex);
+    } else {
+      ct_ex<S> ex(&c, r, o);
+      go(ex);
     }
-    replays[static_cast<std::size_t>(r)] = ex.replays();
   });
   for (int r = 0; r < P; ++r) {
     REQUIRE_MESSAGE(!errors[static_cast<std::size_t>(r)], emu_nccl::message_of(errors[static_cast<std::size_t>(r)]));
@@ -217,9 +228,10 @@ template <class F> void train_against_host(runtime_schedule const& sched, std::s
 }
 
 /// DualPipe-V or DualPipe with a functor whose forward_backward runs each overlapped pair
-/// (counted): the NCCL runtime executor calls it once per pair, eagerly and replayed, as
-/// host::runtime_executor does, with the same losses to the last bit.
-template <class F> void pairs_against_host(runtime_schedule const& sched, int model_stages, int pairs) {
+/// (counted): the NCCL runtime executor (S void) or the compile-time one (S the type whose
+/// table `sched` is) calls it once per pair, eagerly and replayed, as host::runtime_executor
+/// does, with the same losses to the last bit.
+template <class F, class S = void> void pairs_against_host(runtime_schedule const& sched, int model_stages, int pairs) {
   mlp::config c;
   c.layers = 12;
   c.microbatches = sched.microbatches;
@@ -243,7 +255,7 @@ template <class F> void pairs_against_host(runtime_schedule const& sched, int mo
     INFO((graph ? "replayed" : "eager"));
     mlp::model on_nccl(c);
     std::atomic<int> nccl_pairs{0};
-    std::vector<double> const got = train_nccl<F>(sched, on_nccl, model_stages, 3, graph, &nccl_pairs);
+    std::vector<double> const got = train_nccl<F, S>(sched, on_nccl, model_stages, 3, graph, &nccl_pairs);
     CHECK(got == want); // to the last bit
     CHECK(nccl_pairs.load() == 3 * pairs);
   }
@@ -572,4 +584,19 @@ TEST_CASE("cuda.nccl_runtime.emulated.forward_backward_pairs") {
     if (std::string(name) == "dualpipe") pairs_against_host<mlp::copies_of_model_stages<F>>(sched, sched.stages / 2, pairs);
     else pairs_against_host<F>(sched, sched.stages, pairs);
   }
+}
+
+TEST_CASE("cuda.nccl_emulated.forward_backward_pairs") {
+  // the compile-time NCCL executor (basic_nccl_executor<S>) on DualPipe-V and DualPipe:
+  // one forward_backward call per overlapped pair, eager and replayed over the per-edge
+  // communicators, and the MLP equal to host::runtime_executor on the type's table to the
+  // last bit
+  using F = mlp::pair_functor<std::atomic<int>>;
+  using V = dualpipe_v<stages<4>, microbatches<8>>;
+  using D = dualpipe<stages<4>, microbatches<8>>;
+  static_assert(plan_test::overlapped_pairs(V::lowered) > 0 && plan_test::overlapped_pairs(D::lowered) > 0);
+  runtime_schedule const v(thaw(V::lowered)), d(thaw(D::lowered));
+  REQUIRE(plan_test::overlapped_pairs(v.lowered()) == plan_test::overlapped_pairs(V::lowered));
+  pairs_against_host<F, V>(v, V::lowered.stages, plan_test::overlapped_pairs(V::lowered));
+  pairs_against_host<mlp::copies_of_model_stages<F>, D>(d, D::lowered.stages / 2, plan_test::overlapped_pairs(D::lowered));
 }
