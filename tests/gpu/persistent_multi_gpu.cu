@@ -9,12 +9,15 @@
 // proves on host threads. A functor failure on device 1 and a deadline there end both
 // kernels and name rank, pass and micro-batch; the next iteration is clean. Captured (one
 // graph per device) and replayed 3 times, 1F1B and ZB-V at p = 2 equal 3 eager runs of the
-// one-GPU executor to the last bit, every counter 3 iterations' worth. Skipped (77)
+// one-GPU executor to the last bit, every counter 3 iterations' worth. The run-time kernel
+// (persistent_runtime_executor on each type's table) on devices 0 and 1: the same
+// comparisons, eager for the five families and replayed for 1F1B and ZB-V. Skipped (77)
 // with fewer than 2 GPUs, or without peer access with native atomics between devices 0 and
 // 1. NOT RUN YET on a GPU (written 2026-12-01 without one).
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "gpu_test.cuh"
@@ -64,8 +67,10 @@ template <class S, class X> void check_placement(X const& px, std::uint64_t n, s
   }
 }
 
-/// One model on one GPU (every rank in one kernel) and a copy of it on S::ranks GPUs.
-template <class S> struct one_and_several {
+/// One model on one GPU (every rank in one kernel) and a copy of it on S::ranks GPUs: through
+/// persistent_executor<S> or, with RunTime, through persistent_runtime_executor on S's table
+/// (the loop over device-side action records instead of the unrolled plan).
+template <class S, bool RunTime = false> struct one_and_several {
   static pipesched::cuda::persistent_options on_one(pmlp::model const& m) {
     pipesched::cuda::persistent_options o;
     o.slot_bytes = m.boundary_bytes();
@@ -78,9 +83,16 @@ template <class S> struct one_and_several {
     o.total_blocks = 8;
     return o;
   }
+  using several_executor = std::conditional_t<RunTime, pipesched::cuda::persistent_runtime_executor<pmlp::functor>,
+                                              pipesched::cuda::persistent_executor<S, pmlp::functor>>;
+  static several_executor make_several(pmlp::model const& m) {
+    if constexpr (RunTime) return several_executor(pipesched::runtime_schedule(pipesched::thaw(S::lowered)), on_several(m));
+    else return several_executor(on_several(m));
+  }
   mlp::model host{gpu_mlp::config_for<S>(12)};
   pmlp::model one{host}, several{host};
-  pipesched::cuda::persistent_executor<S, pmlp::functor> p1{on_one(one)}, pn{on_several(several)};
+  pipesched::cuda::persistent_executor<S, pmlp::functor> p1{on_one(one)};
+  several_executor pn = make_several(several);
   std::vector<pmlp::functor> f1 = std::vector<pmlp::functor>(S::ranks, pmlp::functor{one.device()});
   std::vector<pmlp::functor> fn = std::vector<pmlp::functor>(S::ranks, pmlp::functor{several.device()});
 };
@@ -89,11 +101,12 @@ template <class S> struct one_and_several {
 /// replayed; the SGD step between them) equal 3 eager one-GPU runs to the last bit; every
 /// counter where the protocol puts it, 3 iterations' worth (so the counters stay valid
 /// across replays). With graphs, replay() with a stream is refused, as run() refuses one.
-template <class S> void compare(bool graphs) {
+/// RunTime: the same through persistent_runtime_executor on S's table.
+template <class S, bool RunTime = false> void compare(bool graphs) {
   constexpr int steps = 3;
-  one_and_several<S> x;
-  std::string const name =
-      plan_test::label<S>() + (graphs ? " replayed on " : " on ") + std::to_string(S::ranks) + " GPUs";
+  one_and_several<S, RunTime> x;
+  std::string const name = plan_test::label<S>() + (RunTime ? " (run-time kernel)" : "") +
+                           (graphs ? " replayed on " : " on ") + std::to_string(S::ranks) + " GPUs";
   if (graphs) {
     expect(!x.pn.captured(), name + ": captured() before capture()");
     x.pn.capture(x.fn);
@@ -177,6 +190,10 @@ int main() {
     }
     compare<pipesched::one_f_one_b<pipesched::ranks<2>, pipesched::microbatches<8>>>(true);
     compare<pipesched::zb_v<pipesched::ranks<2>, pipesched::microbatches<8>>>(true);
+    // the run-time kernel on two GPUs: every family of the list, eager; two replayed
+    plan_test::for_each_type(pmlp::schedules<2, 8>{}, []<class S>(S*) { compare<S, true>(false); });
+    compare<pipesched::one_f_one_b<pipesched::ranks<2>, pipesched::microbatches<8>>, true>(true);
+    compare<pipesched::zb_v<pipesched::ranks<2>, pipesched::microbatches<8>>, true>(true);
     failures_on_device_1();
   });
 }
