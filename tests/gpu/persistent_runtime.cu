@@ -6,7 +6,8 @@
 // through the run-time kernel equals the compile-time persistent executor's training to the
 // last bit (1F1B, ZB-V, interleaved 1F1B), eager and captured-and-replayed. (c) A functor
 // failure names the rank and the pass, and the executor runs again. (d) A functor without a
-// member the table calls is refused before anything runs. Skipped (77) without a GPU.
+// member the table calls is refused before anything runs. (e) DualPipe-V's overlapped pairs
+// run through the functor's forward_backward, one call each. Skipped (77) without a GPU.
 // NOT RUN YET on a GPU (written 2026-12-02); the same code runs on host threads in
 // tests/cpu/cuda_persistent_runtime.cpp.
 #include <cstdio>
@@ -134,6 +135,63 @@ void failure() {
   for (int r = 0; r < 4; ++r) expect(h[static_cast<std::size_t>(1 + r)] == 3 * 8, "failure: rank " + std::to_string(r) + " ran its whole list after");
 }
 
+/// (e) DualPipe-V's overlapped pairs through the functor's forward_backward: the stamping
+/// functor with that member, which counts its calls and runs both halves' stamps. Each pair is
+/// one call (at least one pair per rank, as the table has them), every pass runs once, every
+/// boundary as written; eager twice, then captured and replayed.
+struct pair_stamp : pstamp::functor {
+  int* pairs = nullptr; ///< one per rank
+
+  __device__ bool forward_backward(pipesched::runtime_step sf, pipesched::runtime_step sb, pipesched::io const& xf,
+                                   pipesched::io const& xb, pipesched::cuda::device_group const& g) {
+    if (g.thread_rank() == 0) atomicAdd(pairs + xf.rank, 1);
+    bool const f = forward(sf, xf, g);
+    bool const b = sb.kind == pipesched::op::backward_input ? backward_input(sb, xb, g) : backward(sb, xb, g);
+    return f && b;
+  }
+};
+
+void pairs(std::vector<int> const& blocks) {
+  pipesched::runtime_schedule const sched(pipesched::make_schedule("dualpipe-v", pipesched::params{4, 8}));
+  pipesched::cuda::persistent_options o;
+  o.slot_bytes = 4096;
+  o.blocks = blocks;
+  o.threads_per_block = 128;
+  pipesched::cuda::persistent_runtime_executor<pair_stamp> px(sched, o);
+  int const p = sched.ranks;
+  std::vector<int> want_pairs(static_cast<std::size_t>(p), 0);
+  for (int r = 0; r < p; ++r)
+    for (std::size_t i = 0; i + 1 < sched.size(static_cast<std::size_t>(r)); ++i)
+      want_pairs[static_cast<std::size_t>(r)] += pipesched::overlaps_next(sched.at(static_cast<std::size_t>(r), i)) ? 1 : 0;
+  gpu_test::device_ints c(1 + 2 * p); // mismatches, passes per rank, pairs per rank
+  std::string const label = std::string("dualpipe-v pairs") + (blocks.empty() ? " (blocks by cost)" : " (blocks by hand)");
+  for (int it = 0; it < 3; ++it) {
+    bool const replayed = it == 2;
+    std::vector<pair_stamp> fs(static_cast<std::size_t>(p));
+    for (pair_stamp& f : fs) {
+      static_cast<pstamp::functor&>(f) = pstamp::functor{c.get(), c.get() + 1, 3000 + it, -1, 0, -1};
+      f.pairs = c.get() + 1 + p;
+    }
+    if (replayed) px.capture(fs); // records only: the counters stay as they are
+    c.zero();
+    if (replayed) px.replay();
+    else px.run(fs);
+    std::vector<int> const h = c.read();
+    std::string const at = label + (replayed ? " replayed" : " eager") + " iteration " + std::to_string(it);
+    expect(h[0] == 0, at + ": " + std::to_string(h[0]) + " words differ");
+    for (int r = 0; r < p; ++r) {
+      std::size_t const k = static_cast<std::size_t>(r);
+      expect(want_pairs[k] > 0, label + ": rank " + std::to_string(r) + "'s list has no overlapped pair");
+      expect(h[1 + k] == passes(sched, r), at + ": rank " + std::to_string(r) + " ran " + std::to_string(h[1 + k]) +
+                                               " passes, its list has " + std::to_string(passes(sched, r)));
+      expect(h[1 + static_cast<std::size_t>(p) + k] == want_pairs[k],
+             at + ": rank " + std::to_string(r) + " made " + std::to_string(h[1 + static_cast<std::size_t>(p) + k]) +
+                 " forward_backward calls, its list has " + std::to_string(want_pairs[k]) + " pairs");
+    }
+  }
+  std::printf("  %-40s 3 iterations (one replayed), each pair one forward_backward call\n", label.c_str());
+}
+
 /// (d) a device functor with a forward only.
 struct forward_only_functor {
   __device__ void forward(pipesched::runtime_step, pipesched::io const&, pipesched::cuda::device_group const&) {}
@@ -167,5 +225,7 @@ int main() {
         "interleaved");
     failure();
     missing_member();
+    pairs({});
+    pairs({2, 1, 2, 1});
   });
 }
