@@ -11,6 +11,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include <pipesched/pipeline/simulate.hpp>
@@ -55,20 +56,31 @@ double makespan_of(skip_config const& c, vec<vec<int>> const& paths) {
   return t.ok() ? simulate(t, skip_sim_costs(c)).makespan : -1;
 }
 
-void skip_geo(benchmark::State& state) {
-  int const S = static_cast<int>(state.range(0)), K = static_cast<int>(state.range(1)),
-            m = static_cast<int>(state.range(2)), memory = static_cast<int>(state.range(3));
-  skip_config c = geo_config(S, K, m, memory);
-  double ms = 0;
+/// geo_config of the benchmark's arguments S, K, m, cap.
+skip_config geo_config_of(benchmark::State const& state) {
+  return geo_config(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), static_cast<int>(state.range(2)),
+                    static_cast<int>(state.range(3)));
+}
+
+/// The benchmark's loop: make_skip(c) and its simulated iteration (`ms`); false (the
+/// benchmark marked failed) when c makes no table.
+bool timed_make_skip(benchmark::State& state, skip_config const& c, double& ms) {
   for (auto _ : state) {
     table t = make_skip(c);
     if (!t.ok()) {
       state.SkipWithError(to_string(t.error).c_str());
-      return;
+      return false;
     }
     ms = simulate(t, skip_sim_costs(c)).makespan;
     benchmark::DoNotOptimize(ms);
   }
+  return true;
+}
+
+void skip_geo(benchmark::State& state) {
+  skip_config c = geo_config_of(state);
+  double ms = 0;
+  if (!timed_make_skip(state, c, ms)) return;
   skip_config full = full_pipeline(c);
   double const full_ms = simulate(make_skip(full), skip_sim_costs(c)).makespan;
   skip_config rot = c;
@@ -86,18 +98,41 @@ void skip_geo(benchmark::State& state) {
   state.counters["vs_spread_pct"] = spread_ms > 0 ? 100.0 * (1.0 - ms / spread_ms) : 0.0;
 }
 
-// S, K, m, memory cap (0: none)
+/// The geo benchmarks' settings: S, K, m, memory cap (0: none).
+void geo_settings(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"S", "K", "m", "cap"});
+  for (auto const& a : std::vector<std::vector<std::int64_t>>{
+           {8, 6, 16, 0}, {12, 9, 16, 0}, {16, 13, 16, 0}, {20, 17, 20, 0},
+           {20, 15, 20, 0}, {20, 10, 20, 0}, {20, 10, 20, 6}, {20, 10, 64, 8}})
+    b->Args(a);
+}
+
 BENCHMARK(skip_geo)
-    ->ArgNames({"S", "K", "m", "cap"})
-    ->Args({8, 6, 16, 0})
-    ->Args({12, 9, 16, 0})
-    ->Args({16, 13, 16, 0})
-    ->Args({20, 17, 20, 0})
-    ->Args({20, 15, 20, 0})
-    ->Args({20, 10, 20, 0})
-    ->Args({20, 10, 20, 6})
-    ->Args({20, 10, 64, 8})
+    ->Apply(geo_settings)
     ->Unit(benchmark::kMillisecond);
+
+/// skip_geo's configurations with skip_config::order_search_rounds = 2 (a local search on the
+/// per-rank orders after the four orders): the benchmark's time is the whole make_skip;
+/// counters: makespan, without (make_skip without the order search), gain_pct, and the full
+/// pipeline given the same order search (full, vs_full_pct).
+void skip_geo_order_search(benchmark::State& state) {
+  skip_config const plain = geo_config_of(state);
+  skip_config c = plain;
+  c.order_search_rounds = 2;
+  double ms = 0;
+  if (!timed_make_skip(state, c, ms)) return;
+  double const without = simulate(make_skip(plain), skip_sim_costs(c)).makespan;
+  double const full_ms = simulate(make_skip(full_pipeline(c)), skip_sim_costs(c)).makespan;
+  state.counters["makespan"] = ms;
+  state.counters["without"] = without;
+  state.counters["gain_pct"] = 100.0 * (1.0 - ms / without);
+  state.counters["full"] = full_ms;
+  state.counters["vs_full_pct"] = 100.0 * (1.0 - ms / full_ms);
+}
+BENCHMARK(skip_geo_order_search)
+    ->Apply(geo_settings)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
 
 /// Unit costs (F = B = W = 1), S stages, K kept, m micro-batches, a cap of `memory`.
 skip_config unit_config(int S, int K, int m, int memory, bool round_trip) {
@@ -289,6 +324,56 @@ void skip_cap_orders(benchmark::State& state) {
 }
 BENCHMARK(skip_cap_orders)->Iterations(1)->Unit(benchmark::kSecond);
 
+/// skip_config::order_search_rounds = 2 against make_skip without it, unit costs, over
+/// S ∈ {4, 8, 12}, K ∈ {2, S/2, S − 1, S}, m ∈ {8, 16, 32}, caps K and K/2 where they bind
+/// (cap < m), both layouts: tables; shortened (never lengthened: lengthened must be 0); the
+/// largest and the mean reduction in percent, also per layout; of the tables more than 10%
+/// over cap_lower_bound, how many before and after. The benchmark's time is the whole sweep
+/// (both make_skip calls and the bounds).
+void skip_cap_order_search(benchmark::State& state) {
+  int tables = 0, shortened = 0, lengthened = 0, over10_before = 0, over10_after = 0;
+  double best_gain = 0, sum_gain = 0, best_gain_last = 0, best_gain_round_trip = 0;
+  for (auto _ : state) {
+    tables = shortened = lengthened = over10_before = over10_after = 0;
+    best_gain = sum_gain = best_gain_last = best_gain_round_trip = 0;
+    for (int lay = 0; lay < 2; ++lay)
+      for (int S : {4, 8, 12})
+        for (int K : {2, S / 2, S - 1, S})
+          for (int m : {8, 16, 32})
+            for (int M : {K, K / 2}) {
+              if (M < 1 || M >= m || (lay == 0 && K < 2)) continue;
+              skip_config c = unit_config(S, K, m, M, lay == 1);
+              table const plain = make_skip(c);
+              if (!plain.ok()) continue;
+              c.order_search_rounds = 2;
+              table const searched = make_skip(c);
+              if (!searched.ok()) continue;
+              ++tables;
+              sim_costs const costs = skip_sim_costs(c);
+              double const before = simulate(plain, costs).makespan, after = simulate(searched, costs).makespan;
+              double const bound = cap_lower_bound(plain, costs, M);
+              shortened += after < before - 1e-9;
+              lengthened += after > before + 1e-9;
+              double const gain = 100.0 * (1.0 - after / before);
+              best_gain = std::max(best_gain, gain);
+              (lay ? best_gain_round_trip : best_gain_last) = std::max(lay ? best_gain_round_trip : best_gain_last, gain);
+              sum_gain += gain;
+              over10_before += before > 1.10 * bound + 1e-9;
+              over10_after += after > 1.10 * bound + 1e-9;
+            }
+  }
+  state.counters["tables"] = tables;
+  state.counters["shortened"] = shortened;
+  state.counters["lengthened"] = lengthened;
+  state.counters["best_gain_pct"] = best_gain;
+  state.counters["mean_gain_pct"] = tables > 0 ? sum_gain / tables : 0.0;
+  state.counters["best_gain_last_pct"] = best_gain_last;
+  state.counters["best_gain_round_trip_pct"] = best_gain_round_trip;
+  state.counters["over_bound_10pct_before"] = over10_before;
+  state.counters["over_bound_10pct_after"] = over10_after;
+}
+BENCHMARK(skip_cap_order_search)->Iterations(1)->Unit(benchmark::kSecond);
+
 /// make_skip against the shortest iteration its routes allow, on small cases: S ≤ 4, every
 /// K, m = 2..6, caps K and K/2 where they bind, both layouts, unit costs. The optimum comes
 /// from the exhaustive search of tests/support/exact_skip_order.hpp (branch and bound over
@@ -298,11 +383,12 @@ BENCHMARK(skip_cap_orders)->Iterations(1)->Unit(benchmark::kSecond);
 /// the first three orders (make_skip before most_work_remaining) — and how far the optimum
 /// is above cap_lower_bound at worst (the bound's own slack).
 void skip_cap_exact(benchmark::State& state) {
-  int cases = 0, complete = 0, optimal = 0, last_over = 0, round_trip_over = 0;
-  double worst = 1, worst_three = 1, bound_slack = 1;
+  int cases = 0, complete = 0, optimal = 0, last_over = 0, round_trip_over = 0, searched_optimal = 0;
+  double worst = 1, worst_three = 1, bound_slack = 1, searched_worst = 1;
+  constexpr int order_rounds = 20;
   for (auto _ : state) {
-    cases = complete = optimal = last_over = round_trip_over = 0;
-    worst = worst_three = bound_slack = 1;
+    cases = complete = optimal = last_over = round_trip_over = searched_optimal = 0;
+    worst = worst_three = bound_slack = searched_worst = 1;
     for (int lay = 0; lay < 2; ++lay)
       for (int S = 2; S <= 4; ++S)
         for (int K = (lay == 0 ? 2 : 1); K <= S; ++K)
@@ -331,6 +417,11 @@ void skip_cap_exact(benchmark::State& state) {
               optimal += !over;
               (lay ? round_trip_over : last_over) += over;
               worst = std::max(worst, time / best.makespan);
+              skip_config searched_config = c;
+              searched_config.order_search_rounds = order_rounds;
+              double const searched = simulate(make_skip(searched_config), costs).makespan;
+              searched_optimal += searched <= best.makespan + 1e-9;
+              searched_worst = std::max(searched_worst, searched / best.makespan);
               worst_three = std::max(worst_three, three / best.makespan);
               bound_slack = std::max(bound_slack, best.makespan / cap_lower_bound(kept, costs, M));
             }
@@ -343,6 +434,8 @@ void skip_cap_exact(benchmark::State& state) {
   state.counters["worst_over_optimum_pct"] = 100.0 * (worst - 1.0);
   state.counters["three_orders_worst_over_optimum_pct"] = 100.0 * (worst_three - 1.0);
   state.counters["optimum_over_bound_worst_pct"] = 100.0 * (bound_slack - 1.0);
+  state.counters["order_search_optimal"] = searched_optimal;
+  state.counters["order_search_worst_over_optimum_pct"] = 100.0 * (searched_worst - 1.0);
 }
 BENCHMARK(skip_cap_exact)->Iterations(1)->Unit(benchmark::kSecond);
 

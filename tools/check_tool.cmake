@@ -204,6 +204,11 @@ expect(2 "too large.*limits are 2048 and 65536" paths --ranks 4095 --keep 2 --mi
 expect(2 "too large.*limits are 2048 and 65536" paths --ranks 64 --keep 32 --microbatches 32)
 expect(2 "too large.*limits are 65536 and 8388608" paths --ranks 1024 --keep 512 --microbatches 1024 --search 0)
 expect(2 "too large" export --schedule skip --ranks 4095 --keep 2 --microbatches 65535 --format csv)
+# the order search (--order-search): bounded, skip only, within the local search's limits
+expect(0 "makespan .*verified: yes" paths --ranks 8 --keep 6 --microbatches 16 --memory 6 --layout return --order-search 2)
+expect(2 "--order-search must be between 0 and 100" paths --ranks 8 --keep 6 --microbatches 16 --order-search 101)
+expect(2 "--order-search is for --schedule skip only" export --schedule 1f1b --ranks 4 --microbatches 8 --order-search 1)
+expect(2 "too large.*limits are 2048 and 65536" paths --ranks 64 --keep 32 --microbatches 32 --search 0 --order-search 1)
 expect(0 "ranks x chunks x micro-batches at most 1048576" --help)
 # just inside the limits: accepted (regression values of the simulator: 1F1B's (m+p−1)·3 = 3·(1024+1023))
 expect_json(makespan 6141 show --schedule 1f1b --ranks 1024 --microbatches 1024 --json)

@@ -569,8 +569,9 @@ skip_config skip_options(options const& o) {
   c.costs = sim_costs{o.has("costs") ? parse_costs(o.get("costs")) : cost_model{}};
   if (o.has("latency")) c.costs.latency = read_latency(o.get("latency"), c.stages);
   c.search_rounds = o.has("search") ? to_int("search", o.get("search"), 0, 100) : 2;
+  c.order_search_rounds = o.has("order-search") ? to_int("order-search", o.get("order-search"), 0, 100) : 0;
   long const pairs = static_cast<long>(c.stages) * c.microbatches;
-  bool const search = c.method == path_method::cost_aware && c.search_rounds > 0;
+  bool const search = (c.method == path_method::cost_aware && c.search_rounds > 0) || c.order_search_rounds > 0;
   long const pair_limit = search ? max_search_pairs : max_path_pairs;
   long const square_limit = search ? max_search_square : max_path_square;
   if (pairs > pair_limit || pairs * c.stages > square_limit)
@@ -578,7 +579,9 @@ skip_config skip_options(options const& o) {
                       std::to_string(c.microbatches) + " = " + std::to_string(pairs) +
                       " and x --ranks again = " + std::to_string(pairs * c.stages) + "; the limits are " +
                       std::to_string(pair_limit) + " and " + std::to_string(square_limit) +
-                      (search ? " with the local search (--search 0 or --method rotation: 65536 and 8388608)" : ""));
+                      (search ? " with a local search (--search 0 or --method rotation, and --order-search 0: 65536 and "
+                                "8388608)"
+                              : ""));
   return c;
 }
 
@@ -616,7 +619,7 @@ int cmd_export(options const& o) {
     if (!t.ok()) throw usage_error("skip paths refused their parameters: " + tool_message(t.error));
     costs = skip_sim_costs(c);
   } else {
-    for (const char* k : {"keep", "memory", "latency", "layout", "method", "search"})
+    for (const char* k : {"keep", "memory", "latency", "layout", "method", "search", "order-search"})
       if (o.has(k)) throw usage_error(std::string("--") + k + " is for --schedule skip only");
     t = build(o.get("schedule"), pr);
   }
@@ -875,7 +878,8 @@ int main(int argc, char** argv) {
       .value("latency", "FILE", "--schedule skip: S x S link latencies")
       .value("layout", "last|return", "--schedule skip: where the head sits")
       .value("method", "cost|rotation", "--schedule skip: path assignment")
-      .value("search", "N", "--schedule skip: rounds of local search");
+      .value("search", "N", "--schedule skip: rounds of local search")
+      .value("order-search", "N", "--schedule skip: rounds of local search on the per-rank orders");
   command imp = sub("import", "read a PyTorch-format CSV, verify and simulate it",
                     "Reads a PyTorch-format CSV (one row per rank, cells like 2F0, 5I3, 1W7, optionally\n"
                     "SEND/RECV cells; a UTF-8 byte-order mark is skipped), verifies it and simulates it.\n"
@@ -902,7 +906,8 @@ int main(int argc, char** argv) {
                       "next to the full pipeline's (every stage kept, same cap and costs).\n"
                       "Required: --ranks, --keep, --microbatches. Limits: stages x micro-batches at most\n"
                       "65536 and stages x stages x micro-batches at most 8388608; with the local search\n"
-                      "(--method cost and --search above 0, the default) at most 2048 and 65536.\n"
+                      "(--method cost and --search above 0, the default; or --order-search above 0) at most\n"
+                      "2048 and 65536.\n"
                       "--json: {\"paths\": [[...], ...], \"makespan\": T, \"full_pipeline_makespan\": T}");
   paths.value("ranks", "S", "ranks, one stage each (--stages: former name)", "stages")
       .value("keep", "K", "stages each micro-batch visits, stage 0 (and S-1 in layout last) counted")
@@ -915,6 +920,9 @@ int main(int argc, char** argv) {
              "the loss")
       .value("method", "cost|rotation", "the cost-aware assignment (default) or the plain rotation rule")
       .value("search", "N", "cost: rounds of local search by simulation, 0 to 100 (default 2)")
+      .value("order-search", "N",
+             "rounds of local search on each rank's order of passes, the cap kept, 0 to 100 (default 0); "
+             "the full pipeline gets the same")
       .flag("json", "one JSON object");
   try {
     if (argc >= 2 && std::strcmp(argv[1], "help") == 0) {

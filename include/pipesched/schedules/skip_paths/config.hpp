@@ -33,6 +33,12 @@ struct skip_config {
   /// every adjacent swap and every exchange of one stage between neighbouring micro-batches
   /// and keeps those that shorten the simulated iteration; meant for run time.
   int search_rounds = 0;
+  /// Rounds of local search on the per-rank orders of the final table (0: none): a move
+  /// swaps two adjacent steps of different micro-batches on one rank and stays when the cap
+  /// still holds on that rank, nothing waits in a cycle and the simulated iteration gets
+  /// shorter (or as long, with the passes ending earlier in sum); then pseudo-random kicks,
+  /// each followed by the same descent; a bounded number of simulations. Meant for run time.
+  int order_search_rounds = 0;
 };
 
 /// Checks a configuration; a bad_path diagnostic says what is wrong.
@@ -78,7 +84,7 @@ constexpr sim_costs skip_sim_costs(skip_config const& c) {
 constexpr skip_config full_pipeline(skip_config c) {
   c.keep = c.stages;
   c.method = path_method::rotation; // every path 0, 1, ..., S-1: no reordering either
-  c.search_rounds = 0;
+  c.search_rounds = 0; // (order_search_rounds stays: the same order search for both)
   return c;
 }
 

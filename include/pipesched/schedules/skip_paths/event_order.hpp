@@ -409,6 +409,190 @@ constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& m
   return best;
 }
 
+/// Length of the step that starts at `i` of a skip table's rank list: 2 for a last forward
+/// and the backward that follows it (one step of the event simulation), else 1.
+constexpr std::size_t skip_step_length(vec<action> const& list, std::size_t i) {
+  if (i + 1 < list.size() && list[i].kind == op::forward && list[i + 1].kind == op::backward &&
+      list[i].stage == list[i + 1].stage && list[i].mb == list[i + 1].mb)
+    return 2;
+  return 1;
+}
+
+/// Whether rank list `list` holds at most `places` micro-batches at once, a micro-batch
+/// holding a place from its first pass on the rank to its last (skip_config's cap; list
+/// order alone decides it, since a rank runs one pass at a time). `first` and `last` are
+/// scratch of m entries.
+constexpr bool skip_list_within_cap(vec<action> const& list, int places, vec<int>& first, vec<int>& last) {
+  for (std::size_t j = 0; j < first.size(); ++j) first[j] = last[j] = -1;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    std::size_t const j = list[i].mb;
+    if (first[j] < 0) first[j] = static_cast<int>(i);
+    last[j] = static_cast<int>(i);
+  }
+  int held = 0;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    std::size_t const j = list[i].mb;
+    if (first[j] == static_cast<int>(i) && ++held > places) return false;
+    if (last[j] == static_cast<int>(i)) --held;
+  }
+  return true;
+}
+
+/// `list` with the step of length `len` at `from` moved to start at `to` (`to` a step
+/// boundary of the list without it, counted in the list with it: to <= from moves it earlier,
+/// to >= from + len later, past the steps in between).
+constexpr void skip_move_step(vec<action> const& list, std::size_t from, std::size_t len, std::size_t to,
+                              vec<action>& out) {
+  out.clear();
+  for (std::size_t i = 0; i <= list.size(); ++i) {
+    if (i == to)
+      for (std::size_t k = 0; k < len; ++k) out.push_back(list[from + k]);
+    if (i < list.size() && (i < from || i >= from + len)) out.push_back(list[i]);
+  }
+}
+
+/// The iteration time of t's lists and the sum of its passes' end times (the tie-break that
+/// lets a move that ends passes earlier stay while the iteration is as long); `ok` false when
+/// a rank waits in a cycle.
+struct skip_order_score {
+  bool ok = false;
+  double makespan = 0, ends = 0;
+};
+constexpr skip_order_score score_skip_order(table const& t, sim_costs const& costs) {
+  simulation const sim = simulate_times(t, costs);
+  skip_order_score out;
+  if (!sim.ok()) return out;
+  out.ok = true;
+  for (auto const& rank : sim.times)
+    for (op_time const& x : rank) {
+      out.makespan = x.end > out.makespan ? x.end : out.makespan;
+      out.ends += x.end;
+    }
+  return out;
+}
+
+/// What the order search of a skip table works with: the costs, the cap, the scratch.
+struct skip_order_search {
+  sim_costs costs;
+  int places = 0;
+  int window = 8;
+  long budget = 0; ///< simulations left; the search stops when none are
+  vec<int> first, last;
+  vec<action> saved, moved;
+  vec<std::size_t> starts;
+
+  constexpr bool better(skip_order_score const& x, skip_order_score const& y) const {
+    double const tol = 1e-12 * (1 + y.makespan);
+    if (x.makespan < y.makespan - tol) return true;
+    return x.makespan <= y.makespan + tol && x.ends < y.ends - 1e-12 * (1 + y.ends);
+  }
+
+  /// The step boundaries of `list`.
+  constexpr void step_starts(vec<action> const& list) {
+    starts.clear();
+    for (std::size_t i = 0; i < list.size(); i += skip_step_length(list, i)) starts.push_back(i);
+  }
+
+  /// `moved` = `list` with its step number `step` moved to boundary number q (!= step,
+  /// step + 1); false when the move passes a step of its own micro-batch (that order is its
+  /// chain's) or breaks the cap.
+  constexpr bool move(vec<action> const& list, std::size_t step, std::size_t q) {
+    std::size_t const from = starts[step], len = skip_step_length(list, from);
+    std::size_t const to = q < starts.size() ? starts[q] : list.size();
+    std::size_t const a = to < from ? to : from + len, b = to < from ? from : to;
+    for (std::size_t i = a; i < b; ++i)
+      if (list[i].mb == list[from].mb) return false;
+    skip_move_step(list, from, len, to, moved);
+    return skip_list_within_cap(moved, places, first, last);
+  }
+
+  /// Rounds of first-improvement descent: every step of every rank tried at each of the
+  /// nearest `window` step boundaries before and after it.
+  constexpr void descend(table& t, skip_order_score& best, int rounds) {
+    for (int round = 0; round < rounds && budget > 0; ++round) {
+      bool improved = false;
+      for (std::size_t r = 0; r < t.lists.size(); ++r) {
+        for (std::size_t step = 0;; ++step) {
+          vec<action>& list = t.lists[r];
+          step_starts(list);
+          if (step >= starts.size()) break;
+          std::size_t const w = static_cast<std::size_t>(window);
+          std::size_t const lo = step > w ? step - w : 0;
+          std::size_t const hi = step + w + 1 < starts.size() ? step + w + 1 : starts.size();
+          for (std::size_t q = lo; q <= hi; ++q) {
+            if (q == step || q == step + 1 || !move(list, step, q)) continue;
+            if (budget-- <= 0) return;
+            saved = list;
+            list = moved;
+            skip_order_score const x = score_skip_order(t, costs);
+            if (x.ok && better(x, best)) {
+              best = x;
+              improved = true;
+              break; // the list changed: go on from the same step number
+            }
+            list = saved;
+          }
+        }
+      }
+      if (!improved) break;
+    }
+  }
+};
+
+/// Local search on the per-rank orders of skip table t (compute passes, as the event
+/// simulation writes them), c.order_search_rounds > 0 (skip_config): a descent moves one
+/// step (the last forward and its backward are one) of one rank to one of the nearest
+/// `window` step boundaries before or after it, and a move stays when the rank still holds
+/// at most the cap's places, simulate() finds no cycle, and the iteration is shorter, or as
+/// long with a smaller sum of the passes' end times (c.order_search_rounds rounds). Then
+/// 4 kicks per round: from the best order, two to four random moves (a fixed pseudo-random
+/// sequence: the same table every time), a descent, and the result kept when it beats the
+/// best (a descent alone stops where no single move helps, and some shorter orders differ on
+/// several ranks at once). At most rounds · min(64 · steps, 8192) simulations in all
+/// (seconds at the tool's limits). The iteration never gets longer; dependencies need nothing else (the simulation refuses an
+/// order that waits in a cycle, and a move within one rank keeps every other list).
+constexpr table improve_skip_order(skip_config const& c, table t, int window = 8) {
+  if (c.order_search_rounds <= 0 || !t.ok()) return t;
+  skip_order_search search;
+  search.costs = skip_sim_costs(c);
+  search.places = c.memory > 0 ? c.memory : c.microbatches;
+  search.window = window;
+  long steps = 0;
+  for (auto const& list : t.lists)
+    for (std::size_t i = 0; i < list.size(); i += skip_step_length(list, i)) ++steps;
+  search.budget = static_cast<long>(c.order_search_rounds) * (64 * steps < 8192 ? 64 * steps : 8192);
+  search.first.assign(static_cast<std::size_t>(c.microbatches), -1);
+  search.last.assign(static_cast<std::size_t>(c.microbatches), -1);
+  skip_order_score best = score_skip_order(t, search.costs);
+  if (!best.ok) return t;
+  search.descend(t, best, c.order_search_rounds);
+  std::uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto next = [&seed](std::size_t n) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::size_t>((seed >> 33) % (n > 0 ? n : 1));
+  };
+  for (int kick = 0; kick < 4 * c.order_search_rounds && search.budget > 0; ++kick) {
+    table trial = t;
+    for (int k = 0, moves = 2 + static_cast<int>(next(3)); k < moves; ++k) {
+      vec<action>& list = trial.lists[next(trial.lists.size())];
+      search.step_starts(list);
+      if (search.starts.size() < 2) continue;
+      std::size_t const step = next(search.starts.size());
+      std::size_t const q = next(search.starts.size() + 1);
+      if (q == step || q == step + 1 || !search.move(list, step, q)) continue;
+      list = search.moved;
+    }
+    skip_order_score score = score_skip_order(trial, search.costs);
+    if (!score.ok) continue;
+    search.descend(trial, score, c.order_search_rounds);
+    if (search.better(score, best)) {
+      best = score;
+      t = static_cast<table&&>(trial);
+    }
+  }
+  return t;
+}
+
 } // namespace detail
 
 /// The compute table of paths `model_paths` (model stages; checked) under configuration c:
@@ -422,14 +606,15 @@ constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& m
 /// (skip_order::by_position: a count held per rank by position, alternation on ties;
 /// skip_order::alternating: the alternation before the input-ready time) and one with the
 /// dispatch rule "most work remaining" (skip_order::most_work_remaining); the shortest
-/// iteration is kept.
+/// iteration is kept. With c.order_search_rounds, a local search on the per-rank orders
+/// follows (detail::improve_skip_order).
 constexpr table skip_table(skip_config const& c, vec<vec<int>> const& model_paths) {
   if (auto d = check_config(c)) return failed(d);
   if (static_cast<int>(model_paths.size()) != c.microbatches)
     return failed({errc::bad_path, -1, -1, -1, -1, "one path per micro-batch"});
   if (auto r = check_paths(model_paths, c.stages, c.layout); r != path_rule::ok)
     return failed({errc::bad_path, -1, -1, -1, -1, path_rule_text(r)});
-  return detail::skip_table_shortest(c, model_paths);
+  return detail::improve_skip_order(c, detail::skip_table_shortest(c, model_paths));
 }
 
 /// Model paths of a skip table (the head stage of layout round_trip dropped).
