@@ -528,7 +528,7 @@ struct skip_order_search {
             if (x.ok && better(x, best)) {
               best = x;
               improved = true;
-              break; // the list changed: go on from the same step number
+              break; // the list changed: on to the next step (numbered in the new list)
             }
             list = saved;
           }
