@@ -781,15 +781,19 @@ TEST_CASE("skip.order_search.against_the_exact_optimum") {
 
 TEST_CASE("skip.exact_search.counts_the_cap_not_chunks") {
   // The search's memory model is the cap's: a micro-batch holds one place on each rank of its
-  // route, stage 0 and the head together on rank 0. verify's bound counts activations
-  // instead (memory_bound_chunks = C + 1 on rank 0 in layout round_trip: its stage-0 and head
-  // activations), which is looser: it accepts orders with C + 1 micro-batches' stage-0
-  // activations on rank 0 while no head pass runs. S = K = 2, m = 2, cap 1, round trip: rank
-  // 0 starting 0F1 before 0B0 holds two micro-batches (independent: counted below from the
-  // list) within 2 activations, and is shorter than the cap's optimum.
+  // route, stage 0 and the head together on rank 0. verify's activation bound alone
+  // (memory_bound_chunks = C + 1 on rank 0 in layout round_trip: its stage-0 and head
+  // activations) is looser: it accepts orders with C + 1 micro-batches' stage-0 activations on
+  // rank 0 while no head pass runs. S = K = 2, m = 2, cap 1, round trip: rank 0 starting 0F1
+  // before 0B0 holds two micro-batches (independent: counted below from the list) within 2
+  // activations, and is shorter than the cap's optimum. A skip table also carries its cap
+  // (memory_bound_microbatches), which verify checks from list order: it refuses that order,
+  // naming rank 0 and the pass that takes the second place.
   skip_config c = config(2, 2, 2, 1, path_layout::round_trip, path_method::cost_aware);
   table const t = make_skip(c);
   REQUIRE(t.ok());
+  CHECK(t.memory_bound_microbatches == 1);
+  CHECK_FALSE(verify(t));
   sim_costs const costs = skip_sim_costs(c);
   exact_skip::result const best = exact_skip::shortest_order(t, costs, 1, simulate(t, costs).makespan + 100);
   REQUIRE(best.complete);
@@ -801,10 +805,17 @@ TEST_CASE("skip.exact_search.counts_the_cap_not_chunks") {
   CHECK(b0[1].kind == op::forward);
   CHECK(b0[1].mb == 1);
   std::iter_swap(b0, b0 + 1); // 0F1 before 0B0
-  REQUIRE(verify(u).ok());
+  std::ptrdiff_t const at = b0 - l.begin(); // 0F1's position after the swap
+  diagnostic const refused = verify(u);
+  CHECK(refused.code == errc::memory_bound_exceeded);
+  CHECK(refused.rank == 0);
+  CHECK(refused.position == at);
+  CHECK(refused.mb == 1);
+  table chunks_only = u;
+  chunks_only.memory_bound_microbatches = 0;
+  REQUIRE(verify(chunks_only).ok()); // the activation bound alone accepts it
   // micro-batches in flight on rank 0 at 0F1 (list positions): those with a pass there at or
   // before it and one at or after it
-  std::ptrdiff_t const at = b0 - l.begin(); // 0F1's position after the swap
   int in_flight = 0;
   for (int j = 0; j < 2; ++j) {
     bool before = false, after = false;
@@ -815,7 +826,7 @@ TEST_CASE("skip.exact_search.counts_the_cap_not_chunks") {
   CHECK(in_flight == 2);
   double const shorter = simulate(u, costs).makespan;
   CHECK(shorter < best.makespan - 1e-9);
-  MESSAGE("the cap's optimum " << best.makespan << ", a verified order below it " << shorter); // 13.5 and 11.5, regression values
+  MESSAGE("the cap's optimum " << best.makespan << ", an order within the activation bound below it " << shorter); // 13.5 and 11.5, regression values
 }
 
 TEST_CASE("skip.exact_search.prunings_change_no_optimum") {

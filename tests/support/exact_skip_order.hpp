@@ -9,10 +9,11 @@
 // their ranks; a rank runs one step at a time; on every rank a micro-batch holds a place from
 // the start of its first step there to the end of its last step there, and at most `places`
 // are held at once: the memory cap as skip_config defines it (micro-batches in flight per
-// rank; in layout round_trip stage 0 and the head together on rank 0). verify's bound counts
-// activations instead (C + 1 on rank 0 in round_trip), which is looser there: it accepts
-// orders with C + 1 micro-batches' stage-0 activations while no head pass runs
-// (skip.exact_search.counts_the_cap_not_chunks). The library's admission
+// rank; in layout round_trip stage 0 and the head together on rank 0), which verify also
+// checks (table::memory_bound_microbatches); its activation bound alone (C + 1 on rank 0 in
+// round_trip) is looser there: it accepts orders with C + 1 micro-batches' stage-0
+// activations while no head pass runs (skip.exact_search.counts_the_cap_not_chunks). The
+// library's admission
 // rule (places on the whole route taken at entry, micro-batches entering in id order) is not
 // assumed: any order that meets the model counts.
 //

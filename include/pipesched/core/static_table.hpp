@@ -32,6 +32,7 @@ template <std::size_t R, std::size_t S, std::size_t N, std::size_t L = 0> struct
   bool forward_only = false;
   bool lowered = false;
   int memory_bound_chunks = 0;
+  int memory_bound_microbatches = 0;
   diagnostic error{}; ///< why the table is empty, when it is
   action actions[N > 0 ? N : 1] = {};
   std::uint32_t offset[R + 1] = {};
@@ -98,6 +99,7 @@ constexpr static_table<R, S, N, L> freeze(table const& t) {
   st.forward_only = t.forward_only;
   st.lowered = t.lowered;
   st.memory_bound_chunks = t.memory_bound_chunks;
+  st.memory_bound_microbatches = t.memory_bound_microbatches;
   std::size_t k = 0;
   for (std::size_t r = 0; r < R; ++r) {
     st.offset[r] = static_cast<std::uint32_t>(k);
@@ -132,6 +134,7 @@ constexpr table thaw(static_table<R, S, N, L> const& st) {
   t.forward_only = st.forward_only;
   t.lowered = st.lowered;
   t.memory_bound_chunks = st.memory_bound_chunks;
+  t.memory_bound_microbatches = st.memory_bound_microbatches;
   t.stage_rank.resize(S);
   t.stage_chunk.resize(S);
   for (std::size_t s = 0; s < S; ++s) {

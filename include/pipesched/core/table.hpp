@@ -39,6 +39,10 @@ struct table {
   /// Peak activation memory the generator promises, in chunk-activations (1/v of the
   /// reference unit); 0 when it promises none. verify() checks it.
   int memory_bound_chunks = 0;
+  /// The most micro-batches a rank holds at once, a micro-batch held on a rank from its first
+  /// pass there to its last (the cap of skip paths, skip_config::memory); 0 when none is
+  /// promised. verify() checks it from list order.
+  int memory_bound_microbatches = 0;
   vec<int> stage_rank;  ///< rank of each global stage
   vec<int> stage_chunk; ///< chunk index of each global stage on its rank
   /// Route of each micro-batch through the stages; empty: every micro-batch visits 0..S-1.

@@ -34,6 +34,7 @@ constexpr table copy_without_lists(table const& t) {
   out.forward_only = t.forward_only;
   out.lowered = t.lowered;
   out.memory_bound_chunks = t.memory_bound_chunks;
+  out.memory_bound_microbatches = t.memory_bound_microbatches;
   out.stage_rank = t.stage_rank;
   out.stage_chunk = t.stage_chunk;
   out.paths = t.paths;

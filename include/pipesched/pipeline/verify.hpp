@@ -186,6 +186,29 @@ constexpr diagnostic verify_flow(table const& t) {
       if (peaks[static_cast<std::size_t>(r)] > t.memory_bound_chunks)
         return {errc::memory_bound_exceeded, r, -1, -1, -1};
   }
+  if (t.memory_bound_microbatches > 0) {
+    // micro-batches held at once, from list order: j holds a place on rank r from its first
+    // compute pass there to its last
+    std::size_t const m = static_cast<std::size_t>(t.microbatches);
+    vec<int> first(m, -1), last(m, -1);
+    for (int r = 0; r < t.ranks; ++r) {
+      auto const& l = t.lists[static_cast<std::size_t>(r)];
+      for (std::size_t j = 0; j < m; ++j) first[j] = last[j] = -1;
+      for (std::size_t i = 0; i < l.size(); ++i) {
+        if (!is_compute(l[i].kind) || l[i].mb >= m) continue;
+        if (first[l[i].mb] < 0) first[l[i].mb] = static_cast<int>(i);
+        last[l[i].mb] = static_cast<int>(i);
+      }
+      int held = 0;
+      for (std::size_t i = 0; i < l.size(); ++i) {
+        if (!is_compute(l[i].kind) || l[i].mb >= m) continue;
+        if (first[l[i].mb] == static_cast<int>(i) && ++held > t.memory_bound_microbatches)
+          return {errc::memory_bound_exceeded, r, static_cast<int>(i), l[i].stage, l[i].mb,
+                  "a rank holds more micro-batches at once than the schedule's cap"};
+        if (last[l[i].mb] == static_cast<int>(i)) --held;
+      }
+    }
+  }
   return {};
 }
 

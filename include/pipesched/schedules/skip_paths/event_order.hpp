@@ -368,6 +368,7 @@ constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& m
     run_step(sim, t, c, costs, model_paths, run);
   }
   t.memory_bound_chunks = c.layout == path_layout::round_trip ? places + 1 : places;
+  t.memory_bound_microbatches = places < m ? places : 0; // the cap, when it binds
   if (makespan) *makespan = sim.list_end;
   return t;
 }
