@@ -550,8 +550,9 @@ struct skip_order_search {
 /// sequence: the same table every time), a descent, and the result kept when it beats the
 /// best (a descent alone stops where no single move helps, and some shorter orders differ on
 /// several ranks at once). At most rounds · min(64 · steps, 8192) simulations in all
-/// (seconds at the tool's limits). The iteration never gets longer; dependencies need nothing else (the simulation refuses an
-/// order that waits in a cycle, and a move within one rank keeps every other list).
+/// (seconds at the tool's limits). The iteration never gets longer; dependencies need
+/// nothing else (the simulation refuses an order that waits in a cycle, and a move within
+/// one rank keeps every other list).
 constexpr table improve_skip_order(skip_config const& c, table t, int window = 8) {
   if (c.order_search_rounds <= 0 || !t.ok()) return t;
   skip_order_search search;
