@@ -343,6 +343,21 @@ private:
   }
 };
 
+/// The MLP's stage functor (Base: this one, or the GPU's, tests/gpu/gpu_mlp.cuh) with
+/// forward_backward: an overlapped pair runs as one call, here the backward half first, then
+/// the forward (the halves are independent), counted in *pairs (a Counter: int per rank, or
+/// std::atomic<int> shared).
+template <class Counter, class Base = stage_functor> struct pair_functor : Base {
+  Counter* pairs = nullptr;
+  template <class SF, class SB>
+  void forward_backward(SF const& f, SB const& b, pipesched::io const& xf, pipesched::io const& xb) {
+    ++*pairs;
+    if (b.kind == pipesched::op::backward) this->backward(b, xb);
+    else this->backward_input(b, xb);
+    this->forward(f, xf);
+  }
+};
+
 /// A functor F for a schedule whose table stages run copies of the model's stages: table
 /// stage s is model stage s mod `model_stages`. DualPipe is one: its 2p table stages are the
 /// model's p stages twice — direction A's micro-batches take table stages 0..p-1, direction
@@ -352,20 +367,6 @@ private:
 /// iteration sums them in micro-batch order like the sequential reference, bit for bit. (On
 /// separate processes each copy keeps its own gradients and the pair of ranks exchanges them;
 /// see tests/mpi/runtime_mlp.cpp.) F's forward_backward, when it has one, is kept.
-/// The MLP's stage functor with forward_backward: an overlapped pair runs as one call, here
-/// the backward half first, then the forward (the halves are independent), counted in
-/// *pairs (a Counter: int per rank, or std::atomic<int> shared).
-template <class Counter> struct pair_functor : stage_functor {
-  Counter* pairs = nullptr;
-  template <class SF, class SB>
-  void forward_backward(SF const& f, SB const& b, pipesched::io const& xf, pipesched::io const& xb) {
-    ++*pairs;
-    if (b.kind == pipesched::op::backward) backward(b, xb);
-    else backward_input(b, xb);
-    forward(f, xf);
-  }
-};
-
 template <class F> struct copies_of_model_stages : F {
   int model_stages = 1;
 

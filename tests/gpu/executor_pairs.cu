@@ -32,18 +32,10 @@ using S = pipesched::dualpipe_v<pipesched::stages<4>, pipesched::microbatches<8>
 constexpr double tolerance = 1e-10;
 constexpr int steps = 3;
 
-/// The GPU stage functor with forward_backward: one call per overlapped pair (counted), the
-/// backward half's kernels first, then the forward half's, all on the stream of the pair.
-struct pair_functor : gpu_mlp::stage_functor {
-  int* pairs = nullptr;
-  template <class SF, class SB>
-  void forward_backward(SF const& f, SB const& b, pipesched::io const& xf, pipesched::io const& xb) {
-    ++*pairs;
-    if (b.kind == pipesched::op::backward) backward(b, xb);
-    else backward_input(b, xb);
-    forward(f, xf);
-  }
-};
+/// The GPU stage functor with forward_backward (the host tests' pair functor over it): one
+/// call per overlapped pair (counted), the backward half's kernels first, then the forward
+/// half's, all on the stream of the pair.
+using pair_functor = mlp::pair_functor<int, gpu_mlp::stage_functor>;
 
 /// The compile-time executor or the run-time one on S's table, for a model's slot size.
 template <bool RunTime> auto make_executor(gpu_mlp::model const& m) {

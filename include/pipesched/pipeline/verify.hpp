@@ -158,6 +158,28 @@ constexpr diagnostic check_rendezvous(table const& t) {
   return {};
 }
 
+/// The position in rank list `list` of the pass that makes the rank hold more than `places`
+/// micro-batches at once, or -1: a micro-batch holds a place from its first compute pass on
+/// the rank to its last (a skip table's cap, table::memory_bound_microbatches; list order
+/// alone decides it, since a rank runs one pass at a time; transfers are ignored). `first`
+/// and `last` are scratch of one entry per micro-batch.
+constexpr int place_over_cap(vec<action> const& list, int places, vec<int>& first, vec<int>& last) {
+  std::size_t const m = first.size();
+  for (std::size_t j = 0; j < m; ++j) first[j] = last[j] = -1;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (!is_compute(list[i].kind) || list[i].mb >= m) continue;
+    if (first[list[i].mb] < 0) first[list[i].mb] = static_cast<int>(i);
+    last[list[i].mb] = static_cast<int>(i);
+  }
+  int held = 0;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (!is_compute(list[i].kind) || list[i].mb >= m) continue;
+    if (first[list[i].mb] == static_cast<int>(i) && ++held > places) return static_cast<int>(i);
+    if (last[list[i].mb] == static_cast<int>(i)) --held;
+  }
+  return -1;
+}
+
 } // namespace detail
 
 /// The static checks of a table: ranges and placement, coverage, same-rank order.
@@ -187,26 +209,14 @@ constexpr diagnostic verify_flow(table const& t) {
         return {errc::memory_bound_exceeded, r, -1, -1, -1};
   }
   if (t.memory_bound_microbatches > 0) {
-    // micro-batches held at once, from list order: j holds a place on rank r from its first
-    // compute pass there to its last
     std::size_t const m = static_cast<std::size_t>(t.microbatches);
     vec<int> first(m, -1), last(m, -1);
     for (int r = 0; r < t.ranks; ++r) {
       auto const& l = t.lists[static_cast<std::size_t>(r)];
-      for (std::size_t j = 0; j < m; ++j) first[j] = last[j] = -1;
-      for (std::size_t i = 0; i < l.size(); ++i) {
-        if (!is_compute(l[i].kind) || l[i].mb >= m) continue;
-        if (first[l[i].mb] < 0) first[l[i].mb] = static_cast<int>(i);
-        last[l[i].mb] = static_cast<int>(i);
-      }
-      int held = 0;
-      for (std::size_t i = 0; i < l.size(); ++i) {
-        if (!is_compute(l[i].kind) || l[i].mb >= m) continue;
-        if (first[l[i].mb] == static_cast<int>(i) && ++held > t.memory_bound_microbatches)
-          return {errc::memory_bound_exceeded, r, static_cast<int>(i), l[i].stage, l[i].mb,
-                  "a rank holds more micro-batches at once than the schedule's cap"};
-        if (last[l[i].mb] == static_cast<int>(i)) --held;
-      }
+      int const i = detail::place_over_cap(l, t.memory_bound_microbatches, first, last);
+      if (i >= 0)
+        return {errc::memory_bound_exceeded, r, i, l[static_cast<std::size_t>(i)].stage, l[static_cast<std::size_t>(i)].mb,
+                "a rank holds more micro-batches at once than the schedule's cap"};
     }
   }
   return {};

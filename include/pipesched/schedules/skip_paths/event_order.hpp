@@ -5,6 +5,7 @@
 
 #include "pipesched/core/table.hpp"
 #include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/verify.hpp"
 #include "pipesched/schedules/skip_paths/config.hpp"
 
 namespace pipesched {
@@ -419,26 +420,6 @@ constexpr std::size_t skip_step_length(vec<action> const& list, std::size_t i) {
   return 1;
 }
 
-/// Whether rank list `list` holds at most `places` micro-batches at once, a micro-batch
-/// holding a place from its first pass on the rank to its last (skip_config's cap; list
-/// order alone decides it, since a rank runs one pass at a time). `first` and `last` are
-/// scratch of m entries.
-constexpr bool skip_list_within_cap(vec<action> const& list, int places, vec<int>& first, vec<int>& last) {
-  for (std::size_t j = 0; j < first.size(); ++j) first[j] = last[j] = -1;
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    std::size_t const j = list[i].mb;
-    if (first[j] < 0) first[j] = static_cast<int>(i);
-    last[j] = static_cast<int>(i);
-  }
-  int held = 0;
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    std::size_t const j = list[i].mb;
-    if (first[j] == static_cast<int>(i) && ++held > places) return false;
-    if (last[j] == static_cast<int>(i)) --held;
-  }
-  return true;
-}
-
 /// `list` with the step of length `len` at `from` moved to start at `to` (`to` a step
 /// boundary of the list without it, counted in the list with it: to <= from moves it earlier,
 /// to >= from + len later, past the steps in between).
@@ -504,7 +485,7 @@ struct skip_order_search {
     for (std::size_t i = a; i < b; ++i)
       if (list[i].mb == list[from].mb) return false;
     skip_move_step(list, from, len, to, moved);
-    return skip_list_within_cap(moved, places, first, last);
+    return place_over_cap(moved, places, first, last) < 0;
   }
 
   /// Rounds of first-improvement descent: every step of every rank tried at each of the
