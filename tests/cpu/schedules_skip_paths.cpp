@@ -348,6 +348,63 @@ TEST_CASE("skip.deterministic") {
   CHECK(a.lists == b.lists);
 }
 
+// The path search's fill works out each state's least cost to the end with the transition's
+// conditions hoisted out of the loop over states (for the compilers' constexpr budgets);
+// the walk-back takes its steps with choose_step itself. The two must agree: every state's
+// value is choose_step's minimum over ending and every step, to the bit, and every state
+// the fill passes over (unreachable or hopeless) is infinite. Independent: choose_step is
+// the transition as the dynamic programme defines it, evaluated per state here.
+TEST_CASE("skip.cheapest_paths.fill_equals_the_transition") {
+  long states = 0, finite = 0;
+  for (int S = 2; S <= 12; ++S)
+    for (int K = 2; K <= S; ++K)
+      for (int lay = 0; lay < 2; ++lay)
+        for (int geo = 0; geo < 2; ++geo) {
+          path_layout const l = lay ? path_layout::round_trip : path_layout::last;
+          skip_config c = config(S, K, 7, 0, l, path_method::cost_aware, geo ? cost_model{1, 2, 0.5, 0} : cost_model{1, 1, 1, 0});
+          if (geo) c.costs.latency = geo_latency(S);
+          if (check_config(c)) continue;
+          for (double spread : {0.25, 4.0}) {
+            // cost_aware_paths' loop over micro-batches, each fill checked state by state
+            vec<int> const quota = detail::visit_quotas(c);
+            vec<int> quota_left = quota;
+            vec<double> visits(static_cast<std::size_t>(S), 0.0);
+            detail::path_search search = detail::make_path_search(c);
+            for (int j = 0; j < c.microbatches; ++j) {
+              detail::prepare_micro_batch(search, c, spread, j, quota, quota_left, visits);
+              detail::fill_costs_to_end(search);
+              detail::path_search_view const v = detail::view_of(search);
+              int mismatches = 0;
+              for (int f = 0; f < S; ++f)
+                for (int swapped = 0; swapped < 2; ++swapped)
+                  for (int kept = 0; kept <= search.to_keep; ++kept)
+                    for (int swaps = 0; swaps <= max_swaps; ++swaps) {
+                      detail::path_state const at{f, swapped, kept, swaps};
+                      double const filled = search.cost_to_end[detail::state_index(v, at)];
+                      bool const passed_over = (swapped && (f < 2 || swaps == 0)) || kept > f ||
+                                               search.to_keep - kept > (f < search.last_skippable ? search.last_skippable - f : 0) ||
+                                               2 * swaps > kept;
+                      double const want = passed_over ? detail::skip_infinity
+                                                      : detail::choose_step(v, f, swapped, kept, swaps, 0, nullptr);
+                      mismatches += !(filled == want);
+                      ++states;
+                      finite += want < detail::skip_infinity / 2;
+                    }
+              INFO("S = " << S << ", K = " << K << ", layout " << lay << ", geo " << geo << ", spread " << spread << ", mb " << j);
+              REQUIRE(mismatches == 0);
+              vec<int> const path = detail::walk_cheapest_path(search);
+              for (int s : path)
+                if (s >= 1 && s <= search.last_skippable) {
+                  --quota_left[static_cast<std::size_t>(s)];
+                  visits[static_cast<std::size_t>(s)] += 1.0;
+                }
+            }
+          }
+        }
+  CHECK(finite > 0);
+  MESSAGE(states << " states checked, " << finite << " of them finite");
+}
+
 TEST_CASE("skip.round_trip.head_on_rank0") {
   skip_config c = config(6, 4, 8, 3, path_layout::round_trip, path_method::cost_aware);
   table t = make_skip(c);

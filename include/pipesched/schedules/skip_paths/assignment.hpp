@@ -34,16 +34,20 @@ constexpr bool visits(vec<int> const& path, int stage) {
 /// Local search from `paths` (valid) for c.search_rounds rounds: moves are an adjacent swap
 /// toggled in one path (x, x+1 <-> x+1, x) and one stage exchanged between micro-batches j
 /// and j+1 (paths re-sorted ascending); a move stays when it meets the rules and shortens
-/// the simulated iteration. Visit counts do not change, so balance holds.
-constexpr vec<vec<int>> improve_paths(skip_config const& c, vec<vec<int>> paths, double& best_time) {
+/// the simulated iteration. Visit counts do not change, so balance holds. `best_table` is
+/// the earliest-start table of `paths` (time `best_time`), and stays that of the result.
+constexpr vec<vec<int>> improve_paths(skip_config const& c, vec<vec<int>> paths, double& best_time,
+                                      table& best_table) {
   int const m = c.microbatches, last_skippable = last_skippable_stage(c);
   // keeps `candidate` when it meets the rules and its iteration is shorter
   auto try_move = [&](vec<vec<int>>& candidate) {
     if (check_paths(candidate, c.stages, c.layout) != path_rule::ok) return false;
     double time = 0;
-    if (!skip_table_unchecked(c, candidate, time).ok()) return false;
+    table simulated = skip_table_unchecked(c, candidate, time);
+    if (!simulated.ok()) return false;
     if (time < best_time - 1e-12 * (1 + best_time)) {
       best_time = time;
+      best_table = static_cast<table&&>(simulated);
       paths = candidate;
       return true;
     }
@@ -89,10 +93,11 @@ constexpr vec<vec<int>> improve_paths(skip_config const& c, vec<vec<int>> paths,
 /// iteration (simulate()'s time of its lists) wins (ties: the earlier candidate).
 /// Candidates: the plain rotation rule, the spread rule, and the greedy path search weighing
 /// the even spread of visits against the links at several ratios. The local search (c.search_rounds) then starts from the winner
-/// (and never makes the final table longer).
-constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
+/// (and never makes the final table longer). `best_table` and `best_time`: the winner's
+/// earliest-start table and its time (skip_table_unchecked's), for make_skip.
+constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err, table& best_table, double& best_time) {
   vec<vec<int>> best;
-  double best_time = skip_infinity;
+  best_time = skip_infinity;
   vec<vec<vec<int>>> timed; // candidates simulated already
   auto consider = [&](vec<vec<int>> const& candidate) {
     if (candidate.empty() || check_paths(candidate, c.stages, c.layout) != path_rule::ok) return;
@@ -100,9 +105,11 @@ constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
       if (x == candidate) return;
     timed.push_back(candidate);
     double time = 0;
-    if (!skip_table_unchecked(c, candidate, time).ok()) return;
+    table simulated = skip_table_unchecked(c, candidate, time);
+    if (!simulated.ok()) return;
     if (time < best_time) {
       best_time = time;
+      best_table = static_cast<table&&>(simulated);
       best = candidate;
     }
   };
@@ -119,12 +126,18 @@ constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
     // the search times its moves in the earliest-start order; under a binding cap the final
     // table is the shortest of four orders (skip_table_shortest), so the searched paths are
     // kept only when that final table is no longer than the unsearched paths' own
-    vec<vec<int>> searched = improve_paths(c, best, best_time);
+    double const unsearched_time = best_time;
+    table unsearched_table = best_table;
+    vec<vec<int>> searched = improve_paths(c, best, best_time, best_table);
     if (skip_cap_binds(c) && searched != best) {
       double before_time = 0, after_time = 0;
-      table const before = skip_table_shortest(c, best, &before_time);
-      table const after = skip_table_shortest(c, searched, &after_time);
-      if (before.ok() && (!after.ok() || before_time < after_time)) searched = best;
+      table const before = skip_table_shortest_from(c, best, unsearched_table, unsearched_time, &before_time);
+      table const after = skip_table_shortest_from(c, searched, best_table, best_time, &after_time);
+      if (before.ok() && (!after.ok() || before_time < after_time)) {
+        searched = best;
+        best_time = unsearched_time;
+        best_table = static_cast<table&&>(unsearched_table);
+      }
     }
     best = static_cast<vec<vec<int>>&&>(searched);
   }
@@ -134,18 +147,19 @@ constexpr vec<vec<int>> best_paths(skip_config const& c, diagnostic& err) {
   return best;
 }
 
-} // namespace detail
-
-/// Paths meeting every rule for configuration c (an empty result and `err` set when none
-/// could be found).
-constexpr vec<vec<int>> assign_paths(skip_config const& c, diagnostic& err) {
+/// assign_paths, and with the cost-aware method also the earliest-start table of the paths
+/// and its time (`timed`: whether they are set; the rotation rule times nothing).
+constexpr vec<vec<int>> assign_paths_timed(skip_config const& c, diagnostic& err, table& earliest, double& time,
+                                           bool& timed) {
+  timed = false;
   err = check_config(c);
   if (err) return {};
   vec<vec<int>> out;
   if (c.method == path_method::rotation) {
-    out = detail::rotation_paths(c);
+    out = rotation_paths(c);
   } else {
-    out = detail::best_paths(c, err);
+    out = best_paths(c, err, earliest, time);
+    timed = !err;
   }
   if (err) return {};
   if (auto r = check_paths(out, c.stages, c.layout); r != path_rule::ok) {
@@ -155,12 +169,28 @@ constexpr vec<vec<int>> assign_paths(skip_config const& c, diagnostic& err) {
   return out;
 }
 
-/// Paths for c and their compute table (failed when no paths meet the rules).
+} // namespace detail
+
+/// Paths meeting every rule for configuration c (an empty result and `err` set when none
+/// could be found).
+constexpr vec<vec<int>> assign_paths(skip_config const& c, diagnostic& err) {
+  table earliest;
+  double time = 0;
+  bool timed = false;
+  return detail::assign_paths_timed(c, err, earliest, time, timed);
+}
+
+/// Paths for c and their compute table (failed when no paths meet the rules): skip_table of
+/// assign_paths' result, without simulating the chosen paths' earliest-start order twice.
 constexpr table make_skip(skip_config const& c) {
   diagnostic err{};
-  vec<vec<int>> paths = assign_paths(c, err);
+  table earliest;
+  double time = 0;
+  bool timed = false;
+  vec<vec<int>> paths = detail::assign_paths_timed(c, err, earliest, time, timed);
   if (err) return failed(err);
-  return skip_table(c, paths);
+  if (!timed) return skip_table(c, paths);
+  return detail::skip_table_from_earliest(c, paths, static_cast<table&&>(earliest), time);
 }
 
 } // namespace pipesched

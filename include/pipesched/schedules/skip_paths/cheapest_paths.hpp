@@ -7,9 +7,11 @@
 //   visit costs, which stages it must and may visit);
 // - path_state, state_index: the programme's states and their place in the cost table
 //   (path_search_view: the same tables as raw pointers, for the loop inside the compiler);
-// - choose_step: the transition, written once; fill_costs_to_end runs it backwards over
-//   every state (least cost to the end), walk_cheapest_path forwards from the start (the
-//   lexicographically smallest optimal path);
+// - choose_step: the transition; fill_costs_to_end takes its minimum backwards over every
+//   state (least cost to the end; written out with what does not depend on the state
+//   hoisted, for the compilers' budgets, and checked against choose_step state by state by
+//   skip.cheapest_paths.fill_equals_the_transition), walk_cheapest_path runs it forwards
+//   from the start (the lexicographically smallest optimal path);
 // - cost_aware_paths: the loop over micro-batches.
 #pragma once
 
@@ -72,8 +74,8 @@ struct path_search {
   vec<double> cost_to_end; ///< per state (state_index): least cost from the state to the path's end
 };
 
-/// Raw pointers into a path_search: choose_step runs once per state inside the compiler,
-/// where every call (vec::operator[] included) counts against the budget.
+/// Raw pointers into a path_search: the fill runs once per state inside the compiler, where
+/// every call (vec::operator[] included) counts against the budget.
 struct path_search_view {
   int stages, to_keep;
   bool head_last;
@@ -162,9 +164,9 @@ struct path_step {
   path_state to{};
 };
 
-/// The transition of the path search, written once for the fill and the walk-back. From
-/// state (f, swapped, kept, swaps) (a path_state, passed as its fields: the fill calls this
-/// once per state inside the compiler, where building and reading a struct counts) a path may
+/// The transition of the path search: the walk-back takes its steps with it, and the fill's
+/// value of every state is its minimum (fill_costs_to_end writes that minimum out). From
+/// state (f, swapped, kept, swaps) (a path_state, passed as its fields) a path may
 /// - end: layout last only at frontier S-1 after a plain visit; round_trip anywhere, paying
 ///   the hop back to stage 0, if no stage above the frontier must still be visited; either
 ///   way only with every skippable stage to keep kept;
@@ -173,13 +175,13 @@ struct path_step {
 /// - swap: visit y, then y - 1 (both skippable, y - 1 above the frontier), with a swap left.
 /// Steps come in walk-back order: y ascending, for each y the swap before the visit, so the
 /// first optimal step gives the lexicographically smallest optimal path.
-/// Returns the least cost over ending here and every step (the fill: `taken` null), or, with
+/// Returns the least cost over ending here and every step (`taken` null: the fill's value), or, with
 /// `taken`, stores there the first step costing at most `good_enough`, else the end (the
 /// walk-back: good_enough is the state's least cost plus a tolerance), and returns its cost.
 constexpr double choose_step(path_search_view const& v, int f, int swapped, int kept, int swaps, double good_enough,
                              path_step* taken) {
-  // locals and raw pointers: this runs once per state inside the compiler, where every
-  // operation counts (a member access and a call too)
+  // locals and raw pointers: this runs once per step of every path inside the compiler,
+  // where every operation counts (a member access and a call too)
   int const S = v.stages;
   int const from = swapped ? f - 1 : f; // path_state::position()
   double const* const round_trip = v.round_trip;
@@ -230,25 +232,88 @@ constexpr double choose_step(path_search_view const& v, int f, int swapped, int 
 /// Fills search.cost_to_end for the current micro-batch, frontier from S-1 down (every step
 /// raises the frontier, so the states a step leads to are filled first). States no path
 /// reaches, or from which the path cannot keep enough stages, cost infinity.
+///
+/// Each state's value is choose_step's (the fill is its minimum, written out): for one
+/// frontier and `swapped` the steps a path may take (which y, swap or visit, and their hops
+/// and visit costs) do not depend on `kept` or `swaps`, so they are worked out once per
+/// (frontier, swapped) pair and each state adds only its cost to the end. The sums are the
+/// same sums in the same order (hops and visits first, then the cost to the end), so every
+/// value is choose_step's to the bit, and the walk-back (choose_step itself) finds the same
+/// paths; in the compiler this costs about a third of calling choose_step per state.
 constexpr void fill_costs_to_end(path_search& search) {
   int const S = search.stages, to_keep = search.to_keep, last_skippable = search.last_skippable;
   path_search_view const view = view_of(search);
   double* const cost_to_end = search.cost_to_end.data();
+  double const* const round_trip = view.round_trip;
+  double const* const visit_cost = view.visit_cost;
+  char const* const may_visit = view.may_visit;
+  int const* const must_before = view.must_before;
+  int const per_frontier = view.per_frontier, per_swapped = view.per_swapped;
+  bool const head_last = view.head_last;
   for (int f = S - 1; f >= 0; --f) {
     int const skippable_above = f < last_skippable ? last_skippable - f : 0;
-    // the states of frontier f, in index order (swapped, then kept, then swaps)
-    std::size_t at_index = static_cast<std::size_t>(f * view.per_frontier);
-    for (int swapped = 0; swapped < 2; ++swapped)
-      for (int kept = 0; kept <= to_keep; ++kept)
-        for (int swaps = 0; swaps <= max_swaps; ++swaps, ++at_index) {
-          // unreachable or hopeless: a swap state without a swap or below stage 2, more kept
-          // than stages passed, too few stages left to keep, more swaps than kept pairs
-          if ((swapped && (f < 2 || swaps == 0)) || kept > f || to_keep - kept > skippable_above || 2 * swaps > kept) {
-            cost_to_end[at_index] = skip_infinity;
-            continue;
+    int const musts_to_frontier = must_before[f + 1];
+    // ending here (with every stage to keep kept), per `swapped`
+    double end_cost[2] = {skip_infinity, skip_infinity};
+    for (int swapped = 0; swapped < 2; ++swapped) {
+      int const from = swapped ? f - 1 : f;
+      if (head_last) end_cost[swapped] = (f == S - 1 && !swapped) ? 0.0 : skip_infinity;
+      else if ((S <= f + 1 || must_before[S] == musts_to_frontier) && from >= 0) end_cost[swapped] = round_trip[from * S + 0];
+    }
+    // the steps from frontier f (choose_step's loop over y, its conditions that do not
+    // depend on kept or swaps): up to max_jump stages y, each a swap and a visit
+    int step_y[max_jump] = {};
+    bool step_head[max_jump] = {}, step_swap[max_jump] = {}, step_visit[max_jump] = {};
+    int steps = 0;
+    if (!(head_last && f == S - 1))
+      for (int y = f + 1; y <= f + max_jump && y < S; ++y) {
+        if (y - 1 > f && must_before[y - 1] != musts_to_frontier) break; // would skip a must
+        if (!may_visit[y]) continue;
+        bool const y_is_head = head_last && y == S - 1;
+        step_y[steps] = y;
+        step_head[steps] = y_is_head;
+        step_swap[steps] = !y_is_head && y - 1 > f && may_visit[y - 1];
+        step_visit[steps] = must_before[y] == musts_to_frontier;
+        ++steps;
+      }
+    for (int swapped = 0; swapped < 2; ++swapped) {
+      if (swapped && f < 2) continue; // no such state (they stay infinite, as made)
+      int const from = swapped ? f - 1 : f;
+      // per step: its hops and visit costs from this position, and where in cost_to_end the
+      // state it leads to sits, less the part that depends on kept and swaps
+      double swap_base[max_jump] = {}, visit_base[max_jump] = {};
+      int swap_to[max_jump] = {}, visit_to[max_jump] = {};
+      for (int i = 0; i < steps; ++i) {
+        int const y = step_y[i];
+        double const hop = round_trip[from * S + y];
+        if (step_swap[i]) swap_base[i] = hop + round_trip[y * S + y - 1] + visit_cost[y] + visit_cost[y - 1];
+        visit_base[i] = hop + visit_cost[y];
+        swap_to[i] = y * per_frontier + per_swapped + 2 * per_kept + 1; // (y, 1, kept + 2, swaps + 1)
+        visit_to[i] = y * per_frontier + (step_head[i] ? 0 : per_kept);  // (y, 0, kept (+ 1), swaps)
+      }
+      // the states that can reach the end (the others stay infinite, as made): at most
+      // f stages kept, enough stages left above to keep, a swap state has made a swap, at
+      // most one swap per two kept
+      int const kept_low = to_keep - skippable_above > 0 ? to_keep - skippable_above : 0;
+      int const kept_high = f < to_keep ? f : to_keep;
+      for (int kept = kept_low; kept <= kept_high; ++kept)
+        for (int swaps = swapped; swaps <= max_swaps && 2 * swaps <= kept; ++swaps) {
+          int const at = kept * per_kept + swaps; // the state's place, less frontier and swapped
+          bool const may_swap = swaps < max_swaps && kept + 2 <= to_keep, may_keep = kept < to_keep;
+          double best = kept == to_keep ? end_cost[swapped] : skip_infinity;
+          for (int i = 0; i < steps; ++i) {
+            if (step_swap[i] && may_swap) {
+              double const cost = swap_base[i] + cost_to_end[swap_to[i] + at];
+              best = cost < best ? cost : best;
+            }
+            if (step_visit[i] && (may_keep || step_head[i])) {
+              double const cost = visit_base[i] + cost_to_end[visit_to[i] + at];
+              best = cost < best ? cost : best;
+            }
           }
-          cost_to_end[at_index] = choose_step(view, f, swapped, kept, swaps, 0, nullptr);
+          cost_to_end[f * per_frontier + swapped * per_swapped + at] = best;
         }
+    }
   }
 }
 

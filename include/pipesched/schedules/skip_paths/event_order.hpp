@@ -392,10 +392,13 @@ constexpr table skip_table_unchecked(skip_config const& c, vec<vec<int>> const& 
 /// 526 iterations against the earliest-start order alone, by up to 17%; the full pipeline
 /// with cap S takes 1F1B's (m + S − 1)·(F + B + W) (docs/05_skip_paths.md; bench_skip_paths'
 /// skip_cap_orders and skip_cap_exact measure them).
-constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& model_paths,
-                                    double* makespan = nullptr) {
-  double best_time = 0;
-  table best = skip_table_in_order(c, model_paths, skip_order::earliest, &best_time);
+/// `earliest` is the earliest-start order's table of model_paths with its time `earliest_time`
+/// (skip_table_unchecked's), which the cost-aware assignment has already for the paths it
+/// chose (simulating them again would cost the compilers' constexpr budgets ~12%).
+constexpr table skip_table_shortest_from(skip_config const& c, vec<vec<int>> const& model_paths, table earliest,
+                                         double earliest_time, double* makespan = nullptr) {
+  double best_time = earliest_time;
+  table best = static_cast<table&&>(earliest);
   if (makespan) *makespan = best_time;
   if (!skip_cap_binds(c)) return best;
   for (skip_order const order : {skip_order::by_position, skip_order::alternating, skip_order::most_work_remaining}) {
@@ -409,6 +412,13 @@ constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& m
   }
   if (makespan) *makespan = best_time;
   return best;
+}
+/// skip_table_shortest_from with the earliest-start order simulated here.
+constexpr table skip_table_shortest(skip_config const& c, vec<vec<int>> const& model_paths,
+                                    double* makespan = nullptr) {
+  double time = 0;
+  table earliest = skip_table_in_order(c, model_paths, skip_order::earliest, &time);
+  return skip_table_shortest_from(c, model_paths, static_cast<table&&>(earliest), time, makespan);
 }
 
 /// Length of the step that starts at `i` of a skip table's rank list: 2 for a last forward
@@ -599,6 +609,17 @@ constexpr table skip_table(skip_config const& c, vec<vec<int>> const& model_path
     return failed({errc::bad_path, -1, -1, -1, -1, path_rule_text(r)});
   return detail::improve_skip_order(c, detail::skip_table_shortest(c, model_paths));
 }
+
+namespace detail {
+
+/// skip_table for paths checked already, whose earliest-start table (skip_table_unchecked's)
+/// the caller has: make_skip's cost-aware assignment times its winner so.
+constexpr table skip_table_from_earliest(skip_config const& c, vec<vec<int>> const& model_paths, table earliest,
+                                         double earliest_time) {
+  return improve_skip_order(c, skip_table_shortest_from(c, model_paths, static_cast<table&&>(earliest), earliest_time));
+}
+
+} // namespace detail
 
 /// Model paths of a skip table (the head stage of layout round_trip dropped).
 constexpr vec<vec<int>> model_paths(table const& t) {
