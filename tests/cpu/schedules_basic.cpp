@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "../support/conformance.hpp"
+#include "pipesched/cuda/stream_program.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
@@ -113,6 +114,15 @@ static_assert(s_1f1b::lowered.ranks == 4 && s_1f1b::lowered.size(0) > 0); // clo
 static_assert(simulate(s_1f1b::make()).makespan == 33);
 static_assert(verify(gpipe<stages<3>, costs<1.0, 2.0, 1.0>, microbatches<5>>::make()).ok());
 static_assert(one_f_one_b<stages<16>, microbatches<128>>::valid);
+// The stream programs every CUDA executor names (copy mode: one process; rendezvous: NCCL) at
+// p = 16, m = 128, derived and checked inside the compiler within g++'s default constexpr
+// limits, as for zb_v and interleaved_1f1b in schedules_compile_budget.cpp
+static_assert(cuda::stream_program_of<one_f_one_b<stages<16>, microbatches<128>>>::valid);
+static_assert(cuda::stream_program_of<one_f_one_b<stages<16>, microbatches<128>>, cuda::transfer_mode::rendezvous>::valid);
+static_assert(cuda::stream_program_of<gpipe<stages<16>, microbatches<128>>>::valid);
+static_assert(cuda::stream_program_of<gpipe<stages<16>, microbatches<128>>, cuda::transfer_mode::rendezvous>::valid);
+static_assert(cuda::stream_program_of<forward_only<stages<16>, microbatches<128>>>::valid);
+static_assert(cuda::stream_program_of<forward_only<stages<16>, microbatches<128>>, cuda::transfer_mode::rendezvous>::valid);
 
 TEST_CASE("schedule.static_table.matches_runtime") {
   table t = s_1f1b::make();

@@ -8,6 +8,7 @@
 
 #include "../support/conformance.hpp"
 #include "../support/dualpipe_rule.hpp"
+#include "pipesched/cuda/stream_program.hpp"
 #include "pipesched/analysis/csv.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/simulate_lowered.hpp"
@@ -43,6 +44,11 @@ using dualpipe_rule::rows_of;
 static_assert(dualpipe<stages<4>, microbatches<8>>::valid);
 static_assert(dualpipe<stages<2>, microbatches<2>>::valid);
 static_assert(dualpipe<stages<16>, microbatches<128>>::valid);
+// The stream programs every CUDA executor names (copy mode: one process; rendezvous: NCCL) at
+// p = 16, m = 128, derived and checked inside the compiler within g++'s default constexpr
+// limits, as for zb_v and interleaved_1f1b in schedules_compile_budget.cpp
+static_assert(cuda::stream_program_of<dualpipe<stages<16>, microbatches<128>>>::valid);
+static_assert(cuda::stream_program_of<dualpipe<stages<16>, microbatches<128>>, cuda::transfer_mode::rendezvous>::valid);
 static_assert(dualpipe_family::check({3, 8}).code == errc::needs_even_split);
 static_assert(dualpipe_family::check({4, 7}).code == errc::needs_even_split);
 static_assert(dualpipe_family::check({4, 8, 3}).code == errc::needs_two_chunks);

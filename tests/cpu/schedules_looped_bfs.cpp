@@ -8,6 +8,7 @@
 
 #include "../support/conformance.hpp"
 #include "../support/textbook.hpp"
+#include "pipesched/cuda/stream_program.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/verify.hpp"
 #include "pipesched/schedules/looped_bfs.hpp"
@@ -42,6 +43,11 @@ static_assert(simulate(looped_bfs_family::generate({4, 8, 2}), sim_costs{unit}).
 // compile-time generation, lowering and verification at p = 16, m = 128, v = 2 within the
 // default constexpr limits (as tests/cpu/schedules_compile_budget.cpp for other families)
 static_assert(looped_bfs<stages<16>, microbatches<128>, chunks<2>>::valid);
+// The stream programs every CUDA executor names (copy mode: one process; rendezvous: NCCL) at
+// p = 16, m = 128, derived and checked inside the compiler within g++'s default constexpr
+// limits, as for zb_v and interleaved_1f1b in schedules_compile_budget.cpp
+static_assert(cuda::stream_program_of<looped_bfs<stages<16>, microbatches<128>, chunks<2>>>::valid);
+static_assert(cuda::stream_program_of<looped_bfs<stages<16>, microbatches<128>, chunks<2>>, cuda::transfer_mode::rendezvous>::valid);
 
 TEST_CASE("schedule.looped_bfs.reference.p4.m8.v2") {
   table t = looped_bfs_family::generate({4, 8, 2});

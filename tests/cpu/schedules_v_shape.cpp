@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../support/conformance.hpp"
+#include "pipesched/cuda/stream_program.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/verify.hpp"
 #include "pipesched/schedules/one_f_one_b.hpp"
@@ -86,6 +87,13 @@ static_assert(v_min<ranks<16>, microbatches<128>>::summary.compute == 6u * 16u *
 static_assert(v_half<ranks<16>, microbatches<128>>::compute.size(0) == 6u * 128u);
 static_assert(v_min<ranks<16>, microbatches<128>>::compute.size(15) == 6u * 128u);
 static_assert(split_generator<v_half_family> && split_generator<v_min_family>);
+// The stream programs every CUDA executor names (copy mode: one process; rendezvous: NCCL) at
+// p = 16, m = 128, derived and checked inside the compiler within g++'s default constexpr
+// limits, as for zb_v and interleaved_1f1b in schedules_compile_budget.cpp
+static_assert(cuda::stream_program_of<v_half<ranks<16>, microbatches<128>>>::valid);
+static_assert(cuda::stream_program_of<v_half<ranks<16>, microbatches<128>>, cuda::transfer_mode::rendezvous>::valid);
+static_assert(cuda::stream_program_of<v_min<ranks<16>, microbatches<128>>>::valid);
+static_assert(cuda::stream_program_of<v_min<ranks<16>, microbatches<128>>, cuda::transfer_mode::rendezvous>::valid);
 
 TEST_CASE("schedule.v_half.reference.p4.m8") {
   // Cases table: V-Half, p = 4, m = 8, F = B = W = 1 -> makespan 53, span 53, memory 3

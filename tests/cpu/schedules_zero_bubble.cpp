@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../support/splitmix.hpp"
+#include "pipesched/cuda/stream_program.hpp"
 #include "pipesched/pipeline/simulate.hpp"
 #include "pipesched/pipeline/verify.hpp"
 #include "pipesched/pipeline/lower.hpp"
@@ -333,6 +334,13 @@ static_assert(zb_h2_family::generate({16, 128}).total_actions() == 3 * 16 * 128)
 // the textbook order, and the orders with their W's moved into waits): same closed form
 static_assert(zb_h2_family::generate({16, 128, 0, 0, {1, 2, 1, 0.25}}).total_actions() == 3 * 16 * 128);
 } // namespace
+// The stream programs every CUDA executor names (copy mode: one process; rendezvous: NCCL) at
+// p = 16, m = 128, derived and checked inside the compiler within g++'s default constexpr
+// limits, as for zb_v and interleaved_1f1b in schedules_compile_budget.cpp
+static_assert(cuda::stream_program_of<zb_h1<stages<16>, microbatches<128>>>::valid);
+static_assert(cuda::stream_program_of<zb_h1<stages<16>, microbatches<128>>, cuda::transfer_mode::rendezvous>::valid);
+static_assert(cuda::stream_program_of<zb_h2<stages<16>, microbatches<128>>>::valid);
+static_assert(cuda::stream_program_of<zb_h2<stages<16>, microbatches<128>>, cuda::transfer_mode::rendezvous>::valid);
 
 TEST_CASE("schedule.zero_bubble.type") {
   using s = zb_h2<stages<4>, microbatches<8>>;

@@ -88,6 +88,37 @@ struct table {
   }
 };
 
+/// The stage before and after each (stage, micro-batch) on the micro-batch's route, at
+/// [stage * microbatches + mb]: table::prev_stage and next_stage of every pair at once (-1 at
+/// a route's ends and for stages off it; a stage's first place on the route counts, as in
+/// route_index). Empty for a table without routes (s - 1 and s + 1 there). For the loops
+/// that ask per pass: searching the route each time costs the compilers' constexpr budgets
+/// a multiple (nvcc's front end refused DualPipe at p = 16, m = 128 for it).
+struct route_neighbours {
+  vec<int> prev, next;
+};
+constexpr route_neighbours neighbours_on_routes(table const& t) {
+  route_neighbours out;
+  if (t.paths.empty() || t.stages < 1 || t.microbatches < 1) return out;
+  std::size_t const S = static_cast<std::size_t>(t.stages), m = static_cast<std::size_t>(t.microbatches);
+  out.prev.assign(S * m, -1);
+  out.next.assign(S * m, -1);
+  vec<char> seen(S * m, 0);
+  for (std::size_t j = 0; j < m && j < t.paths.size(); ++j) {
+    int const* const route = t.paths[j].data();
+    std::size_t const len = t.paths[j].size();
+    for (std::size_t i = 0; i < len; ++i) {
+      if (route[i] < 0 || static_cast<std::size_t>(route[i]) >= S) continue;
+      std::size_t const k = static_cast<std::size_t>(route[i]) * m + j;
+      if (seen[k]) continue;
+      seen[k] = 1;
+      out.prev[k] = i > 0 ? route[i - 1] : -1;
+      out.next[k] = i + 1 < len ? route[i + 1] : -1;
+    }
+  }
+  return out;
+}
+
 /// An empty table carrying only an error.
 constexpr table failed(diagnostic d) {
   table t{};

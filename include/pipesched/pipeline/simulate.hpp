@@ -155,6 +155,10 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
   detail::op_ref* const order = sim.order.data();
   bool const straight = t.paths.empty();
   int const last_stage = t.stages - 1;
+  // with routes: each pass's neighbours on its route, looked up (not searched) per pass
+  route_neighbours const route = neighbours_on_routes(t);
+  int const* const prev_on_route = route.prev.data();
+  int const* const next_on_route = route.next.data();
   std::size_t done = 0, ordered = 0;
   // Worklist of ranks to advance: a rank runs until its next pass waits on another rank;
   // finishing a pass wakes the rank that consumes its output.
@@ -199,24 +203,26 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
         int const s = x.stage, j = x.mb;
         std::size_t const base_key = (static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)) * 3;
         if (x.kind == op::forward) {
-          int prev = straight ? s - 1 : t.prev_stage(j, s);
+          int prev = straight ? s - 1 : prev_on_route[static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)];
           if (prev >= 0) {
             dep_rank[nd] = srank[prev];
             dep[nd++] = kid[(static_cast<std::size_t>(prev) * m + static_cast<std::size_t>(j)) * 3];
           }
-          consumer[h] = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
+          consumer[h] = straight ? (s < last_stage ? s + 1 : -1)
+                                 : next_on_route[static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)];
         } else if (x.kind == op::backward_weight) {
           dep_rank[nd] = static_cast<int>(r);
           dep[nd++] = kid[base_key + 1];
         } else {
-          int next = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
+          int next = straight ? (s < last_stage ? s + 1 : -1)
+                              : next_on_route[static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)];
           if (next >= 0) {
             dep_rank[nd] = srank[next];
             dep[nd++] = kid[(static_cast<std::size_t>(next) * m + static_cast<std::size_t>(j)) * 3 + 1];
           }
           dep_rank[nd] = static_cast<int>(r);
           dep[nd++] = kid[base_key];
-          consumer[h] = straight ? s - 1 : t.prev_stage(j, s);
+          consumer[h] = straight ? s - 1 : prev_on_route[static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)];
         }
       }
       double begin = fr;

@@ -36,6 +36,9 @@ constexpr diagnostic check_rendezvous(table const& t) {
   int const* const srank = t.stage_rank.data();
   bool const straight = t.paths.empty();
   int const last_stage = t.stages - 1;
+  route_neighbours const route = neighbours_on_routes(t); // looked up, not searched, per pass
+  int const* const prev_on_route = route.prev.data();
+  int const* const next_on_route = route.next.data();
   vec<action const*> lists(p, nullptr);
   vec<std::size_t> sizes(p, 0);
   vec<std::size_t> ptr_v(p, 0);
@@ -67,8 +70,9 @@ constexpr diagnostic check_rendezvous(table const& t) {
       action const& a = list[ptr[r]];
       int const s = a.stage, j = a.mb;
       std::size_t const here = (static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j)) * 5;
-      int const prev = straight ? s - 1 : t.prev_stage(j, s);
-      int const next = straight ? (s < last_stage ? s + 1 : -1) : t.next_stage(j, s);
+      std::size_t const sj = static_cast<std::size_t>(s) * m + static_cast<std::size_t>(j);
+      int const prev = straight ? s - 1 : prev_on_route[sj];
+      int const next = straight ? (s < last_stage ? s + 1 : -1) : next_on_route[sj];
       if (a.kind == op::forward) {
         if ((a.flags & overlap_next) != 0 && ptr[r] + 1 < len) {
           // an overlapped pair: the backward half's inputs must be there before the pair
@@ -77,7 +81,8 @@ constexpr diagnostic check_rendezvous(table const& t) {
           if (b.kind == op::backward || b.kind == op::backward_input) {
             std::size_t const bh = (static_cast<std::size_t>(b.stage) * m + static_cast<std::size_t>(b.mb)) * 5;
             if (!st[bh]) return fail(errc::bad_overlap, r, a, "the backward half's own forward has not run before the pair");
-            int const bn = straight ? (b.stage < last_stage ? b.stage + 1 : -1) : t.next_stage(b.mb, b.stage);
+            int const bn = straight ? (b.stage < last_stage ? b.stage + 1 : -1)
+                                    : next_on_route[static_cast<std::size_t>(b.stage) * m + static_cast<std::size_t>(b.mb)];
             if (bn >= 0) {
               bool const local = srank[bn] == static_cast<int>(r);
               std::size_t const need =
