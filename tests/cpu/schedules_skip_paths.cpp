@@ -158,6 +158,40 @@ void check_invariants(skip_config const& c, table const& t, std::string const& w
 
 } // namespace
 
+// Independent: route_neighbours (core/table.hpp) answers what table::prev_stage, next_stage
+// and route_index answer by searching the route, for every (micro-batch, stage) of skip tables
+// (stages off a route, both layouts, the head stage of round trips) and of a table without
+// routes; -1 outside the table's ranges where the table has routes.
+TEST_CASE("skip.route_neighbours.equal_the_route_search") {
+  auto check = [](table const& t) {
+    route_neighbours const rn = neighbours_on_routes(t);
+    CHECK(rn.prev.empty() == t.paths.empty());
+    long differ = 0;
+    for (int j = 0; j < t.microbatches; ++j)
+      for (int s = 0; s < t.stages; ++s)
+        differ += (rn.before(j, s) != t.prev_stage(j, s)) + (rn.after(j, s) != t.next_stage(j, s)) +
+                  (rn.index(j, s) != t.route_index(j, s));
+    CHECK(differ == 0);
+    if (t.paths.empty()) return;
+    for (int x : {-1, t.stages}) CHECK((rn.before(0, x) == -1 && rn.after(0, x) == -1 && rn.index(0, x) == -1));
+    for (int x : {-1, t.microbatches}) CHECK((rn.before(x, 0) == -1 && rn.after(x, 0) == -1 && rn.index(x, 0) == -1));
+  };
+  int tables = 0, off_route = 0;
+  for (int S = 2; S <= 8; ++S)
+    for (int K = 1; K <= S; ++K)
+      for (auto l : {path_layout::last, path_layout::round_trip}) {
+        table const t = make_skip(config(S, K, 5, 0, l, path_method::cost_aware));
+        if (!t.ok()) continue;
+        check(t);
+        ++tables;
+        for (int s = 0; s < t.stages; ++s) off_route += t.route_index(0, s) < 0;
+      }
+  CHECK(tables > 40);
+  CHECK(off_route > 0); // stages off a route were asked about
+  table straight = make_table(3, 4, 1, placement::loop);
+  check(straight);
+}
+
 TEST_CASE("skip.path_rules.reference_examples") {
   auto const rt = path_layout::round_trip;
   // reference: skip-paths.md, "Reorder (swap) limits": "Allowed: 0,1,3,2 · 0,2,1 · 0,1,5,4.

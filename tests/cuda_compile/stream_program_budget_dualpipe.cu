@@ -6,7 +6,8 @@
 // its route (neighbours_on_routes), searching the route per pass exceeded nvcc's budget here
 // ("excessive constexpr function call complexity"). Compiling this file is the test (ctest
 // cuda_compile.stream_program_budget_dualpipe builds it).
-#include <pipesched/cuda/stream_program.hpp>
+#include "both_programs.hpp"
+
 #include <pipesched/schedules/dualpipe.hpp>
 #include <pipesched/schedules/dualpipe_v.hpp>
 #include <pipesched/schedules/forward_only.hpp>
@@ -14,15 +15,8 @@
 using big_dualpipe = pipesched::dualpipe<pipesched::stages<16>, pipesched::microbatches<128>>;
 using big_dualpipe_v = pipesched::dualpipe_v<pipesched::stages<16>, pipesched::microbatches<128>>;
 using big_forward = pipesched::forward_only<pipesched::stages<16>, pipesched::microbatches<128>>;
-static_assert(pipesched::cuda::stream_program_of<big_dualpipe>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_dualpipe, pipesched::cuda::transfer_mode::rendezvous>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_dualpipe_v>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_dualpipe_v, pipesched::cuda::transfer_mode::rendezvous>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_forward>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_forward, pipesched::cuda::transfer_mode::rendezvous>::valid);
+static_assert(pipesched_test::both_programs_valid<big_dualpipe, big_dualpipe_v, big_forward>);
 
 int stream_program_budget_dualpipe_units() {
-  return static_cast<int>(pipesched::cuda::stream_program_of<big_dualpipe>::units +
-                          pipesched::cuda::stream_program_of<big_dualpipe_v>::units +
-                          pipesched::cuda::stream_program_of<big_forward>::units);
+  return static_cast<int>(pipesched_test::both_programs_units<big_dualpipe, big_dualpipe_v, big_forward>);
 }

@@ -3,7 +3,8 @@
 // nvcc with its default limits (with the other stream_program_budget*.cu, every registered
 // schedule). Compiling this file is the test (ctest cuda_compile.stream_program_budget_one_chunk
 // builds it).
-#include <pipesched/cuda/stream_program.hpp>
+#include "both_programs.hpp"
+
 #include <pipesched/schedules/gpipe.hpp>
 #include <pipesched/schedules/one_f_one_b.hpp>
 #include <pipesched/schedules/zero_bubble.hpp>
@@ -12,17 +13,8 @@ using big_gpipe = pipesched::gpipe<pipesched::stages<16>, pipesched::microbatche
 using big_1f1b = pipesched::one_f_one_b<pipesched::stages<16>, pipesched::microbatches<128>>;
 using big_h1 = pipesched::zb_h1<pipesched::stages<16>, pipesched::microbatches<128>>;
 using big_h2 = pipesched::zb_h2<pipesched::stages<16>, pipesched::microbatches<128>>;
-static_assert(pipesched::cuda::stream_program_of<big_gpipe>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_gpipe, pipesched::cuda::transfer_mode::rendezvous>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_1f1b>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_1f1b, pipesched::cuda::transfer_mode::rendezvous>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_h1>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_h1, pipesched::cuda::transfer_mode::rendezvous>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_h2>::valid);
-static_assert(pipesched::cuda::stream_program_of<big_h2, pipesched::cuda::transfer_mode::rendezvous>::valid);
+static_assert(pipesched_test::both_programs_valid<big_gpipe, big_1f1b, big_h1, big_h2>);
 
 int stream_program_budget_one_chunk_units() {
-  return static_cast<int>(
-      pipesched::cuda::stream_program_of<big_gpipe>::units + pipesched::cuda::stream_program_of<big_1f1b>::units +
-      pipesched::cuda::stream_program_of<big_h1>::units + pipesched::cuda::stream_program_of<big_h2>::units);
+  return static_cast<int>(pipesched_test::both_programs_units<big_gpipe, big_1f1b, big_h1, big_h2>);
 }

@@ -3,18 +3,16 @@
 // a binding cap), their stream programs derived and checked inside nvcc with its default
 // limits. Compiling this file is the test (ctest cuda_compile.stream_program_budget_skip
 // builds it).
-#include <pipesched/cuda/stream_program.hpp>
+#include "both_programs.hpp"
+
 #include <pipesched/schedules/skip_paths.hpp>
 
-using skip_wide_deep = pipesched::schedule<pipesched::skip_paths_family<12>, pipesched::stages<16>, pipesched::microbatches<32>>;
+using skip_wide_deep =
+    pipesched::schedule<pipesched::skip_paths_family<12>, pipesched::stages<16>, pipesched::microbatches<32>>;
 using skip_wide_capped =
     pipesched::schedule<pipesched::skip_paths_family<12, 6>, pipesched::stages<16>, pipesched::microbatches<16>>;
-static_assert(pipesched::cuda::stream_program_of<skip_wide_deep>::valid);
-static_assert(pipesched::cuda::stream_program_of<skip_wide_deep, pipesched::cuda::transfer_mode::rendezvous>::valid);
-static_assert(pipesched::cuda::stream_program_of<skip_wide_capped>::valid);
-static_assert(pipesched::cuda::stream_program_of<skip_wide_capped, pipesched::cuda::transfer_mode::rendezvous>::valid);
+static_assert(pipesched_test::both_programs_valid<skip_wide_deep, skip_wide_capped>);
 
 int stream_program_budget_skip_units() {
-  return static_cast<int>(pipesched::cuda::stream_program_of<skip_wide_deep>::units +
-                          pipesched::cuda::stream_program_of<skip_wide_capped>::units);
+  return static_cast<int>(pipesched_test::both_programs_units<skip_wide_deep, skip_wide_capped>);
 }

@@ -17,6 +17,7 @@ struct op_ref {
 struct op_index {
   int stages = 0, microbatches = 0;
   vec<op_ref> refs;
+  route_neighbours route; ///< the passes' neighbours on their routes, looked up per pass
   vec<op> kinds; ///< for slot 1: B or I
   constexpr std::size_t key(int slot, int s, int j) const {
     return (static_cast<std::size_t>(s) * static_cast<std::size_t>(microbatches) + static_cast<std::size_t>(j)) * 3u +
@@ -52,6 +53,7 @@ constexpr diagnostic build_index(table const& t, op_index& ix) {
   if (t.stages < 1 || static_cast<int>(t.stage_rank.size()) != t.stages) return {errc::stage_out_of_range};
   ix.stages = t.stages;
   ix.microbatches = t.microbatches;
+  ix.route = neighbours_on_routes(t);
   ix.refs.assign(static_cast<std::size_t>(t.stages) * static_cast<std::size_t>(t.microbatches) * 3u, op_ref{});
   ix.kinds.assign(ix.refs.size(), op::forward);
   for (int r = 0; r < t.ranks; ++r) {
@@ -63,7 +65,7 @@ constexpr diagnostic build_index(table const& t, op_index& ix) {
       if (a.stage >= t.stages) return {errc::stage_out_of_range, r, i, a.stage, a.mb};
       if (a.mb >= t.microbatches) return {errc::microbatch_out_of_range, r, i, a.stage, a.mb};
       if (t.rank_of(a.stage) != r) return {errc::wrong_rank, r, i, a.stage, a.mb};
-      if (t.route_index(a.mb, a.stage) < 0)
+      if (ix.route.index(a.mb, a.stage) < 0)
         return {errc::duplicate_pass, r, i, a.stage, a.mb, "the micro-batch's path skips this stage"};
       if (t.forward_only && a.kind != op::forward)
         return {errc::duplicate_pass, r, i, a.stage, a.mb, "a forward-only table holds no backward pass"};
@@ -109,20 +111,20 @@ struct deps {
   int n = 0;
 };
 
-constexpr deps dependencies(table const& t, op_index const& ix, action const& a) {
+constexpr deps dependencies(op_index const& ix, action const& a) {
   deps out{};
   auto add = [&](op_ref r) {
     if (r.found()) out.d[out.n++] = r;
   };
   switch (a.kind) {
   case op::forward: {
-    int prev = t.prev_stage(a.mb, a.stage);
+    int prev = ix.route.before(a.mb, a.stage);
     if (prev >= 0) add(ix.at(0, prev, a.mb));
     break;
   }
   case op::backward:
   case op::backward_input: {
-    int next = t.next_stage(a.mb, a.stage);
+    int next = ix.route.after(a.mb, a.stage);
     if (next >= 0) add(ix.at(1, next, a.mb));
     add(ix.at(0, a.stage, a.mb)); // own forward (and the loss on the route's last stage)
     break;

@@ -88,30 +88,57 @@ struct table {
   }
 };
 
-/// The stage before and after each (stage, micro-batch) on the micro-batch's route, at
-/// [stage * microbatches + mb]: table::prev_stage and next_stage of every pair at once (-1 at
-/// a route's ends and for stages off it; a stage's first place on the route counts, as in
-/// route_index). Empty for a table without routes (s - 1 and s + 1 there). For the loops
-/// that ask per pass: searching the route each time costs the compilers' constexpr budgets
-/// a multiple (nvcc's front end refused DualPipe at p = 16, m = 128 for it).
+/// The stage before and after each (stage, micro-batch) on the micro-batch's route, and the
+/// stage's position on it, at [stage * microbatches + mb]: table::prev_stage, next_stage and
+/// route_index of every pair at once (-1 at a route's ends and for stages off it; a stage's
+/// first place on the route counts, as in route_index). The arrays are empty for a table
+/// without routes, where before(), after() and index() answer s - 1, s + 1 and s. For the
+/// loops that ask per pass: searching the route each time costs the compilers' constexpr
+/// budgets a multiple (nvcc's front end refused DualPipe at p = 16, m = 128 for it).
 struct route_neighbours {
-  vec<int> prev, next;
+  vec<int> prev, next, pos;
+  int stages = 0, microbatches = 0;
+
+  /// table::prev_stage(j, s) of the table these were made from.
+  constexpr int before(int j, int s) const {
+    if (prev.empty()) return s - 1;
+    return in_range(j, s) ? prev[flat(j, s)] : -1;
+  }
+  /// table::next_stage(j, s).
+  constexpr int after(int j, int s) const {
+    if (next.empty()) return s + 1 < stages ? s + 1 : -1;
+    return in_range(j, s) ? next[flat(j, s)] : -1;
+  }
+  /// table::route_index(j, s).
+  constexpr int index(int j, int s) const {
+    if (pos.empty()) return (s >= 0 && s < stages) ? s : -1;
+    return in_range(j, s) ? pos[flat(j, s)] : -1;
+  }
+
+private:
+  constexpr bool in_range(int j, int s) const { return s >= 0 && s < stages && j >= 0 && j < microbatches; }
+  constexpr std::size_t flat(int j, int s) const {
+    return static_cast<std::size_t>(s) * static_cast<std::size_t>(microbatches) + static_cast<std::size_t>(j);
+  }
 };
 constexpr route_neighbours neighbours_on_routes(table const& t) {
   route_neighbours out;
+  out.stages = t.stages;
+  out.microbatches = t.microbatches;
   if (t.paths.empty() || t.stages < 1 || t.microbatches < 1) return out;
   std::size_t const S = static_cast<std::size_t>(t.stages), m = static_cast<std::size_t>(t.microbatches);
   out.prev.assign(S * m, -1);
   out.next.assign(S * m, -1);
-  vec<char> seen(S * m, 0);
+  out.pos.assign(S * m, -1);
+  int* const pos = out.pos.data();
   for (std::size_t j = 0; j < m && j < t.paths.size(); ++j) {
     int const* const route = t.paths[j].data();
     std::size_t const len = t.paths[j].size();
     for (std::size_t i = 0; i < len; ++i) {
       if (route[i] < 0 || static_cast<std::size_t>(route[i]) >= S) continue;
       std::size_t const k = static_cast<std::size_t>(route[i]) * m + j;
-      if (seen[k]) continue;
-      seen[k] = 1;
+      if (pos[k] >= 0) continue;
+      pos[k] = static_cast<int>(i);
       out.prev[k] = i > 0 ? route[i - 1] : -1;
       out.next[k] = i + 1 < len ? route[i + 1] : -1;
     }

@@ -132,11 +132,12 @@ template <schedule_family Family> constexpr build_summary summarize(params const
   s.routes = route_entries(t);
   s.total = s.compute;
   if (t.lowered) return s;
+  route_neighbours const route = neighbours_on_routes(t);
   for (int r = 0; r < t.ranks; ++r)
     for (action const& a : t.lists[static_cast<std::size_t>(r)]) {
       if (a.stage >= t.stages || a.mb >= t.microbatches) continue; // verify() reports it
-      int peer = a.kind == op::forward ? t.next_stage(a.mb, a.stage)
-                                       : (makes_input_grad(a.kind) ? t.prev_stage(a.mb, a.stage) : -1);
+      int peer = a.kind == op::forward ? route.after(a.mb, a.stage)
+                                       : (makes_input_grad(a.kind) ? route.before(a.mb, a.stage) : -1);
       if (peer >= 0 && t.rank_of(peer) != r) s.total += 2;
     }
   return s;

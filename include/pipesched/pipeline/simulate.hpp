@@ -100,7 +100,9 @@ constexpr void finish_metrics(table const& t, simulation& sim, sim_costs const& 
 namespace detail {
 
 /// simulate() without the metrics: times, order and error only (what lowering needs).
-constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
+/// `route`: neighbours_on_routes(t), made once by a caller that simulates tables of the
+/// same routes many times (the order search of skip paths).
+constexpr simulation simulate_times(table const& t, sim_costs const& costs, route_neighbours const& route) {
   simulation sim{};
   if (!t.ok()) {
     sim.error = t.error;
@@ -156,7 +158,10 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
   bool const straight = t.paths.empty();
   int const last_stage = t.stages - 1;
   // with routes: each pass's neighbours on its route, looked up (not searched) per pass
-  route_neighbours const route = neighbours_on_routes(t);
+  if (!straight && (route.prev.size() != S * m || route.stages != t.stages || route.microbatches != t.microbatches)) {
+    sim.error = diagnostic{errc::zero_ranks, -1, -1, -1, -1, "route neighbours of another table"};
+    return sim;
+  }
   int const* const prev_on_route = route.prev.data();
   int const* const next_on_route = route.next.data();
   std::size_t done = 0, ordered = 0;
@@ -291,6 +296,10 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
     for (std::size_t i = 0; i < len; ++i) tm[i] = op_time{st[off[r] + i], en[off[r] + i]};
   }
   return sim;
+}
+
+constexpr simulation simulate_times(table const& t, sim_costs const& costs) {
+  return simulate_times(t, costs, neighbours_on_routes(t));
 }
 
 } // namespace detail

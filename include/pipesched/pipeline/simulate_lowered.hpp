@@ -133,7 +133,7 @@ inline simulation simulate_lowered(table const& t, sim_costs const& costs = {}) 
         bool ready = true;
         for (std::size_t h = 0; h < halves && ready; ++h) {
           action const& x = list[cptr[r] + h];
-          auto dp = detail::dependencies(t, ix, x);
+          auto dp = detail::dependencies(ix, x);
           for (int k = 0; k < dp.n && ready; ++k) {
             auto d = dp.d[k];
             std::size_t dr = static_cast<std::size_t>(d.rank), dpos = static_cast<std::size_t>(d.pos);
@@ -187,7 +187,7 @@ inline simulation simulate_lowered(table const& t, sim_costs const& costs = {}) 
           return fail(errc::transfer_mismatch, r, tptr[r], "the peer has nothing left to receive");
         action const& b = t.lists[q][tptr[q]];
         if (!is_recv(b.kind) || b.peer != r) break; // the peer's stream is busy with another transfer
-        int expect = act ? t.next_stage(a.mb, a.stage) : t.prev_stage(a.mb, a.stage);
+        int expect = act ? ix.route.after(a.mb, a.stage) : ix.route.before(a.mb, a.stage);
         if (b.kind != (act ? op::recv_act : op::recv_grad) || b.mb != a.mb || b.stage != expect)
           return fail(errc::transfer_mismatch, r, tptr[r], "the peer's receive is for another boundary");
         double start = sim.times[r][static_cast<std::size_t>(src.pos)].end;

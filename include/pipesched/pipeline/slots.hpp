@@ -30,6 +30,7 @@ constexpr void assign_slots(table& t, int extra = 0) {
            static_cast<std::size_t>(s) * static_cast<std::size_t>(t.microbatches) + static_cast<std::size_t>(j);
   };
   t.slot_count.assign(static_cast<std::size_t>(t.ranks), 0);
+  route_neighbours const route = neighbours_on_routes(t); // looked up, not searched, per pass
   vec<std::int32_t> free_slots;
   // One walk of rank r's list. pool < 0: free slots reused last-freed-first, new slots made
   // when none is free (the count is the peak of live boundaries). pool >= 0: a fixed pool of
@@ -74,23 +75,23 @@ constexpr void assign_slots(table& t, int extra = 0) {
       ndying = 0;
       switch (a.kind) {
       case op::forward: {
-        if (t.prev_stage(j, s) >= 0) a.in = read(0, s, j, t.forward_only);
-        int nx = t.next_stage(j, s);
+        if (route.before(j, s) >= 0) a.in = read(0, s, j, t.forward_only);
+        int nx = route.after(j, s);
         if (nx >= 0) a.out = t.rank_of(nx) == r ? take(0, nx, j) : take(1, s, j);
         break;
       }
       case op::backward:
       case op::backward_input: {
         bool const last = a.kind == op::backward;
-        if (t.next_stage(j, s) >= 0) a.in = read(2, s, j, last);
-        if (t.prev_stage(j, s) >= 0) a.aux = read(0, s, j, last);
-        int pv = t.prev_stage(j, s);
+        if (route.after(j, s) >= 0) a.in = read(2, s, j, last);
+        if (route.before(j, s) >= 0) a.aux = read(0, s, j, last);
+        int pv = route.before(j, s);
         if (pv >= 0) a.out = t.rank_of(pv) == r ? take(2, pv, j) : take(3, s, j);
         break;
       }
       case op::backward_weight:
-        if (t.next_stage(j, s) >= 0) a.in = read(2, s, j, true);
-        if (t.prev_stage(j, s) >= 0) a.aux = read(0, s, j, true);
+        if (route.after(j, s) >= 0) a.in = read(2, s, j, true);
+        if (route.before(j, s) >= 0) a.aux = read(0, s, j, true);
         break;
       case op::recv_act: a.out = take(0, s, j); break;
       case op::send_act: a.in = read(1, s, j, true); break;
@@ -125,13 +126,14 @@ constexpr diagnostic verify_slots(table const& t) {
     int kind, stage, mb; // kind 0: activation entering `stage`; 1: gradient of `stage`'s output; -1: nothing
   };
   vec<tag> held;
+  route_neighbours const route = neighbours_on_routes(t);
   for (int r = 0; r < t.ranks; ++r) {
     auto const& list = t.lists[static_cast<std::size_t>(r)];
     int const slots = static_cast<std::size_t>(r) < t.slot_count.size() ? t.slot_count[static_cast<std::size_t>(r)] : 0;
     held.assign(static_cast<std::size_t>(slots), tag{-1, -1, -1});
     for (std::size_t i = 0; i < list.size(); ++i) {
       action const& a = list[i];
-      int const s = a.stage, j = a.mb, nx = t.next_stage(j, s), pv = t.prev_stage(j, s);
+      int const s = a.stage, j = a.mb, nx = route.after(j, s), pv = route.before(j, s);
       auto fail = [&](char const* why) {
         return diagnostic{errc::slot_mismatch, r, static_cast<int>(i), s, j, why};
       };

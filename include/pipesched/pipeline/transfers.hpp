@@ -84,6 +84,7 @@ constexpr void collect_transfers(table const& t, Timing const& timing, vec<vec<i
   int const* const stage_chunk = t.stage_chunk.data();
   bool const straight = t.paths.empty(); // every route 0..S-1: the neighbour is stage s +- 1
   int const last_stage = t.stages - 1;
+  route_neighbours const route = neighbours_on_routes(t); // looked up, not searched, per pass
   for (std::size_t r = 0; r < p; ++r) {
     action const* const list = t.lists[r].data();
     std::size_t const n = t.lists[r].size();
@@ -96,7 +97,7 @@ constexpr void collect_transfers(table const& t, Timing const& timing, vec<vec<i
       int const s = a.stage;
       // the stage that reads this pass's output: the next on the route (forward), the previous (backward)
       int const reader = straight ? (forward ? (s < last_stage ? s + 1 : -1) : s - 1)
-                                  : (forward ? t.next_stage(a.mb, s) : t.prev_stage(a.mb, s));
+                                  : (forward ? route.after(a.mb, s) : route.before(a.mb, s));
       if (reader < 0) continue;
       int const q = stage_rank[reader];
       if (q == static_cast<int>(r)) continue;

@@ -450,8 +450,8 @@ struct skip_order_score {
   bool ok = false;
   double makespan = 0, ends = 0;
 };
-constexpr skip_order_score score_skip_order(table const& t, sim_costs const& costs) {
-  simulation const sim = simulate_times(t, costs);
+constexpr skip_order_score score_skip_order(table const& t, sim_costs const& costs, route_neighbours const& route) {
+  simulation const sim = simulate_times(t, costs, route);
   skip_order_score out;
   if (!sim.ok()) return out;
   out.ok = true;
@@ -466,6 +466,7 @@ constexpr skip_order_score score_skip_order(table const& t, sim_costs const& cos
 /// What the order search of a skip table works with: the costs, the cap, the scratch.
 struct skip_order_search {
   sim_costs costs;
+  route_neighbours route; ///< the table's, made once: moves within a rank keep the routes
   int places = 0;
   int window = 8;
   long budget = 0; ///< simulations left; the search stops when none are
@@ -516,7 +517,7 @@ struct skip_order_search {
             if (budget-- <= 0) return;
             saved = list;
             list = moved;
-            skip_order_score const x = score_skip_order(t, costs);
+            skip_order_score const x = score_skip_order(t, costs, route);
             if (x.ok && better(x, best)) {
               best = x;
               improved = true;
@@ -556,7 +557,8 @@ constexpr table improve_skip_order(skip_config const& c, table t, int window = 8
   search.budget = static_cast<long>(c.order_search_rounds) * (64 * steps < 8192 ? 64 * steps : 8192);
   search.first.assign(static_cast<std::size_t>(c.microbatches), -1);
   search.last.assign(static_cast<std::size_t>(c.microbatches), -1);
-  skip_order_score best = score_skip_order(t, search.costs);
+  search.route = neighbours_on_routes(t);
+  skip_order_score best = score_skip_order(t, search.costs, search.route);
   if (!best.ok) return t;
   search.descend(t, best, c.order_search_rounds);
   std::uint64_t seed = 0x9e3779b97f4a7c15ull;
@@ -575,7 +577,7 @@ constexpr table improve_skip_order(skip_config const& c, table t, int window = 8
       if (q == step || q == step + 1 || !search.move(list, step, q)) continue;
       list = search.moved;
     }
-    skip_order_score score = score_skip_order(trial, search.costs);
+    skip_order_score score = score_skip_order(trial, search.costs, search.route);
     if (!score.ok) continue;
     search.descend(trial, score, c.order_search_rounds);
     if (search.better(score, best)) {
