@@ -275,6 +275,8 @@ template <class S> void replay_equals_eager(bool split_in_constructor) {
   CHECK(world_bytes == (1 + iters) * per_iteration + edges * boundary_bytes);
   CHECK(w.bytes_moved_by_children() == iters * per_iteration + edges * boundary_bytes);
   CHECK(w.size_mismatches == 0);
+  // the executors destroyed their graphs before ending the edge communicators
+  CHECK(w.released_under_graph() == 0);
 }
 
 /// A stage functor whose forward of micro-batch 2 throws while it is being captured (on the

@@ -16,7 +16,9 @@
 // The communicator follows NCCL's rules where they matter here:
 //   - send/recv only inside ncclGroupStart/End (the executor always groups); ncclGroupEnd
 //     posts the group's operations and returns "in progress", as a non-blocking
-//     communicator does (eager groups use one communicator; captured ones may span several);
+//     communicator does (eager groups use one communicator; a captured one spanning several
+//     runs as one group per communicator, in an order of the communicators, as NCCL runs
+//     one kernel per communicator one after the other);
 //   - ncclCommGetAsyncError moves data: per (sender, receiver) pair the posted sends and
 //     receives match in their issue order (NCCL's per-peer order), a matched pair copies
 //     the bytes (a size mismatch is an error), and the state stays "in progress" until every
@@ -76,13 +78,22 @@ struct op_desc {
   std::size_t bytes = 0;
 };
 
-/// A captured iteration: work items and groups (a group: `fn` empty), in issue order.
+/// A captured iteration: work items and groups (a group: `fn` empty), in issue order. An
+/// instantiated graph (a copy) holds a reference to each communicator its groups use, as
+/// NCCL's captured plans do: a communicator released while one is alive is counted (NCCL's
+/// finalize would wait for the graph's destruction, forever when that comes later).
 struct graph {
   struct entry {
     work fn;
     std::vector<op_desc> group;
   };
   std::vector<entry> entries;
+  bool counted = false;
+
+  graph() = default;
+  graph(graph const& g);
+  graph& operator=(graph const&) = delete;
+  ~graph();
 };
 
 /// One process's (thread's) runtime state: the capture in progress, the launched work not
@@ -243,9 +254,15 @@ struct world {
   int max_group_ops = 256;
   int largest_group = 0;
   int size_mismatches = 0;
+  /// NCCL's commHash stand-in: the same on every rank of the communicator, unrelated to the
+  /// order of issue (a pseudo-random function of the split and the colour; 0 for the world)
+  std::uint64_t hash = 0;
   std::deque<split_record> splits;
   std::vector<std::unique_ptr<world>> children;
   std::vector<std::unique_ptr<comm>> child_comms;
+  /// Communicators of the worlds split from this one (recursively) released while an
+  /// instantiated graph used them.
+  int released_under_graph() const;
   /// Bytes moved on every world split from this one (recursively).
   std::size_t bytes_moved_by_children() {
     std::size_t n = 0;
@@ -266,6 +283,8 @@ struct comm {
   bool error = false;        ///< a size mismatch was seen on one of its operations
   bool dead = false;         ///< aborted before its split was done
   bool released = false;     ///< ended in order (the executor's release)
+  int graph_refs = 0;                ///< instantiated graphs alive that use it
+  bool released_under_graph = false; ///< released while graph_refs > 0 (NCCL: a hang)
   // splits
   int splits = 0;          ///< splits this rank called on this communicator
   int waiting_split = -1;  ///< a split it called, not done yet
@@ -275,6 +294,23 @@ struct comm {
   int split_index = -1;
   int color = -1;
 };
+
+inline int world::released_under_graph() const {
+  int n = 0;
+  for (auto const& c : child_comms) n += c->released_under_graph ? 1 : 0;
+  for (auto const& c : children) n += c->released_under_graph();
+  return n;
+}
+
+inline graph::graph(graph const& g) : entries(g.entries), counted(true) {
+  for (entry const& e : entries)
+    for (op_desc const& d : e.group) ++d.c->graph_refs;
+}
+inline graph::~graph() {
+  if (!counted) return;
+  for (entry const& e : entries)
+    for (op_desc const& d : e.group) --d.c->graph_refs;
+}
 
 /// The communicator policy.
 struct nccl {
@@ -348,7 +384,19 @@ struct nccl {
     if (n > w.max_group_ops) return invalid_usage;
     if (n > w.largest_group) w.largest_group = n;
     if (proc().capturing) { // recorded: posted when the graph runs
-      proc().capturing->entries.push_back({work{}, std::move(ops)});
+      // NCCL runs a captured group's operations on several communicators as one kernel per
+      // communicator, one after the other on the stream, in the order of the communicators'
+      // hashes, not of issue: each waits until its own operations have matched
+      std::vector<world*> order;
+      for (op_desc const& d : ops)
+        if (std::find(order.begin(), order.end(), d.c->w) == order.end()) order.push_back(d.c->w);
+      std::stable_sort(order.begin(), order.end(), [](world* a, world* b) { return a->hash < b->hash; });
+      for (world* x : order) {
+        std::vector<op_desc> part;
+        for (op_desc const& d : ops)
+          if (d.c->w == x) part.push_back(d);
+        proc().capturing->entries.push_back({work{}, std::move(part)});
+      }
       return success;
     }
     for (op_desc const& d : ops)
@@ -412,6 +460,10 @@ struct nccl {
         std::stable_sort(m.begin(), m.end(), [&](int a, int b) { return rec.key[static_cast<std::size_t>(a)] < rec.key[static_cast<std::size_t>(b)]; });
         w.children.push_back(std::make_unique<world>(static_cast<int>(m.size())));
         w.children.back()->max_group_ops = w.max_group_ops;
+        std::uint64_t z = (static_cast<std::uint64_t>(k) << 20) + static_cast<std::uint64_t>(color) + 1;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        w.children.back()->hash = z ^ (z >> 31);
         rec.worlds[color] = w.children.back().get();
         for (std::size_t i = 0; i < m.size(); ++i) rec.sub_rank[static_cast<std::size_t>(m[i])] = static_cast<int>(i);
       }
@@ -510,7 +562,10 @@ struct nccl {
   }
 
   /// The orderly end of a communicator the executor made (NCCL: finalize, then destroy).
-  static void release(comm* c) { c->released = true; }
+  static void release(comm* c) {
+    c->released = true;
+    if (c->graph_refs > 0) c->released_under_graph = true;
+  }
 };
 
 /// A recorded group, run from a launched graph: posts its operations, then is done once all

@@ -269,10 +269,10 @@ protected:
   void op_send(action const& sa, int key, action_record a) {
     std::size_t const bytes = key < 0 ? 0 : bytes_[static_cast<std::size_t>(key)];
     if (bytes == 0) return;
-    add_to_group({rank_, sa.peer, a}, sa.in, false);
     // captured: on the edge's own communicator, where the receiver is rank 1 (0: self)
     comm_t const c = capturing_ ? edge_comm(rank_, sa.peer) : comm_;
     int const peer = capturing_ ? edge_peer(rank_, sa.peer, rank_) : sa.peer;
+    add_to_group({rank_, sa.peer, a}, sa.in, false, c);
     check_comm(Comm::send(views_[sa.in].data, bytes, peer, c, comm_stream_), "ncclSend");
   }
   /// A recv op: RECV `ra` of this rank from rank q, of the boundary `key` (boundary_key of
@@ -280,9 +280,9 @@ protected:
   void op_recv(action const& ra, int q, int key, action_record a) {
     std::size_t const bytes = key < 0 ? 0 : bytes_[static_cast<std::size_t>(key)];
     if (bytes == 0) return;
-    add_to_group({q, rank_, a}, ra.out, true);
     comm_t const c = capturing_ ? edge_comm(q, rank_) : comm_;
     int const peer = capturing_ ? edge_peer(q, rank_, rank_) : q;
+    add_to_group({q, rank_, a}, ra.out, true, c);
     check_comm(Comm::recv(views_[ra.out].data, bytes, peer, c, comm_stream_), "ncclRecv");
   }
 
@@ -331,8 +331,14 @@ protected:
                              "communicator and executor");
   }
 
-  /// Aborts every communicator of the rank (the world's and the edges'), once.
+  /// Aborts every communicator of the rank (the world's and the edges'), once; first closes
+  /// an open group (NCCL's group depth is per thread: with it left open, the aborts and every
+  /// later NCCL call of this thread, a new communicator's included, would wait in that group).
   void abort_comm() {
+    if (in_group_) {
+      in_group_ = false;
+      (void)Comm::group_end();
+    }
     if (!failed_) {
       failed_ = true;
       (void)Comm::abort(comm_);
@@ -579,6 +585,9 @@ protected:
   }
 
   void release() noexcept {
+    // the graph first: NCCL's finalize of an edge communicator waits until every graph that
+    // captured operations on it is destroyed
+    drop_graph();
     if (!failed_) {
       if (compute_) (void)Runtime::stream_synchronize(compute_);
       if (comm_stream_) (void)Runtime::stream_synchronize(comm_stream_);
@@ -586,7 +595,6 @@ protected:
         if (c) Comm::release(c);
     }
     edge_comms_.clear();
-    drop_graph();
     for (event_t e : events_)
       if (e) (void)Runtime::event_destroy(e);
     for (event_t e : group_done_)
@@ -628,14 +636,19 @@ protected:
   /// the group when it is full or when one of its operations touches the same slot and one
   /// of the two writes it: the operations of a group progress concurrently, so a receive
   /// into the slot a send of the same group reads (a slot reused right after its send) must
-  /// wait for the next group, which the stream orders after this one.
-  void add_to_group(edge_on const& e, std::uint16_t slot, bool write) {
+  /// wait for the next group, which the stream orders after this one. In a capture, a group
+  /// also ends where the communicator `c` changes: NCCL runs a group's operations on several
+  /// communicators as one kernel per communicator, one after the other on the stream in an
+  /// order of its own (the communicators' hashes), so a group over two edges could run a
+  /// send that blocks before a receive its peer's send is waiting for.
+  void add_to_group(edge_on const& e, std::uint16_t slot, bool write, comm_t c) {
     std::size_t const k = slot;
     if (in_group_ && (group_ops_ >= options_.max_group_ops || slot_written_[k] == group_serial_ ||
-                      (write && slot_read_[k] == group_serial_)))
+                      (write && slot_read_[k] == group_serial_) || (capturing_ && c != group_comm_)))
       end_group();
     if (!in_group_) {
       group_edge_ = e;
+      group_comm_ = c;
       check_comm(Comm::group_start(), "ncclGroupStart");
       in_group_ = true;
       group_ops_ = 0;
@@ -697,6 +710,7 @@ protected:
   std::uint64_t group_serial_ = 0;
   std::vector<std::uint64_t> slot_read_, slot_written_; ///< the group that last read / wrote each slot
   edge_on group_edge_{};
+  comm_t group_comm_{}; ///< the communicator of the open group's operations (one per group in a capture)
   action_record current_{};
   failure_site failure_{};
   bool failed_ = false;

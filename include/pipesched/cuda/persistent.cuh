@@ -296,13 +296,30 @@ public:
       throw std::invalid_argument("pipesched: persistent_executor: with options::devices every device runs on the "
                                   "executor's own stream: pass no stream to run()");
     stage(functors);
-    for (part& d : parts_) { // every kernel is issued before any is waited for: they wait on each other
-      detail::device_scope const on(d.device);
-      cudaStream_t const st = stream_of(d, stream);
-      bool const ordered = after_last_launch(d, st);
-      upload(d, st);
-      launch(d, st);
-      mark_launch(d, st, ordered);
+    if (!multi() && capturing(stream)) {
+      // a capture may neither wait for the stream on the host nor copy from pageable memory
+      // that the next changed functors free
+      if (options_.synchronize)
+        throw std::invalid_argument("pipesched: persistent_executor: run() on a stream being captured needs "
+                                    "options.synchronize = false (call finish() after launching your graph)");
+      if (!parts_[0].uploaded)
+        throw std::invalid_argument("pipesched: persistent_executor: the functors changed: run() once outside "
+                                    "your capture first (a capture cannot copy them from host memory)");
+    }
+    std::size_t issued = 0; // kernels launched: they wait on each other
+    try {
+      for (part& d : parts_) { // every kernel is issued before any is waited for
+        detail::device_scope const on(d.device);
+        cudaStream_t const st = stream_of(d, stream);
+        bool const ordered = after_last_launch(d, st);
+        upload(d, st);
+        launch(d, st);
+        ++issued;
+        mark_launch(d, st, ordered);
+      }
+    } catch (...) {
+      if (issued > 0) abandon_iteration(stream);
+      throw;
     }
     if (options_.synchronize) {
       wait_all(stream);
@@ -346,12 +363,19 @@ public:
     if (multi() && stream != nullptr)
       throw std::invalid_argument("pipesched: persistent_executor: with options::devices every device replays on "
                                   "the executor's own stream: pass no stream to replay()");
-    for (part& d : parts_) {
-      detail::device_scope const on(d.device); // null: the device's legacy stream, as in run()
-      cudaStream_t const st = stream_of(d, stream);
-      bool const ordered = after_last_launch(d, st);
-      check(cudaGraphLaunch(d.graph, st), "cudaGraphLaunch");
-      mark_launch(d, st, ordered);
+    std::size_t issued = 0;
+    try {
+      for (part& d : parts_) {
+        detail::device_scope const on(d.device); // null: the device's legacy stream, as in run()
+        cudaStream_t const st = stream_of(d, stream);
+        bool const ordered = after_last_launch(d, st);
+        check(cudaGraphLaunch(d.graph, st), "cudaGraphLaunch");
+        ++issued;
+        mark_launch(d, st, ordered);
+      }
+    } catch (...) {
+      if (issued > 0) abandon_iteration(stream);
+      throw;
     }
     if (options_.synchronize) {
       wait_all(stream);
@@ -494,6 +518,10 @@ private:
                                  " does not support cooperative launches");
       check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, d.device), "cudaDeviceGetAttribute");
       check(program_.occupancy(&per_sm, options_.threads_per_block), "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+      if (per_sm < 1)
+        throw std::invalid_argument("pipesched: persistent_executor: no block of " +
+                                    std::to_string(options_.threads_per_block) + " threads fits on a multiprocessor of device " +
+                                    std::to_string(d.device) + " (the kernel's registers or shared memory): use fewer threads_per_block");
       d.resident = per_sm * sms;
       resident_ = totals.empty() || d.resident < resident_ ? d.resident : resident_;
       int const total = options_.total_blocks > 0 ? options_.total_blocks : (sms < d.resident ? sms : d.resident);
@@ -703,16 +731,37 @@ private:
     if (ordered) check(cudaEventRecord(d.launched, stream), "cudaEventRecord");
   }
 
-  /// Waits for every part's stream (every one even after an error, so no kernel outlives the
-  /// call unwaited), then reports the first error.
+  /// Waits for every part's stream and its latest launch, whatever stream that was on (every
+  /// one even after an error, so no kernel outlives the call unwaited and check_failure()
+  /// never resets the state under a running kernel), then reports the first error.
   void wait_all(cudaStream_t stream) {
     cudaError_t first = cudaSuccess;
     for (part& d : parts_) {
       detail::device_scope const on(d.device);
       cudaError_t const e = cudaStreamSynchronize(stream_of(d, stream));
       if (first == cudaSuccess) first = e;
+      cudaError_t const l = cudaEventSynchronize(d.launched); // success at once when never recorded
+      if (first == cudaSuccess) first = l;
     }
     check(first, "cudaStreamSynchronize");
+  }
+
+  /// After a launch failed with other devices' kernels already issued: those kernels wait for
+  /// a peer that never started, so each ends at its deadline; wait for them and reset every
+  /// state, so that the next iteration does not report this one's deadline in place of the
+  /// launch error being thrown.
+  void abandon_iteration(cudaStream_t stream) noexcept {
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device);
+      (void)cudaStreamSynchronize(stream_of(d, stream));
+      (void)cudaEventSynchronize(d.launched);
+    }
+    for (part& d : parts_) {
+      detail::device_scope const on(d.device);
+      (void)cudaMemset(d.state, 0, layout_.words() * sizeof(std::uint64_t));
+      (void)cudaDeviceSynchronize();
+    }
+    (void)cudaGetLastError();
   }
 
   /// Reads the failure record (rank 0's state); on a failure resets every state array

@@ -344,7 +344,10 @@ public:
         if (x.h.push_slot >= 0) x.per = tables.occupancies[static_cast<std::size_t>(x.h.push_slot)];
         x.what = action_record::of(steps[i]).bits;
         x.receiver = is_send(a.kind) ? a.peer : -1;
-        x.opens_pair = overlaps_next(a) && i + 1 < steps.size() ? 1 : 0;
+        // as the stream program: a pair's second half is a compute action (a hand-made table
+        // with a transfer there runs the forward alone)
+        x.opens_pair =
+            overlaps_next(a) && i + 1 < steps.size() && is_compute(s.at(static_cast<std::size_t>(r), i + 1).kind) ? 1 : 0;
         uses_[static_cast<int>(a.kind)] = true;
       }
     }
@@ -799,6 +802,10 @@ PIPESCHED_PERSISTENT_INLINE PIPESCHED_HD bool call_pass(F& f, io const& x, G con
 /// without that member the pair runs as its two halves, one after the other.
 template <class S, int R, std::size_t I, class F, class Group> constexpr bool fused_pair() {
   if constexpr (I + 1 >= S::lowered.size(R) || !overlaps_next(action_of<S, R, I>)) return false;
+  // (a nested test: action I + 1 exists here) as the stream program, the second half of a
+  // pair is a compute action
+  else if constexpr (!is_compute(action_of<S, R, I + 1>.kind))
+    return false;
   else
     return requires(F& f, io const& x, Group const& g) {
       f.forward_backward(step_of<S, R, I>{}, step_of<S, R, I + 1>{}, x, x, g);

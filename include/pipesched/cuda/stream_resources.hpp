@@ -210,6 +210,7 @@ public:
   void replay(stream_t stream = nullptr) {
     if (!graph_exec_) throw std::logic_error("pipesched: replay() before capture()");
     std::lock_guard<std::mutex> lock(mutex_);
+    current_device_ = -1; // the caller may have made another device current since the last call
     set_device(home_);
     check(Runtime::graph_launch(graph_exec_, stream), "cudaGraphLaunch");
     if (options_.synchronize) check(Runtime::stream_synchronize(stream), "cudaStreamSynchronize");
@@ -272,13 +273,17 @@ protected:
     std::lock_guard<std::mutex> lock(mutex_);
     failure_ = failure_site{};
     drop_graph();
+    current_device_ = -1; // as in replay()
     set_device(home_);
     check(Runtime::begin_capture(capture_stream_), "cudaStreamBeginCapture");
     typename Runtime::graph_t graph{};
     try {
       issue_iteration(issue, capture_stream_);
     } catch (...) {
-      set_device(home_);
+      // unchecked: a pending error must not skip ending the capture (the stream would stay
+      // in capture mode, the executor unusable)
+      (void)Runtime::set_device(home_);
+      current_device_ = -1;
       (void)Runtime::end_capture(capture_stream_, &graph);
       if (graph) (void)Runtime::graph_destroy(graph);
       (void)Runtime::get_last_error();
