@@ -273,6 +273,30 @@ TEST_CASE("cuda_stream.stages_on_several_devices_copy_peer_to_peer") {
   }
 }
 
+TEST_CASE("cuda_stream.the_callers_device_stays_current") {
+  // stages on devices 0, 1, 1, 2: push() and finish() switch devices while they issue and
+  // wait, and give the calling thread its own current device back (here 3, none of the
+  // stages'); the constructor gives back the device current when it was made
+  emu::reset(4);
+  std::vector<affine> fs(4);
+  auto opt = options(4, 3);
+  opt.devices = {0, 1, 1, 2};
+  REQUIRE(emu::runtime::set_device(3) == 0);
+  executor<locked_runtime> ex(fs, opt);
+  int d = -1;
+  (void)emu::runtime::get_device(&d);
+  CHECK(d == 3);
+  std::vector<float> item(static_cast<std::size_t>(opt.input_bytes / sizeof(float)) + 1, 1.0f);
+  REQUIRE(emu::runtime::set_device(5) == 0);
+  CHECK(ex.push(item.data()));
+  (void)emu::runtime::get_device(&d);
+  CHECK(d == 5);
+  ex.finish();
+  (void)emu::runtime::get_device(&d);
+  CHECK(d == 5);
+  CHECK(ex.pop().has_value());
+}
+
 TEST_CASE("cuda_stream.ring_memsets_are_done_on_every_device_before_the_first_item") {
   // cudaMemset is asynchronous, on each device's legacy default stream, which the stages'
   // non-blocking streams do not wait for (emulated so): the constructor must wait for the

@@ -264,6 +264,49 @@ TEST_CASE("cuda.stream_program.rendezvous_cycle_rejected") {
   CHECK(d.rank >= 0);
 }
 
+TEST_CASE("cuda.stream_program.rendezvous_ops_stay_on_their_rank") {
+  // A rendezvous program runs one process per rank: every op on its own rank's streams, every
+  // wait on a record of its own rank's streams. An op handed to another rank, or a wait that
+  // names another rank's stream (before any record of its event, where the latest-record
+  // rule has nothing to compare), is refused with its reason; the NCCL executors index their
+  // events by it. (The model's rule, for programs given at run time: the compiler derives its
+  // own programs rank by rank, and its one-hop check does not look at the mode.)
+  table t = lowered("1f1b", 4, 8);
+  stream_program const good = cuda::derive_stream_program(t, transfer_mode::rendezvous);
+  REQUIRE(good.ok());
+  REQUIRE(cuda::verify_stream_program(t, good).ok());
+  int handed = 0, named = 0;
+  for (std::size_t g = 0; g < good.ops.size(); ++g) {
+    stream_op const o = good.ops[g];
+    if (o.kind == stream_op_kind::record || o.kind == stream_op_kind::wait) {
+      stream_program broken = good;
+      broken.ops[g].rank = static_cast<std::uint16_t>((o.rank + 1) % 4);
+      diagnostic const d = cuda::verify_stream_program(t, broken);
+      INFO(g, " ", describe(d));
+      CHECK(d.code == errc::program_malformed);
+      CHECK(describe(d).find("another rank's stream") != std::string::npos);
+      ++handed;
+    }
+    if (o.kind == stream_op_kind::wait) {
+      stream_program broken = good;
+      broken.ops[g].peer_action = static_cast<std::uint32_t>((o.stream + 2) % 8);
+      diagnostic const d = cuda::verify_stream_program(t, broken);
+      INFO(g, " ", describe(d));
+      CHECK(d.code == errc::program_malformed);
+      CHECK(describe(d).find("another rank's stream") != std::string::npos);
+      ++named;
+    }
+  }
+  CHECK(handed > 0);
+  CHECK(named > 0);
+  // copy mode (one process, one GPU or peers) may wait across ranks: the rule is rendezvous's
+  stream_program const copy = cuda::derive_stream_program(t, transfer_mode::copy);
+  CHECK(find_op(copy, [](stream_op const& o) {
+          return o.kind == stream_op_kind::wait && o.peer_action / 2u != o.stream / 2u;
+        }) >= 0);
+  CHECK(cuda::verify_stream_program(t, copy).ok());
+}
+
 TEST_CASE("cuda.stream_program.wait_on_unrecorded_event_waits_for_nothing") {
   // A wait issued before any record of its event is a no-op: a program whose consumer
   // waits on an event recorded only after the wait (in issue order) has a race, even though

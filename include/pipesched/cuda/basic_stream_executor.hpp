@@ -158,6 +158,7 @@ public:
     std::size_t const k = static_cast<std::size_t>(id % static_cast<std::uint64_t>(window_));
     pushed_at_[k] = std::chrono::steady_clock::now();
     int stage = 0; // the stage being issued, for a failure's record
+    caller_device const keep; // stages on other devices: the caller's current device back at the end
     try {
       issue_item(id, k, data, stage);
     } catch (...) {
@@ -216,6 +217,7 @@ public:
       issued = issued_; // no push can follow close()
     }
     int s = 0;
+    caller_device const keep;
     try {
       // the last item's event follows every stage's work on every stream (each stage waits
       // for the one before it, and a stream runs its items in order): with blocking_pop the
@@ -297,6 +299,21 @@ private:
     throw error(what, static_cast<int>(e), failure_site{stage, action_record{}});
   }
   static void set_device(int d, int stage) { check(Runtime::set_device(d), "cudaSetDevice", stage); }
+  /// The calling thread's current device, made current again when a call that switched to
+  /// the stages' devices returns (a user's allocation after push() lands where it did before).
+  struct caller_device {
+    int device = -1;
+    caller_device() {
+      if (Runtime::get_device(&device) != Runtime::success) device = -1;
+    }
+    ~caller_device() {
+      int now = -1;
+      if (device >= 0 && Runtime::get_device(&now) == Runtime::success && now != device)
+        (void)Runtime::set_device(device);
+    }
+    caller_device(caller_device const&) = delete;
+    caller_device& operator=(caller_device const&) = delete;
+  };
 
   void make_ring(ring& g, int device, std::size_t bytes, int stage) {
     g.device = device;

@@ -531,8 +531,15 @@ constexpr diagnostic verify_stream_program(detail::lowered_view const& t, stream
   for (std::size_t g = 0; g < n; ++g) {
     stream_op const& o = ops[g];
     if (o.stream >= ns || o.rank >= p) return bad(g, "a stream or rank out of range");
+    // rendezvous mode (one process per rank): a rank issues only ops of its own streams,
+    // records only its own events and waits only on its own streams' records
+    if (prog.mode == transfer_mode::rendezvous && o.stream / 2u != o.rank)
+      return bad(g, "an op on another rank's stream (a rendezvous program keeps each rank on its own streams)");
     if (o.kind == stream_op_kind::record || o.kind == stream_op_kind::wait) {
       if (o.event >= ne) return bad(g, "an event out of range");
+      if (o.kind == stream_op_kind::wait && o.peer_action >= ns) return bad(g, "a wait names a stream out of range");
+      if (o.kind == stream_op_kind::wait && prog.mode == transfer_mode::rendezvous && o.peer_action / 2u != o.rank)
+        return bad(g, "a wait on another rank's stream (a rendezvous program keeps each rank on its own streams)");
       continue;
     }
     std::size_t const r = o.rank;
