@@ -283,7 +283,7 @@ struct comm {
   bool error = false;        ///< a size mismatch was seen on one of its operations
   bool dead = false;         ///< aborted before its split was done
   bool released = false;     ///< ended in order (the executor's release)
-  int graph_refs = 0;                ///< instantiated graphs alive that use it
+  int graph_refs = 0;        ///< instantiated graphs alive that use it
   bool released_under_graph = false; ///< released while graph_refs > 0 (NCCL: a hang)
   // splits
   int splits = 0;          ///< splits this rank called on this communicator

@@ -520,8 +520,9 @@ private:
       check(program_.occupancy(&per_sm, options_.threads_per_block), "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
       if (per_sm < 1)
         throw std::invalid_argument("pipesched: persistent_executor: no block of " +
-                                    std::to_string(options_.threads_per_block) + " threads fits on a multiprocessor of device " +
-                                    std::to_string(d.device) + " (the kernel's registers or shared memory): use fewer threads_per_block");
+                                    std::to_string(options_.threads_per_block) +
+                                    " threads fits on a multiprocessor of device " + std::to_string(d.device) +
+                                    " (the kernel's registers or shared memory): use fewer threads_per_block");
       d.resident = per_sm * sms;
       resident_ = totals.empty() || d.resident < resident_ ? d.resident : resident_;
       int const total = options_.total_blocks > 0 ? options_.total_blocks : (sms < d.resident ? sms : d.resident);

@@ -346,8 +346,8 @@ public:
         x.receiver = is_send(a.kind) ? a.peer : -1;
         // as the stream program: a pair's second half is a compute action (a hand-made table
         // with a transfer there runs the forward alone)
-        x.opens_pair =
-            overlaps_next(a) && i + 1 < steps.size() && is_compute(s.at(static_cast<std::size_t>(r), i + 1).kind) ? 1 : 0;
+        bool const compute_next = i + 1 < steps.size() && is_compute(s.at(static_cast<std::size_t>(r), i + 1).kind);
+        x.opens_pair = overlaps_next(a) && compute_next ? 1 : 0;
         uses_[static_cast<int>(a.kind)] = true;
       }
     }
@@ -804,8 +804,7 @@ template <class S, int R, std::size_t I, class F, class Group> constexpr bool fu
   if constexpr (I + 1 >= S::lowered.size(R) || !overlaps_next(action_of<S, R, I>)) return false;
   // (a nested test: action I + 1 exists here) as the stream program, the second half of a
   // pair is a compute action
-  else if constexpr (!is_compute(action_of<S, R, I + 1>.kind))
-    return false;
+  else if constexpr (!is_compute(action_of<S, R, I + 1>.kind)) return false;
   else
     return requires(F& f, io const& x, Group const& g) {
       f.forward_backward(step_of<S, R, I>{}, step_of<S, R, I + 1>{}, x, x, g);
