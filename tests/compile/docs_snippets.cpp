@@ -215,6 +215,7 @@ static_assert(schedule<skip_paths_family<12, 6>, stages<16>, microbatches<16>>::
 static_assert(schedule<skip_paths_family<6>, stages<8>, microbatches<32>>::valid);
 static_assert(schedule<skip_paths_family<6, 3>, stages<8>, microbatches<32>>::valid);   // cap 3
 static_assert(schedule<skip_paths_family<12>, stages<16>, microbatches<32>>::valid);
+static_assert(schedule<skip_paths_family<12, 6>, stages<16>, microbatches<32>>::valid); // cap 6
 } // (test)
 // end snippet
 

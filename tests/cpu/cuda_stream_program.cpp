@@ -276,24 +276,24 @@ TEST_CASE("cuda.stream_program.rendezvous_ops_stay_on_their_rank") {
   REQUIRE(good.ok());
   REQUIRE(cuda::verify_stream_program(t, good).ok());
   int handed = 0, named = 0;
+  auto refused = [&](std::size_t g, stream_program const& broken) {
+    diagnostic const d = cuda::verify_stream_program(t, broken);
+    INFO(g, " ", describe(d));
+    CHECK(d.code == errc::program_malformed);
+    CHECK(describe(d).find("another rank's stream") != std::string::npos);
+  };
   for (std::size_t g = 0; g < good.ops.size(); ++g) {
     stream_op const o = good.ops[g];
     if (o.kind == stream_op_kind::record || o.kind == stream_op_kind::wait) {
       stream_program broken = good;
       broken.ops[g].rank = static_cast<std::uint16_t>((o.rank + 1) % 4);
-      diagnostic const d = cuda::verify_stream_program(t, broken);
-      INFO(g, " ", describe(d));
-      CHECK(d.code == errc::program_malformed);
-      CHECK(describe(d).find("another rank's stream") != std::string::npos);
+      refused(g, broken);
       ++handed;
     }
     if (o.kind == stream_op_kind::wait) {
       stream_program broken = good;
       broken.ops[g].peer_action = static_cast<std::uint32_t>((o.stream + 2) % 8);
-      diagnostic const d = cuda::verify_stream_program(t, broken);
-      INFO(g, " ", describe(d));
-      CHECK(d.code == errc::program_malformed);
-      CHECK(describe(d).find("another rank's stream") != std::string::npos);
+      refused(g, broken);
       ++named;
     }
   }

@@ -190,6 +190,14 @@ TEST_CASE("skip.route_neighbours.equal_the_route_search") {
   CHECK(off_route > 0); // stages off a route were asked about
   table straight = make_table(3, 4, 1, placement::loop);
   check(straight);
+  // neighbours made from another table's routes are refused, not indexed out of bounds
+  table const four = make_skip(config(4, 2, 5, 0, path_layout::last, path_method::cost_aware));
+  table const five = make_skip(config(5, 2, 5, 0, path_layout::last, path_method::cost_aware));
+  REQUIRE((four.ok() && five.ok()));
+  CHECK(detail::simulate_times(four, sim_costs{}, neighbours_on_routes(four)).ok());
+  diagnostic const other = detail::simulate_times(four, sim_costs{}, neighbours_on_routes(five)).error;
+  CHECK(other.code == errc::bad_path);
+  CHECK(std::string(other.detail) == "route neighbours of another table");
 }
 
 TEST_CASE("skip.path_rules.reference_examples") {

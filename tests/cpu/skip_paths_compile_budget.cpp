@@ -1,9 +1,9 @@
 // The compile-time budget of skip paths: docs/05_skip_paths.md says the cost-aware skip
 // family, generated, lowered and verified inside the compiler, fits the default constexpr
-// limits (g++: -fconstexpr-ops-limit 2^25 per constant evaluation) up to S = 16 with m = 16
-// and S = 8 with m = 32, with or without a binding memory cap (a cap runs the final event
-// simulation in four orders), and S = 16 with m = 32 without one. This file compiling is that check; the case below checks that
-// the frozen tables are the ones the same calls give at run time, and complete.
+// limits (g++: -fconstexpr-ops-limit 2^25 per constant evaluation) up to S = 16 with m = 32,
+// with or without a binding memory cap (a cap runs the final event simulation in four
+// orders). This file compiling is that check; the case below checks that the frozen tables
+// are the ones the same calls give at run time, and complete.
 #include <doctest/doctest.h>
 
 #include "pipesched/schedules/skip_paths.hpp"
@@ -18,11 +18,13 @@ using wide_capped = schedule<skip_paths_family<12, 6>, stages<16>, microbatches<
 using deep = schedule<skip_paths_family<6>, stages<8>, microbatches<32>>;
 using deep_capped = schedule<skip_paths_family<6, 3>, stages<8>, microbatches<32>>;
 using wide_deep = schedule<skip_paths_family<12>, stages<16>, microbatches<32>>;
+using wide_deep_capped = schedule<skip_paths_family<12, 6>, stages<16>, microbatches<32>>;
 static_assert(wide::valid);
 static_assert(wide_capped::valid);
 static_assert(deep::valid);
 static_assert(deep_capped::valid);
 static_assert(wide_deep::valid);
+static_assert(wide_deep_capped::valid);
 
 namespace {
 
@@ -61,4 +63,5 @@ TEST_CASE("skip.compile_budget.documented_sizes") {
   check_frozen<deep>(config_of(8, 6, 32, 0));
   check_frozen<deep_capped>(config_of(8, 6, 32, 3));
   check_frozen<wide_deep>(config_of(16, 12, 32, 0));
+  check_frozen<wide_deep_capped>(config_of(16, 12, 32, 6));
 }

@@ -757,12 +757,21 @@ private:
       (void)cudaStreamSynchronize(stream_of(d, stream));
       (void)cudaEventSynchronize(d.launched);
     }
+    reset_states(false);
+    (void)cudaGetLastError();
+  }
+
+  /// Zeroes every part's state array (counters, epochs, barriers, flags) and waits for it.
+  /// `checked`: throw on the first CUDA error (false on a path that is already throwing).
+  void reset_states(bool checked) {
     for (part& d : parts_) {
       detail::device_scope const on(d.device);
-      (void)cudaMemset(d.state, 0, layout_.words() * sizeof(std::uint64_t));
-      (void)cudaDeviceSynchronize();
+      cudaError_t const set = cudaMemset(d.state, 0, layout_.words() * sizeof(std::uint64_t));
+      cudaError_t const done = cudaDeviceSynchronize();
+      if (!checked) continue;
+      check(set, "cudaMemset");
+      check(done, "cudaDeviceSynchronize");
     }
-    (void)cudaGetLastError();
   }
 
   /// Reads the failure record (rank 0's state); on a failure resets every state array
@@ -779,11 +788,7 @@ private:
     std::string const what = describe_persistent_failure(layout_, words.data());
     failure_ = failure_site{static_cast<int>(rec[persistent_layout::failure_rank]),
                             action_record{rec[persistent_layout::failure_action]}};
-    for (part& d : parts_) {
-      detail::device_scope const on(d.device);
-      check(cudaMemset(d.state, 0, layout_.words() * sizeof(std::uint64_t)), "cudaMemset");
-      check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-    }
+    reset_states(true);
     throw persistent_error(what, failure_, static_cast<persistent_failure_kind>(rec[persistent_layout::failure_kind]));
   }
 

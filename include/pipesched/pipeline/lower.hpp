@@ -19,15 +19,16 @@ namespace pipesched {
 /// same rank exchange nothing. Returns the input's error, or cyclic_wait, on failure.
 constexpr table lower(table const& t, sim_costs const& costs = {}, int extra_slots = 0) {
   if (!t.ok() || t.lowered) return t;
-  simulation sim = detail::simulate_times(t, costs);
+  route_neighbours const route = neighbours_on_routes(t); // once for the three passes below
+  simulation sim = detail::simulate_times(t, costs, route);
   if (!sim.ok()) return failed(sim.error);
   vec<vec<int>> const topo = detail::topo_order(t, sim);
   auto timing = [&](std::size_t r, std::size_t i) {
     op_time const tm = sim.times[r][i];
     return std::pair<detail::sweep_key, double>{detail::sweep_key{tm.start, topo[r][i], 0}, tm.end};
   };
-  table out = detail::insert_transfers(t, timing);
-  detail::assign_slots(out, extra_slots);
+  table out = detail::insert_transfers(t, timing, route);
+  detail::assign_slots(out, extra_slots, route);
   return out;
 }
 

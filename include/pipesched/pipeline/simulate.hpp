@@ -159,7 +159,7 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs, rout
   int const last_stage = t.stages - 1;
   // with routes: each pass's neighbours on its route, looked up (not searched) per pass
   if (!straight && (route.prev.size() != S * m || route.stages != t.stages || route.microbatches != t.microbatches)) {
-    sim.error = diagnostic{errc::zero_ranks, -1, -1, -1, -1, "route neighbours of another table"};
+    sim.error = diagnostic{errc::bad_path, -1, -1, -1, -1, "route neighbours of another table"};
     return sim;
   }
   int const* const prev_on_route = route.prev.data();

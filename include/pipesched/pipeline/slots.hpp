@@ -19,8 +19,9 @@ namespace pipesched::detail {
 /// longest ago, never the one just freed — so that a receive or a pass need not wait for the
 /// last reader of the newest free slot. A slot freed by an action is not reused by an output
 /// of the same action. Reads of boundaries with no writer (only in broken imported tables, which
-/// verify() rejects) stay no_slot.
-constexpr void assign_slots(table& t, int extra = 0) {
+/// verify() rejects) stay no_slot. `route`: neighbours_on_routes(t) (lowering does not
+/// change the routes, so those of the compute table serve).
+constexpr void assign_slots(table& t, int extra, route_neighbours const& route) {
   std::size_t const sm = static_cast<std::size_t>(t.stages) * static_cast<std::size_t>(t.microbatches);
   // what holds each boundary: 0 activation entering s, 1 activation leaving s for another
   // rank (sender side), 2 gradient of s's output, 3 input gradient leaving s (sender side)
@@ -30,7 +31,6 @@ constexpr void assign_slots(table& t, int extra = 0) {
            static_cast<std::size_t>(s) * static_cast<std::size_t>(t.microbatches) + static_cast<std::size_t>(j);
   };
   t.slot_count.assign(static_cast<std::size_t>(t.ranks), 0);
-  route_neighbours const route = neighbours_on_routes(t); // looked up, not searched, per pass
   vec<std::int32_t> free_slots;
   // One walk of rank r's list. pool < 0: free slots reused last-freed-first, new slots made
   // when none is free (the count is the peak of live boundaries). pool >= 0: a fixed pool of
@@ -109,6 +109,7 @@ constexpr void assign_slots(table& t, int extra = 0) {
     t.slot_count[static_cast<std::size_t>(r)] = extra > 0 ? walk(r, peak + extra) : peak;
   }
 }
+constexpr void assign_slots(table& t, int extra = 0) { assign_slots(t, extra, neighbours_on_routes(t)); }
 
 } // namespace pipesched::detail
 

@@ -75,16 +75,16 @@ constexpr action recv_action(action const& pass, int reader_stage, int reader_ch
 
 /// For every compute pass whose output goes to another rank: that rank in
 /// consumer_rank[r][i] (-1 when the output stays on the rank or there is none), and its
-/// RECV appended to the consumer's incoming runs, keyed by the pass's end.
+/// RECV appended to the consumer's incoming runs, keyed by the pass's end. `route`:
+/// neighbours_on_routes(t).
 template <class Timing>
-constexpr void collect_transfers(table const& t, Timing const& timing, vec<vec<int>>& consumer_rank,
-                                 vec<incoming_runs>& incoming) {
+constexpr void collect_transfers(table const& t, Timing const& timing, route_neighbours const& route,
+                                 vec<vec<int>>& consumer_rank, vec<incoming_runs>& incoming) {
   std::size_t const p = static_cast<std::size_t>(t.ranks);
   int const* const stage_rank = t.stage_rank.data();
   int const* const stage_chunk = t.stage_chunk.data();
   bool const straight = t.paths.empty(); // every route 0..S-1: the neighbour is stage s +- 1
   int const last_stage = t.stages - 1;
-  route_neighbours const route = neighbours_on_routes(t); // looked up, not searched, per pass
   for (std::size_t r = 0; r < p; ++r) {
     action const* const list = t.lists[r].data();
     std::size_t const n = t.lists[r].size();
@@ -221,11 +221,13 @@ constexpr void merge_rank_events(table const& t, Timing const& timing, std::size
 /// `timing(r, i)` gives pass i of rank r as a sweep_key with phase 0 (its start), and its end.
 /// An overlapped pair (a flagged F and the pass after it) must have one time and one `topo`
 /// for both halves (topo_order gives that); its own events run start F, start B, end F, end B.
-template <class Timing> constexpr table insert_transfers(table const& t, Timing const& timing) {
+/// `route`: neighbours_on_routes(t), looked up per pass instead of searching each route.
+template <class Timing>
+constexpr table insert_transfers(table const& t, Timing const& timing, route_neighbours const& route) {
   std::size_t const p = static_cast<std::size_t>(t.ranks);
   vec<vec<int>> consumer_rank(p);
   vec<incoming_runs> incoming(p);
-  collect_transfers(t, timing, consumer_rank, incoming);
+  collect_transfers(t, timing, route, consumer_rank, incoming);
   table out = copy_without_lists(t);
   out.lists.resize(p);
   vec<std::size_t> run_next, run_end; // the merge's cursors, one per run
@@ -237,6 +239,9 @@ template <class Timing> constexpr table insert_transfers(table const& t, Timing 
   }
   out.lowered = true;
   return out;
+}
+template <class Timing> constexpr table insert_transfers(table const& t, Timing const& timing) {
+  return insert_transfers(t, timing, neighbours_on_routes(t));
 }
 
 /// Whether entries k-1 and k of a simulation's order are the two halves of one overlapped

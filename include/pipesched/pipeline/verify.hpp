@@ -23,7 +23,8 @@ constexpr diagnostic check_local_order(table const& t, op_index const& ix) {
 
 /// Runs a lowered table with blocking rendezvous transfers: a SEND completes only together
 /// with the matching RECV that its peer has reached. Checks every data dependency on the way.
-constexpr diagnostic check_rendezvous(table const& t) {
+/// `route`: neighbours_on_routes(t).
+constexpr diagnostic check_rendezvous(table const& t, route_neighbours const& route) {
   // Raw pointers and few calls in the hot loop: this runs inside the compiler for every
   // schedule type, where nvcc's budget charges each call.
   std::size_t const p = static_cast<std::size_t>(t.ranks);
@@ -36,7 +37,6 @@ constexpr diagnostic check_rendezvous(table const& t) {
   int const* const srank = t.stage_rank.data();
   bool const straight = t.paths.empty();
   int const last_stage = t.stages - 1;
-  route_neighbours const route = neighbours_on_routes(t); // looked up, not searched, per pass
   int const* const prev_on_route = route.prev.data();
   int const* const next_on_route = route.next.data();
   vec<action const*> lists(p, nullptr);
@@ -187,24 +187,23 @@ constexpr int place_over_cap(vec<action> const& list, int places, vec<int>& firs
 
 } // namespace detail
 
-/// The static checks of a table: ranges and placement, coverage, same-rank order.
-constexpr diagnostic verify_structure(table const& t) {
+namespace detail {
+
+/// verify_structure into the caller's index, whose routes' neighbours verify_flow reuses.
+constexpr diagnostic verify_structure(table const& t, op_index& ix) {
   if (!t.ok()) return t.error;
-  detail::op_index ix{};
-  if (auto d = detail::build_index(t, ix)) return d;
-  if (auto d = detail::check_coverage(t, ix)) return d;
-  return detail::check_local_order(t, ix);
+  if (auto d = build_index(t, ix)) return d;
+  if (auto d = check_coverage(t, ix)) return d;
+  return check_local_order(t, ix);
 }
 
-/// The dynamic checks of a structurally valid table: executing each rank in list order
-/// finishes (no cyclic wait); for lowered tables, blocking rendezvous transfers finish and
-/// every input is received before it is read; the generator's memory bound holds.
-constexpr diagnostic verify_flow(table const& t) {
+/// verify_flow with the routes' neighbours made by the caller (neighbours_on_routes(t)).
+constexpr diagnostic verify_flow(table const& t, route_neighbours const& route) {
   if (!t.ok()) return t.error;
   if (t.lowered) {
-    if (auto d = detail::check_rendezvous(t)) return d;
+    if (auto d = check_rendezvous(t, route)) return d;
   } else {
-    simulation sim = simulate(t);
+    simulation const sim = simulate_times(t, sim_costs{}, route);
     if (!sim.ok()) return sim.error;
   }
   if (t.memory_bound_chunks > 0) {
@@ -227,10 +226,25 @@ constexpr diagnostic verify_flow(table const& t) {
   return {};
 }
 
-/// Checks a table (compute-only or lowered): verify_structure, then verify_flow.
+} // namespace detail
+
+/// The static checks of a table: ranges and placement, coverage, same-rank order.
+constexpr diagnostic verify_structure(table const& t) {
+  detail::op_index ix{};
+  return detail::verify_structure(t, ix);
+}
+
+/// The dynamic checks of a structurally valid table: executing each rank in list order
+/// finishes (no cyclic wait); for lowered tables, blocking rendezvous transfers finish and
+/// every input is received before it is read; the generator's memory bound holds.
+constexpr diagnostic verify_flow(table const& t) { return detail::verify_flow(t, neighbours_on_routes(t)); }
+
+/// Checks a table (compute-only or lowered): verify_structure, then verify_flow. The routes'
+/// neighbours are made once for both.
 constexpr diagnostic verify(table const& t) {
-  if (auto d = verify_structure(t)) return d;
-  return verify_flow(t);
+  detail::op_index ix{};
+  if (auto d = detail::verify_structure(t, ix)) return d;
+  return detail::verify_flow(t, ix.route);
 }
 
 } // namespace pipesched

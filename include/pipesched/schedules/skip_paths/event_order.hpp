@@ -46,12 +46,14 @@ struct rank_places {
 /// value while some rank has no place free yet.
 constexpr double admission_time(rank_places const& ranks, vec<int> const& model_path) {
   double at = 0;
+  int const* const admitted = ranks.admitted.data();
+  vec<double> const* const released = ranks.released.data();
   for (int s : model_path) {
-    std::size_t const rank = static_cast<std::size_t>(s);
-    int const release = ranks.admitted[rank] - ranks.places; // the release it waits for
+    int const release = admitted[s] - ranks.places; // the release it waits for
     if (release < 0) continue;
-    if (static_cast<std::size_t>(release) >= ranks.released[rank].size()) return -1.0;
-    double const freed = ranks.released[rank][static_cast<std::size_t>(release)];
+    vec<double> const& freed_at = released[s];
+    if (static_cast<std::size_t>(release) >= freed_at.size()) return -1.0;
+    double const freed = freed_at.data()[release];
     at = freed > at ? freed : at;
   }
   return at;
@@ -103,12 +105,15 @@ struct skip_events {
   // per rank
   vec<double> free_at;          ///< when the rank finishes its last pass
   vec<int> candidate;           ///< the micro-batch the rank would run next this round, -1: none
+  vec<int> candidate_round;     ///< choose_rank_candidates: the round its candidate is of (older: none this round)
+  int round = 0;                ///< choose_rank_candidates' rounds so far
   vec<double> candidate_ready;  ///< when that pass's input (and admission) is ready
   vec<char> candidate_backward; ///< whether that pass is a backward
   vec<int> held;                ///< micro-batches whose forward ran on the rank and whose place is not freed
   vec<char> last_backward;      ///< whether the rank's last pass was a backward
   vec<double> earliest_end;     ///< most_work_remaining: the earliest end among the rank's passes
   vec<double> start_of;         ///< most_work_remaining, per micro-batch: when its next step could start (-1: it cannot yet)
+  vec<int> first_on_rank;       ///< [mb * ranks + r]: where its route first visits rank r (-1: never)
   skip_order order = skip_order::earliest;
   rank_places ranks;
   // the lists' own timing, what simulate() gives them: a pass starts once its rank ended the
@@ -118,6 +123,10 @@ struct skip_events {
   double list_end = 0;    ///< the lists' iteration so far (simulate()'s makespan)
   int next_admit = 0; ///< micro-batches enter stage 0 in id order; this one is next
   int first_open = 0; ///< micro-batches below it are done
+  // admission_time of micro-batch next_admit, kept until an admission or a release changes it
+  // (asked once per chosen step otherwise: the compilers' constexpr budgets count)
+  double admit_at = 0;
+  bool admit_known = false;
 };
 
 /// Stage of step k of a micro-batch with route `route` of length L.
@@ -126,14 +135,26 @@ constexpr int stage_of_step(vec<int> const& route, std::size_t L, std::size_t k)
 }
 
 /// When micro-batch j's next step may start as far as its input and admission go (k: that
-/// step), or a negative value while it waits for a place.
-constexpr double step_ready(skip_events const& sim, vec<vec<int>> const& model_paths, int j, std::size_t k) {
+/// step), or a negative value while it waits for a place. Only micro-batch next_admit is
+/// open at step 0: its admission time is kept in `sim` until run_step changes what it waits for.
+constexpr double step_ready(skip_events& sim, vec<vec<int>> const& model_paths, int j, std::size_t k) {
   double const ready = sim.input_ready[static_cast<std::size_t>(j)];
   if (k != 0) return ready;
-  double const admitted_at = admission_time(sim.ranks, model_paths[static_cast<std::size_t>(j)]);
+  if (!sim.admit_known) {
+    sim.admit_at = admission_time(sim.ranks, model_paths[static_cast<std::size_t>(j)]);
+    sim.admit_known = true;
+  }
+  double const admitted_at = sim.admit_at;
   if (admitted_at < 0) return -1.0;
   return admitted_at > ready ? admitted_at : ready;
 }
+
+/// The rank candidate that starts first (ties: the lower rank): its micro-batch and start,
+/// micro-batch -1 when no rank has one.
+struct next_pass {
+  int mb = -1;
+  double start = 0;
+};
 
 /// Each rank's candidate among the open micro-batches: passes whose input is ready by the
 /// time the rank is free compete on (when they could start, input ready, backward first,
@@ -141,8 +162,11 @@ constexpr double step_ready(skip_events const& sim, vec<vec<int>> const& model_p
 /// by_position and alternating a forward also needs the rank to hold fewer than its
 /// position allows, and a tie between a forward and a backward goes to the kind the rank
 /// did not run last (in order alternating before the input-ready comparison, in
-/// by_position after it).
-constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
+/// by_position after it). Returns the candidate that starts first (ties: the lower rank),
+/// kept on the way: a rank's candidate only ever moves to one that starts no later, so the
+/// rank that starts first stays first until another rank's candidate starts earlier (or as
+/// early on a lower rank); what earliest_candidate finds by a pass over the ranks.
+constexpr next_pass choose_rank_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
   // raw pointers: this loop runs inside the compiler, where every call counts
   std::size_t const* const next_step = sim.next_step.data();
   int const* const next_rank = sim.next_rank.data();
@@ -154,16 +178,20 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
   int* const candidate = sim.candidate.data();
   double* const candidate_ready = sim.candidate_ready.data();
   char* const candidate_backward = sim.candidate_backward.data();
-  std::size_t const ranks = sim.candidate.size(), steps = sim.steps, last_forward = sim.route_length - 1;
-  for (std::size_t r = 0; r < ranks; ++r) candidate[r] = -1;
+  std::size_t const steps = sim.steps, last_forward = sim.route_length - 1;
+  int* const candidate_round = sim.candidate_round.data();
+  int const round = ++sim.round; // a rank whose candidate_round is older has none yet
   int const m = static_cast<int>(sim.next_step.size());
   while (sim.first_open < m && next_step[sim.first_open] >= steps) ++sim.first_open;
   int const last_open = sim.next_admit < m ? sim.next_admit : m - 1;
+  double const* const input_ready = sim.input_ready.data();
+  int first_rank = -1; // the rank whose candidate starts first
+  double first_start = 0;
   for (int j = sim.first_open; j <= last_open; ++j) {
     std::size_t const k = next_step[j];
     if (k >= steps) continue;
     int const r = next_rank[j];
-    double const ready = step_ready(sim, model_paths, j, k);
+    double const ready = k != 0 ? input_ready[j] : step_ready(sim, model_paths, j, k);
     if (ready < 0) continue;
     bool const backward = k >= last_forward;
     if (one_f_one_b_rules && !backward) { // a forward here is the micro-batch's first visit to rank r
@@ -171,10 +199,10 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
       if (held[r] >= (allowed > 1 ? allowed : 1)) continue;
     }
     double const rank_free = free_at[r];
-    bool better = candidate[r] < 0;
+    double const start = ready > rank_free ? ready : rank_free;
+    bool better = candidate_round[r] != round;
     if (!better) {
       double const held_ready = candidate_ready[r];
-      double const start = ready > rank_free ? ready : rank_free;
       double const held_start = held_ready > rank_free ? held_ready : rank_free;
       bool const held_backward = candidate_backward[r];
       if (start != held_start) better = start < held_start;
@@ -184,10 +212,17 @@ constexpr void choose_rank_candidates(skip_events& sim, vec<vec<int>> const& mod
     }
     if (better) {
       candidate[r] = j;
+      candidate_round[r] = round;
       candidate_ready[r] = ready;
       candidate_backward[r] = backward;
+      if (first_rank == r || first_rank < 0 || start < first_start || (start == first_start && r < first_rank)) {
+        first_rank = r;
+        first_start = start;
+      }
     }
   }
+  if (first_rank < 0) return next_pass{};
+  return next_pass{candidate[first_rank], first_start};
 }
 
 /// Order most_work_remaining: each rank's candidate among the open micro-batches. First the
@@ -204,17 +239,20 @@ constexpr void choose_most_work_remaining(skip_events& sim, vec<vec<int>> const&
   double const* const free_at = sim.free_at.data();
   double const* const step_work = sim.step_work.data();
   double const* const work_left = sim.work_left.data();
+  std::size_t const* const next_step = sim.next_step.data();
+  int const* const next_rank = sim.next_rank.data();
+  double const* const input_ready = sim.input_ready.data();
   int const m = static_cast<int>(sim.next_step.size());
-  while (sim.first_open < m && sim.next_step[static_cast<std::size_t>(sim.first_open)] >= steps) ++sim.first_open;
+  while (sim.first_open < m && next_step[sim.first_open] >= steps) ++sim.first_open;
   int const last_open = sim.next_admit < m ? sim.next_admit : m - 1;
   for (std::size_t r = 0; r < ranks; ++r) earliest_end[r] = -1.0; // none yet
   for (int j = sim.first_open; j <= last_open; ++j) {
-    std::size_t const J = static_cast<std::size_t>(j), k = sim.next_step[J];
+    std::size_t const J = static_cast<std::size_t>(j), k = next_step[J];
     start_of[J] = -1.0;
     if (k >= steps) continue;
-    double const ready = step_ready(sim, model_paths, j, k);
+    double const ready = k != 0 ? input_ready[J] : step_ready(sim, model_paths, j, k);
     if (ready < 0) continue;
-    std::size_t const r = static_cast<std::size_t>(sim.next_rank[J]);
+    std::size_t const r = static_cast<std::size_t>(next_rank[J]);
     start_of[J] = ready > free_at[r] ? ready : free_at[r];
     double const end = start_of[J] + step_work[J * steps + k];
     if (earliest_end[r] < 0 || end < earliest_end[r]) earliest_end[r] = end;
@@ -224,14 +262,14 @@ constexpr void choose_most_work_remaining(skip_events& sim, vec<vec<int>> const&
     std::size_t const J = static_cast<std::size_t>(j);
     double const start = start_of[J];
     if (start < 0) continue;
-    std::size_t const r = static_cast<std::size_t>(sim.next_rank[J]), k = sim.next_step[J];
+    std::size_t const r = static_cast<std::size_t>(next_rank[J]), k = next_step[J];
     if (!(start < earliest_end[r])) continue; // starts after some pass of the rank could end
     double const left = work_left[J * steps + k];
     bool const backward = k >= last_forward;
     bool better = candidate[r] < 0;
     if (!better) {
       std::size_t const c = static_cast<std::size_t>(candidate[r]);
-      double const held_left = work_left[c * steps + sim.next_step[c]];
+      double const held_left = work_left[c * steps + next_step[c]];
       if (left != held_left) better = left > held_left;
       else if (start != start_of[c]) better = start < start_of[c];
       else if (backward != static_cast<bool>(candidate_backward[r])) better = backward;
@@ -244,19 +282,17 @@ constexpr void choose_most_work_remaining(skip_events& sim, vec<vec<int>> const&
   }
 }
 
-/// The rank candidate that starts first (ties: the lower rank): its micro-batch and start,
-/// micro-batch -1 when no rank has one.
-struct next_pass {
-  int mb = -1;
-  double start = 0;
-};
-
+/// The rank candidate that starts first (ties: the lower rank), by a pass over the ranks.
 constexpr next_pass earliest_candidate(skip_events const& sim) {
   next_pass first{};
-  for (std::size_t r = 0; r < sim.candidate.size(); ++r) {
-    if (sim.candidate[r] < 0) continue;
-    double const start = sim.candidate_ready[r] > sim.free_at[r] ? sim.candidate_ready[r] : sim.free_at[r];
-    if (first.mb < 0 || start < first.start) first = next_pass{sim.candidate[r], start};
+  int const* const candidate = sim.candidate.data();
+  double const* const candidate_ready = sim.candidate_ready.data();
+  double const* const free_at = sim.free_at.data();
+  std::size_t const ranks = sim.candidate.size();
+  for (std::size_t r = 0; r < ranks; ++r) {
+    if (candidate[r] < 0) continue;
+    double const start = candidate_ready[r] > free_at[r] ? candidate_ready[r] : free_at[r];
+    if (first.mb < 0 || start < first.start) first = next_pass{candidate[r], start};
   }
   return first;
 }
@@ -268,48 +304,59 @@ constexpr next_pass earliest_candidate(skip_events const& sim) {
 /// next step's input arrives.
 constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_costs const& costs,
                         vec<vec<int>> const& model_paths, next_pass const& run) {
+  // raw pointers and few calls: this runs inside the compiler, once per step of every
+  // simulated order, where every call and statement counts against the budget
   std::size_t const mb = static_cast<std::size_t>(run.mb);
   std::size_t const L = sim.route_length;
-  std::size_t const k = sim.next_step[mb];
-  auto const& route = t.paths[mb];
-  int const s = stage_of_step(route, L, k);
-  std::size_t const r = static_cast<std::size_t>(t.rank_of(s));
+  std::size_t* const next_step = sim.next_step.data();
+  std::size_t const k = next_step[mb];
+  int const* const route = t.paths[mb].data();
+  int const* const stage_rank = t.stage_rank.data();
+  int const s = k < L ? route[k] : route[2 * L - 2 - k]; // stage_of_step
+  std::size_t const r = static_cast<std::size_t>(stage_rank[s]);
   double end = run.start;
   if (k == 0) {
     ++sim.next_admit;
-    for (int q : model_paths[mb]) ++sim.ranks.admitted[static_cast<std::size_t>(q)];
+    int* const admitted = sim.ranks.admitted.data();
+    for (int q : model_paths[mb]) ++admitted[q];
+    sim.admit_known = false;
   }
   bool const counts_held = sim.order == skip_order::by_position || sim.order == skip_order::alternating;
   bool const backward = k >= L - 1;
-  std::size_t first = 0; // position of the micro-batch's first stage on rank r, where needed
-  if (counts_held || backward)
-    while (t.rank_of(route[first]) != static_cast<int>(r)) ++first;
-  if (counts_held && k == first) ++sim.held[r];
+  // position of the micro-batch's first stage on rank r
+  std::size_t const first = static_cast<std::size_t>(sim.first_on_rank.data()[mb * sim.free_at.size() + r]);
+  if (counts_held && k == first) ++sim.held.data()[r];
+  vec<action>& list = t.lists[r];
+  int const chunk = t.stage_chunk.data()[s];
   if (k == L - 1) { // last forward, then its backward
-    push(t, op::forward, s, run.mb);
-    push(t, op::backward, s, run.mb);
+    list.push_back(make_action(op::forward, s, run.mb, chunk));
+    list.push_back(make_action(op::backward, s, run.mb, chunk));
     end += costs.duration(op::forward, s) + costs.duration(op::backward, s);
   } else {
     op const kind = k < L ? op::forward : op::backward;
-    push(t, kind, s, run.mb);
+    list.push_back(make_action(kind, s, run.mb, chunk));
     end += costs.duration(kind, s);
   }
   if (backward && route[first] == s) { // the backward of the first stage on this rank frees the place
     sim.ranks.released[r].push_back(end);
-    if (counts_held) --sim.held[r];
+    sim.admit_known = false;
+    if (counts_held) --sim.held.data()[r];
   }
-  sim.free_at[r] = end;
-  sim.last_backward[r] = backward;
-  double const list_start = sim.list_free[r] > sim.list_input[mb] ? sim.list_free[r] : sim.list_input[mb];
+  sim.free_at.data()[r] = end;
+  sim.last_backward.data()[r] = backward;
+  double* const list_free = sim.list_free.data();
+  double* const list_input = sim.list_input.data();
+  double const list_start = list_free[r] > list_input[mb] ? list_free[r] : list_input[mb];
   double const list_end = list_start + (end - run.start);
-  sim.list_free[r] = list_end;
+  list_free[r] = list_end;
   sim.list_end = list_end > sim.list_end ? list_end : sim.list_end;
-  if (++sim.next_step[mb] < sim.steps) {
-    int const next_rank = t.rank_of(stage_of_step(route, L, sim.next_step[mb]));
+  std::size_t const next = ++next_step[mb];
+  if (next < sim.steps) {
+    int const next_rank = stage_rank[next < L ? route[next] : route[2 * L - 2 - next]];
     double const link = costs.link(static_cast<int>(r), next_rank, c.stages);
-    sim.next_rank[mb] = next_rank;
-    sim.input_ready[mb] = end + link;
-    sim.list_input[mb] = list_end + link;
+    sim.next_rank.data()[mb] = next_rank;
+    sim.input_ready.data()[mb] = end + link;
+    list_input[mb] = list_end + link;
   }
 }
 
@@ -333,6 +380,7 @@ constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& m
   sim.list_free.assign(ranks, 0.0);
   sim.list_input.assign(mbs, 0.0);
   sim.candidate.assign(ranks, -1);
+  sim.candidate_round.assign(ranks, 0);
   sim.candidate_ready.assign(ranks, 0.0);
   sim.candidate_backward.assign(ranks, 0);
   sim.held.assign(ranks, 0);
@@ -358,13 +406,24 @@ constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& m
       }
     }
   }
+  sim.first_on_rank.assign(mbs * ranks, -1);
+  for (std::size_t j = 0; j < mbs; ++j) {
+    int const* const route = t.paths[j].data();
+    int* const first = sim.first_on_rank.data() + j * ranks;
+    for (std::size_t i = sim.route_length; i-- > 0;)
+      first[t.stage_rank[static_cast<std::size_t>(route[i])]] = static_cast<int>(i);
+  }
   sim.ranks.places = places;
   sim.ranks.admitted.assign(ranks, 0);
   sim.ranks.released.resize(ranks);
   for (std::size_t remaining = mbs * sim.steps; remaining > 0; --remaining) {
-    if (order == skip_order::most_work_remaining) choose_most_work_remaining(sim, model_paths);
-    else choose_rank_candidates(sim, model_paths);
-    next_pass const run = earliest_candidate(sim);
+    next_pass run{};
+    if (order == skip_order::most_work_remaining) {
+      choose_most_work_remaining(sim, model_paths);
+      run = earliest_candidate(sim);
+    } else {
+      run = choose_rank_candidates(sim, model_paths);
+    }
     if (run.mb < 0) return failed({errc::cyclic_wait, -1, -1, -1, -1, "skip event simulation stalled"});
     run_step(sim, t, c, costs, model_paths, run);
   }
