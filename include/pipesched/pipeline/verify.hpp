@@ -185,10 +185,6 @@ constexpr int place_over_cap(vec<action> const& list, int places, vec<int>& firs
   return -1;
 }
 
-} // namespace detail
-
-namespace detail {
-
 /// verify_structure into the caller's index, whose routes' neighbours verify_flow reuses.
 constexpr diagnostic verify_structure(table const& t, op_index& ix) {
   if (!t.ok()) return t.error;
