@@ -306,25 +306,10 @@ public:
         throw std::invalid_argument("pipesched: persistent_executor: the functors changed: run() once outside "
                                     "your capture first (a capture cannot copy them from host memory)");
     }
-    std::size_t issued = 0; // kernels launched: they wait on each other
-    try {
-      for (part& d : parts_) { // every kernel is issued before any is waited for
-        detail::device_scope const on(d.device);
-        cudaStream_t const st = stream_of(d, stream);
-        bool const ordered = after_last_launch(d, st);
-        upload(d, st);
-        launch(d, st);
-        ++issued;
-        mark_launch(d, st, ordered);
-      }
-    } catch (...) {
-      if (issued > 0) abandon_iteration(stream);
-      throw;
-    }
-    if (options_.synchronize) {
-      wait_all(stream);
-      check_failure();
-    }
+    issue_iteration(stream, [&](part& d, cudaStream_t st) {
+      upload(d, st);
+      launch(d, st);
+    });
   }
 
   /// Records one iteration into graphs; replay() launches them. One graph on one GPU; with
@@ -363,24 +348,8 @@ public:
     if (multi() && stream != nullptr)
       throw std::invalid_argument("pipesched: persistent_executor: with options::devices every device replays on "
                                   "the executor's own stream: pass no stream to replay()");
-    std::size_t issued = 0;
-    try {
-      for (part& d : parts_) {
-        detail::device_scope const on(d.device); // null: the device's legacy stream, as in run()
-        cudaStream_t const st = stream_of(d, stream);
-        bool const ordered = after_last_launch(d, st);
-        check(cudaGraphLaunch(d.graph, st), "cudaGraphLaunch");
-        ++issued;
-        mark_launch(d, st, ordered);
-      }
-    } catch (...) {
-      if (issued > 0) abandon_iteration(stream);
-      throw;
-    }
-    if (options_.synchronize) {
-      wait_all(stream);
-      check_failure();
-    }
+    // null: each device's legacy stream, as in run()
+    issue_iteration(stream, [&](part& d, cudaStream_t st) { check(cudaGraphLaunch(d.graph, st), "cudaGraphLaunch"); });
   }
 
   /// Whether capture() has recorded graphs (one per device with options::devices).
@@ -730,6 +699,31 @@ private:
   }
   void mark_launch(part const& d, cudaStream_t stream, bool ordered) {
     if (ordered) check(cudaEventRecord(d.launched, stream), "cudaEventRecord");
+  }
+
+  /// run() and replay(): `start(d, st)` issues device d's kernel (or graph) on its stream,
+  /// for every device before any is waited for (the kernels wait on each other); a failure
+  /// after the first is issued abandons the iteration. With options.synchronize, waits and
+  /// reports the iteration's failure.
+  template <class Start> void issue_iteration(cudaStream_t stream, Start&& start) {
+    std::size_t issued = 0;
+    try {
+      for (part& d : parts_) {
+        detail::device_scope const on(d.device);
+        cudaStream_t const st = stream_of(d, stream);
+        bool const ordered = after_last_launch(d, st);
+        start(d, st);
+        ++issued;
+        mark_launch(d, st, ordered);
+      }
+    } catch (...) {
+      if (issued > 0) abandon_iteration(stream);
+      throw;
+    }
+    if (options_.synchronize) {
+      wait_all(stream);
+      check_failure();
+    }
   }
 
   /// Waits for every part's stream and its latest launch, whatever stream that was on (every
