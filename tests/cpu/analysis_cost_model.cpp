@@ -7,7 +7,9 @@
 // keep up -- the flow shop of identical jobs. No shared/reference figure.)
 #include <doctest/doctest.h>
 
+#include "pipesched/pipeline/lower.hpp"
 #include "pipesched/pipeline/simulate.hpp"
+#include "pipesched/pipeline/simulate_lowered.hpp"
 #include "pipesched/schedules/forward_only.hpp"
 #include "pipesched/schedules/gpipe.hpp"
 
@@ -45,4 +47,28 @@ TEST_CASE("simulate.cost_model.activation_bytes") {
   // the bytes of one unit
   REQUIRE(s.peak_bytes.size() == 4); // closed form: one entry per rank, p = 4
   for (std::size_t r = 0; r < 4; ++r) CHECK(s.peak_bytes[r] == doctest::Approx(8.0 * (1 << 20)));
+}
+
+// Costs that do not fit the table (a per-stage entry short, a link matrix of another size)
+// are refused with cost_shape by the simulation, lowering and simulate_lowered, instead of
+// read out of bounds.
+TEST_CASE("simulate.cost_model.costs_of_another_shape_are_refused") {
+  table const t = gpipe_family::generate({4, 6});
+  sim_costs ok{};
+  ok.per_stage = vec<cost_model>(4, cost_model{1, 2, 1, 0});
+  REQUIRE(simulate(t, ok).ok());
+  table const lowered = lower(t, ok);
+  REQUIRE(lowered.ok());
+  REQUIRE(simulate_lowered(lowered, ok).ok());
+  sim_costs short_stages = ok;
+  short_stages.per_stage.pop_back();
+  sim_costs odd_links{};
+  odd_links.latency = vec<double>(9, 0.5); // 3 x 3 for 4 ranks
+  sim_costs odd_bandwidth{};
+  odd_bandwidth.bandwidth = vec<double>(25, 1.0);
+  for (sim_costs const& c : {short_stages, odd_links, odd_bandwidth}) {
+    CHECK(simulate(t, c).error.code == errc::cost_shape);
+    CHECK(lower(t, c).error.code == errc::cost_shape);
+    CHECK(simulate_lowered(lowered, c).error.code == errc::cost_shape);
+  }
 }

@@ -53,6 +53,8 @@ enum class errc : std::uint8_t {
   not_generated,
   // buffer slots of a lowered table
   slot_mismatch,
+  // costs given to a simulation
+  cost_shape,
 };
 
 /// A short sentence that says what is wrong and what to change.
@@ -94,6 +96,9 @@ constexpr const char* message(errc e) {
     return "a pass or transfer reads a buffer slot that does not hold the boundary it expects (or has no slot for "
            "it): the table's slot numbers are wrong; let lower() assign them";
   case errc::bad_path: return "a micro-batch path breaks a path rule";
+  case errc::cost_shape:
+    return "the costs do not fit the table: per-stage costs need one entry per stage, link latencies and bandwidths "
+           "p x p entries (a skip table in layout round_trip has S + 1 stages: make its costs with skip_sim_costs)";
   case errc::unknown_schedule: return "no schedule has that name";
   case errc::program_unordered_read:
     return "the stream program may read a boundary slot before its write is done: a wait on the writer's event is "

@@ -59,6 +59,14 @@ struct sim_costs {
     if (!bandwidth.empty() && bandwidth[k] > 0) t += boundary_bytes / bandwidth[k];
     return t;
   }
+  /// Whether these costs fit a table of `stages` stages on `ranks` ranks: per_stage empty or
+  /// one entry per stage, latency and bandwidth empty or ranks x ranks (what duration() and
+  /// link() index).
+  constexpr bool fits(int stages, int ranks) const {
+    std::size_t const links = static_cast<std::size_t>(ranks) * static_cast<std::size_t>(ranks);
+    return (per_stage.empty() || per_stage.size() == static_cast<std::size_t>(stages)) &&
+           (latency.empty() || latency.size() == links) && (bandwidth.empty() || bandwidth.size() == links);
+  }
 };
 
 } // namespace pipesched

@@ -113,6 +113,10 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs, rout
     sim.error = diagnostic{errc::zero_ranks, -1, -1, -1, -1, "malformed table"};
     return sim;
   }
+  if (!costs.fits(t.stages, t.ranks)) {
+    sim.error = diagnostic{errc::cost_shape};
+    return sim;
+  }
   // The hot loops below use flat arrays and raw pointers: this function runs inside the
   // compiler for every schedule type, where each operation counts against a fixed budget.
   std::size_t const p = static_cast<std::size_t>(t.ranks);

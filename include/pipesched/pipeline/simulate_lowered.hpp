@@ -34,6 +34,10 @@ namespace pipesched {
 inline simulation simulate_lowered(table const& t, sim_costs const& costs = {}) {
   if (!t.ok() || !t.lowered) return simulate(t, costs);
   simulation sim{};
+  if (!costs.fits(t.stages, t.ranks)) {
+    sim.error = diagnostic{errc::cost_shape};
+    return sim;
+  }
   detail::op_index ix{};
   if (auto d = detail::build_index(t, ix)) {
     sim.error = d;
