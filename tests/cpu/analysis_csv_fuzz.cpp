@@ -1,3 +1,4 @@
+// opt: -O1 (a sweep over many run-time tables: 3 to 25 times slower at the tests' usual -O0)
 // CSV import under fuzzing: random bytes, token soup and mutated valid CSVs through
 // from_csv, then verify / simulate / simulate_lowered / lower / the renderers on what parses.
 // Properties: no crash or hang, every refusal carries a diagnostic with a detail, and what

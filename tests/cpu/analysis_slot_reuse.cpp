@@ -1,3 +1,4 @@
+// opt: -O1 (a sweep over many run-time tables: 3 to 25 times slower at the tests' usual -O0)
 // Slot reuse and double buffering. With sim_costs::slot_reuse, simulate_lowered makes a
 // boundary slot wait for every read of its previous boundary (the send included) before it
 // is rewritten — what a GPU executor with fixed slots must do. extra_slots (per rank, used as

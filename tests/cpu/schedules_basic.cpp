@@ -1,3 +1,4 @@
+// opt: -O1 (a sweep over many run-time tables: 3 to 25 times slower at the tests' usual -O0)
 // GPipe, 1F1B and forward-only against the reference formulas and cases.
 // Sources of the expected numbers (project test standard): "reference" = shared/reference/
 // schedules.md, section named; "closed form" = derived in the comment; "independent" =

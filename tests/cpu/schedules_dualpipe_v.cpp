@@ -1,3 +1,4 @@
+// opt: -O1 (a sweep over many run-time tables: 3 to 25 times slower at the tests' usual -O0)
 // DualPipeV against the reference (shared/reference/schedules.md: "DualPipeV", "Placements").
 // Each expected number names its source: "reference" (schedules.md), "closed form" (derived
 // next to it) or "regression value" (the generator's own output).

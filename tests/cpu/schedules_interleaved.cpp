@@ -1,3 +1,4 @@
+// opt: -O1 (a sweep over many run-time tables: 3 to 25 times slower at the tests' usual -O0)
 // Interleaved 1F1B: reference cases, formulas over sweeps, verify() compute-only and lowered.
 // Each expected number names its source: "reference" (shared/reference/schedules.md, section
 // named), "closed form" (derived in the comment), "independent" or "regression value" (the

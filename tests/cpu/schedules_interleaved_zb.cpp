@@ -1,3 +1,4 @@
+// opt: -O1 (a sweep over many run-time tables: 3 to 25 times slower at the tests' usual -O0)
 // Interleaved zero bubble against the reference (shared/reference/schedules.md: "Interleaved
 // zero bubble", "Placements"). Each expected number names its source: "reference"
 // (schedules.md, section named), "closed form" (derived next to it) or "independent"

@@ -1,3 +1,4 @@
+// opt: -O1 (a sweep over many run-time tables: 3 to 25 times slower at the tests' usual -O0)
 // Skip and reorder paths: the rules and invariants of shared/reference/skip-paths.md.
 // Each expected number names its source: "reference" (skip-paths.md or schedules.md, section
 // named), "closed form" (derived next to it), "independent" or "regression value" (the

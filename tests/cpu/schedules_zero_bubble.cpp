@@ -1,3 +1,4 @@
+// opt: -O1 (a sweep over many run-time tables: 3 to 25 times slower at the tests' usual -O0)
 // ZB-H1 and ZB-H2: reference cases, formulas over sweeps, verify() compute-only and lowered.
 // Numbers come from /work/shared/reference/schedules.md (B there is the input-gradient
 // pass I, whose cost is cost_model::b), or from a closed form derived next to them, or are
