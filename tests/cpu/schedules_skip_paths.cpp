@@ -17,6 +17,7 @@
 #include "pipesched/pipeline/lower.hpp"
 #include "pipesched/schedules/skip_paths.hpp"
 #include "support/exact_skip_order.hpp"
+#include "support/resumed_simulation.hpp"
 
 using namespace pipesched;
 
@@ -850,6 +851,34 @@ TEST_CASE("skip.order_search.keeps_everything_but_the_order") {
   MESSAGE(cases, " configurations, ", shorter, " shortened by the order search");
   CHECK(cases > 200);
   CHECK(shorter > 0);
+}
+
+TEST_CASE("skip.order_search.resumed_simulations_are_the_full_ones") {
+  // The order search simulates each move from where it changed the rank's list
+  // (detail::sim_resume): on skip tables (routes, the head stage of round_trip, caps, per-stage
+  // costs with latencies) every entry moved up to 4 places either way and to both ends gives
+  // the full simulation's times to the bit, or its error
+  long ok = 0, resumed = 0;
+  for (int lay = 0; lay < 2; ++lay)
+    for (int S : {4, 6})
+      for (int M : {0, 2})
+        for (bool uneven : {false, true}) {
+          path_layout const l = lay ? path_layout::round_trip : path_layout::last;
+          skip_config c = config(S, S - 2, 6, M, l, path_method::cost_aware);
+          if (uneven) {
+            for (int s = 0; s < S; ++s) c.costs.per_stage.push_back({1.0 + 0.25 * (s % 3), 2.0, 0.5 + 0.125 * s, 0});
+            c.costs.latency = geo_latency(S);
+          }
+          table const t = make_skip(c);
+          REQUIRE(t.ok());
+          auto const n = testing::check_resumed_simulations(
+              t, skip_sim_costs(c), "S=" + std::to_string(S) + " M=" + std::to_string(M) + " layout=" + std::to_string(lay));
+          ok += n.ok;
+          resumed += n.resumed;
+        }
+  MESSAGE(ok, " moves without a cycle, ", resumed, " resumed after some kept passes");
+  CHECK(ok > 1000);
+  CHECK(resumed * 2 > ok);
 }
 
 TEST_CASE("skip.order_search.against_the_exact_optimum") {

@@ -99,10 +99,39 @@ constexpr void finish_metrics(table const& t, simulation& sim, sim_costs const& 
 
 namespace detail {
 
+/// A simulation's pass times in flat arrays: rank r's list entry i at off[r] + i.
+struct flat_times {
+  vec<std::size_t> off;
+  vec<double> start, end;
+};
+
+/// Where simulate_times may resume instead of starting over: `base` holds the flat times
+/// of a table that differs from the one simulated only in rank `rank`'s list from position
+/// `from` on (the same passes there, in another order; every other list the same). With no
+/// base it starts over. (An entry flagged overlap_next pairs with the one after it, so
+/// positions before `from` that end in such entries are simulated again too.)
+///
+/// Why the kept times are exact (base simulated without a cycle): call changed the passes
+/// of `rank` at positions >= from and every pass that waits on one of them, directly or
+/// through others (its inputs, or the pass before it on its rank); no other pass can
+/// change its times, since all it waits on is the same in both tables. Those positions hold
+/// the same passes in both tables, and what waits on them is the same, so the changed
+/// passes are the same in both; in base each starts no earlier than the pass at `from`
+/// did, at T0. So every pass that started before T0 in base keeps its times: on each rank
+/// the passes before the first one that started at T0 or later (on `rank`, every pass
+/// before `from`) are kept; the rest are simulated as usual.
+struct sim_resume {
+  flat_times const* base = nullptr;
+  std::size_t rank = 0, from = 0;
+};
+
 /// simulate() without the metrics: times, order and error only (what lowering needs).
 /// `route`: neighbours_on_routes(t), made once by a caller that simulates tables of the
-/// same routes many times (the order search of skip paths).
-constexpr simulation simulate_times(table const& t, sim_costs const& costs, route_neighbours const& route) {
+/// same routes many times (the order search of skip paths). With `resume` (sim_resume) it
+/// simulates only from where the table changed, and `order` then holds only the passes it
+/// simulated; with `flat` the times go there (flat_times) and `times` stays empty.
+constexpr simulation simulate_times(table const& t, sim_costs const& costs, route_neighbours const& route,
+                                    sim_resume const& resume = {}, flat_times* flat = nullptr) {
   simulation sim{};
   if (!t.ok()) {
     sim.error = t.error;
@@ -169,6 +198,38 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs, rout
   int const* const prev_on_route = route.prev.data();
   int const* const next_on_route = route.next.data();
   std::size_t done = 0, ordered = 0;
+  if (resume.base) {
+    flat_times const& b = *resume.base;
+    if (b.off.size() != p + 1 || b.off[p] != n || resume.rank >= p || resume.from >= t.lists[resume.rank].size()) {
+      sim.error = diagnostic{errc::zero_ranks, -1, -1, -1, -1, "resumed from the times of another table"};
+      return sim;
+    }
+    // an entry flagged to overlap the next pairs with whatever follows it: the pass before
+    // `from` may have been paired in base, or be now, so it is simulated again
+    action const* const changed = t.lists[resume.rank].data();
+    std::size_t from = resume.from;
+    while (from > 0 && overlaps_next(changed[from - 1])) --from;
+    double const t0 = b.start[b.off[resume.rank] + from];
+    for (std::size_t r = 0; r < p; ++r) {
+      std::size_t const len = t.lists[r].size();
+      if (b.off[r + 1] - b.off[r] != len) {
+        sim.error = diagnostic{errc::zero_ranks, -1, -1, -1, -1, "resumed from the times of another table"};
+        return sim;
+      }
+      std::size_t keep = 0;
+      if (r == resume.rank)
+        keep = from;
+      else
+        while (keep < len && b.start[off[r] + keep] < t0) ++keep;
+      for (std::size_t i = 0; i < keep; ++i) {
+        st[off[r] + i] = b.start[off[r] + i];
+        en[off[r] + i] = b.end[off[r] + i];
+      }
+      ptr[r] = keep;
+      free_at[r] = keep > 0 ? b.end[off[r] + keep - 1] : 0.0;
+      done += keep;
+    }
+  }
   // Worklist of ranks to advance: a rank runs until its next pass waits on another rank;
   // finishing a pass wakes the rank that consumes its output.
   vec<int> work;
@@ -291,6 +352,12 @@ constexpr simulation simulate_times(table const& t, sim_costs const& costs, rout
                                                 : nullptr};
         return sim;
       }
+  }
+  if (flat) {
+    flat->off = static_cast<vec<std::size_t>&&>(off);
+    flat->start = static_cast<vec<double>&&>(start_v);
+    flat->end = static_cast<vec<double>&&>(end_v);
+    return sim;
   }
   sim.times.resize(p);
   for (std::size_t r = 0; r < p; ++r) {

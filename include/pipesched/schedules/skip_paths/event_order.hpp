@@ -509,17 +509,23 @@ struct skip_order_score {
   bool ok = false;
   double makespan = 0, ends = 0;
 };
-constexpr skip_order_score score_skip_order(table const& t, sim_costs const& costs, route_neighbours const& route) {
-  simulation const sim = simulate_times(t, costs, route);
+/// With `resume`, t differs from the table whose times resume.base holds only as it says
+/// (sim_resume); t's times go to `times`.
+constexpr skip_order_score score_skip_order(table const& t, sim_costs const& costs, route_neighbours const& route,
+                                            flat_times& times, sim_resume const& resume = {}) {
+  simulation const sim = simulate_times(t, costs, route, resume, &times);
   skip_order_score out;
   if (!sim.ok()) return out;
   out.ok = true;
-  for (auto const& rank : sim.times)
-    for (op_time const& x : rank) {
-      out.makespan = x.end > out.makespan ? x.end : out.makespan;
-      out.ends += x.end;
-    }
+  for (double const end : times.end) {
+    out.makespan = end > out.makespan ? end : out.makespan;
+    out.ends += end;
+  }
   return out;
+}
+constexpr skip_order_score score_skip_order(table const& t, sim_costs const& costs, route_neighbours const& route) {
+  flat_times times;
+  return score_skip_order(t, costs, route, times);
 }
 
 /// What the order search of a skip table works with: the costs, the cap, the scratch.
@@ -532,6 +538,8 @@ struct skip_order_search {
   vec<int> first, last;
   vec<action> saved, moved;
   vec<std::size_t> starts;
+  std::size_t changed = 0; ///< the first position move() changed
+  flat_times base, trial; ///< the times of the table descend() holds, and of a move's
 
   constexpr bool better(skip_order_score const& x, skip_order_score const& y) const {
     double const tol = 1e-12 * (1 + y.makespan);
@@ -554,13 +562,18 @@ struct skip_order_search {
     std::size_t const a = to < from ? to : from + len, b = to < from ? from : to;
     for (std::size_t i = a; i < b; ++i)
       if (list[i].mb == list[from].mb) return false;
+    changed = to < from ? to : from;
     skip_move_step(list, from, len, to, moved);
     return place_over_cap(moved, places, first, last) < 0;
   }
 
   /// Rounds of first-improvement descent: every step of every rank tried at each of the
-  /// nearest `window` step boundaries before and after it.
+  /// nearest `window` step boundaries before and after it. A move changes one rank's list
+  /// from one position on, so its simulation resumes there from the times of the table
+  /// before it (sim_resume: the same times as a simulation from the start).
   constexpr void descend(table& t, skip_order_score& best, int rounds) {
+    if (budget <= 0) return;
+    if (!score_skip_order(t, costs, route, base).ok) return;
     for (int round = 0; round < rounds && budget > 0; ++round) {
       bool improved = false;
       for (std::size_t r = 0; r < t.lists.size(); ++r) {
@@ -576,9 +589,10 @@ struct skip_order_search {
             if (budget-- <= 0) return;
             saved = list;
             list = moved;
-            skip_order_score const x = score_skip_order(t, costs, route);
+            skip_order_score const x = score_skip_order(t, costs, route, trial, sim_resume{&base, r, changed});
             if (x.ok && better(x, best)) {
               best = x;
+              base = static_cast<flat_times&&>(trial);
               improved = true;
               break; // the list changed: on to the next step (numbered in the new list)
             }
