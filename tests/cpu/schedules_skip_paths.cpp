@@ -678,12 +678,16 @@ TEST_CASE("skip.event_order.its_time_is_simulates") {
   // the event simulation's own time of the lists it writes (what the assignment and the
   // choice among orders compare, found without a second simulation for the compilers'
   // budgets) is simulate()'s makespan of the same table: every order, both layouts, caps
-  // that bind and none, unit costs and the geo latencies with a separate weight pass
-  int compared = 0;
+  // that bind and none, unit costs and the geo latencies with a separate weight pass.
+  // And its two ways to choose each rank's next pass (skip_table_in_order picks one by how
+  // many micro-batches can be open) give the same table to the action and the same time: a
+  // pass over every open micro-batch per step, and per-rank lists of the waiting ones with
+  // a tournament over the ranks, where only the ranks the last step changed choose again
+  int compared = 0, both_ways = 0;
   for (int lay = 0; lay < 2; ++lay)
     for (int S = 2; S <= 9; ++S)
       for (int K = (lay == 0 ? 2 : 1); K <= S; K += 2)
-        for (int m : {3, 8})
+        for (int m : {3, 8, 20})
           for (int M : {0, K, std::max(1, K / 2)})
             for (int geo = 0; geo < 2; ++geo) {
               path_layout const l = lay ? path_layout::round_trip : path_layout::last;
@@ -701,9 +705,20 @@ TEST_CASE("skip.event_order.its_time_is_simulates") {
                           << " order=" << static_cast<int>(order));
                 CHECK(time == doctest::Approx(simulate(t, skip_sim_costs(c)).makespan).epsilon(1e-12));
                 ++compared;
+                if (order == detail::skip_order::most_work_remaining) continue; // a rule of its own
+                double scan_time = -1, listed_time = -2;
+                table const scan = detail::skip_table_in_order(c, paths, order, &scan_time, 0);
+                table const listed = detail::skip_table_in_order(c, paths, order, &listed_time, 1);
+                REQUIRE(scan.ok());
+                REQUIRE(listed.ok());
+                CHECK(listed.lists == scan.lists);
+                CHECK(listed_time == scan_time);
+                ++both_ways;
               }
             }
+  MESSAGE(compared, " tables timed, ", both_ways, " built both ways");
   CHECK(compared > 500);
+  CHECK(both_ways > 1000);
 }
 
 namespace {

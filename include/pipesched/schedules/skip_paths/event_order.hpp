@@ -127,6 +127,23 @@ struct skip_events {
   // (asked once per chosen step otherwise: the compilers' constexpr budgets count)
   double admit_at = 0;
   bool admit_known = false;
+  // choose_listed_candidates, where many micro-batches can be open at once (no cap, or a
+  // loose one): choose_rank_candidates passes over all of them per step, which costs more
+  // than the upkeep below only then (measured: docs/05_skip_paths.md). A step changes the
+  // candidates of three ranks at most: the rank that ran (its time, held count, last kind),
+  // the rank of the micro-batch's next step (a new input there) and the rank where the next
+  // micro-batch enters (its admission waits on places that admissions and releases change).
+  // Every other rank's candidate is what choosing again would give, so only those three
+  // choose again, each among its own waiting micro-batches.
+  bool listed = false;
+  vec<int> waiting;       ///< [r * m + i]: the open micro-batches whose next step is on rank r, in id order
+  vec<int> waiting_count; ///< per rank: how many
+  int changed[2] = {-1, -1}; ///< the ranks run_step changed (-1: none)
+  // the rank whose candidate starts first (ties: the lower rank), by a tournament over the
+  // ranks: leaves at leaves + r, each node the better of its two children
+  std::size_t leaves = 1;
+  vec<double> best_start;
+  vec<int> best_rank; ///< -1: no rank below the node has a candidate
 };
 
 /// Stage of step k of a micro-batch with route `route` of length L.
@@ -223,6 +240,89 @@ constexpr next_pass choose_rank_candidates(skip_events& sim, vec<vec<int>> const
   }
   if (first_rank < 0) return next_pass{};
   return next_pass{candidate[first_rank], first_start};
+}
+
+/// choose_rank_candidates where many micro-batches are open (skip_events::listed): the same
+/// candidates, by the same rule over the same micro-batches in the same order, but only
+/// the ranks the last step changed choose again, each among its own waiting micro-batches,
+/// and the first rank comes from the tournament over the ranks. The rule is written out in
+/// both (a shared helper would cost the scan, under a cap near the compilers' budget, a
+/// call per micro-batch); skip.event_order.its_time_is_simulates checks they agree.
+constexpr next_pass choose_listed_candidates(skip_events& sim, vec<vec<int>> const& model_paths) {
+  // raw pointers: this loop runs inside the compiler, where every call counts
+  std::size_t const* const next_step = sim.next_step.data();
+  int const* const next_rank = sim.next_rank.data();
+  double const* const free_at = sim.free_at.data();
+  int const* const held = sim.held.data();
+  char const* const last_backward = sim.last_backward.data();
+  bool const one_f_one_b_rules = sim.order == skip_order::by_position || sim.order == skip_order::alternating;
+  bool const alternate_first = sim.order == skip_order::alternating;
+  int* const candidate = sim.candidate.data();
+  double* const candidate_ready = sim.candidate_ready.data();
+  char* const candidate_backward = sim.candidate_backward.data();
+  std::size_t const last_forward = sim.route_length - 1;
+  int const m = static_cast<int>(sim.next_step.size());
+  double const* const input_ready = sim.input_ready.data();
+  int const* const waiting = sim.waiting.data();
+  int const* const waiting_count = sim.waiting_count.data();
+  double* const best_start = sim.best_start.data();
+  int* const best_rank = sim.best_rank.data();
+  int const entering = sim.next_admit < m ? next_rank[sim.next_admit] : -1;
+  int const changed[3] = {sim.changed[0], sim.changed[1] != sim.changed[0] ? sim.changed[1] : -1,
+                          entering != sim.changed[0] && entering != sim.changed[1] ? entering : -1};
+  sim.changed[0] = sim.changed[1] = -1;
+  for (int const r : changed) {
+    if (r < 0) continue;
+    candidate[r] = -1;
+    int const* const mine = waiting + static_cast<std::size_t>(r) * static_cast<std::size_t>(m);
+    double const rank_free = free_at[r];
+    double start_of_candidate = 0;
+    for (int i = 0, n = waiting_count[r]; i < n; ++i) {
+      int const j = mine[i];
+      std::size_t const k = next_step[j];
+      double const ready = k != 0 ? input_ready[j] : step_ready(sim, model_paths, j, k);
+      if (ready < 0) continue;
+      bool const backward = k >= last_forward;
+      if (one_f_one_b_rules && !backward) { // a forward here is the micro-batch's first visit to rank r
+        int const allowed = sim.ranks.places - static_cast<int>(k);
+        if (held[r] >= (allowed > 1 ? allowed : 1)) continue;
+      }
+      double const start = ready > rank_free ? ready : rank_free;
+      bool better = candidate[r] < 0;
+      if (!better) {
+        double const held_ready = candidate_ready[r];
+        bool const held_backward = candidate_backward[r];
+        if (start != start_of_candidate) better = start < start_of_candidate;
+        else if (alternate_first && backward != held_backward) better = last_backward[r] ? !backward : backward;
+        else if (ready != held_ready) better = ready < held_ready;
+        else if (backward != held_backward) better = (one_f_one_b_rules && last_backward[r]) ? !backward : backward;
+      }
+      if (better) {
+        candidate[r] = j;
+        candidate_ready[r] = ready;
+        candidate_backward[r] = backward;
+        start_of_candidate = start;
+      }
+    }
+    // the rank's leaf, then up to the root: each node the better of its children (the left
+    // one, of lower ranks, on a tie), as far as a node changes
+    std::size_t node = sim.leaves + static_cast<std::size_t>(r);
+    int const leaf_rank = candidate[r] >= 0 ? r : -1;
+    if (best_rank[node] == leaf_rank && best_start[node] == start_of_candidate) continue;
+    best_rank[node] = leaf_rank;
+    best_start[node] = start_of_candidate;
+    for (node /= 2; node >= 1; node /= 2) {
+      std::size_t const a = 2 * node, b = a + 1;
+      bool const left = best_rank[b] < 0 || (best_rank[a] >= 0 && !(best_start[b] < best_start[a]));
+      int const up_rank = left ? best_rank[a] : best_rank[b];
+      double const up_start = left ? best_start[a] : best_start[b];
+      if (best_rank[node] == up_rank && best_start[node] == up_start) break;
+      best_rank[node] = up_rank;
+      best_start[node] = up_start;
+    }
+  }
+  if (best_rank[1] < 0) return next_pass{};
+  return next_pass{candidate[best_rank[1]], best_start[1]};
 }
 
 /// Order most_work_remaining: each rank's candidate among the open micro-batches. First the
@@ -351,20 +451,47 @@ constexpr void run_step(skip_events& sim, table& t, skip_config const& c, sim_co
   list_free[r] = list_end;
   sim.list_end = list_end > sim.list_end ? list_end : sim.list_end;
   std::size_t const next = ++next_step[mb];
+  int next_rank = -1;
   if (next < sim.steps) {
-    int const next_rank = stage_rank[next < L ? route[next] : route[2 * L - 2 - next]];
+    next_rank = stage_rank[next < L ? route[next] : route[2 * L - 2 - next]];
     double const link = costs.link(static_cast<int>(r), next_rank, c.stages);
     sim.next_rank.data()[mb] = next_rank;
     sim.input_ready.data()[mb] = end + link;
     list_input[mb] = list_end + link;
+  }
+  if (sim.listed) { // choose_listed_candidates' waiting lists
+    std::size_t const m = sim.next_step.size();
+    int* const waiting = sim.waiting.data();
+    int* const count = sim.waiting_count.data();
+    int const j = run.mb;
+    int* const here = waiting + r * m; // the micro-batch leaves rank r's list
+    int const n = count[r]--;
+    int i = 0;
+    while (here[i] != j) ++i;
+    for (; i + 1 < n; ++i) here[i] = here[i + 1];
+    if (k == 0 && sim.next_admit < static_cast<int>(m)) { // the next one may enter: the last id
+      std::size_t const q = static_cast<std::size_t>(sim.next_rank.data()[sim.next_admit]);
+      waiting[q * m + static_cast<std::size_t>(count[q]++)] = sim.next_admit;
+    }
+    if (next_rank >= 0) { // and joins its next rank's list, in id order
+      int* const there = waiting + static_cast<std::size_t>(next_rank) * m;
+      int at = count[next_rank]++;
+      for (; at > 0 && there[at - 1] > j; --at) there[at] = there[at - 1];
+      there[at] = j;
+    }
+    sim.changed[0] = static_cast<int>(r);
+    sim.changed[1] = next_rank;
   }
 }
 
 /// The table of one event simulation in order `order` (failed when it stalls); with
 /// `makespan`, also the table's iteration time as simulate() gives it (tests check they
 /// agree), found on the way at no extra cost: the compilers' constexpr budgets count.
+/// `listed`: -1 chooses the candidates as below; 0 and 1 force the pass over every open
+/// micro-batch (choose_rank_candidates) or the lists (choose_listed_candidates), which give
+/// the same table (tests compare them).
 constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& model_paths, skip_order order,
-                                    double* makespan = nullptr) {
+                                    double* makespan = nullptr, int listed = -1) {
   int const m = c.microbatches;
   int const places = c.memory > 0 ? c.memory : m;
   table t = skip_frame(c, model_paths);
@@ -413,6 +540,24 @@ constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& m
     for (std::size_t i = sim.route_length; i-- > 0;)
       first[t.stage_rank[static_cast<std::size_t>(route[i])]] = static_cast<int>(i);
   }
+  // the lists and the tournament where more micro-batches can be open than twice the
+  // tournament's depth (a node update costs about what one open micro-batch's does)
+  int depth = 0;
+  while (sim.leaves < ranks) {
+    sim.leaves *= 2;
+    ++depth;
+  }
+  sim.listed = order != skip_order::most_work_remaining && (listed < 0 ? places > 2 * depth : listed > 0);
+  if (sim.listed) {
+    sim.waiting.assign(ranks * mbs, -1);
+    sim.waiting_count.assign(ranks, 0);
+    if (mbs > 0) { // micro-batch 0 enters first, on rank 0
+      sim.waiting_count[0] = 1;
+      sim.waiting[0] = 0;
+    }
+    sim.best_start.assign(2 * sim.leaves, 0.0);
+    sim.best_rank.assign(2 * sim.leaves, -1);
+  }
   sim.ranks.places = places;
   sim.ranks.admitted.assign(ranks, 0);
   sim.ranks.released.resize(ranks);
@@ -421,6 +566,8 @@ constexpr table skip_table_in_order(skip_config const& c, vec<vec<int>> const& m
     if (order == skip_order::most_work_remaining) {
       choose_most_work_remaining(sim, model_paths);
       run = earliest_candidate(sim);
+    } else if (sim.listed) {
+      run = choose_listed_candidates(sim, model_paths);
     } else {
       run = choose_rank_candidates(sim, model_paths);
     }
