@@ -670,10 +670,6 @@ constexpr skip_order_score score_skip_order(table const& t, sim_costs const& cos
   }
   return out;
 }
-constexpr skip_order_score score_skip_order(table const& t, sim_costs const& costs, route_neighbours const& route) {
-  flat_times times;
-  return score_skip_order(t, costs, route, times);
-}
 
 /// What the order search of a skip table works with: the costs, the cap, the scratch.
 struct skip_order_search {
@@ -718,9 +714,8 @@ struct skip_order_search {
   /// nearest `window` step boundaries before and after it. A move changes one rank's list
   /// from one position on, so its simulation resumes there from the times of the table
   /// before it (sim_resume: the same times as a simulation from the start).
+  /// `best` is t's score and `base` t's times (the caller's score_skip_order wrote both).
   constexpr void descend(table& t, skip_order_score& best, int rounds) {
-    if (budget <= 0) return;
-    if (!score_skip_order(t, costs, route, base).ok) return;
     for (int round = 0; round < rounds && budget > 0; ++round) {
       bool improved = false;
       for (std::size_t r = 0; r < t.lists.size(); ++r) {
@@ -778,7 +773,7 @@ constexpr table improve_skip_order(skip_config const& c, table t, int window = 8
   search.first.assign(static_cast<std::size_t>(c.microbatches), -1);
   search.last.assign(static_cast<std::size_t>(c.microbatches), -1);
   search.route = neighbours_on_routes(t);
-  skip_order_score best = score_skip_order(t, search.costs, search.route);
+  skip_order_score best = score_skip_order(t, search.costs, search.route, search.base);
   if (!best.ok) return t;
   search.descend(t, best, c.order_search_rounds);
   std::uint64_t seed = 0x9e3779b97f4a7c15ull;
@@ -797,7 +792,7 @@ constexpr table improve_skip_order(skip_config const& c, table t, int window = 8
       if (q == step || q == step + 1 || !search.move(list, step, q)) continue;
       list = search.moved;
     }
-    skip_order_score score = score_skip_order(trial, search.costs, search.route);
+    skip_order_score score = score_skip_order(trial, search.costs, search.route, search.base);
     if (!score.ok) continue;
     search.descend(trial, score, c.order_search_rounds);
     if (search.better(score, best)) {
